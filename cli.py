@@ -1,0 +1,223 @@
+"""xmr command line: a thin typer layer over ``retrieval``.
+
+This is the only module that prints or exits. Errors from the library are mapped to
+messages and exit codes in one table (``_EXIT_CODES``). Heavy modules are imported
+inside the commands so ``xmr --help`` stays fast and never imports torch.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from retrieval import IndexReport, Library
+
+app = typer.Typer(
+    name="xmr",
+    help="Cross-modal retrieval: index photo folders, search them by text or by image.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+# Exit codes: 0 results, 1 no results, 2 bad input or unusable library/model, 130 interrupted.
+EXIT_NO_RESULTS = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+LibraryOpt = Annotated[
+    Optional[Path],
+    typer.Option("--library", "-L", envvar="XMR_LIBRARY", help="Library directory [default: $XDG_DATA_HOME/xmr/default]."),
+]
+CatalogOpt = Annotated[str, typer.Option("--catalog-url", help="SQLAlchemy URL of the catalog [default: SQLite in the library].")]
+ModelOpt = Annotated[
+    Optional[str],
+    typer.Option("--model", "-m", help="open_clip name, local-dir:PATH or a model folder [default: the library's model, else ViT-B-32]."),
+]
+PretrainedOpt = Annotated[
+    Optional[str], typer.Option("--pretrained", help="Pretrained tag or weights file for --model [default: laion2b_s34b_b79k].")
+]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+
+
+def _friendly_errors(command: Callable) -> Callable:
+    """Turn the library's typed errors into one-line messages and exit codes."""
+
+    @functools.wraps(command)
+    def run(*args: object, **kwargs: object) -> None:
+        from index.errors import XmrError
+
+        try:
+            command(*args, **kwargs)
+        except XmrError as exc:
+            err.print(f"[red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+        except KeyboardInterrupt:
+            err.print("interrupted: finished batches are saved; run the same command again to resume.")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+
+    return run
+
+
+class _IndexProgress:
+    """A rich progress bar with images/s, fed by the library's progress callback."""
+
+    def __init__(self, enabled: bool) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.enabled = enabled
+        self.bar = Progress(
+            TextColumn("indexing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]:.1f} img/s  {task.fields[failed]} failed"),
+            TimeRemainingColumn(),
+            console=err,
+            disable=not enabled,
+        )
+        self.task = self.bar.add_task("index", total=None, rate=0.0, failed=0)
+
+    def start(self, to_read: int, unchanged: int) -> None:
+        self.bar.update(self.task, total=to_read, visible=to_read > 0)
+        if self.enabled and unchanged:
+            err.print(f"{unchanged} files unchanged, {to_read} to read")
+
+    def update(self, progress: object) -> None:
+        rate = progress.done / progress.seconds if progress.seconds > 0 else 0.0  # type: ignore[attr-defined]
+        self.bar.update(self.task, completed=progress.done, rate=rate, failed=progress.failed)  # type: ignore[attr-defined]
+
+    def __enter__(self) -> _IndexProgress:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+
+def _open(library: Optional[Path], model: Optional[str], pretrained: Optional[str], catalog_url: str, device: str, create: bool) -> Library:
+    from retrieval import Library
+
+    return Library.open(library, model=model, pretrained=pretrained, catalog_url=catalog_url, device=device, create=create)
+
+
+@app.command()
+@_friendly_errors
+def index(
+    paths: Annotated[list[Path], typer.Argument(help="Folders or image files to index (recursively).")],
+    library: LibraryOpt = None,
+    model: ModelOpt = None,
+    pretrained: PretrainedOpt = None,
+    catalog_url: CatalogOpt = "",
+    device: DeviceOpt = "auto",
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per encoder batch.")] = 32,
+    workers: Annotated[int, typer.Option("--workers", min=0, help="Decoder threads (0: auto).")] = 0,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Read files that failed before again.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Index (or update) the images under PATHS: new, changed, moved and deleted files."""
+    from retrieval import IngestConfig
+
+    with _open(library, model, pretrained, catalog_url, device, create=True) as lib:
+        config = IngestConfig(batch_size=batch_size, workers=workers, retry_failed=retry_failed)
+        with _IndexProgress(enabled=not as_json) as bar:
+            report = lib.index(paths, config=config, on_progress=bar.update, on_plan=bar.start)
+    if as_json:
+        out.print_json(json.dumps(report.to_json()))
+    else:
+        _print_report(report)
+
+
+def _print_report(report: IndexReport) -> None:
+    err.print(
+        f"added {report.added}, updated {report.updated}, moved {report.moved}, removed {report.removed}, "
+        f"unchanged {report.unchanged}, failed {report.failed}  ({report.seconds:.1f} s)"
+    )
+    for path, why in report.failures[:20]:
+        err.print(f"  [yellow]skipped[/] {path}: {why}", markup=True, highlight=False)
+    if len(report.failures) > 20:
+        err.print(f"  ... and {len(report.failures) - 20} more (see  xmr failures)")
+
+
+@app.command()
+@_friendly_errors
+def search(
+    text: Annotated[Optional[str], typer.Argument(help="What to look for, in words.")] = None,
+    image: Annotated[Optional[Path], typer.Option("--image", "-i", help="Find images like this one.")] = None,
+    top: Annotated[int, typer.Option("--top", "-k", min=1, help="Number of results.")] = 10,
+    library: LibraryOpt = None,
+    model: ModelOpt = None,
+    pretrained: PretrainedOpt = None,
+    device: DeviceOpt = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per result line.")] = False,
+    paths_only: Annotated[bool, typer.Option("--paths", help="Bare paths, one per line (for pipes).")] = False,
+) -> None:
+    """Rank the library's images by TEXT or by --image. Exit 1 when nothing matches."""
+    from retrieval import QueryError
+
+    if (text is None) == (image is None):
+        raise QueryError("give either a TEXT query or --image PATH (not both, not neither).")
+    with _open(library, model, pretrained, "", device, create=False) as lib:
+        hits = lib.search(text=text, image=image, k=top)
+    if as_json:
+        for hit in hits:
+            out.print(json.dumps(hit.to_json()), highlight=False, soft_wrap=True)
+    elif paths_only:
+        for hit in hits:
+            out.print(hit.path, highlight=False, soft_wrap=True)
+    else:
+        _print_hits(hits)
+    if not hits:
+        err.print("no results: the library has no indexed images (run  xmr index PATH).")
+        raise typer.Exit(EXIT_NO_RESULTS)
+
+
+def _print_hits(hits: list) -> None:
+    from rich.table import Table
+
+    table = Table("rank", "score", "path", box=None, highlight=False)
+    for hit in hits:
+        table.add_row(str(hit.rank), f"{hit.score:.4f}", hit.path)
+    out.print(table)
+
+
+@app.command()
+@_friendly_errors
+def info(library: LibraryOpt = None, as_json: JsonOpt = False) -> None:
+    """Counts, model, index kind, dimensions and size on disk of the library."""
+    with _open(library, None, None, "", "auto", create=False) as lib:
+        details = lib.info()
+    if as_json:
+        out.print(json.dumps(details.to_json()), highlight=False, soft_wrap=True)
+        return
+    for key, value in details.to_json().items():
+        out.print(f"{key:>14}  {value}", highlight=False)
+
+
+@app.command()
+@_friendly_errors
+def failures(library: LibraryOpt = None, as_json: JsonOpt = False) -> None:
+    """List the files that could not be indexed, with the reason."""
+    with _open(library, None, None, "", "auto", create=False) as lib:
+        rows = lib.failures()
+    for path, why in rows:
+        line = json.dumps({"path": path, "error": why}) if as_json else f"{path}\t{why}"
+        out.print(line, highlight=False, soft_wrap=True)
+
+
+def main() -> None:
+    """Console entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

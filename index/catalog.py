@@ -1,0 +1,400 @@
+"""The catalog: what each vector is (SQLAlchemy 2.0 typed ORM; SQLite by default).
+
+Every write happens in one transaction that also bumps a generation counter, and every
+row whose vector changed records the generation that changed it; deletions leave a
+tombstone with their generation. A vector index snapshot that remembers the generation
+it was built at can therefore be brought up to date with exactly the changes since
+(see :mod:`index.store`), which keeps catalog and index in agreement across crashes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+
+import numpy as np
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    create_engine,
+    delete,
+    event,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from index.errors import CorruptFileError, LibraryVersionError
+from index.records import (
+    FAILED,
+    INDEXED,
+    Embedded,
+    Failed,
+    FileStat,
+    ImageRecord,
+    Moved,
+)
+
+# 1: images, texts, tombstones, meta (generation counter).
+CATALOG_SCHEMA = 1
+IMAGES = "images"
+TEXTS = "texts"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Meta(Base):
+    __tablename__ = "meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255))
+
+
+class ImageRow(Base):
+    __tablename__ = "images"
+    __table_args__ = {"sqlite_autoincrement": True}  # ids are vector ids: never reuse one
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    path: Mapped[str] = mapped_column(Text, unique=True, index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    content_hash: Mapped[str] = mapped_column(String(64), index=True, default="")
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    format: Mapped[str | None] = mapped_column(String(16))
+    captured_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    orientation: Mapped[int | None] = mapped_column(Integer)
+    camera: Mapped[str | None] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    vector: Mapped[bytes | None] = mapped_column(LargeBinary)
+    vector_gen: Mapped[int] = mapped_column(BigInteger, index=True, default=0)
+
+
+class TextRow(Base):
+    __tablename__ = "texts"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    body: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(Text, index=True)
+    image_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    vector: Mapped[bytes | None] = mapped_column(LargeBinary)
+    vector_gen: Mapped[int] = mapped_column(BigInteger, index=True, default=0)
+
+
+class Tombstone(Base):
+    __tablename__ = "tombstones"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    corpus: Mapped[str] = mapped_column(String(16))
+    vector_id: Mapped[int] = mapped_column(Integer)
+    gen: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+def sqlite_url(path: str) -> str:
+    return f"sqlite:///{path}"
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 (DBAPI objects)
+    cursor = dbapi_connection.cursor()
+    # WAL lets searches read while an index run writes; NORMAL is crash-safe under WAL.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _to_record(row: ImageRow) -> ImageRecord:
+    return ImageRecord(
+        id=row.id,
+        path=row.path,
+        size=row.size,
+        mtime_ns=row.mtime_ns,
+        content_hash=row.content_hash,
+        state=row.state,
+        width=row.width,
+        height=row.height,
+        format=row.format,
+        captured_at=row.captured_at,
+        orientation=row.orientation,
+        camera=row.camera,
+        error=row.error,
+    )
+
+
+class Catalog:
+    """The catalog database. Thread-safe: each call opens its own short session."""
+
+    def __init__(self, url: str) -> None:
+        """Open (and create if needed) the catalog at a SQLAlchemy ``url``.
+
+        Raises:
+            CorruptFileError: the database cannot be opened or is not an xmr catalog.
+            LibraryVersionError: the catalog was written by a newer xmr.
+        """
+        self.url = url
+        try:
+            self.engine: Engine = create_engine(url, pool_pre_ping=True)
+            if self.engine.dialect.name == "sqlite":
+                event.listen(self.engine, "connect", _sqlite_pragmas)
+            Base.metadata.create_all(self.engine)
+            self._check_schema()
+        except SQLAlchemyError as exc:
+            raise CorruptFileError(
+                f"cannot open the catalog at {url} ({exc.__class__.__name__}: {exc}). "
+                "If it is a file that was damaged, restore it from a backup or index again "
+                "into a new library directory."
+            ) from exc
+
+    def _check_schema(self) -> None:
+        with Session(self.engine) as session, session.begin():
+            version = session.get(Meta, "schema")
+            if version is None:
+                session.add(Meta(key="schema", value=str(CATALOG_SCHEMA)))
+                session.add(Meta(key="generation", value="0"))
+                session.add(Meta(key="tombstone_floor", value="0"))
+            elif int(version.value) > CATALOG_SCHEMA:
+                raise LibraryVersionError(
+                    f"the catalog at {self.url} has schema {version.value}; this xmr reads up "
+                    f"to {CATALOG_SCHEMA}. Upgrade xmr (pip install -U xmr)."
+                )
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ---- generation bookkeeping -------------------------------------------------------
+
+    def generation(self) -> int:
+        """The number of committed write transactions so far."""
+        with Session(self.engine) as session:
+            return int(session.get(Meta, "generation").value)  # type: ignore[union-attr]
+
+    def tombstone_floor(self) -> int:
+        """Tombstones at or below this generation were pruned."""
+        with Session(self.engine) as session:
+            return int(session.get(Meta, "tombstone_floor").value)  # type: ignore[union-attr]
+
+    @staticmethod
+    def _bump(session: Session) -> int:
+        row = session.get(Meta, "generation", with_for_update=True)
+        assert row is not None  # created with the schema
+        row.value = str(int(row.value) + 1)
+        return int(row.value)
+
+    def prune_tombstones(self, through_gen: int) -> None:
+        """Forget deletions at or below ``through_gen`` (a snapshot at that gen has them)."""
+        with Session(self.engine) as session, session.begin():
+            session.execute(delete(Tombstone).where(Tombstone.gen <= through_gen))
+            floor = session.get(Meta, "tombstone_floor")
+            assert floor is not None
+            floor.value = str(max(int(floor.value), through_gen))
+
+    # ---- reads --------------------------------------------------------------------------
+
+    def files_under(self, roots: Sequence[str]) -> dict[str, ImageRecord]:
+        """Catalog rows whose path lies under any of ``roots`` (absolute directory or file paths)."""
+        found: dict[str, ImageRecord] = {}
+        with Session(self.engine) as session:
+            for root in roots:
+                prefix = root.rstrip("/") + "/"
+                query = select(ImageRow).where(
+                    (ImageRow.path == root) | (ImageRow.path.startswith(prefix, autoescape=True))
+                )
+                for row in session.scalars(query):
+                    found[row.path] = _to_record(row)
+        return found
+
+    def by_hash(self, hashes: Iterable[str]) -> dict[str, ImageRecord]:
+        """One indexed row per content hash among ``hashes``."""
+        wanted = [h for h in set(hashes) if h]
+        found: dict[str, ImageRecord] = {}
+        with Session(self.engine) as session:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                query = select(ImageRow).where(
+                    ImageRow.content_hash.in_(chunk), ImageRow.state == INDEXED
+                )
+                for row in session.scalars(query):
+                    found.setdefault(row.content_hash, _to_record(row))
+        return found
+
+    def images(self, ids: Sequence[int]) -> dict[int, ImageRecord]:
+        """Rows for ``ids`` (missing ids are left out)."""
+        found: dict[int, ImageRecord] = {}
+        with Session(self.engine) as session:
+            for start in range(0, len(ids), 500):
+                chunk = [int(i) for i in ids[start : start + 500]]
+                for row in session.scalars(select(ImageRow).where(ImageRow.id.in_(chunk))):
+                    found[row.id] = _to_record(row)
+        return found
+
+    def vectors_for(self, ids: Sequence[int]) -> dict[int, bytes]:
+        """Stored vector bytes of ``ids`` (rows without a vector are left out)."""
+        found: dict[int, bytes] = {}
+        with Session(self.engine) as session:
+            for start in range(0, len(ids), 500):
+                chunk = [int(i) for i in ids[start : start + 500]]
+                query = select(ImageRow.id, ImageRow.vector).where(
+                    ImageRow.id.in_(chunk), ImageRow.vector.is_not(None)
+                )
+                found.update({row_id: blob for row_id, blob in session.execute(query)})
+        return found
+
+    def image_by_path(self, path: str) -> ImageRecord | None:
+        with Session(self.engine) as session:
+            row = session.scalars(select(ImageRow).where(ImageRow.path == path)).first()
+            return None if row is None else _to_record(row)
+
+    def failures(self, limit: int | None = None) -> list[ImageRecord]:
+        with Session(self.engine) as session:
+            query = select(ImageRow).where(ImageRow.state == FAILED).order_by(ImageRow.path)
+            if limit is not None:
+                query = query.limit(limit)
+            return [_to_record(row) for row in session.scalars(query)]
+
+    def counts(self) -> dict[str, int]:
+        """Counts of indexed images, failed images and texts."""
+        with Session(self.engine) as session:
+            by_state = dict(
+                session.execute(select(ImageRow.state, func.count()).group_by(ImageRow.state)).all()
+            )
+            texts = session.scalar(select(func.count()).select_from(TextRow)) or 0
+        return {
+            "images": int(by_state.get(INDEXED, 0)),
+            "failed": int(by_state.get(FAILED, 0)),
+            "texts": int(texts),
+        }
+
+    def vectors_since(self, corpus: str, gen: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """Ids and vectors ``(n,), (n, dim)`` of rows whose vector changed after ``gen``."""
+        table = ImageRow if corpus == IMAGES else TextRow
+        ids: list[int] = []
+        blobs: list[bytes] = []
+        with Session(self.engine) as session:
+            query = (
+                select(table.id, table.vector)
+                .where(table.vector_gen > gen, table.vector.is_not(None))
+                .order_by(table.id)
+                .execution_options(yield_per=10_000)
+            )
+            for row_id, blob in session.execute(query):
+                ids.append(row_id)
+                blobs.append(blob)
+        vectors = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(ids), dim)
+        return np.asarray(ids, dtype=np.int64), np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def deleted_since(self, corpus: str, gen: int) -> np.ndarray:
+        """Vector ids deleted after ``gen``."""
+        with Session(self.engine) as session:
+            query = select(Tombstone.vector_id).where(
+                Tombstone.corpus == corpus, Tombstone.gen > gen
+            )
+            return np.asarray(sorted(set(session.scalars(query))), dtype=np.int64)
+
+    def vector_ids(self, corpus: str) -> np.ndarray:
+        """Every id that has a vector, sorted."""
+        table = ImageRow if corpus == IMAGES else TextRow
+        with Session(self.engine) as session:
+            query = select(table.id).where(table.vector.is_not(None)).order_by(table.id)
+            return np.asarray(list(session.scalars(query)), dtype=np.int64)
+
+    def iter_paths(self) -> Iterator[str]:
+        with Session(self.engine) as session:
+            yield from session.scalars(select(ImageRow.path).order_by(ImageRow.path))
+
+    # ---- writes -------------------------------------------------------------------------
+
+    def apply(
+        self,
+        embedded: Sequence[Embedded] = (),
+        failed: Sequence[Failed] = (),
+        moved: Sequence[Moved] = (),
+        removed: Sequence[int] = (),
+        touched: Sequence[FileStat] = (),
+    ) -> int:
+        """Write one batch of indexing results in a single transaction; return the new generation.
+
+        ``embedded`` rows are inserted or, for a known path, updated with their new vector;
+        ``failed`` rows record the error (and drop any old vector); ``moved`` rows change path
+        and keep their vector; ``removed`` ids are deleted; ``touched`` files changed only
+        their modification time.
+        """
+        try:
+            with Session(self.engine) as session, session.begin():
+                gen = self._bump(session)
+                for item in moved:
+                    self._move(session, item)
+                for item in embedded:
+                    self._upsert_embedded(session, item, gen)
+                for item in failed:
+                    self._upsert_failed(session, item, gen)
+                for stat in touched:
+                    session.execute(
+                        update(ImageRow)
+                        .where(ImageRow.path == stat.path)
+                        .values(size=stat.size, mtime_ns=stat.mtime_ns)
+                    )
+                self._remove(session, IMAGES, removed, gen)
+                return gen
+        except OperationalError as exc:
+            raise CorruptFileError(
+                f"writing the catalog at {self.url} failed ({exc.orig}). Check free disk space "
+                "and permissions; nothing of this batch was written."
+            ) from exc
+
+    @staticmethod
+    def _row_for(session: Session, path: str) -> ImageRow | None:
+        return session.scalars(select(ImageRow).where(ImageRow.path == path)).first()
+
+    def _move(self, session: Session, item: Moved) -> None:
+        # A file may have been moved onto a path that held another row: that row goes.
+        clash = self._row_for(session, item.stat.path)
+        if clash is not None and clash.id != item.id:
+            raise ValueError(f"move target {item.stat.path} is still catalogued")
+        session.execute(
+            update(ImageRow)
+            .where(ImageRow.id == item.id)
+            .values(path=item.stat.path, size=item.stat.size, mtime_ns=item.stat.mtime_ns)
+        )
+
+    def _upsert_embedded(self, session: Session, item: Embedded, gen: int) -> None:
+        row = self._row_for(session, item.stat.path)
+        if row is None:
+            row = ImageRow(path=item.stat.path)
+            session.add(row)
+        meta = item.meta
+        row.size, row.mtime_ns = item.stat.size, item.stat.mtime_ns
+        row.content_hash = item.content_hash
+        row.width, row.height, row.format = meta.width, meta.height, meta.format
+        row.captured_at, row.orientation, row.camera = meta.captured_at, meta.orientation, meta.camera
+        row.state, row.error = INDEXED, None
+        row.vector, row.vector_gen = item.vector, gen
+
+    def _upsert_failed(self, session: Session, item: Failed, gen: int) -> None:
+        row = self._row_for(session, item.stat.path)
+        if row is None:
+            row = ImageRow(path=item.stat.path)
+            session.add(row)
+        elif row.vector is not None:
+            session.flush()
+            session.add(Tombstone(corpus=IMAGES, vector_id=row.id, gen=gen))
+        row.size, row.mtime_ns = item.stat.size, item.stat.mtime_ns
+        row.content_hash = item.content_hash
+        row.state, row.error = FAILED, item.error[:2000]
+        row.vector, row.vector_gen = None, gen
+
+    @staticmethod
+    def _remove(session: Session, corpus: str, ids: Sequence[int], gen: int) -> None:
+        table = ImageRow if corpus == IMAGES else TextRow
+        for start in range(0, len(ids), 500):
+            chunk = [int(i) for i in ids[start : start + 500]]
+            session.execute(delete(table).where(table.id.in_(chunk)))
+            session.add_all(Tombstone(corpus=corpus, vector_id=i, gen=gen) for i in chunk)

@@ -1,0 +1,58 @@
+"""Where a library keeps its files, and where the default library lives."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from index.catalog import sqlite_url
+
+ENV_LIBRARY = "XMR_LIBRARY"
+
+
+def default_library_dir() -> Path:
+    """``$XMR_LIBRARY``, else ``$XDG_DATA_HOME/xmr/default``, else ``~/.local/share/xmr/default``."""
+    explicit = os.environ.get(ENV_LIBRARY)
+    if explicit:
+        return Path(explicit).expanduser()
+    data_home = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+    return Path(data_home) / "xmr" / "default"
+
+
+@dataclass(frozen=True)
+class LibraryLayout:
+    """The files of one library directory."""
+
+    root: Path  # the library directory
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "manifest.json"
+
+    @property
+    def catalog_file(self) -> Path:
+        return self.root / "catalog.sqlite"
+
+    @property
+    def image_vectors(self) -> Path:
+        return self.root / "images.vec"
+
+    @property
+    def text_vectors(self) -> Path:
+        return self.root / "texts.vec"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "write.lock"
+
+    def catalog_url(self, override: str = "") -> str:
+        return override or sqlite_url(str(self.catalog_file))
+
+    def bytes_on_disk(self) -> int:
+        """Total size of the files in the library directory (a remote catalog is not counted)."""
+        total = 0
+        for path in self.root.glob("*"):
+            if path.is_file():
+                total += path.stat().st_size
+        return total

@@ -1,0 +1,76 @@
+"""Plain, typed records that cross the storage boundary (no ORM objects leak out)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+INDEXED = "indexed"
+FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class FileStat:
+    """What the file system says about a file, before it is read."""
+
+    path: str  # absolute, resolved path
+    size: int  # bytes
+    mtime_ns: int  # modification time, nanoseconds since the epoch
+
+
+@dataclass(frozen=True)
+class ImageMeta:
+    """What decoding a file tells about the image."""
+
+    width: int  # pixels, after EXIF orientation
+    height: int  # pixels, after EXIF orientation
+    format: str  # Pillow format name, e.g. "JPEG"
+    captured_at: datetime | None = None  # EXIF DateTimeOriginal (naive local time)
+    orientation: int | None = None  # EXIF orientation tag 1..8
+    camera: str | None = None  # EXIF make and model
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One catalog row: an image file, its metadata and its indexing state."""
+
+    id: int  # catalog id == vector id
+    path: str  # absolute path
+    size: int  # bytes
+    mtime_ns: int  # modification time in ns
+    content_hash: str  # blake2b-128 hex of the file's bytes ("" if unreadable)
+    state: str  # INDEXED or FAILED
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    captured_at: datetime | None = None
+    orientation: int | None = None
+    camera: str | None = None
+    error: str | None = None  # why it failed, for FAILED rows
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """A file that was read, decoded and embedded, ready to be written."""
+
+    stat: FileStat
+    content_hash: str
+    meta: ImageMeta
+    vector: bytes  # float32 little-endian, L2-normalised, length dim*4
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A file that could not be read or decoded, and why."""
+
+    stat: FileStat
+    error: str
+    content_hash: str = ""
+
+
+@dataclass(frozen=True)
+class Moved:
+    """A catalog row whose content now lives at another path (vector kept)."""
+
+    id: int
+    stat: FileStat

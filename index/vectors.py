@@ -1,0 +1,260 @@
+"""Vector indexes: exact (numpy or faiss GPU) and approximate (faiss IVF), inner product.
+
+Array contract at every boundary: ids ``int64 (n,)``; vectors ``float32``, C-contiguous,
+``(n, d)``, L2-normalised; scores are inner products (cosine similarity). Indexes are
+immutable once published to searchers: mutations return a new index (copy on write),
+so searches in other threads never see a half-applied batch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from index.deps import faiss_has_gpu, require_faiss
+from index.errors import DimensionMismatchError
+
+EXACT = "exact"
+IVF = "ivf"
+KINDS = (EXACT, IVF)
+# Rows scored per block in exact search: bounds the (block, queries) score matrix.
+_BLOCK = 1 << 17
+
+
+@dataclass(frozen=True)
+class Neighbors:
+    """The hits of one query, best first; FAISS's -1 padding already removed."""
+
+    scores: np.ndarray  # float32 (k,)
+    ids: np.ndarray  # int64 (k,)
+
+
+class VectorIndex(Protocol):
+    kind: str
+    dim: int
+
+    def __len__(self) -> int: ...
+    def ids(self) -> np.ndarray: ...
+    def upserted(self, ids: np.ndarray, vectors: np.ndarray) -> VectorIndex: ...
+    def removed(self, ids: np.ndarray) -> VectorIndex: ...
+    def search(self, queries: np.ndarray, k: int) -> list[Neighbors]: ...
+
+
+def as_matrix(vectors: np.ndarray, dim: int) -> np.ndarray:
+    """Check and coerce to the array contract: float32, C-contiguous, (n, dim)."""
+    matrix = np.ascontiguousarray(vectors, dtype=np.float32)
+    if matrix.ndim == 1:
+        matrix = matrix.reshape(1, -1)
+    if matrix.ndim != 2 or matrix.shape[1] != dim:
+        raise DimensionMismatchError(
+            f"expected vectors of width {dim}, got shape {tuple(np.shape(vectors))}; "
+            "the library was built with another model"
+        )
+    return matrix
+
+
+def normalize(vectors: np.ndarray) -> np.ndarray:
+    """L2-normalise rows (zero rows stay zero)."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+def _topk(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Best ``k`` per column of ``scores (n, q)``; returns ``(q, k')`` scores and ids."""
+    n = scores.shape[0]
+    if k < n:
+        part = np.argpartition(-scores, k - 1, axis=0)[:k]  # (k, q)
+    else:
+        part = np.broadcast_to(np.arange(n)[:, None], scores.shape)
+    top = np.take_along_axis(scores, part, axis=0)  # (k, q)
+    order = np.argsort(-top, axis=0, kind="stable")
+    rows = np.take_along_axis(part, order, axis=0)
+    return np.take_along_axis(top, order, axis=0).T, ids[rows].T
+
+
+class ExactIndex:
+    """Brute-force inner product: numpy matmul on CPU (faster than faiss flat here), faiss on GPU."""
+
+    kind = EXACT
+
+    def __init__(self, dim: int, ids: np.ndarray | None = None, vectors: np.ndarray | None = None):
+        self.dim = dim
+        self._ids = np.zeros(0, np.int64) if ids is None else np.asarray(ids, np.int64)
+        self._vecs = np.zeros((0, dim), np.float32) if vectors is None else vectors
+        self._gpu = None  # faiss GPU index, built on first search when a GPU exists
+
+    def __len__(self) -> int:
+        return int(self._ids.shape[0])
+
+    def ids(self) -> np.ndarray:
+        return self._ids
+
+    def vectors(self) -> np.ndarray:
+        return self._vecs
+
+    def upserted(self, ids: np.ndarray, vectors: np.ndarray) -> ExactIndex:
+        ids = np.asarray(ids, np.int64)
+        vectors = as_matrix(vectors, self.dim)
+        keep = ~np.isin(self._ids, ids)
+        # Later duplicates win, as a sequence of single upserts would.
+        _, last = np.unique(ids[::-1], return_index=True)
+        pick = len(ids) - 1 - last
+        new_ids = np.concatenate([self._ids[keep], ids[pick]])
+        new_vecs = np.concatenate([np.asarray(self._vecs)[keep], vectors[pick]])
+        return ExactIndex(self.dim, new_ids, np.ascontiguousarray(new_vecs))
+
+    def removed(self, ids: np.ndarray) -> ExactIndex:
+        keep = ~np.isin(self._ids, np.asarray(ids, np.int64))
+        if keep.all():
+            return self
+        return ExactIndex(self.dim, self._ids[keep], np.ascontiguousarray(self._vecs[keep]))
+
+    def search(self, queries: np.ndarray, k: int) -> list[Neighbors]:
+        queries = as_matrix(queries, self.dim)
+        n = len(self)
+        k = min(k, n)
+        if k <= 0:
+            return [Neighbors(np.zeros(0, np.float32), np.zeros(0, np.int64)) for _ in queries]
+        gpu = self._gpu_index()
+        if gpu is not None:
+            scores, rows = gpu.search(queries, k)
+            return [Neighbors(s[r >= 0], self._ids[r[r >= 0]]) for s, r in zip(scores, rows)]
+        best_s: np.ndarray | None = None
+        best_i: np.ndarray | None = None
+        for start in range(0, n, _BLOCK):
+            block = self._vecs[start : start + _BLOCK]
+            scores = block @ queries.T  # (b, q)
+            s, i = _topk(scores, self._ids[start : start + _BLOCK], k)
+            if best_s is None:
+                best_s, best_i = s, i
+            else:  # merge the running best with this block's best
+                s_all = np.concatenate([best_s, s], axis=1).T
+                i_all = np.concatenate([best_i, i], axis=1).T
+                best_s, best_i = _merge(s_all, i_all, k)
+        assert best_s is not None and best_i is not None
+        return [Neighbors(s.astype(np.float32), i) for s, i in zip(best_s, best_i)]
+
+    def _gpu_index(self):  # noqa: ANN202 (faiss object)
+        if self._gpu is not None or len(self) < 50_000:
+            return self._gpu
+        faiss = require_faiss()
+        if not faiss_has_gpu(faiss):
+            return None
+        flat = faiss.IndexFlatIP(self.dim)
+        flat.add(np.ascontiguousarray(self._vecs))
+        self._gpu = faiss.index_cpu_to_gpu(_gpu_resources(faiss), 0, flat)
+        return self._gpu
+
+
+def _merge(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top ``k`` of ``scores (m, q)`` with matching ``ids (m, q)``; returns ``(q, k)``."""
+    order = np.argsort(-scores, axis=0, kind="stable")[:k]
+    return np.take_along_axis(scores, order, axis=0).T, np.take_along_axis(ids, order, axis=0).T
+
+
+_GPU_RES = None
+
+
+def _gpu_resources(faiss):  # noqa: ANN001, ANN202
+    global _GPU_RES
+    if _GPU_RES is None:
+        _GPU_RES = faiss.StandardGpuResources()
+    return _GPU_RES
+
+
+def ivf_lists(n: int) -> int:
+    """Number of IVF lists for ``n`` vectors: about 4*sqrt(n), between 16 and 65536."""
+    return int(min(65536, max(16, 4 * math.sqrt(max(n, 1)))))
+
+
+class IVFIndex:
+    """Approximate inner-product search: faiss IVF-Flat; supports removal by id."""
+
+    kind = IVF
+
+    def __init__(self, dim: int, index, ids: np.ndarray, nprobe: int = 32):  # noqa: ANN001
+        self.dim = dim
+        self._index = index
+        self._ids = np.asarray(ids, np.int64)
+        self.nprobe = nprobe
+        self._index.nprobe = nprobe
+        self._gpu = None
+
+    @classmethod
+    def build(cls, dim: int, ids: np.ndarray, vectors: np.ndarray, nprobe: int = 32, seed: int = 0) -> IVFIndex:
+        """Train the coarse quantizer on (a sample of) ``vectors`` and add them all."""
+        faiss = require_faiss()
+        vectors = as_matrix(vectors, dim)
+        nlist = ivf_lists(len(vectors))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        sample = vectors
+        if len(vectors) > nlist * 64:  # faiss's own advice: ~39-256 points per list
+            rng = np.random.default_rng(seed)
+            sample = vectors[np.sort(rng.choice(len(vectors), nlist * 64, replace=False))]
+        index.train(np.ascontiguousarray(sample))
+        index.add_with_ids(vectors, np.asarray(ids, np.int64))
+        return cls(dim, index, ids, nprobe)
+
+    def __len__(self) -> int:
+        return int(self._ids.shape[0])
+
+    def ids(self) -> np.ndarray:
+        return self._ids
+
+    def _clone(self):  # noqa: ANN202
+        return require_faiss().clone_index(self._index)
+
+    def upserted(self, ids: np.ndarray, vectors: np.ndarray) -> IVFIndex:
+        faiss = require_faiss()
+        ids = np.asarray(ids, np.int64)
+        vectors = as_matrix(vectors, self.dim)
+        _, last = np.unique(ids[::-1], return_index=True)
+        pick = len(ids) - 1 - last
+        ids, vectors = ids[pick], np.ascontiguousarray(vectors[pick])
+        index = self._clone()
+        index.remove_ids(faiss.IDSelectorBatch(ids))
+        index.add_with_ids(vectors, ids)
+        new_ids = np.concatenate([self._ids[~np.isin(self._ids, ids)], ids])
+        return IVFIndex(self.dim, index, new_ids, self.nprobe)
+
+    def removed(self, ids: np.ndarray) -> IVFIndex:
+        ids = np.asarray(ids, np.int64)
+        keep = ~np.isin(self._ids, ids)
+        if keep.all():
+            return self
+        index = self._clone()
+        index.remove_ids(require_faiss().IDSelectorBatch(ids))
+        return IVFIndex(self.dim, index, self._ids[keep], self.nprobe)
+
+    def search(self, queries: np.ndarray, k: int) -> list[Neighbors]:
+        queries = as_matrix(queries, self.dim)
+        k = min(k, len(self))
+        if k <= 0:
+            return [Neighbors(np.zeros(0, np.float32), np.zeros(0, np.int64)) for _ in queries]
+        scores, ids = self._search_index().search(queries, k)
+        return [Neighbors(s[i >= 0], i[i >= 0]) for s, i in zip(scores, ids)]
+
+    def _search_index(self):  # noqa: ANN202
+        faiss = require_faiss()
+        if self._gpu is None and faiss_has_gpu(faiss):
+            self._gpu = faiss.index_cpu_to_gpu(_gpu_resources(faiss), 0, self._index)
+            self._gpu.nprobe = self.nprobe
+        return self._gpu or self._index
+
+    def serialize(self) -> np.ndarray:
+        return require_faiss().serialize_index(self._index)
+
+    @classmethod
+    def deserialize(cls, dim: int, ids: np.ndarray, payload: np.ndarray, nprobe: int) -> IVFIndex:
+        index = require_faiss().deserialize_index(np.ascontiguousarray(payload))
+        return cls(dim, index, ids, nprobe)
+
+
+def build_index(kind: str, dim: int, ids: np.ndarray, vectors: np.ndarray, nprobe: int = 32) -> VectorIndex:
+    """Build an index of ``kind`` over ``ids``/``vectors`` (IVF needs at least 1,000 vectors)."""
+    if kind == IVF and len(ids) >= 1000:
+        return IVFIndex.build(dim, ids, vectors, nprobe)
+    return ExactIndex(dim, np.asarray(ids, np.int64), as_matrix(vectors, dim).copy())

@@ -1,0 +1,40 @@
+"""xmr's retrieval layer: the public library API.
+
+Importing this package is cheap: torch and open_clip load only when a model is needed.
+"""
+
+from index.errors import (
+    CorruptFileError,
+    LibraryBusyError,
+    LibraryNotFoundError,
+    LibraryVersionError,
+    MissingDependencyError,
+    XmrError,
+)
+from index.store import IndexConfig
+from retrieval.errors import ModelMismatchError, ModelNotFoundError, QueryError, WeightsUnavailableError
+from retrieval.ingest import IngestConfig, Progress
+from retrieval.library import Library
+from retrieval.models import ModelSpec
+from retrieval.results import Hit, IndexReport, LibraryInfo
+
+__all__ = [
+    "CorruptFileError",
+    "Hit",
+    "IndexConfig",
+    "IndexReport",
+    "IngestConfig",
+    "Library",
+    "LibraryBusyError",
+    "LibraryInfo",
+    "LibraryNotFoundError",
+    "LibraryVersionError",
+    "MissingDependencyError",
+    "ModelMismatchError",
+    "ModelNotFoundError",
+    "ModelSpec",
+    "Progress",
+    "QueryError",
+    "WeightsUnavailableError",
+    "XmrError",
+]

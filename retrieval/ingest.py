@@ -1,0 +1,160 @@
+"""Run an index plan: decode in worker threads, encode in batches, commit batch by batch.
+
+Pillow and torch both release the GIL while they work, so decoder threads keep the
+encoder fed without the pickling cost of processes. Each batch is written in one
+catalog transaction, so an interrupt loses at most the batch in flight.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from index.catalog import Catalog
+from index.records import Embedded, Failed, FileStat
+from retrieval.decode import DecodeConfig, ImageDecodeError, decode_file
+from retrieval.encoder import Encoder
+from retrieval.scan import Plan
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """How an index run reads and embeds files."""
+
+    batch_size: int = 32  # images per encoder forward pass and per catalog transaction
+    workers: int = 0  # decoder threads; 0 picks min(4, CPU count)
+    prefetch_batches: int = 3  # decoded batches kept ready ahead of the encoder
+    retry_failed: bool = False  # read files that failed before even if unchanged
+    decode: DecodeConfig = field(default_factory=DecodeConfig)  # decoding limits
+
+    def worker_count(self) -> int:
+        return self.workers if self.workers > 0 else min(4, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a run stands; handed to the progress callback after every batch."""
+
+    done: int  # files read so far (embedded, copied, unchanged content, or failed)
+    total: int  # files to read in this run
+    failed: int  # of ``done``, how many failed
+    seconds: float  # since reading started
+
+
+@dataclass
+class Tally:
+    added: int = 0
+    updated: int = 0
+    touched: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    encoded: int = 0  # images that went through the encoder
+
+
+@dataclass(frozen=True)
+class _Read:
+    stat: FileStat
+    content_hash: str = ""
+    pixels: object = None  # torch.Tensor (3, H, W)
+    meta: object = None  # ImageMeta
+    error: str = ""
+
+
+def _read(stat: FileStat, encoder: Encoder, config: DecodeConfig) -> _Read:
+    try:
+        decoded = decode_file(stat.path, config)
+        return _Read(stat, decoded.content_hash, encoder.preprocess(decoded.image), decoded.meta)
+    except ImageDecodeError as exc:
+        return _Read(stat, error=str(exc))
+    except Exception as exc:  # a bad file must never stop the run; keep the reason
+        return _Read(stat, error=f"{exc.__class__.__name__}: {exc}")
+
+
+def _reads(plan: Plan, encoder: Encoder, config: IngestConfig) -> Iterator[_Read]:
+    """Decoded files in plan order, with a bounded number in flight."""
+    window = config.batch_size * config.prefetch_batches
+    with ThreadPoolExecutor(config.worker_count(), thread_name_prefix="xmr-decode") as pool:
+        pending: deque[Future[_Read]] = deque()
+        todo = iter(plan.todo)
+        try:
+            for stat in todo:
+                pending.append(pool.submit(_read, stat, encoder, config.decode))
+                if len(pending) >= window:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def run_plan(
+    plan: Plan,
+    encoder: Encoder,
+    catalog: Catalog,
+    config: IngestConfig,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> Tally:
+    """Apply moves and removals, then read, embed and commit ``plan.todo`` batch by batch."""
+    if plan.moved or plan.removed:
+        catalog.apply(moved=plan.moved, removed=plan.removed)
+    tally = Tally()
+    start = time.perf_counter()
+    batch: list[_Read] = []
+    done = 0
+    for item in _reads(plan, encoder, config):
+        batch.append(item)
+        if len(batch) >= config.batch_size:
+            done += _commit(batch, plan, encoder, catalog, tally)
+            batch = []
+            if on_progress:
+                on_progress(Progress(done, len(plan.todo), len(tally.failed), time.perf_counter() - start))
+    if batch:
+        done += _commit(batch, plan, encoder, catalog, tally)
+    if on_progress:
+        on_progress(Progress(done, len(plan.todo), len(tally.failed), time.perf_counter() - start))
+    return tally
+
+
+def _commit(batch: list[_Read], plan: Plan, encoder: Encoder, catalog: Catalog, tally: Tally) -> int:
+    """Embed what needs it and write the batch in one transaction."""
+    import torch
+
+    failed = [Failed(r.stat, r.error, r.content_hash) for r in batch if r.error]
+    good = [r for r in batch if not r.error]
+    touched = [r.stat for r in good if _same_bytes(r, plan)]
+    good = [r for r in good if not _same_bytes(r, plan)]
+    known = catalog.by_hash(r.content_hash for r in good)
+    copies = catalog.vectors_for([known[r.content_hash].id for r in good if r.content_hash in known])
+    vectors: dict[str, bytes] = {}
+    for r in good:
+        row = known.get(r.content_hash)
+        if row is not None and row.id in copies:
+            vectors[r.stat.path] = copies[row.id]  # same bytes elsewhere: no need to encode
+    fresh = [r for r in good if r.stat.path not in vectors]
+    if fresh:
+        embedded = encoder.encode_images(torch.stack([r.pixels for r in fresh]))  # (B, D)
+        for r, row in zip(fresh, np.asarray(embedded, dtype="<f4")):
+            vectors[r.stat.path] = row.tobytes()
+        tally.encoded += len(fresh)
+    records = [Embedded(r.stat, r.content_hash, r.meta, vectors[r.stat.path]) for r in good]  # type: ignore[arg-type]
+    catalog.apply(embedded=records, failed=failed, touched=touched)
+    for r in good:
+        if r.stat.path in plan.previous:
+            tally.updated += 1
+        else:
+            tally.added += 1
+    tally.touched += len(touched)
+    tally.failed.extend((f.stat.path, f.error) for f in failed)
+    return len(batch)
+
+
+def _same_bytes(item: _Read, plan: Plan) -> bool:
+    """A changed file whose content hash did not change (only its timestamp did)."""
+    old = plan.previous.get(item.stat.path)
+    return old is not None and old.state != "failed" and old.content_hash == item.content_hash

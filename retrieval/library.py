@@ -1,0 +1,274 @@
+"""The public library API: open a library, index folders, search by text or image.
+
+    from retrieval import Library
+    with Library.open("~/photos-index", model="ViT-B-32") as lib:
+        report = lib.index(["~/Pictures"])
+        for hit in lib.search(text="a man riding a horse", k=5):
+            print(hit.rank, hit.score, hit.path)
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from index.catalog import IMAGES, Catalog
+from index.deps import require_faiss
+from index.errors import LibraryNotFoundError
+from index.layout import LibraryLayout, default_library_dir
+from index.lock import WriteLock
+from index.manifest import Manifest, ModelIdentity, read_manifest, write_manifest
+from index.store import IndexConfig, VectorStore
+from retrieval.errors import ModelMismatchError, QueryError
+from retrieval.ingest import IngestConfig, Progress, run_plan
+from retrieval.models import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelSpec, resolve
+from retrieval.results import Hit, IndexReport, LibraryInfo
+from retrieval.scan import make_plan, scan
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from retrieval.encoder import Encoder
+
+class Library:
+    """A directory holding a catalog, vector indexes and a manifest. Thread-safe for searches."""
+
+    def __init__(self, layout: LibraryLayout, manifest: Manifest, catalog: Catalog, device: str, encoder: Encoder | None, index_config: IndexConfig) -> None:
+        self.layout = layout
+        self.manifest = manifest
+        self.catalog = catalog
+        self.device = device
+        self._encoder = encoder
+        self._encoder_lock = threading.Lock()
+        self.images = VectorStore(layout.image_vectors, catalog, IMAGES, manifest.model.embed_dim, index_config)
+        self.images.load()
+
+    # ---- opening ------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        directory: str | Path | None = None,
+        *,
+        model: str | ModelSpec | Encoder | None = None,
+        pretrained: str | None = None,
+        catalog_url: str = "",
+        device: str = "auto",
+        index_config: IndexConfig = IndexConfig(),
+        create: bool = True,
+    ) -> Library:
+        """Open the library in ``directory`` (default: ``$XMR_LIBRARY`` or the XDG data dir).
+
+        Args:
+            model: open_clip name, ``local-dir:PATH``, folder, a ``ModelSpec`` or a ready encoder.
+                ``None`` uses the model the library was built with (or the default for a new one).
+            pretrained: tag or weights file going with an architecture name.
+            catalog_url: SQLAlchemy URL of the catalog (default: SQLite inside the directory).
+            device: "auto", "cpu", "cuda" or "mps".
+            create: make a new library if none exists (else raise LibraryNotFoundError).
+
+        Raises:
+            MissingDependencyError: faiss is not installed.
+            LibraryNotFoundError: no library there and ``create`` is False.
+            ModelMismatchError: ``model`` is not the model the library was built with.
+            ModelNotFoundError, WeightsUnavailableError: the model cannot be loaded.
+        """
+        require_faiss()
+        layout = LibraryLayout((Path(directory).expanduser() if directory else default_library_dir()).resolve())
+        manifest = read_manifest(layout.root)
+        encoder = None if model is None or isinstance(model, (str, ModelSpec)) else model
+        if manifest is None:
+            if not create:
+                raise LibraryNotFoundError(
+                    f"no xmr library at {layout.root}. Index some photos first:  xmr index PATH"
+                    " (or pass --library DIR / set XMR_LIBRARY to use another library)."
+                )
+            identity = encoder.identity if encoder is not None else resolve(_spec(model, pretrained)).identity
+            manifest = Manifest(model=identity, catalog_url=catalog_url)
+            layout.root.mkdir(parents=True, exist_ok=True)
+            write_manifest(layout.root, manifest)
+        elif model is not None:
+            identity = encoder.identity if encoder is not None else resolve(_spec(model, pretrained)).identity
+            _check_same_model(manifest.model, identity, layout.root)
+        catalog = Catalog(layout.catalog_url(catalog_url or manifest.catalog_url))
+        return cls(layout, manifest, catalog, device, encoder, index_config)
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def identity(self) -> ModelIdentity:
+        return self.manifest.model
+
+    @property
+    def encoder(self) -> Encoder:
+        """The library's encoder, loaded once on first use."""
+        with self._encoder_lock:
+            if self._encoder is None:
+                from retrieval.encoder import load_encoder
+
+                model = self.identity
+                self._encoder = load_encoder(ModelSpec(model.spec, model.spec_pretrained), self.device)
+            return self._encoder
+
+    # ---- indexing -----------------------------------------------------------------------
+
+    def index(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        config: IngestConfig = IngestConfig(),
+        on_progress: Callable[[Progress], None] | None = None,
+        on_plan: Callable[[int, int], None] | None = None,
+    ) -> IndexReport:
+        """Index image files under ``paths`` incrementally; see :class:`IndexReport`.
+
+        Unchanged files are skipped, changed ones re-embedded, vanished ones removed, moved
+        ones keep their vector. Unreadable files are recorded and reported, never fatal.
+        ``on_plan(to_read, unchanged)`` is called once before reading starts.
+
+        Raises:
+            LibraryBusyError: another process is indexing this library.
+        """
+        from retrieval.decode import image_extensions
+
+        start = time.perf_counter()
+        with WriteLock(self.layout.lock):
+            found = scan(paths, image_extensions())
+            plan = make_plan(found, self.catalog, retry_failed=config.retry_failed)
+            if on_plan:
+                on_plan(len(plan.todo), plan.unchanged)
+            encoder = self.encoder if plan.todo else None
+            try:
+                tally = run_plan(plan, encoder, self.catalog, config, on_progress)  # type: ignore[arg-type]
+            finally:
+                self.images.persist()  # also after an interrupt: what was committed is kept
+        failures = tuple(found.errors) + tuple(tally.failed)
+        return IndexReport(
+            added=tally.added,
+            updated=tally.updated,
+            moved=len(plan.moved),
+            removed=len(plan.removed),
+            unchanged=plan.unchanged + tally.touched,
+            failed=len(tally.failed),
+            failures=failures,
+            encoded=tally.encoded,
+            seconds=time.perf_counter() - start,
+        )
+
+    # ---- searching ----------------------------------------------------------------------
+
+    def embed_text(self, text: str) -> np.ndarray:
+        """The unit vector ``(dim,)`` of a text query."""
+        if not text or not text.strip():
+            raise QueryError("the text query is empty; give some words to search for.")
+        return self.encoder.encode_texts([text])[0]
+
+    def embed_image(self, image: str | Path | Image.Image) -> np.ndarray:
+        """The unit vector ``(dim,)`` of an image (a path or a PIL image)."""
+        import torch
+
+        from retrieval.decode import ImageDecodeError, decode_file, to_rgb
+
+        if isinstance(image, (str, Path)):
+            try:
+                pil = decode_file(image).image
+            except ImageDecodeError as exc:
+                raise QueryError(f"cannot use {image} as a query image: {exc}") from exc
+        else:
+            pil = to_rgb(image)
+        pixels = self.encoder.preprocess(pil)
+        return self.encoder.encode_images(torch.stack([pixels]))[0]
+
+    def search(
+        self,
+        text: str | None = None,
+        image: str | Path | Image.Image | None = None,
+        k: int = 10,
+    ) -> list[Hit]:
+        """Rank the library's images by a text or an example image; best first.
+
+        Raises:
+            QueryError: neither or both of ``text`` and ``image`` given, ``k`` < 1, or an
+                unreadable query image.
+        """
+        if (text is None) == (image is None):
+            raise QueryError("search needs exactly one of a text or an image query.")
+        if k < 1:
+            raise QueryError(f"k must be at least 1, not {k}.")
+        query = self.embed_text(text) if text is not None else self.embed_image(image)  # type: ignore[arg-type]
+        return self.search_vector(query, k)
+
+    def search_vector(self, query: np.ndarray, k: int = 10) -> list[Hit]:
+        """Rank images by a unit query vector ``(dim,)``."""
+        self.images.refresh()  # pick up what another process indexed meanwhile
+        (found,) = self.images.search(np.asarray(query, np.float32).reshape(1, -1), k)
+        records = self.catalog.images(found.ids.tolist())
+        hits: list[Hit] = []
+        for score, image_id in zip(found.scores, found.ids):
+            record = records.get(int(image_id))
+            if record is not None:  # removed by a concurrent index run
+                hits.append(Hit.of(len(hits) + 1, float(score), record))
+        return hits
+
+    # ---- inspecting ---------------------------------------------------------------------
+
+    def info(self) -> LibraryInfo:
+        """Counts, model, index kind and size of the library."""
+        counts = self.catalog.counts()
+        self.images.refresh()
+        return LibraryInfo(
+            directory=str(self.layout.root),
+            catalog_url=_hide_password(self.catalog.url),
+            model=self.identity.label(),
+            model_spec=self.identity.spec,
+            embed_dim=self.identity.embed_dim,
+            images=counts["images"],
+            failed=counts["failed"],
+            texts=counts["texts"],
+            index_kind=self.images.index.kind,
+            vectors=len(self.images.index),
+            bytes_on_disk=self.layout.bytes_on_disk(),
+        )
+
+    def failures(self, limit: int | None = None) -> list[tuple[str, str]]:
+        """(path, reason) of every file that could not be indexed."""
+        return [(r.path, r.error or "") for r in self.catalog.failures(limit)]
+
+
+def _spec(model: str | ModelSpec | None, pretrained: str | None) -> ModelSpec:
+    if isinstance(model, ModelSpec):
+        return model
+    name = model or DEFAULT_MODEL
+    if pretrained is None:
+        pretrained = DEFAULT_PRETRAINED if name == DEFAULT_MODEL else ""
+    return ModelSpec(name, pretrained)
+
+
+def _check_same_model(built: ModelIdentity, asked: ModelIdentity, root: Path) -> None:
+    if not built.same_model(asked):
+        raise ModelMismatchError(
+            f"the library at {root} was built with {built.label()}, not {asked.label()}. "
+            "Leave out --model to use the library's own model, or index into another library "
+            f"(--library DIR) to use {asked.label()}."
+        )
+
+
+def _hide_password(url: str) -> str:
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL is shown as given
+        return url

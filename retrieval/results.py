@@ -1,0 +1,83 @@
+"""Typed results of the public API."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from index.records import ImageRecord
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result."""
+
+    rank: int  # 1-based
+    score: float  # cosine similarity of query and image, -1..1
+    id: int  # catalog id (== vector id)
+    path: str  # absolute path of the image file
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    captured_at: datetime | None = None  # EXIF capture time when present
+    camera: str | None = None
+
+    @classmethod
+    def of(cls, rank: int, score: float, record: ImageRecord) -> Hit:
+        return cls(
+            rank=rank,
+            score=float(score),
+            id=record.id,
+            path=record.path,
+            width=record.width,
+            height=record.height,
+            format=record.format,
+            captured_at=record.captured_at,
+            camera=record.camera,
+        )
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready dict (datetimes as ISO 8601 strings)."""
+        out = asdict(self)
+        out["captured_at"] = self.captured_at.isoformat() if self.captured_at else None
+        return out
+
+
+@dataclass(frozen=True)
+class IndexReport:
+    """What an index run did."""
+
+    added: int  # new files embedded (or given the vector of identical bytes)
+    updated: int  # changed files re-embedded
+    moved: int  # files found at a new path, vector kept
+    removed: int  # files gone from disk, dropped from catalog and index
+    unchanged: int  # skipped: same size and modification time
+    failed: int  # files that could not be read this run
+    failures: tuple[tuple[str, str], ...]  # (path, reason) for each failure, walk errors included
+    encoded: int  # images that went through the encoder
+    seconds: float  # wall time of the run
+
+    def to_json(self) -> dict[str, object]:
+        out = asdict(self)
+        out["failures"] = [{"path": p, "error": e} for p, e in self.failures]
+        return out
+
+
+@dataclass(frozen=True)
+class LibraryInfo:
+    """What ``xmr info`` shows."""
+
+    directory: str
+    catalog_url: str
+    model: str  # human label of the model
+    model_spec: str  # the --model value that loads it
+    embed_dim: int
+    images: int  # indexed images (with a vector)
+    failed: int  # images that could not be read
+    texts: int  # texts in the text corpus
+    index_kind: str  # "exact" or "ivf"
+    vectors: int  # vectors in the image index
+    bytes_on_disk: int
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)

@@ -1,0 +1,126 @@
+"""Walk folders for image files and plan an incremental index run against the catalog.
+
+The plan sorts every file into: unchanged (skip), changed (re-embed unless its bytes are
+the same), new (embed, or copy a vector with the same content hash), moved (a vanished
+row's content found at a new path: keep its id and vector), and removed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from index.catalog import Catalog
+from index.records import FAILED, FileStat, ImageRecord, Moved
+from retrieval.decode import hash_file
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """Image files found under the roots, and what could not be walked."""
+
+    files: dict[str, FileStat]  # absolute path -> stat
+    roots: tuple[str, ...]  # absolute roots as given (files or folders)
+    errors: tuple[tuple[str, str], ...] = ()  # (path, why) for unreadable folders and missing roots
+
+
+@dataclass
+class Plan:
+    """What an index run has to do."""
+
+    todo: list[FileStat] = field(default_factory=list)  # files to read (new or changed)
+    previous: dict[str, ImageRecord] = field(default_factory=dict)  # old rows of changed files
+    moved: list[Moved] = field(default_factory=list)
+    removed: list[int] = field(default_factory=list)
+    unchanged: int = 0
+
+
+def scan(roots: Iterable[str | Path], extensions: frozenset[str]) -> ScanResult:
+    """Recursively find files whose extension is in ``extensions`` (case-insensitive)."""
+    files: dict[str, FileStat] = {}
+    errors: list[tuple[str, str]] = []
+    absolute: list[str] = []
+    for root in roots:
+        path = os.path.abspath(os.path.expanduser(str(root)))
+        absolute.append(path)
+        if os.path.isfile(path):
+            _add(files, errors, path, extensions, explicit=True)
+        elif os.path.isdir(path):
+            _walk(path, files, errors, extensions)
+        else:
+            errors.append((path, "no such file or folder"))
+    return ScanResult(files, tuple(absolute), tuple(errors))
+
+
+def _walk(top: str, files: dict[str, FileStat], errors: list[tuple[str, str]], extensions: frozenset[str]) -> None:
+    stack = [top]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    elif entry.is_file():
+                        _add(files, errors, entry.path, extensions)
+        except OSError as exc:
+            errors.append((folder, f"cannot list folder: {exc.strerror or exc}"))
+
+
+def _add(files: dict[str, FileStat], errors: list[tuple[str, str]], path: str, extensions: frozenset[str], explicit: bool = False) -> None:
+    if os.path.splitext(path)[1].lower() not in extensions:
+        if explicit:
+            errors.append((path, "not a supported image extension"))
+        return
+    try:
+        stat = os.stat(path)
+    except OSError as exc:
+        errors.append((path, f"cannot stat: {exc.strerror or exc}"))
+        return
+    files[path] = FileStat(path, stat.st_size, stat.st_mtime_ns)
+
+
+def make_plan(found: ScanResult, catalog: Catalog, retry_failed: bool = False) -> Plan:
+    """Compare what is on disk with what the catalog knows under the same roots."""
+    known = catalog.files_under(found.roots)
+    plan = Plan()
+    for path, stat in found.files.items():
+        row = known.get(path)
+        if row is None:
+            plan.todo.append(stat)
+        elif (row.size, row.mtime_ns) != (stat.size, stat.mtime_ns) or (retry_failed and row.state == FAILED):
+            plan.todo.append(stat)
+            plan.previous[path] = row
+        else:
+            plan.unchanged += 1
+    gone = [row for path, row in known.items() if path not in found.files and not os.path.exists(path)]
+    plan.moved, moved_paths = _find_moves(gone, [s for s in plan.todo if s.path not in plan.previous])
+    plan.todo = [s for s in plan.todo if s.path not in moved_paths]
+    moved_ids = {m.id for m in plan.moved}
+    plan.removed = [row.id for row in gone if row.id not in moved_ids]
+    return plan
+
+
+def _find_moves(gone: list[ImageRecord], new: list[FileStat]) -> tuple[list[Moved], set[str]]:
+    """Match vanished rows to new files of the same size and content hash."""
+    by_size: dict[int, list[ImageRecord]] = {}
+    for row in gone:
+        if row.content_hash and row.state != FAILED:
+            by_size.setdefault(row.size, []).append(row)
+    moves: list[Moved] = []
+    for stat in new:
+        candidates = by_size.get(stat.size)
+        if not candidates:
+            continue  # only same-size files can be moves: no need to read the rest twice
+        try:
+            digest = hash_file(stat.path)
+        except OSError:
+            continue  # reported when the file is read for embedding
+        for row in candidates:
+            if row.content_hash == digest:
+                candidates.remove(row)
+                moves.append(Moved(row.id, stat))
+                break
+    return moves, {m.stat.path for m in moves}
