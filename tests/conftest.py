@@ -1,0 +1,114 @@
+"""Shared fixtures: a tiny open_clip model built once per session, real photos, broken files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+# Nothing in the default test run may wait on the network or touch the user's dirs.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from tests.tiny_model import make_tiny_model  # noqa: E402
+
+PHOTO_NAMES = ("astronaut", "coffee", "chelsea", "camera", "rocket", "coins")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path_factory.getbasetemp() / "xdg"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.delenv("XMR_LIBRARY", raising=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A local-dir model folder (seed 0); copy it before changing it."""
+    return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def other_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Same architecture, other weights (seed 1)."""
+    return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny-other", seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tiny_model_dir: Path):  # noqa: ANN201
+    """The tiny model loaded once through the real loading path."""
+    from retrieval.encoder import load_encoder
+    from retrieval.models import ModelSpec
+
+    return load_encoder(ModelSpec(f"local-dir:{tiny_model_dir}"), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def photo_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real photos that ship with scikit-image, saved once as JPEG and PNG."""
+    import numpy as np
+    import skimage.data
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("photo-source")
+    for i, name in enumerate(PHOTO_NAMES):
+        array = getattr(skimage.data, name)()
+        image = Image.fromarray(np.asarray(array))
+        suffix = ".png" if i % 2 else ".jpg"
+        image.convert("RGB").save(folder / f"{name}{suffix}", quality=92)
+    return folder
+
+
+@pytest.fixture
+def photos(photo_source: Path, tmp_path: Path) -> Path:
+    """A fresh, writable copy of the photo folder (nested one level for recursion)."""
+    folder = tmp_path / "photos"
+    (folder / "nested").mkdir(parents=True)
+    for i, source in enumerate(sorted(photo_source.iterdir())):
+        shutil.copy2(source, folder / ("nested" if i % 3 == 0 else ".") / source.name)
+    return folder
+
+
+def add_broken_files(folder: Path, good_jpeg: Path) -> dict[str, Path]:
+    """Truncated JPEG, zero bytes, text with an image extension, huge declared size."""
+    import struct
+    import zlib
+
+    data = good_jpeg.read_bytes()
+    files = {
+        "truncated": folder / "truncated.jpg",
+        "empty": folder / "empty.png",
+        "text": folder / "notes.jpg",
+        "huge": folder / "huge.png",
+    }
+    files["truncated"].write_bytes(data[: len(data) // 2])
+    files["empty"].write_bytes(b"")
+    files["text"].write_text("this is not an image\n")
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", 60000, 60000, 8, 2, 0, 0, 0)  # declares 3.6 gigapixels
+    files["huge"].write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 10)) + chunk(b"IEND", b""))
+    return files
+
+
+@pytest.fixture
+def open_library(tmp_path: Path, tiny_model_dir: Path, tiny_encoder):  # noqa: ANN001, ANN201
+    """Factory: open (or create) a library with the tiny model; closed after the test."""
+    from retrieval import Library
+
+    opened = []
+
+    def _open(directory: Path | None = None, **kwargs):  # noqa: ANN202, ANN003
+        kwargs.setdefault("model", tiny_encoder)
+        lib = Library.open(directory or tmp_path / "library", **kwargs)
+        opened.append(lib)
+        return lib
+
+    yield _open
+    for lib in opened:
+        lib.close()

@@ -1,0 +1,256 @@
+"""The Library API end to end with the tiny model: search, incremental indexing, bad files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import add_broken_files
+
+
+def _ids_by_name(lib) -> dict[str, int]:  # noqa: ANN001
+    return {Path(r.path).name: r.id for r in lib.catalog.files_under([os.sep]).values()}
+
+
+def test_image_query_returns_identical_image_first(open_library, photos: Path) -> None:
+    lib = open_library()
+    report = lib.index([photos])
+    assert report.added == 6 and report.failed == 0
+    for query in sorted(photos.rglob("*.*")):
+        hits = lib.search(image=query, k=3)
+        assert hits[0].path == str(query)
+        assert hits[0].score == pytest.approx(1.0, abs=1e-4)
+        assert [h.rank for h in hits] == [1, 2, 3]
+        assert hits[0].score >= hits[1].score >= hits[2].score
+
+
+def test_text_search_ranks_every_image_by_cosine(open_library, photos: Path, tiny_encoder) -> None:  # noqa: ANN001
+    lib = open_library()
+    lib.index([photos])
+    hits = lib.search(text="a cat on a table", k=50)
+    assert len(hits) == 6
+    # Oracle: cosine of the text vector with each image's stored vector.
+    query = tiny_encoder.encode_texts(["a cat on a table"])[0]
+    stored = lib.catalog.vectors_for([h.id for h in hits])
+    expected = sorted((float(np.frombuffer(stored[h.id], "<f4") @ query), h.id) for h in hits)[::-1]
+    assert [h.id for h in hits] == [i for _, i in expected]
+    assert [h.score for h in hits] == pytest.approx([s for s, _ in expected], abs=1e-5)
+
+
+def test_metadata_is_recorded(open_library, photos: Path) -> None:
+    lib = open_library()
+    lib.index([photos])
+    (hit,) = [h for h in lib.search(text="anything", k=10) if h.path.endswith("astronaut.jpg")]
+    assert (hit.width, hit.height, hit.format) == (512, 512, "JPEG")
+    record = lib.catalog.image_by_path(hit.path)
+    assert record is not None and record.size == Path(hit.path).stat().st_size and len(record.content_hash) == 32
+
+
+def test_unchanged_files_are_skipped(open_library, photos: Path) -> None:
+    lib = open_library()
+    lib.index([photos])
+    again = lib.index([photos])
+    assert (again.added, again.updated, again.unchanged, again.encoded) == (0, 0, 6, 0)
+
+
+def test_changed_file_is_reembedded(open_library, photos: Path, photo_source: Path) -> None:
+    lib = open_library()
+    lib.index([photos])
+    before = _ids_by_name(lib)
+    target = next(photos.rglob("coffee.*"))
+    old_vector = lib.catalog.vectors_for([before[target.name]])[before[target.name]]
+    target.write_bytes(next(photo_source.glob("rocket.*")).read_bytes() + b"\0")  # new, unique bytes
+    report = lib.index([photos])
+    assert (report.updated, report.added, report.encoded) == (1, 0, 1)
+    assert _ids_by_name(lib) == before
+    new_vector = lib.catalog.vectors_for([before[target.name]])[before[target.name]]
+    assert new_vector != old_vector
+    # Same pixels as rocket now: both score ~1 and tie for first place.
+    top = {h.path: h.score for h in lib.search(image=target, k=2)}
+    assert top[str(target)] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_touched_file_keeps_vector_without_encoding(open_library, photos: Path) -> None:
+    lib = open_library()
+    lib.index([photos])
+    target = next(photos.rglob("camera.*"))
+    os.utime(target, ns=(1_000_000_000, 1_000_000_000))
+    report = lib.index([photos])
+    assert (report.updated, report.encoded, report.unchanged) == (0, 0, 6)
+    assert lib.catalog.image_by_path(str(target)).mtime_ns == 1_000_000_000
+
+
+def test_deleted_file_is_removed_from_catalog_and_index(open_library, photos: Path) -> None:
+    lib = open_library()
+    lib.index([photos])
+    victim = next(photos.rglob("chelsea.*"))
+    victim_id = _ids_by_name(lib)[victim.name]
+    victim.unlink()
+    report = lib.index([photos])
+    assert report.removed == 1
+    assert victim_id not in lib.images.index.ids()
+    assert lib.images.agrees_with_catalog()
+    assert all(h.path != str(victim) for h in lib.search(text="cat", k=10))
+
+
+def test_moved_file_keeps_its_vector_without_encoding(open_library, photos: Path) -> None:
+    lib = open_library()
+    lib.index([photos])
+    before = _ids_by_name(lib)
+    source = next(photos.rglob("rocket.*"))
+    target = photos / "nested" / "deeper" / "renamed-rocket.jpg"
+    target.parent.mkdir()
+    source.rename(target)
+    report = lib.index([photos])
+    assert (report.moved, report.removed, report.added, report.encoded) == (1, 0, 0, 0)
+    assert lib.catalog.image_by_path(str(target)).id == before[source.name]
+    assert lib.search(image=target, k=1)[0].path == str(target)
+
+
+def test_copied_file_reuses_vector_without_encoding(open_library, photos: Path) -> None:
+    lib = open_library()
+    lib.index([photos])
+    source = next(photos.rglob("coins.*"))
+    shutil.copy2(source, photos / f"copy-of-{source.name}")
+    report = lib.index([photos])
+    assert (report.added, report.encoded) == (1, 0)
+    hits = lib.search(image=source, k=2)
+    assert [h.score for h in hits] == pytest.approx([1.0, 1.0], abs=1e-4)
+
+
+def test_indexing_one_root_keeps_other_roots(open_library, photos: Path, tmp_path: Path, photo_source: Path) -> None:
+    other = tmp_path / "other"
+    shutil.copytree(photo_source, other)
+    lib = open_library()
+    lib.index([photos, other])
+    report = lib.index([photos])
+    assert report.removed == 0 and lib.info().images == 12
+
+
+def test_broken_files_are_reported_and_skipped(open_library, photos: Path) -> None:
+    broken = add_broken_files(photos, next(photos.rglob("astronaut.jpg")))
+    lib = open_library()
+    report = lib.index([photos])
+    assert (report.added, report.failed) == (6, 4)
+    reasons = dict(report.failures)
+    assert "truncated" in reasons[str(broken["truncated"])]
+    assert "empty" in reasons[str(broken["empty"])]
+    assert "not an image" in reasons[str(broken["text"])]
+    assert "megapixel" in reasons[str(broken["huge"])]
+    assert dict(lib.failures()) == reasons
+    info = lib.info()
+    assert (info.images, info.failed, info.vectors) == (6, 4, 6)
+    # Unchanged broken files are not retried, changed ones are; a fixed file gets indexed.
+    assert lib.index([photos]).failed == 0
+    shutil.copyfile(next(photos.rglob("coffee.*")), broken["truncated"])
+    fixed = lib.index([photos])
+    assert (fixed.updated, fixed.failed) == (1, 0)
+    assert lib.images.agrees_with_catalog()
+
+
+def test_file_that_becomes_unreadable_loses_its_vector(open_library, photos: Path) -> None:
+    lib = open_library()
+    lib.index([photos])
+    target = next(photos.rglob("camera.*"))
+    target.write_bytes(b"garbage" * 10)
+    report = lib.index([photos])
+    assert report.failed == 1
+    assert lib.catalog.image_by_path(str(target)).id not in lib.images.index.ids()
+    assert lib.images.agrees_with_catalog()
+
+
+def test_missing_root_is_reported_not_fatal(open_library, photos: Path, tmp_path: Path) -> None:
+    lib = open_library()
+    report = lib.index([photos, tmp_path / "nope"])
+    assert report.added == 6
+    assert any("no such file" in why for _, why in report.failures)
+
+
+def test_reopened_library_needs_no_model(open_library, photos: Path, tmp_path: Path, tiny_model_dir: Path) -> None:
+    from retrieval import Library
+
+    lib = open_library(model=f"local-dir:{tiny_model_dir}")
+    lib.index([photos])
+    expected = [h.path for h in lib.search(text="coffee", k=6)]
+    lib.close()
+    with Library.open(tmp_path / "library", device="cpu") as again:
+        assert again.identity.spec == f"local-dir:{tiny_model_dir}"
+        assert [h.path for h in again.search(text="coffee", k=6)] == expected
+
+
+def test_other_model_is_refused_with_both_names(open_library, photos: Path, tmp_path: Path, other_model_dir: Path) -> None:
+    from retrieval import Library, ModelMismatchError
+
+    open_library().index([photos])
+    with pytest.raises(ModelMismatchError) as caught:
+        Library.open(tmp_path / "library", model=f"local-dir:{other_model_dir}")
+    message = str(caught.value)
+    assert "tiny-0" in message and "tiny-1" in message and "--library" in message
+
+
+def test_missing_library_is_not_created_for_search(tmp_path: Path) -> None:
+    from retrieval import Library, LibraryNotFoundError
+
+    with pytest.raises(LibraryNotFoundError, match="xmr index"):
+        Library.open(tmp_path / "none", create=False)
+    assert not (tmp_path / "none").exists()
+
+
+def test_bad_queries_raise_query_error(open_library, photos: Path, tmp_path: Path) -> None:
+    from retrieval import QueryError
+
+    lib = open_library()
+    lib.index([photos])
+    not_image = tmp_path / "notes.jpg"
+    not_image.write_text("hello")
+    for kwargs in ({}, {"text": "a", "image": not_image}, {"text": "   "}, {"image": not_image}, {"text": "x", "k": 0}):
+        with pytest.raises(QueryError):
+            lib.search(**kwargs)
+
+
+def test_pil_image_query(open_library, photos: Path) -> None:
+    from PIL import Image
+
+    lib = open_library()
+    lib.index([photos])
+    path = next(photos.rglob("chelsea.*"))
+    with Image.open(path) as image:
+        assert lib.search(image=image.convert("RGBA"), k=1)[0].path == str(path)
+
+
+def test_threads_search_concurrently_while_index_grows(open_library, photos: Path, tmp_path: Path, photo_source: Path, tiny_encoder) -> None:  # noqa: ANN001
+    from retrieval import Library
+
+    lib = open_library()
+    lib.index([photos])
+    writer = Library.open(tmp_path / "library", model=tiny_encoder)
+    errors: list[BaseException] = []
+    seen: list[int] = []
+
+    def searcher() -> None:
+        try:
+            for _ in range(15):
+                seen.append(len(lib.search(text="a photo", k=50)))
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    extra = tmp_path / "extra"
+    shutil.copytree(photo_source, extra)
+    for source in list(extra.iterdir()):  # distinct bytes so they are embedded, not copied
+        with open(source, "ab") as handle:
+            handle.write(b"\0")
+    threads = [threading.Thread(target=searcher) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    writer.index([extra])
+    for thread in threads:
+        thread.join()
+    writer.close()
+    assert not errors
+    assert min(seen) >= 6 and max(seen) <= 12
+    assert len(lib.search(text="a photo", k=50)) == 12  # the reader picked up the new images
