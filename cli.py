@@ -184,7 +184,10 @@ def search(
 def _print_hits(hits: list) -> None:
     from rich.table import Table
 
-    table = Table("rank", "score", "path", box=None, highlight=False)
+    table = Table(box=None, highlight=False)
+    table.add_column("rank", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("path", overflow="fold")  # a path is for copying: wrap it, never cut it
     for hit in hits:
         table.add_row(str(hit.rank), f"{hit.score:.4f}", hit.path)
     out.print(table)

@@ -9,6 +9,7 @@ it was built at can therefore be brought up to date with exactly the changes sin
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 
@@ -28,7 +29,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from index.errors import CorruptFileError, LibraryVersionError
@@ -145,7 +146,7 @@ class Catalog:
             self.engine: Engine = create_engine(url, pool_pre_ping=True)
             if self.engine.dialect.name == "sqlite":
                 event.listen(self.engine, "connect", _sqlite_pragmas)
-            Base.metadata.create_all(self.engine)
+            self._create_tables()
             self._check_schema()
         except SQLAlchemyError as exc:
             raise CorruptFileError(
@@ -154,7 +155,25 @@ class Catalog:
                 "into a new library directory."
             ) from exc
 
+    def _create_tables(self) -> None:
+        # Two processes opening a new catalog at once (an index run starting while a
+        # search opens it) can both see a table missing; the loser retries and finds it.
+        for attempt in range(5):
+            try:
+                Base.metadata.create_all(self.engine)
+                return
+            except OperationalError as exc:
+                if "already exists" not in str(exc) or attempt == 4:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+
     def _check_schema(self) -> None:
+        try:
+            self._check_schema_once()
+        except IntegrityError:  # another process wrote the first rows just now
+            self._check_schema_once()
+
+    def _check_schema_once(self) -> None:
         with Session(self.engine) as session, session.begin():
             version = session.get(Meta, "schema")
             if version is None:

@@ -1,0 +1,95 @@
+"""The CLI through typer's CliRunner: output formats, exit codes, messages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import cli
+from tests.conftest import add_broken_files
+
+
+@pytest.fixture
+def run(tmp_path: Path, tiny_model_dir: Path):  # noqa: ANN201
+    library = tmp_path / "library"
+    runner = CliRunner()
+
+    def _run(*args: str, with_library: bool = True):  # noqa: ANN202
+        full = [*args, "--library", str(library)] if with_library else list(args)
+        return runner.invoke(cli.app, full)
+
+    _run.library = library  # type: ignore[attr-defined]
+    _run.model = f"local-dir:{tiny_model_dir}"  # type: ignore[attr-defined]
+    return _run
+
+
+def test_index_then_search_table_json_and_paths(run, photos: Path) -> None:  # noqa: ANN001
+    indexed = run("index", str(photos), "--model", run.model, "--json")
+    assert indexed.exit_code == 0, indexed.output
+    report = json.loads(indexed.stdout)
+    assert (report["added"], report["failed"]) == (6, 0)
+
+    table = run("search", "a man riding a horse", "-k", "3")
+    assert table.exit_code == 0, table.output
+    assert "rank" in table.stdout and "…" not in table.stdout
+    assert len([line for line in table.stdout.splitlines() if str(photos)[:20] in line]) == 3
+
+    lines = run("search", "a man riding a horse", "--top", "4", "--json").stdout.splitlines()
+    hits = [json.loads(line) for line in lines]
+    assert [h["rank"] for h in hits] == [1, 2, 3, 4]
+    assert {"rank", "score", "id", "path", "width", "height", "captured_at"} <= set(hits[0])
+    assert hits[0]["score"] >= hits[-1]["score"]
+
+    paths = run("search", "a man riding a horse", "-k", "4", "--paths").stdout.splitlines()
+    assert paths == [h["path"] for h in hits]
+
+    query = next(photos.rglob("coffee.*"))
+    by_image = run("search", "--image", str(query), "-k", "1", "--paths")
+    assert by_image.exit_code == 0 and by_image.stdout.strip() == str(query)
+
+
+def test_info_json_counts(run, photos: Path) -> None:  # noqa: ANN001
+    add_broken_files(photos, next(photos.rglob("astronaut.jpg")))
+    indexed = run("index", str(photos), "--model", run.model)
+    assert indexed.exit_code == 0
+    assert "failed 4" in indexed.output and "truncated.jpg" in indexed.output
+    info = json.loads(run("info", "--json").stdout)
+    assert info["images"] == 6 and info["texts"] == 0 and info["failed"] == 4
+    assert isinstance(info["images"], int) and info["embed_dim"] == 32 and info["index_kind"] == "exact"
+    listed = run("failures", "--json").stdout.splitlines()
+    assert len(listed) == 4 and all(json.loads(line)["error"] for line in listed)
+
+
+def test_exit_1_when_nothing_matches(run, tmp_path: Path) -> None:  # noqa: ANN001
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert run("index", str(empty), "--model", run.model).exit_code == 0
+    result = run("search", "anything")
+    assert result.exit_code == 1
+    assert "no results" in result.stderr
+
+
+def test_exit_2_on_bad_input(run, photos: Path, tmp_path: Path, other_model_dir: Path) -> None:  # noqa: ANN001
+    missing = run("search", "x")
+    assert missing.exit_code == 2 and "xmr index" in missing.stderr
+    assert run("index", str(photos), "--model", run.model).exit_code == 0
+    neither = run("search")
+    assert neither.exit_code == 2 and "TEXT" in neither.stderr
+    both = run("search", "x", "--image", str(next(photos.rglob("coffee.*"))))
+    assert both.exit_code == 2
+    bad_image = tmp_path / "bad.jpg"
+    bad_image.write_text("no")
+    assert run("search", "--image", str(bad_image)).exit_code == 2
+    other = run("search", "x", "--model", f"local-dir:{other_model_dir}")
+    assert other.exit_code == 2 and "built with" in other.stderr
+    assert run("search", "x", "-k", "0").exit_code == 2  # click's own range check
+
+
+def test_library_from_environment(run, photos: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("XMR_LIBRARY", str(run.library))
+    runner = CliRunner()
+    assert runner.invoke(cli.app, ["index", str(photos), "--model", run.model]).exit_code == 0
+    assert json.loads(runner.invoke(cli.app, ["info", "--json"]).stdout)["images"] == 6
