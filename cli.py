@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 if TYPE_CHECKING:
     from retrieval import IndexReport, Library
@@ -60,7 +61,7 @@ def _friendly_errors(command: Callable) -> Callable:
         try:
             command(*args, **kwargs)
         except XmrError as exc:
-            err.print(f"[red]error:[/] {exc}", highlight=False)
+            err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(EXIT_BAD_INPUT) from None
         except KeyboardInterrupt:
             err.print("interrupted: finished batches are saved; run the same command again to resume.")
@@ -132,7 +133,7 @@ def index(
         with _IndexProgress(enabled=not as_json) as bar:
             report = lib.index(paths, config=config, on_progress=bar.update, on_plan=bar.start)
     if as_json:
-        out.print_json(json.dumps(report.to_json()))
+        typer.echo(json.dumps(report.to_json()))
     else:
         _print_report(report)
 
@@ -143,7 +144,7 @@ def _print_report(report: IndexReport) -> None:
         f"unchanged {report.unchanged}, failed {report.failed}  ({report.seconds:.1f} s)"
     )
     for path, why in report.failures[:20]:
-        err.print(f"  [yellow]skipped[/] {path}: {why}", markup=True, highlight=False)
+        err.print(f"  [yellow]skipped[/] {escape(path)}: {escape(why)}", highlight=False)
     if len(report.failures) > 20:
         err.print(f"  ... and {len(report.failures) - 20} more (see  xmr failures)")
 
@@ -170,10 +171,10 @@ def search(
         hits = lib.search(text=text, image=image, k=top)
     if as_json:
         for hit in hits:
-            out.print(json.dumps(hit.to_json()), highlight=False, soft_wrap=True)
+            typer.echo(json.dumps(hit.to_json()))
     elif paths_only:
         for hit in hits:
-            out.print(hit.path, highlight=False, soft_wrap=True)
+            typer.echo(hit.path)
     else:
         _print_hits(hits)
     if not hits:
@@ -183,13 +184,14 @@ def search(
 
 def _print_hits(hits: list) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(box=None, highlight=False)
     table.add_column("rank", justify="right")
     table.add_column("score", justify="right")
     table.add_column("path", overflow="fold")  # a path is for copying: wrap it, never cut it
     for hit in hits:
-        table.add_row(str(hit.rank), f"{hit.score:.4f}", hit.path)
+        table.add_row(str(hit.rank), f"{hit.score:.4f}", Text(hit.path))
     out.print(table)
 
 
@@ -200,10 +202,10 @@ def info(library: LibraryOpt = None, as_json: JsonOpt = False) -> None:
     with _open(library, None, None, "", "auto", create=False) as lib:
         details = lib.info()
     if as_json:
-        out.print(json.dumps(details.to_json()), highlight=False, soft_wrap=True)
+        typer.echo(json.dumps(details.to_json()))
         return
     for key, value in details.to_json().items():
-        out.print(f"{key:>14}  {value}", highlight=False)
+        out.print(f"{key:>14}  {escape(str(value))}", highlight=False)
 
 
 @app.command()
@@ -214,7 +216,7 @@ def failures(library: LibraryOpt = None, as_json: JsonOpt = False) -> None:
         rows = lib.failures()
     for path, why in rows:
         line = json.dumps({"path": path, "error": why}) if as_json else f"{path}\t{why}"
-        out.print(line, highlight=False, soft_wrap=True)
+        typer.echo(line)
 
 
 def main() -> None:

@@ -38,7 +38,10 @@ class Plan:
 
 
 def scan(roots: Iterable[str | Path], extensions: frozenset[str]) -> ScanResult:
-    """Recursively find files whose extension is in ``extensions`` (case-insensitive)."""
+    """Recursively find files whose extension is in ``extensions`` (case-insensitive).
+
+    Hidden files and folders (names starting with ".") are skipped unless named as a root.
+    """
     files: dict[str, FileStat] = {}
     errors: list[tuple[str, str]] = []
     absolute: list[str] = []
@@ -61,6 +64,8 @@ def _walk(top: str, files: dict[str, FileStat], errors: list[tuple[str, str]], e
         try:
             with os.scandir(folder) as entries:
                 for entry in entries:
+                    if entry.name.startswith("."):
+                        continue  # .thumbnails, .git, macOS "._IMG.jpg" sidecars: not photos
                     if entry.is_dir(follow_symlinks=False):
                         stack.append(entry.path)
                     elif entry.is_file():

@@ -93,3 +93,19 @@ def test_library_from_environment(run, photos: Path, monkeypatch: pytest.MonkeyP
     runner = CliRunner()
     assert runner.invoke(cli.app, ["index", str(photos), "--model", run.model]).exit_code == 0
     assert json.loads(runner.invoke(cli.app, ["info", "--json"]).stdout)["images"] == 6
+
+
+def test_paths_with_brackets_survive_every_output(run, photos: Path) -> None:  # noqa: ANN001
+    odd = photos / "[bold]trip [2024]"
+    odd.mkdir()
+    from PIL import Image
+
+    with Image.open(next(photos.rglob("astronaut.jpg"))) as image:
+        image.transpose(Image.Transpose.ROTATE_90).save(odd / "cat [1].jpg")  # pixels of its own
+    (odd / "broken [x].jpg").write_text("no")
+    indexed = run("index", str(photos), "--model", run.model)
+    assert "broken [x].jpg" in indexed.stderr
+    target = str(odd / "cat [1].jpg")
+    assert run("search", "--image", target, "-k", "1", "--paths").stdout.strip() == target
+    assert json.loads(run("search", "--image", target, "-k", "1", "--json").stdout)["path"] == target
+    assert "cat [1].jpg" in run("search", "--image", target, "-k", "1").stdout

@@ -254,3 +254,25 @@ def test_threads_search_concurrently_while_index_grows(open_library, photos: Pat
     assert not errors
     assert min(seen) >= 6 and max(seen) <= 12
     assert len(lib.search(text="a photo", k=50)) == 12  # the reader picked up the new images
+
+
+def test_hidden_files_and_folders_are_skipped(open_library, photos: Path) -> None:
+    source = next(photos.rglob("coffee.*"))
+    (photos / ".thumbnails").mkdir()
+    shutil.copy2(source, photos / ".thumbnails" / "thumb.jpg")
+    (photos / "._coffee.jpg").write_bytes(b"\x00\x05\x16\x07AppleDouble")
+    report = open_library().index([photos])
+    assert (report.added, report.failed) == (6, 0)
+
+
+def test_without_faiss_every_open_names_the_install_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    import cli
+    from retrieval import Library, MissingDependencyError
+
+    monkeypatch.setitem(__import__("sys").modules, "faiss", None)  # as if not installed
+    with pytest.raises(MissingDependencyError, match=r"pip install 'xmr\[cpu\]'"):
+        Library.open(tmp_path / "library")
+    result = CliRunner().invoke(cli.app, ["info", "--library", str(tmp_path / "library")])
+    assert result.exit_code == 2 and "xmr[cpu]" in result.stderr
