@@ -228,7 +228,8 @@ class Catalog:
                     (ImageRow.path == root) | (ImageRow.path.startswith(prefix, autoescape=True))
                 )
                 for row in session.scalars(query):
-                    found[row.path] = _to_record(row)
+                    if row.path == root or row.path.startswith(prefix):  # SQLite LIKE ignores case
+                        found[row.path] = _to_record(row)
         return found
 
     def by_hash(self, hashes: Iterable[str]) -> dict[str, ImageRecord]:
@@ -351,10 +352,11 @@ class Catalog:
                 gen = self._bump(session)
                 for item in moved:
                     self._move(session, item)
+                rows = self._rows_for(session, [i.stat.path for i in (*embedded, *failed)])
                 for item in embedded:
-                    self._upsert_embedded(session, item, gen)
+                    self._upsert_embedded(session, rows.get(item.stat.path), item, gen)
                 for item in failed:
-                    self._upsert_failed(session, item, gen)
+                    self._upsert_failed(session, rows.get(item.stat.path), item, gen)
                 for stat in touched:
                     session.execute(
                         update(ImageRow)
@@ -384,8 +386,16 @@ class Catalog:
             .values(path=item.stat.path, size=item.stat.size, mtime_ns=item.stat.mtime_ns)
         )
 
-    def _upsert_embedded(self, session: Session, item: Embedded, gen: int) -> None:
-        row = self._row_for(session, item.stat.path)
+    @staticmethod
+    def _rows_for(session: Session, paths: list[str]) -> dict[str, ImageRow]:
+        """Existing rows of ``paths``, looked up in one query per 500 paths."""
+        rows: dict[str, ImageRow] = {}
+        for start in range(0, len(paths), 500):
+            query = select(ImageRow).where(ImageRow.path.in_(paths[start : start + 500]))
+            rows.update((row.path, row) for row in session.scalars(query))
+        return rows
+
+    def _upsert_embedded(self, session: Session, row: ImageRow | None, item: Embedded, gen: int) -> None:
         if row is None:
             row = ImageRow(path=item.stat.path)
             session.add(row)
@@ -397,8 +407,7 @@ class Catalog:
         row.state, row.error = INDEXED, None
         row.vector, row.vector_gen = item.vector, gen
 
-    def _upsert_failed(self, session: Session, item: Failed, gen: int) -> None:
-        row = self._row_for(session, item.stat.path)
+    def _upsert_failed(self, session: Session, row: ImageRow | None, item: Failed, gen: int) -> None:
         if row is None:
             row = ImageRow(path=item.stat.path)
             session.add(row)
