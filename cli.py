@@ -219,6 +219,92 @@ def failures(library: LibraryOpt = None, as_json: JsonOpt = False) -> None:
         typer.echo(line)
 
 
+@app.command()
+@_friendly_errors
+def train(
+    pairs: Annotated[Path, typer.Argument(help="Pairs folder (pairs.jsonl + images) or a Karpathy split JSON.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write (an open_clip local-dir).")],
+    arch: Annotated[str, typer.Option("--arch", help="Architecture to train from scratch: a shipped name, an open_clip name or a config .json.")] = "xmr-shapes-s",
+    init: Annotated[str, typer.Option("--init", help="Fine-tune this model (any --model value) instead.")] = "",
+    init_pretrained: Annotated[str, typer.Option("--init-pretrained", help="--pretrained going with --init.")] = "",
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 10,
+    steps: Annotated[int, typer.Option("--steps", min=0, help="Total steps (overrides --epochs).")] = 0,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=2)] = 256,
+    lr: Annotated[float, typer.Option("--lr", min=0.0)] = 1e-3,
+    warmup: Annotated[int, typer.Option("--warmup", min=0, help="Warm-up steps.")] = 50,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    hard_negatives: Annotated[bool, typer.Option("--hard-negatives/--no-hard-negatives", help="Use each line's negatives in the loss.")] = True,
+    augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Translations and caption-mirroring flips.")] = True,
+    split: Annotated[str, typer.Option("--split", help="Karpathy split to train on.")] = "train",
+) -> None:
+    """Train a dual encoder contrastively on PAIRS into --out (resumes an interrupted run)."""
+    from retrieval.train import TrainConfig, train as run_training
+
+    config = TrainConfig(arch=arch, init=init, init_pretrained=init_pretrained, epochs=epochs, steps=steps, batch_size=batch_size, lr=lr, warmup_steps=warmup, seed=seed, hard_negatives=hard_negatives, augment=augment)
+    with _TrainProgress() as bar:
+        folder = run_training(pairs, out, config, on_progress=bar.update, split=split)
+    err.print(f"model written to {escape(str(folder))}; use it with  --model {escape(str(folder))}", highlight=False)
+
+
+class _TrainProgress:
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.3f}  {task.fields[rate]:.0f} pairs/s  T {task.fields[temp]:.3f}"), TimeRemainingColumn(), console=err)
+        self.task = self.bar.add_task("train", total=None, loss=0.0, rate=0.0, temp=0.0)
+
+    def update(self, progress: object) -> None:
+        p = progress
+        self.bar.update(self.task, completed=p.step, total=p.total, loss=p.loss, rate=p.pairs_per_second, temp=p.temperature)  # type: ignore[attr-defined]
+
+    def __enter__(self) -> _TrainProgress:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+
+@app.command(name="eval")
+@_friendly_errors
+def evaluate(
+    pairs: Annotated[Path, typer.Argument(help="Pairs folder (pairs.jsonl + images), pairs.jsonl, or a Karpathy split JSON.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Model to evaluate (any --model value).")],
+    pretrained: PretrainedOpt = None,
+    split: Annotated[str, typer.Option("--split", help="Karpathy split to read.")] = "test",
+    images: Annotated[Optional[Path], typer.Option("--images", help="Root folder of the Karpathy images.")] = None,
+    groups: Annotated[Optional[str], typer.Option("--groups", help="Also report per caption group: shapes-world.")] = None,
+    device: DeviceOpt = "auto",
+    as_json: JsonOpt = False,
+) -> None:
+    """Recall@1/5/10 both ways and binding (when lines carry negatives) of a model on PAIRS."""
+    from retrieval.encoder import load_encoder
+    from retrieval.evaluate import GROUPINGS, evaluate as run_eval
+    from retrieval.models import ModelSpec
+    from retrieval.pairs import load_pairs
+
+    if groups is not None and groups not in GROUPINGS:
+        raise typer.BadParameter(f"--groups must be one of {', '.join(GROUPINGS)}")
+    pair_set = load_pairs(pairs, split=split, images_root=images)
+    encoder = load_encoder(ModelSpec(model, pretrained or ""), device)
+    result = run_eval(pair_set, encoder, groups)
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    _print_metrics(result)
+
+
+def _print_metrics(result: dict) -> None:
+    from rich.table import Table
+
+    table = Table("set", "captions", "t2i R@1", "R@5", "R@10", "i2t R@1", "R@5", "R@10", "binding", box=None)
+    rows = [("all", result), *result.get("groups", {}).items()]
+    for name, r in rows:
+        binding = f"{r['binding']:.3f}" if "binding" in r else "-"
+        table.add_row(name, str(r["count"]), *(f"{r['t2i'][k]:.3f}" for k in ("R@1", "R@5", "R@10")), *(f"{r['i2t'][k]:.3f}" for k in ("R@1", "R@5", "R@10")), binding)
+    out.print(table)
+
+
 def main() -> None:
     """Console entry point."""
     app()

@@ -1,0 +1,112 @@
+"""Evaluate an encoder on image-caption pairs: t2i/i2t Recall@K and binding.
+
+Captions may optionally be grouped (e.g. Shapes World one-object vs two-object scenes) so
+strengths and weaknesses are reported separately instead of averaged away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from retrieval.decode import decode_file
+from retrieval.encoder import Encoder
+from retrieval.metrics import binding_wins, i2t_ranks, recall_at, t2i_ranks
+from retrieval.pairs import PairSet
+
+_RELATIONS = (" to the left of ", " to the right of ", " above ", " below ")
+
+
+def shapes_world_kind(caption: str) -> str:
+    """Shapes World caption kind: "two-object" when it states a relation, else "one-object"."""
+    return "two-object" if any(r in caption for r in _RELATIONS) else "one-object"
+
+
+# Registry of caption groupings that `xmr eval --groups NAME` can apply.
+GROUPINGS: dict[str, Callable[[str], str]] = {"shapes-world": shapes_world_kind}
+
+
+@dataclass(frozen=True)
+class PairEmbeddings:
+    """Unit vectors of a pair set: images ``(m, d)``, captions ``(n, d)``, negatives per line."""
+
+    image: np.ndarray
+    text: np.ndarray
+    negatives: tuple[np.ndarray, ...]  # (k_j, d) for caption j; (0, d) when it has none
+
+
+def embed_images(paths: Sequence, encoder: Encoder, batch_size: int = 128, workers: int = 2) -> np.ndarray:
+    """Decode, preprocess and encode image files in order -> ``(m, d)``."""
+    import torch
+
+    def load(path) -> object:  # noqa: ANN001
+        return encoder.preprocess(decode_file(path).image)
+
+    chunks = []
+    with ThreadPoolExecutor(workers) as pool:
+        for start in range(0, len(paths), batch_size):
+            pixels = list(pool.map(load, paths[start : start + batch_size]))
+            chunks.append(encoder.encode_images(torch.stack(pixels)))
+    return np.concatenate(chunks) if chunks else np.zeros((0, encoder.dim), np.float32)
+
+
+def embed_texts(texts: Sequence[str], encoder: Encoder, batch_size: int = 256) -> np.ndarray:
+    """Encode texts in batches -> ``(n, d)``."""
+    chunks = [encoder.encode_texts(texts[s : s + batch_size]) for s in range(0, len(texts), batch_size)]
+    return np.concatenate(chunks) if chunks else np.zeros((0, encoder.dim), np.float32)
+
+
+def embed_pairs(pairs: PairSet, encoder: Encoder, batch_size: int = 128) -> PairEmbeddings:
+    """Embed every image once, every caption, and each distinct negative once."""
+    image = embed_images(pairs.images, encoder, batch_size)
+    text = embed_texts(pairs.captions, encoder)
+    distinct = sorted({n for negs in pairs.negatives for n in negs})
+    table = dict(zip(distinct, embed_texts(distinct, encoder))) if distinct else {}
+    empty = np.zeros((0, encoder.dim), np.float32)
+    negatives = tuple(np.stack([table[n] for n in negs]) if negs else empty for negs in pairs.negatives)
+    return PairEmbeddings(image, text, negatives)
+
+
+def metrics(pairs: PairSet, emb: PairEmbeddings, captions: Sequence[int] | None = None) -> dict[str, object]:
+    """The ``xmr eval --json`` object for all captions, or for the caption indices given.
+
+    t2i ranks each chosen caption against all images; i2t ranks each image that has a
+    chosen caption against all captions; binding covers chosen lines with negatives.
+    """
+    chosen = np.arange(len(pairs)) if captions is None else np.asarray(captions, dtype=np.int64)
+    owners = np.asarray(pairs.caption_image)
+    t2i = t2i_ranks(emb.text[chosen], emb.image, owners[chosen])
+    i2t_all = i2t_ranks(emb.text, emb.image, owners)
+    images = np.unique(owners[chosen])
+    result: dict[str, object] = {
+        "count": int(len(chosen)),
+        "images": int(len(images)),
+        "t2i": recall_at(t2i),
+        "i2t": recall_at(i2t_all[images]),
+    }
+    lines = [j for j in chosen if len(pairs.negatives[j])]
+    if lines:
+        positive = np.einsum("nd,nd->n", emb.text[lines], emb.image[owners[lines]])
+        negative = [emb.negatives[j] @ emb.image[owners[j]] for j in lines]
+        result["binding"] = float(np.mean(binding_wins(positive, negative)))
+    return result
+
+
+def evaluate(pairs: PairSet, encoder: Encoder, grouping: str | None = None) -> dict[str, object]:
+    """Embed ``pairs`` with ``encoder`` and compute metrics (plus per-group metrics)."""
+    emb = embed_pairs(pairs, encoder)
+    result = metrics(pairs, emb)
+    if grouping:
+        result["groups"] = grouped_metrics(pairs, emb, GROUPINGS[grouping])
+    return result
+
+
+def grouped_metrics(pairs: PairSet, emb: PairEmbeddings, kind_of: Callable[[str], str]) -> dict[str, object]:
+    """Metrics per caption group, each group's captions still ranked against everything."""
+    groups: dict[str, list[int]] = {}
+    for j, caption in enumerate(pairs.captions):
+        groups.setdefault(kind_of(caption), []).append(j)
+    return {name: metrics(pairs, emb, members) for name, members in sorted(groups.items())}
