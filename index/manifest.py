@@ -113,7 +113,7 @@ def read_manifest(directory: Path) -> Manifest | None:
             schema=schema,
             created_at=str(raw.get("created_at", "")),
         )
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, AttributeError) as exc:  # AttributeError: "model" not an object
         raise CorruptFileError(f"{path} is missing fields ({exc}); restore it from a backup.") from exc
 
 

@@ -76,13 +76,18 @@ def read_header(path: Path) -> tuple[SnapshotHeader, int]:
             (length,) = struct.unpack("<I", head[8:12])
             raw = handle.read(length)
         fields = json.loads(raw)
+        # Checked before the fields are bound: a newer writer may have added some, and
+        # calling that "damaged" would get the newer file rebuilt over (downgraded).
+        version = fields.get("version") if isinstance(fields, dict) else None
+        if isinstance(version, int) and version > SNAPSHOT_VERSION:
+            raise LibraryVersionError(
+                f"{path} was written by a newer xmr (snapshot v{version}); upgrade xmr."
+            )
         header = SnapshotHeader(**fields)
+    except (LibraryVersionError, CorruptFileError):
+        raise
     except (ValueError, TypeError, struct.error) as exc:
         raise _corrupt(path, f"unreadable header: {exc}") from exc
-    if header.version > SNAPSHOT_VERSION:
-        raise LibraryVersionError(
-            f"{path} was written by a newer xmr (snapshot v{header.version}); upgrade xmr."
-        )
     return header, 12 + length
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from index.catalog import Catalog
 from index.errors import CorruptFileError
 from index.snapshot import read_snapshot, write_snapshot
-from index.vectors import EXACT, IVF, KINDS, ExactIndex, Neighbors, VectorIndex, build_index
+from index.vectors import EXACT, IVF, IVF_MIN_VECTORS, KINDS, ExactIndex, Neighbors, VectorIndex, build_index
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,8 @@ class IndexConfig:
     def kind_for(self, count: int) -> str:
         if self.kind != AUTO:
             return self.kind
-        return IVF if count >= self.approx_threshold else EXACT
+        # IVF needs enough points to train its lists (see build_index).
+        return IVF if count >= max(self.approx_threshold, IVF_MIN_VECTORS) else EXACT
 
 
 class VectorStore:
@@ -89,7 +90,8 @@ class VectorStore:
             return False
         gone = self.catalog.deleted_since(self.corpus, self._gen)
         # Checked after reading the tombstones: a prune in between would have hidden some.
-        if self._gen < 0 or self._gen < self.catalog.tombstone_floor():
+        # A snapshot ahead of the catalog (catalog replaced or restored) cannot be patched.
+        if self._gen < 0 or self._gen > target or self._gen < self.catalog.tombstone_floor():
             self._index = self._rebuild(self.config.kind_for(len(self._index)))
         else:
             index = self._index.removed(gone) if len(gone) else self._index

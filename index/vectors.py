@@ -20,6 +20,7 @@ from index.errors import DimensionMismatchError
 EXACT = "exact"
 IVF = "ivf"
 KINDS = (EXACT, IVF)
+IVF_MIN_VECTORS = 1000  # fewer points than this cannot train IVF lists well: stay exact
 # Rows scored per block in exact search: bounds the (block, queries) score matrix.
 _BLOCK = 1 << 17
 
@@ -255,6 +256,6 @@ class IVFIndex:
 
 def build_index(kind: str, dim: int, ids: np.ndarray, vectors: np.ndarray, nprobe: int = 32) -> VectorIndex:
     """Build an index of ``kind`` over ``ids``/``vectors`` (IVF needs at least 1,000 vectors)."""
-    if kind == IVF and len(ids) >= 1000:
+    if kind == IVF and len(ids) >= IVF_MIN_VECTORS:
         return IVFIndex.build(dim, ids, vectors, nprobe)
     return ExactIndex(dim, np.asarray(ids, np.int64), as_matrix(vectors, dim).copy())
