@@ -18,7 +18,7 @@ import numpy as np
 from index.catalog import Catalog
 from index.errors import CorruptFileError
 from index.snapshot import read_snapshot, write_snapshot
-from index.vectors import EXACT, IVF, IVF_MIN_VECTORS, KINDS, ExactIndex, Neighbors, VectorIndex, build_index
+from index.vectors import EXACT, IVF, IVF_MIN_VECTORS, KINDS, ExactIndex, IVFIndex, Neighbors, VectorIndex, build_index
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,8 @@ class IndexConfig:
 
     kind: str = AUTO  # "exact", "ivf", or "auto" (exact below approx_threshold vectors)
     approx_threshold: int = 250_000  # auto switches to IVF at this many vectors
-    nprobe: int = 32  # IVF lists probed per query (recall/speed trade-off)
+    nprobe: int = 0  # IVF lists probed per query; 0 tunes it at build time to target_recall
+    target_recall: float = 0.95  # recall@10 against exact search that auto nprobe aims for
 
     def __post_init__(self) -> None:
         if self.kind not in (*KINDS, AUTO):
@@ -106,7 +107,9 @@ class VectorStore:
             kind = self.config.kind
         elif kind != IVF:
             kind = self.config.kind_for(len(ids))
-        return build_index(kind, self.dim, ids, vectors, self.config.nprobe)
+        if kind == IVF and len(ids) >= IVF_MIN_VECTORS:
+            return IVFIndex.build(self.dim, ids, vectors, self.config.nprobe, target_recall=self.config.target_recall)
+        return build_index(EXACT, self.dim, ids, vectors)
 
     def persist(self) -> None:
         """Write the index snapshot atomically, switching kind if its size calls for it.

@@ -20,6 +20,7 @@ from index.errors import DimensionMismatchError
 EXACT = "exact"
 IVF = "ivf"
 KINDS = (EXACT, IVF)
+AUTO_NPROBE = 0  # nprobe value meaning "tune to the recall target at build time"
 IVF_MIN_VECTORS = 1000  # fewer points than this cannot train IVF lists well: stay exact
 # Rows scored per block in exact search: bounds the (block, queries) score matrix.
 _BLOCK = 1 << 17
@@ -176,7 +177,7 @@ class IVFIndex:
 
     kind = IVF
 
-    def __init__(self, dim: int, index, ids: np.ndarray, nprobe: int = 32):  # noqa: ANN001
+    def __init__(self, dim: int, index, ids: np.ndarray, nprobe: int = 32):  # noqa: ANN001 (faiss index)
         self.dim = dim
         self._index = index
         self._ids = np.asarray(ids, np.int64)
@@ -185,8 +186,12 @@ class IVFIndex:
         self._gpu = None
 
     @classmethod
-    def build(cls, dim: int, ids: np.ndarray, vectors: np.ndarray, nprobe: int = 32, seed: int = 0) -> IVFIndex:
-        """Train the coarse quantizer on (a sample of) ``vectors`` and add them all."""
+    def build(cls, dim: int, ids: np.ndarray, vectors: np.ndarray, nprobe: int = AUTO_NPROBE, seed: int = 0, target_recall: float = 0.95) -> IVFIndex:
+        """Train the coarse quantizer on (a sample of) ``vectors`` and add them all.
+
+        ``nprobe=0`` picks the smallest number of probed lists whose recall@10 against
+        exact search reaches ``target_recall`` on a sample of the vectors themselves.
+        """
         faiss = require_faiss()
         vectors = as_matrix(vectors, dim)
         nlist = ivf_lists(len(vectors))
@@ -197,6 +202,8 @@ class IVFIndex:
             sample = vectors[np.sort(rng.choice(len(vectors), nlist * 64, replace=False))]
         index.train(np.ascontiguousarray(sample))
         index.add_with_ids(vectors, np.asarray(ids, np.int64))
+        if nprobe <= 0:
+            nprobe = tune_nprobe(index, vectors, np.asarray(ids, np.int64), target_recall, seed)
         return cls(dim, index, ids, nprobe)
 
     def __len__(self) -> int:
@@ -254,7 +261,29 @@ class IVFIndex:
         return cls(dim, index, ids, nprobe)
 
 
-def build_index(kind: str, dim: int, ids: np.ndarray, vectors: np.ndarray, nprobe: int = 32) -> VectorIndex:
+def tune_nprobe(index, vectors: np.ndarray, ids: np.ndarray, target: float, seed: int = 0, queries: int = 256) -> int:  # noqa: ANN001
+    """Smallest power-of-two nprobe reaching ``target`` recall@10 on sampled stored vectors.
+
+    Each sampled vector queries the index; its own id is left out of both result lists so
+    the check measures neighbours, not self-matches.
+    """
+    rng = np.random.default_rng(seed + 1)
+    rows = rng.choice(len(vectors), min(queries, len(vectors)), replace=False)
+    sample = np.ascontiguousarray(vectors[rows])
+    exact = ExactIndex(vectors.shape[1], ids, vectors).search(sample, 11)
+    truth = [set(n.ids[n.ids != ids[r]][:10].tolist()) for n, r in zip(exact, rows)]
+    nprobe = 8
+    while nprobe < index.nlist:
+        index.nprobe = nprobe
+        _, found = index.search(sample, 11)
+        hits = sum(len(t & set(f[f != ids[r]][:10].tolist())) for t, f, r in zip(truth, found, rows))
+        if hits / max(1, sum(len(t) for t in truth)) >= target:
+            return nprobe
+        nprobe *= 2
+    return int(index.nlist)
+
+
+def build_index(kind: str, dim: int, ids: np.ndarray, vectors: np.ndarray, nprobe: int = AUTO_NPROBE) -> VectorIndex:
     """Build an index of ``kind`` over ``ids``/``vectors`` (IVF needs at least 1,000 vectors)."""
     if kind == IVF and len(ids) >= IVF_MIN_VECTORS:
         return IVFIndex.build(dim, ids, vectors, nprobe)
