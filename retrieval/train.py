@@ -206,7 +206,7 @@ def _loop(model, tokenizer, optimizer, pairs: PairSet, config: TrainConfig, norm
                 last_save = time.monotonic()
             if on_progress:
                 rate = (step - done_at_start) * config.batch_size / max(1e-9, time.monotonic() - started)
-                on_progress(TrainProgress(step, total, sum(window) / len(window), rate, float(1 / model.logit_scale.exp())))
+                on_progress(TrainProgress(step, total, sum(window) / len(window), rate, 1.0 / model.logit_scale.exp().item()))
     finally:
         cache.close()
 
