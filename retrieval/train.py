@@ -21,7 +21,7 @@ from pathlib import Path
 from index.atomic import atomic_write_bytes, atomic_writer
 from index.errors import XmrError
 from retrieval.pairs import PairSet, load_pairs
-from retrieval.train_data import ImageCache, make_batch, step_order
+from retrieval.train_data import ImageCache, canonical_caption, make_batch, step_order
 
 CONFIG_DIR = Path(__file__).parent / "model_configs"
 CHECKPOINT = "checkpoint.pt"
@@ -132,7 +132,12 @@ def learning_rate(config: TrainConfig, step: int, total: int) -> float:
 
 
 def contrastive_loss(model, tokenizer, batch) -> object:  # noqa: ANN001
-    """Symmetric InfoNCE; hard negatives extend the image->text side; repeated captions masked."""
+    """Symmetric InfoNCE; hard negatives extend the image->text side.
+
+    A column whose caption describes the same scene as the row's own caption (a repeat, a
+    converse "X left of Y" / "Y right of X", or another line's negative that happens to be
+    true here) is masked out instead of being pushed away.
+    """
     import torch
     import torch.nn.functional as F
 
@@ -141,11 +146,13 @@ def contrastive_loss(model, tokenizer, batch) -> object:  # noqa: ANN001
     text = model.encode_text(tokenizer(texts), normalize=True)  # (B + N, D)
     scale = model.logit_scale.exp().clamp(max=100)
     b = len(batch.captions)
-    same = torch.tensor([[a == c for c in batch.captions] for a in batch.captions])  # (B, B)
-    false_negative = same & ~torch.eye(b, dtype=torch.bool)
-    i2t = scale * image @ text.T  # (B, B + N)
-    i2t[:, :b] = i2t[:, :b].masked_fill(false_negative, float("-inf"))
-    t2i = (scale * text[:b] @ image.T).masked_fill(false_negative, float("-inf"))  # (B, B)
+    keys = [canonical_caption(t) for t in texts]
+    codes = {key: i for i, key in enumerate(dict.fromkeys(keys))}
+    code = torch.tensor([codes[k] for k in keys])  # (B + N,)
+    false_negative = code[:b, None] == code[None, :]  # (B, B + N)
+    false_negative[:, :b] &= ~torch.eye(b, dtype=torch.bool)
+    i2t = (scale * image @ text.T).masked_fill(false_negative, float("-inf"))  # (B, B + N)
+    t2i = (scale * text[:b] @ image.T).masked_fill(false_negative[:, :b], float("-inf"))  # (B, B)
     target = torch.arange(b)
     return (F.cross_entropy(i2t, target) + F.cross_entropy(t2i, target)) / 2
 

@@ -18,6 +18,22 @@ from retrieval.decode import decode_file
 from retrieval.pairs import PairSet
 
 _LEFT_RIGHT = re.compile(r"\b(left|right)\b")
+_CONVERSE = (
+    (re.compile(r"^(.+) to the right of (.+)$"), "{1} to the left of {0}"),
+    (re.compile(r"^(.+) below (.+)$"), "{1} above {0}"),
+)
+
+
+def canonical_caption(text: str) -> str:
+    """One spelling per scene: "X to the right of Y" -> "Y to the left of X", "X below Y" -> "Y above X".
+
+    Used to mask captions that describe the same picture, so they are not trained apart.
+    """
+    for pattern, template in _CONVERSE:
+        match = pattern.match(text)
+        if match:
+            return template.format(*match.groups())
+    return text
 
 
 def mirror_caption(text: str) -> str:

@@ -195,3 +195,41 @@ def test_mirrored_captions_swap_left_and_right_only() -> None:
     assert mirror_caption("a red circle to the right of a blue square") == "a red circle to the left of a blue square"
     assert mirror_caption("a red circle above a blue square") == "a red circle above a blue square"
     assert mirror_caption("a bright room") == "a bright room"
+
+
+def test_canonical_caption_joins_converse_relations() -> None:
+    from retrieval.train_data import canonical_caption
+
+    left = "a red circle to the left of a blue square"
+    assert canonical_caption("a blue square to the right of a red circle") == left
+    assert canonical_caption(left) == left
+    assert canonical_caption("a red circle below a blue square") == "a blue square above a red circle"
+    assert canonical_caption("a small red circle") == "a small red circle"
+
+
+def test_loss_ignores_columns_that_describe_the_same_scene() -> None:
+    import torch
+
+    from retrieval.train import contrastive_loss
+    from retrieval.train_data import Batch
+
+    class Fixed(torch.nn.Module):
+        """Text i (and its converse) embeds like image i; everything else is orthogonal."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.logit_scale = torch.nn.Parameter(torch.tensor(4.0))
+
+        def encode_image(self, pixels, normalize=True):  # noqa: ANN001, ANN201, FBT002
+            return pixels
+
+        def encode_text(self, tokens, normalize=True):  # noqa: ANN001, ANN201, FBT002
+            return tokens
+
+    captions = ["a red circle to the left of a blue square", "a blue square to the right of a red circle"]
+    vectors = {captions[0]: [1.0, 0.0], captions[1]: [1.0, 0.0], "a red circle to the right of a blue square": [0.0, 1.0]}
+    tokenizer = lambda texts: torch.tensor([vectors[t] for t in texts])  # noqa: E731
+    pixels = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    batch = Batch(pixels, captions, ["a red circle to the right of a blue square"], [0])
+    # Both images show the same scene: without masking the loss would be log(2) at best.
+    assert float(contrastive_loss(Fixed(), tokenizer, batch)) < 0.05
