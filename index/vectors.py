@@ -98,14 +98,12 @@ class ExactIndex:
         return self._vecs
 
     def upserted(self, ids: np.ndarray, vectors: np.ndarray) -> ExactIndex:
-        ids = np.asarray(ids, np.int64)
-        vectors = as_matrix(vectors, self.dim)
+        ids, vectors = _last_wins(np.asarray(ids, np.int64), as_matrix(vectors, self.dim))
         keep = ~np.isin(self._ids, ids)
-        # Later duplicates win, as a sequence of single upserts would.
-        _, last = np.unique(ids[::-1], return_index=True)
-        pick = len(ids) - 1 - last
-        new_ids = np.concatenate([self._ids[keep], ids[pick]])
-        new_vecs = np.concatenate([np.asarray(self._vecs)[keep], vectors[pick]])
+        if keep.all():  # only new ids: one copy of the matrix, not a masked copy and another
+            return ExactIndex(self.dim, np.concatenate([self._ids, ids]), np.concatenate([self._vecs, vectors]))
+        new_ids = np.concatenate([self._ids[keep], ids])
+        new_vecs = np.concatenate([np.asarray(self._vecs)[keep], vectors])
         return ExactIndex(self.dim, new_ids, np.ascontiguousarray(new_vecs))
 
     def removed(self, ids: np.ndarray) -> ExactIndex:
@@ -149,6 +147,15 @@ class ExactIndex:
         flat.add(np.ascontiguousarray(self._vecs))
         self._gpu = faiss.index_cpu_to_gpu(_gpu_resources(faiss), 0, flat)
         return self._gpu
+
+
+def _last_wins(ids: np.ndarray, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Drop earlier duplicates of an id, as a sequence of single upserts would."""
+    if len(ids) != len(vectors):
+        raise DimensionMismatchError(f"{len(ids)} ids for {len(vectors)} vectors")
+    _, last = np.unique(ids[::-1], return_index=True)
+    pick = np.sort(len(ids) - 1 - last)
+    return ids[pick], np.ascontiguousarray(vectors[pick])
 
 
 def _merge(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -217,13 +224,11 @@ class IVFIndex:
 
     def upserted(self, ids: np.ndarray, vectors: np.ndarray) -> IVFIndex:
         faiss = require_faiss()
-        ids = np.asarray(ids, np.int64)
-        vectors = as_matrix(vectors, self.dim)
-        _, last = np.unique(ids[::-1], return_index=True)
-        pick = len(ids) - 1 - last
-        ids, vectors = ids[pick], np.ascontiguousarray(vectors[pick])
+        ids, vectors = _last_wins(np.asarray(ids, np.int64), as_matrix(vectors, self.dim))
         index = self._clone()
-        index.remove_ids(faiss.IDSelectorBatch(ids))
+        present = ids[np.isin(ids, self._ids)]
+        if len(present):  # removal scans every list: only pay it for replaced ids
+            index.remove_ids(faiss.IDSelectorBatch(present))
         index.add_with_ids(vectors, ids)
         new_ids = np.concatenate([self._ids[~np.isin(self._ids, ids)], ids])
         return IVFIndex(self.dim, index, new_ids, self.nprobe)
