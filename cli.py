@@ -255,10 +255,10 @@ class _TrainProgress:
 
     def update(self, progress: object) -> None:
         p = progress
+        self.bar.start()  # on the first step, so a run that fails to start draws no bar
         self.bar.update(self.task, completed=p.step, total=p.total, loss=p.loss, rate=p.pairs_per_second, temp=p.temperature)  # type: ignore[attr-defined]
 
     def __enter__(self) -> _TrainProgress:
-        self.bar.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -303,6 +303,9 @@ def _print_metrics(result: dict) -> None:
         binding = f"{r['binding']:.3f}" if "binding" in r else "-"
         table.add_row(name, str(r["count"]), *(f"{r['t2i'][k]:.3f}" for k in ("R@1", "R@5", "R@10")), *(f"{r['i2t'][k]:.3f}" for k in ("R@1", "R@5", "R@10")), binding)
     out.print(table)
+    if "binding_by_negative" in result:
+        wins = ", ".join(f"{kind} {share:.3f}" for kind, share in result["binding_by_negative"].items())
+        out.print(f"caption beats its negative, by kind of negative: {wins}")
 
 
 def main() -> None:

@@ -11,26 +11,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime
 
 import numpy as np
-from sqlalchemy import (
-    BigInteger,
-    DateTime,
-    Integer,
-    LargeBinary,
-    String,
-    Text,
-    create_engine,
-    delete,
-    event,
-    func,
-    select,
-    update,
-)
+from sqlalchemy import create_engine, delete, event, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
 from index.errors import CorruptFileError, LibraryVersionError
 from index.records import (
@@ -42,62 +28,9 @@ from index.records import (
     ImageRecord,
     Moved,
 )
+from index.schema import CATALOG_SCHEMA, IMAGES, TEXTS, Base, ImageRow, Meta, TextRow, Tombstone
 
-# 1: images, texts, tombstones, meta (generation counter).
-CATALOG_SCHEMA = 1
-IMAGES = "images"
-TEXTS = "texts"
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class Meta(Base):
-    __tablename__ = "meta"
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[str] = mapped_column(String(255))
-
-
-class ImageRow(Base):
-    __tablename__ = "images"
-    __table_args__ = {"sqlite_autoincrement": True}  # ids are vector ids: never reuse one
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    path: Mapped[str] = mapped_column(Text, unique=True, index=True)
-    size: Mapped[int] = mapped_column(BigInteger)
-    mtime_ns: Mapped[int] = mapped_column(BigInteger)
-    content_hash: Mapped[str] = mapped_column(String(64), index=True, default="")
-    width: Mapped[int | None] = mapped_column(Integer)
-    height: Mapped[int | None] = mapped_column(Integer)
-    format: Mapped[str | None] = mapped_column(String(16))
-    captured_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
-    orientation: Mapped[int | None] = mapped_column(Integer)
-    camera: Mapped[str | None] = mapped_column(String(255))
-    state: Mapped[str] = mapped_column(String(16), index=True)
-    error: Mapped[str | None] = mapped_column(Text)
-    vector: Mapped[bytes | None] = mapped_column(LargeBinary)
-    vector_gen: Mapped[int] = mapped_column(BigInteger, index=True, default=0)
-
-
-class TextRow(Base):
-    __tablename__ = "texts"
-    __table_args__ = {"sqlite_autoincrement": True}
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    body: Mapped[str] = mapped_column(Text)
-    source: Mapped[str] = mapped_column(Text, index=True)
-    image_id: Mapped[int | None] = mapped_column(Integer, index=True)
-    vector: Mapped[bytes | None] = mapped_column(LargeBinary)
-    vector_gen: Mapped[int] = mapped_column(BigInteger, index=True, default=0)
-
-
-class Tombstone(Base):
-    __tablename__ = "tombstones"
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    corpus: Mapped[str] = mapped_column(String(16))
-    vector_id: Mapped[int] = mapped_column(Integer)
-    gen: Mapped[int] = mapped_column(BigInteger, index=True)
+__all__ = ["CATALOG_SCHEMA", "IMAGES", "TEXTS", "Catalog", "sqlite_url"]
 
 
 def sqlite_url(path: str) -> str:

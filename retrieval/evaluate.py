@@ -20,13 +20,39 @@ from retrieval.pairs import PairSet
 _RELATIONS = (" to the left of ", " to the right of ", " above ", " below ")
 
 
+_WORD_KINDS = (
+    ("relation", frozenset({"left", "right", "above", "below"})),
+    ("colour", frozenset({"red", "green", "blue", "yellow", "purple", "orange"})),
+    ("shape", frozenset({"circle", "square", "triangle", "diamond"})),
+    ("size", frozenset({"small", "large"})),
+)
+
+
 def shapes_world_kind(caption: str) -> str:
     """Shapes World caption kind: "two-object" when it states a relation, else "one-object"."""
     return "two-object" if any(r in caption for r in _RELATIONS) else "one-object"
 
 
-# Registry of caption groupings that `xmr eval --groups NAME` can apply.
-GROUPINGS: dict[str, Callable[[str], str]] = {"shapes-world": shapes_world_kind}
+def shapes_world_negative_kind(caption: str, negative: str) -> str:
+    """What a negative changes in its caption: "colour", "shape", "size", "relation" or "other"."""
+    a, b = caption.split(), negative.split()
+    changed = {w for x, y in zip(a, b) if x != y for w in (x, y)} if len(a) == len(b) else set()
+    for kind, words in _WORD_KINDS:
+        if changed and changed <= words:
+            return kind
+    return "other"
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """How to split an evaluation: by caption kind, and by the kind of each negative."""
+
+    caption_kind: Callable[[str], str]
+    negative_kind: Callable[[str, str], str]
+
+
+# Registry of groupings that `xmr eval --groups NAME` can apply.
+GROUPINGS: dict[str, Grouping] = {"shapes-world": Grouping(shapes_world_kind, shapes_world_negative_kind)}
 
 
 @dataclass(frozen=True)
@@ -100,8 +126,24 @@ def evaluate(pairs: PairSet, encoder: Encoder, grouping: str | None = None) -> d
     emb = embed_pairs(pairs, encoder)
     result = metrics(pairs, emb)
     if grouping:
-        result["groups"] = grouped_metrics(pairs, emb, GROUPINGS[grouping])
+        result["groups"] = grouped_metrics(pairs, emb, GROUPINGS[grouping].caption_kind)
+        if pairs.has_negatives:
+            result["binding_by_negative"] = binding_by_negative(pairs, emb, GROUPINGS[grouping].negative_kind)
     return result
+
+
+def binding_by_negative(pairs: PairSet, emb: PairEmbeddings, kind_of: Callable[[str, str], str]) -> dict[str, float]:
+    """Per kind of negative: the share of (line, negative) pairs the caption wins strictly."""
+    owners = np.asarray(pairs.caption_image)
+    wins: dict[str, list[bool]] = {}
+    for j, negatives in enumerate(pairs.negatives):
+        if not negatives:
+            continue
+        image = emb.image[owners[j]]
+        positive = float(emb.text[j] @ image)
+        for negative, score in zip(negatives, emb.negatives[j] @ image):
+            wins.setdefault(kind_of(pairs.captions[j], negative), []).append(positive > float(score))
+    return {kind: float(np.mean(flags)) for kind, flags in sorted(wins.items())}
 
 
 def grouped_metrics(pairs: PairSet, emb: PairEmbeddings, kind_of: Callable[[str], str]) -> dict[str, object]:

@@ -232,4 +232,54 @@ def test_loss_ignores_columns_that_describe_the_same_scene() -> None:
     pixels = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
     batch = Batch(pixels, captions, ["a red circle to the right of a blue square"], [0])
     # Both images show the same scene: without masking the loss would be log(2) at best.
-    assert float(contrastive_loss(Fixed(), tokenizer, batch)) < 0.05
+    assert contrastive_loss(Fixed(), tokenizer, batch).item() < 0.05
+
+
+def test_train_cli_writes_a_model_every_command_accepts(shapes_pairs: Path, tiny_arch: str, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    import cli
+
+    runner = CliRunner()
+    out = tmp_path / "model"
+    args = ["train", str(shapes_pairs), "--out", str(out), "--arch", tiny_arch, "--steps", "3", "--batch-size", "8", "--warmup", "1"]
+    trained = runner.invoke(cli.app, args)
+    assert trained.exit_code == 0, trained.output
+    assert f"--model {out}" in trained.stderr.replace("\n", "")
+    images = shapes_pairs.parent / "images"
+    indexed = runner.invoke(cli.app, ["index", str(images), "--library", str(tmp_path / "lib"), "--model", str(out), "--json"])
+    assert indexed.exit_code == 0 and json.loads(indexed.stdout)["added"] == 48
+    again = runner.invoke(cli.app, [*args[:-2], "--warmup", "2"])  # other settings, same folder
+    assert again.exit_code == 2 and "other settings" in again.stderr
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "pairs.jsonl").write_text("{not json\n")
+    refused = runner.invoke(cli.app, ["train", str(broken), "--out", str(tmp_path / "m2"), "--arch", tiny_arch])
+    assert refused.exit_code == 2 and "pairs.jsonl:1: not valid JSON" in refused.stderr.replace("\n", "")
+    assert "training" not in refused.stderr  # no progress bar for a run that never started
+
+
+def test_shapes_world_negative_kinds() -> None:
+    from retrieval.evaluate import shapes_world_negative_kind as kind
+
+    caption = "a red circle to the left of a blue square"
+    assert kind(caption, "a blue circle to the left of a red square") == "colour"
+    assert kind(caption, "a red circle to the right of a blue square") == "relation"
+    assert kind(caption, "a red square to the left of a blue circle") == "shape"
+    assert kind("a small red circle", "a large red circle") == "size"
+    assert kind("a small red circle", "a small red square") == "shape"
+    assert kind(caption, "a cat") == "other"
+
+
+def test_binding_by_negative_matches_hand_computed_wins() -> None:
+    from retrieval.evaluate import PairEmbeddings, binding_by_negative, shapes_world_negative_kind
+    from retrieval.pairs import PairSet
+
+    caption = "a red circle to the left of a blue square"
+    colour, relation = "a blue circle to the left of a red square", "a red circle to the right of a blue square"
+    pairs = PairSet((Path("a.png"), Path("b.png")), (caption, caption), (0, 1), ((colour, relation), (colour, relation)))
+    image = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
+    text = np.array([[0.8, 0.6], [0.8, 0.6]], np.float32)  # scores: image a 0.8, image b 0.6
+    negatives = (np.array([[0.0, 1.0], [0.6, 0.8]], np.float32),) * 2  # a: 0.0, 0.6 / b: 1.0, 0.8
+    result = binding_by_negative(pairs, PairEmbeddings(image, text, negatives), shapes_world_negative_kind)
+    assert result == {"colour": 0.5, "relation": 0.5}
