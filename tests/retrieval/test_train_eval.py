@@ -283,3 +283,18 @@ def test_binding_by_negative_matches_hand_computed_wins() -> None:
     negatives = (np.array([[0.0, 1.0], [0.6, 0.8]], np.float32),) * 2  # a: 0.0, 0.6 / b: 1.0, 0.8
     result = binding_by_negative(pairs, PairEmbeddings(image, text, negatives), shapes_world_negative_kind)
     assert result == {"colour": 0.5, "relation": 0.5}
+
+
+def test_fine_tuning_starts_from_the_given_model(shapes_pairs: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
+    from safetensors.numpy import load_file
+
+    from retrieval.models import ModelSpec, resolve
+
+    untouched = train(shapes_pairs, tmp_path / "ft0", TrainConfig(init=str(tiny_model_dir), steps=1, batch_size=8, lr=1e-12, warmup_steps=1))
+    tuned = train(shapes_pairs, tmp_path / "ft", TrainConfig(init=str(tiny_model_dir), steps=4, batch_size=8, lr=1e-3, warmup_steps=1))
+    base = load_file(str(tiny_model_dir / "open_clip_model.safetensors"))
+    start, end = load_file(str(untouched / "open_clip_model.safetensors")), load_file(str(tuned / "open_clip_model.safetensors"))
+    name = "visual.conv1.weight"
+    np.testing.assert_allclose(start[name], base[name], atol=1e-6)  # began from the given weights
+    assert np.abs(end[name] - base[name]).max() > 1e-4  # and moved
+    assert resolve(ModelSpec(str(tuned))).identity.embed_dim == 32
