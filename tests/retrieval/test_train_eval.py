@@ -2,34 +2,23 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from benchmarks import shapes_world
 from retrieval.metrics import i2t_ranks, recall_at, t2i_ranks
 from retrieval.pairs import PairsFormatError, load_pairs
 from retrieval.train import TrainConfig, TrainingError, train
 from retrieval.train_data import mirror_caption
 from tests.tiny_model import TINY_CFG
 
-REPO = Path(__file__).parents[2]
-
-
-def _shapes_world():  # noqa: ANN202
-    spec = importlib.util.spec_from_file_location("shapes_world", REPO / "benchmarks" / "shapes_world.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["shapes_world"] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
 
 @pytest.fixture(scope="session")
 def shapes_pairs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _shapes_world().generate(tmp_path_factory.mktemp("shapes") / "pairs", count=48, seed=3, size=32, split="train")
+    return shapes_world.generate(tmp_path_factory.mktemp("shapes") / "pairs", count=48, seed=3, size=32, split="train")
 
 
 @pytest.fixture(scope="session")
