@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from index.catalog import Catalog
-from index.records import Embedded, Failed, FileStat
+from index.records import FAILED, Embedded, Failed, FileStat
 from retrieval.decode import DecodeConfig, ImageDecodeError, decode_file
 from retrieval.encoder import Encoder
 from retrieval.scan import Plan
@@ -157,4 +157,4 @@ def _commit(batch: list[_Read], plan: Plan, encoder: Encoder, catalog: Catalog, 
 def _same_bytes(item: _Read, plan: Plan) -> bool:
     """A changed file whose content hash did not change (only its timestamp did)."""
     old = plan.previous.get(item.stat.path)
-    return old is not None and old.state != "failed" and old.content_hash == item.content_hash
+    return old is not None and old.state != FAILED and old.content_hash == item.content_hash
