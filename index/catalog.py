@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
 
 import numpy as np
-from sqlalchemy import create_engine, delete, event, func, select, update
+from sqlalchemy import and_, create_engine, delete, event, func, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -25,6 +26,7 @@ from index.records import (
     Embedded,
     Failed,
     FileStat,
+    ImageFilter,
     ImageRecord,
     Moved,
 )
@@ -62,6 +64,14 @@ def _to_record(row: ImageRow) -> ImageRecord:
         camera=row.camera,
         error=row.error,
     )
+
+
+def _time_condition(bound: datetime, newer: bool):  # noqa: ANN202 (SQL expression)
+    """Capture time against ``bound``; rows without one use their modification time."""
+    bound_ns = int(bound.timestamp() * 1e9)  # naive datetimes are local time, like EXIF
+    if newer:
+        return or_(ImageRow.captured_at >= bound, and_(ImageRow.captured_at.is_(None), ImageRow.mtime_ns >= bound_ns))
+    return or_(ImageRow.captured_at < bound, and_(ImageRow.captured_at.is_(None), ImageRow.mtime_ns < bound_ns))
 
 
 class Catalog:
@@ -200,6 +210,24 @@ class Catalog:
                 )
                 found.update({row_id: blob for row_id, blob in session.execute(query)})
         return found
+
+    def select_images(self, where: ImageFilter) -> np.ndarray:
+        """Sorted ids of indexed images that pass ``where`` (time: capture time, else mtime)."""
+        query = select(ImageRow.id, ImageRow.path).where(ImageRow.vector.is_not(None))
+        if where.under:
+            prefixes = [root.rstrip("/") + "/" for root in where.under]
+            query = query.where(or_(*(ImageRow.path.startswith(p, autoescape=True) for p in prefixes)))
+        if where.extensions:
+            query = query.where(or_(*(func.lower(ImageRow.path).endswith(e.lower(), autoescape=True) for e in where.extensions)))
+        for bound, newer in ((where.after, True), (where.before, False)):
+            if bound is not None:
+                query = query.where(_time_condition(bound, newer))
+        with Session(self.engine) as session:
+            rows = session.execute(query).all()
+        if where.under:  # LIKE ignores case in SQLite; paths do not
+            prefixes = tuple(root.rstrip("/") + "/" for root in where.under)
+            rows = [row for row in rows if row.path.startswith(prefixes)]
+        return np.asarray(sorted(row.id for row in rows), dtype=np.int64)
 
     def image_by_path(self, path: str) -> ImageRecord | None:
         with Session(self.engine) as session:

@@ -74,3 +74,17 @@ class Moved:
 
     id: int
     stat: FileStat
+
+
+@dataclass(frozen=True)
+class ImageFilter:
+    """Which images a search may return; empty fields do not filter."""
+
+    under: tuple[str, ...] = ()  # absolute folder paths; an image must lie under one of them
+    after: datetime | None = None  # capture time (else file modification time) at or after
+    before: datetime | None = None  # capture time (else file modification time) before
+    extensions: tuple[str, ...] = ()  # lower-case suffixes with the dot, e.g. (".jpg", ".png")
+
+    @property
+    def active(self) -> bool:
+        return bool(self.under or self.after or self.before or self.extensions)

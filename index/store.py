@@ -124,9 +124,9 @@ class VectorStore:
             write_snapshot(self.path, self._index, self._gen)
             self.catalog.prune_tombstones(self._gen)
 
-    def search(self, queries: np.ndarray, k: int) -> list[Neighbors]:
-        """Top ``k`` ids per query row ``(q, dim)``, best first."""
-        return self._index.search(queries, k)
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[Neighbors]:
+        """Top ``k`` ids per query row ``(q, dim)``, best first; only ``allowed`` ids if given."""
+        return self._index.search(queries, k, allowed)
 
     def agrees_with_catalog(self) -> bool:
         """True when the index holds exactly the catalog's vector ids (for checks and tests)."""

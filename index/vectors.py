@@ -42,7 +42,7 @@ class VectorIndex(Protocol):
     def ids(self) -> np.ndarray: ...
     def upserted(self, ids: np.ndarray, vectors: np.ndarray) -> VectorIndex: ...
     def removed(self, ids: np.ndarray) -> VectorIndex: ...
-    def search(self, queries: np.ndarray, k: int) -> list[Neighbors]: ...
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[Neighbors]: ...
 
 
 def as_matrix(vectors: np.ndarray, dim: int) -> np.ndarray:
@@ -112,13 +112,20 @@ class ExactIndex:
             return self
         return ExactIndex(self.dim, self._ids[keep], np.ascontiguousarray(self._vecs[keep]))
 
-    def search(self, queries: np.ndarray, k: int) -> list[Neighbors]:
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[Neighbors]:
+        """Top ``k`` per query; with ``allowed``, only among those ids (still exact)."""
         queries = as_matrix(queries, self.dim)
+        keep = None
+        if allowed is not None:
+            keep = np.isin(self._ids, np.asarray(allowed, np.int64))
+            if keep.sum() * 4 < len(keep):  # a small selection: scan just its rows
+                rows = np.flatnonzero(keep)
+                return ExactIndex(self.dim, self._ids[rows], self._vecs[rows]).search(queries, k)
         n = len(self)
-        k = min(k, n)
+        k = min(k, n if keep is None else int(keep.sum()))
         if k <= 0:
             return [Neighbors(np.zeros(0, np.float32), np.zeros(0, np.int64)) for _ in queries]
-        gpu = self._gpu_index()
+        gpu = self._gpu_index() if keep is None else None
         if gpu is not None:
             scores, rows = gpu.search(queries, k)
             return [Neighbors(s[r >= 0], self._ids[r[r >= 0]]) for s, r in zip(scores, rows)]
@@ -127,6 +134,8 @@ class ExactIndex:
         for start in range(0, n, _BLOCK):
             block = self._vecs[start : start + _BLOCK]
             scores = block @ queries.T  # (b, q)
+            if keep is not None:  # a large selection: score everything, drop the rest
+                scores[~keep[start : start + _BLOCK]] = -np.inf
             s, i = _topk(scores, self._ids[start : start + _BLOCK], k)
             if best_s is None:
                 best_s, best_i = s, i
@@ -135,7 +144,7 @@ class ExactIndex:
                 i_all = np.concatenate([best_i, i], axis=1).T
                 best_s, best_i = _merge(s_all, i_all, k)
         assert best_s is not None and best_i is not None
-        return [Neighbors(s.astype(np.float32), i) for s, i in zip(best_s, best_i)]
+        return [Neighbors(s[np.isfinite(s)].astype(np.float32), i[np.isfinite(s)]) for s, i in zip(best_s, best_i)]
 
     def _gpu_index(self):  # noqa: ANN202 (faiss object)
         if self._gpu is not None or len(self) < 50_000:
@@ -242,13 +251,41 @@ class IVFIndex:
         index.remove_ids(require_faiss().IDSelectorBatch(ids))
         return IVFIndex(self.dim, index, self._ids[keep], self.nprobe)
 
-    def search(self, queries: np.ndarray, k: int) -> list[Neighbors]:
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[Neighbors]:
+        """Top ``k`` per query; with ``allowed``, only among those ids.
+
+        A filter runs inside faiss (an id selector); when the probed lists hold fewer than
+        ``k`` allowed ids, more lists are probed, up to all of them, so ``k`` hits come back
+        whenever ``k`` allowed vectors exist.
+        """
         queries = as_matrix(queries, self.dim)
-        k = min(k, len(self))
+        if allowed is None:
+            k = min(k, len(self))
+            if k <= 0:
+                return [Neighbors(np.zeros(0, np.float32), np.zeros(0, np.int64)) for _ in queries]
+            scores, ids = self._search_index().search(queries, k)
+            return [Neighbors(s[i >= 0], i[i >= 0]) for s, i in zip(scores, ids)]
+        allowed = np.intersect1d(np.asarray(allowed, np.int64), self._ids)
+        k = min(k, len(allowed))
         if k <= 0:
             return [Neighbors(np.zeros(0, np.float32), np.zeros(0, np.int64)) for _ in queries]
-        scores, ids = self._search_index().search(queries, k)
-        return [Neighbors(s[i >= 0], i[i >= 0]) for s, i in zip(scores, ids)]
+        return self._filtered(queries, k, allowed)
+
+    def _filtered(self, queries: np.ndarray, k: int, allowed: np.ndarray) -> list[Neighbors]:
+        faiss = require_faiss()
+        selector = faiss.IDSelectorBatch(allowed)
+        nlist = self._index.nlist
+        nprobe = self.nprobe
+        if len(allowed) * nprobe / nlist < 16 * k:
+            # Few allowed vectors in the usual lists: probe them all. faiss scores only
+            # selected ids, so this is an exact scan of the selection at O(n) id checks.
+            nprobe = nlist
+        while True:
+            params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
+            scores, ids = self._index.search(queries, k, params=params)
+            if (ids >= 0).all() or nprobe >= nlist:
+                return [Neighbors(s[i >= 0], i[i >= 0]) for s, i in zip(scores, ids)]
+            nprobe = min(nprobe * 4, nlist)
 
     def _search_index(self):  # noqa: ANN202
         faiss = require_faiss()

@@ -16,12 +16,14 @@ from retrieval.errors import ModelMismatchError, ModelNotFoundError, QueryError,
 from retrieval.ingest import IngestConfig, Progress
 from retrieval.library import Library
 from retrieval.models import ModelSpec
-from retrieval.results import Hit, IndexReport, LibraryInfo
+from index.records import ImageFilter
+from retrieval.results import Hit, IndexReport, LibraryInfo, Term
 
 __all__ = [
     "CorruptFileError",
     "Hit",
     "IndexConfig",
+    "ImageFilter",
     "IndexReport",
     "IngestConfig",
     "Library",
@@ -35,6 +37,7 @@ __all__ = [
     "ModelSpec",
     "Progress",
     "QueryError",
+    "Term",
     "WeightsUnavailableError",
     "XmrError",
 ]

@@ -23,11 +23,12 @@ from index.errors import LibraryNotFoundError
 from index.layout import LibraryLayout, default_library_dir
 from index.lock import WriteLock
 from index.manifest import Manifest, ModelIdentity, read_manifest, write_manifest
+from index.records import ImageFilter
 from index.store import IndexConfig, VectorStore
 from retrieval.errors import ModelMismatchError, QueryError
 from retrieval.ingest import IngestConfig, Progress, run_plan
 from retrieval.models import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelSpec, resolve
-from retrieval.results import Hit, IndexReport, LibraryInfo
+from retrieval.results import Hit, IndexReport, LibraryInfo, Term
 from retrieval.scan import make_plan, scan
 
 if TYPE_CHECKING:
@@ -196,31 +197,61 @@ class Library:
         text: str | None = None,
         image: str | Path | Image.Image | None = None,
         k: int = 10,
+        *,
+        terms: Sequence[Term] = (),
+        where: ImageFilter = ImageFilter(),
+        offset: int = 0,
+        min_score: float | None = None,
     ) -> list[Hit]:
-        """Rank the library's images by a text or an example image; best first.
+        """Rank the library's images by texts and example images; best first.
+
+        Args:
+            text, image: a single query (each counts as a term of weight 1).
+            terms: more query terms; the query is the renormalised weighted sum of their
+                unit vectors, so a negative weight steers away from a term.
+            where: only images passing this filter (applied inside the vector search, so
+                ``k`` hits come back whenever ``k`` matching images exist).
+            offset: skip this many hits first (paging: ranks continue from offset + 1).
+            min_score: drop hits scoring below this cosine similarity.
 
         Raises:
-            QueryError: neither or both of ``text`` and ``image`` given, ``k`` < 1, or an
+            QueryError: no query term, ``k`` < 1, ``offset`` < 0, terms that cancel out, or an
                 unreadable query image.
         """
-        if (text is None) == (image is None):
-            raise QueryError("search needs exactly one of a text or an image query.")
-        if k < 1:
-            raise QueryError(f"k must be at least 1, not {k}.")
-        query = self.embed_text(text) if text is not None else self.embed_image(image)  # type: ignore[arg-type]
-        return self.search_vector(query, k)
+        if k < 1 or offset < 0:
+            raise QueryError(f"k must be at least 1 and offset at least 0 (got k={k}, offset={offset}).")
+        given = [Term(text=text)] if text is not None else []
+        given += [Term(image=image)] if image is not None else []
+        return self.search_vector(self.embed_terms([*given, *terms]), k, where=where, offset=offset, min_score=min_score)
 
-    def search_vector(self, query: np.ndarray, k: int = 10) -> list[Hit]:
-        """Rank images by a unit query vector ``(dim,)``."""
+    def embed_terms(self, terms: Sequence[Term]) -> np.ndarray:
+        """The renormalised weighted sum ``(dim,)`` of the terms' unit vectors."""
+        if not terms:
+            raise QueryError("search needs a query: a text, an image, or both.")
+        total = np.zeros(self.identity.embed_dim, np.float64)
+        for term in terms:
+            if (term.text is None) == (term.image is None):
+                raise QueryError("each query term is either a text or an image.")
+            vector = self.embed_text(term.text) if term.text is not None else self.embed_image(term.image)  # type: ignore[arg-type]
+            total += term.weight * vector
+        norm = float(np.linalg.norm(total))
+        if norm < 1e-6:
+            raise QueryError("the query terms cancel each other out; change their weights.")
+        return (total / norm).astype(np.float32)
+
+    def search_vector(self, query: np.ndarray, k: int = 10, *, where: ImageFilter = ImageFilter(), offset: int = 0, min_score: float | None = None) -> list[Hit]:
+        """Rank images by a unit query vector ``(dim,)``; see :meth:`search` for the options."""
         self.images.refresh()  # pick up what another process indexed meanwhile
-        (found,) = self.images.search(np.asarray(query, np.float32).reshape(1, -1), k)
+        allowed = self.catalog.select_images(where) if where.active else None
+        (found,) = self.images.search(np.asarray(query, np.float32).reshape(1, -1), k + offset, allowed)
         records = self.catalog.images(found.ids.tolist())
         hits: list[Hit] = []
         for score, image_id in zip(found.scores, found.ids):
             record = records.get(int(image_id))
             if record is not None:  # removed by a concurrent index run
                 hits.append(Hit.of(len(hits) + 1, float(score), record))
-        return hits
+        hits = hits[offset:]
+        return [h for h in hits if min_score is None or h.score >= min_score]
 
     # ---- inspecting ---------------------------------------------------------------------
 

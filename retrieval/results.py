@@ -9,6 +9,15 @@ from index.records import ImageRecord
 
 
 @dataclass(frozen=True)
+class Term:
+    """One part of a combined query: a text or an image, with a weight (negative: "not")."""
+
+    text: str | None = None  # words to look for
+    image: object = None  # a path or a PIL image to look like
+    weight: float = 1.0  # contribution to the combined query; below zero pushes away
+
+
+@dataclass(frozen=True)
 class Hit:
     """One search result."""
 

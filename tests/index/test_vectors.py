@@ -375,3 +375,30 @@ def test_tuned_nprobe_reaches_the_recall_target_on_hard_data() -> None:
 
     assert recall(tuned) >= 0.9 > recall(easy)
     assert tune_nprobe(tuned._index, x, ids, target=1.0) <= tuned._index.nlist
+
+
+@pytest.mark.parametrize("share", [0.002, 0.01, 0.1, 0.5, 1.0])
+def test_filtered_search_equals_brute_force_over_the_selection(share: float) -> None:
+    rng = np.random.default_rng(21)
+    n = 4000
+    x, _ = clustered_rows(rng, n, DIM, clusters=50)
+    ids = np.arange(n, dtype=np.int64) * 5 + 2
+    allowed = np.sort(rng.choice(ids, max(1, int(share * n)), replace=False))
+    queries = normalize(rng.standard_normal((6, DIM)).astype(np.float32))
+    keep = np.isin(ids, allowed)
+    exact, ivf = ExactIndex(DIM, ids, x), IVFIndex.build(DIM, ids, x)
+    for q, got_exact, got_ivf in zip(queries, exact.search(queries, 10, allowed), ivf.search(queries, 10, allowed)):
+        _, want = brute_force(ids[keep], x[keep], q, 10)
+        assert got_exact.ids.tolist() == want.tolist()
+        assert len(got_ivf.ids) == min(10, len(allowed))  # k hits whenever k exist
+        assert set(got_ivf.ids.tolist()) <= set(allowed.tolist())
+        overlap = len(set(got_ivf.ids.tolist()) & set(want.tolist())) / len(want)
+        assert overlap >= (1.0 if share <= 0.01 else 0.7)  # small selections are scanned exactly
+
+
+def test_filter_with_unknown_or_no_ids() -> None:
+    x = normalize(np.random.default_rng(3).standard_normal((50, DIM)).astype(np.float32))
+    index = ExactIndex(DIM, np.arange(50, dtype=np.int64), x)
+    assert [len(n.ids) for n in index.search(x[:2], 5, np.array([], np.int64))] == [0, 0]
+    (only,) = index.search(x[:1], 5, np.array([7, 999], np.int64))
+    assert only.ids.tolist() == [7]

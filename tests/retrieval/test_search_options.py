@@ -1,0 +1,108 @@
+"""Filters, paging, score cut-off and query algebra, checked against brute force."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from retrieval import ImageFilter, Term
+
+
+@pytest.fixture
+def dated_library(open_library, photos: Path):  # noqa: ANN001, ANN201
+    """The photos with known dates: one carries EXIF capture time, the rest only mtimes."""
+    from PIL import Image
+
+    for day, path in enumerate(sorted(photos.rglob("*.*")), start=1):
+        stamp = datetime(2020, 1, day, 12).timestamp()
+        os.utime(path, (stamp, stamp))
+    exif = Image.Exif()
+    exif[0x0132] = "2023:06:01 10:00:00"  # DateTime: capture time, wins over the file's mtime
+    with Image.open(next(photos.rglob("astronaut.jpg"))) as image:
+        image.save(photos / "nested" / "dated.jpg", exif=exif)
+    stamp = datetime(2020, 1, 1).timestamp()
+    os.utime(photos / "nested" / "dated.jpg", (stamp, stamp))
+    lib = open_library()
+    lib.index([photos])
+    return lib
+
+
+def _oracle(lib, query: np.ndarray, keep) -> list[tuple[float, str]]:  # noqa: ANN001
+    records = list(lib.catalog.files_under([os.sep]).values())
+    vectors = lib.catalog.vectors_for([r.id for r in records])
+    scored = [(float(np.frombuffer(vectors[r.id], "<f4") @ query), r.path) for r in records if keep(r)]
+    return sorted(scored, reverse=True)
+
+
+def _when(record) -> datetime:  # noqa: ANN001
+    return record.captured_at or datetime.fromtimestamp(record.mtime_ns / 1e9)
+
+
+@pytest.mark.parametrize(
+    ("where", "keep"),
+    [
+        (lambda p: ImageFilter(under=(str(p / "nested"),)), lambda p: lambda r: r.path.startswith(str(p / "nested") + "/")),
+        (lambda p: ImageFilter(extensions=(".png",)), lambda p: lambda r: r.path.endswith(".png")),
+        (lambda p: ImageFilter(after=datetime(2020, 1, 3)), lambda p: lambda r: _when(r) >= datetime(2020, 1, 3)),
+        (lambda p: ImageFilter(before=datetime(2020, 1, 3)), lambda p: lambda r: _when(r) < datetime(2020, 1, 3)),
+        (
+            lambda p: ImageFilter(under=(str(p),), extensions=(".jpg",), after=datetime(2020, 1, 2), before=datetime(2024, 1, 1)),
+            lambda p: lambda r: r.path.endswith(".jpg") and datetime(2020, 1, 2) <= _when(r) < datetime(2024, 1, 1),
+        ),
+    ],
+)
+def test_filtered_search_equals_brute_force_over_the_filtered_set(dated_library, photos: Path, where, keep) -> None:  # noqa: ANN001
+    query = dated_library.embed_text("a photo")
+    expected = _oracle(dated_library, query, keep(photos))
+    assert expected, "the filter should keep something"
+    hits = dated_library.search(text="a photo", k=len(expected) + 3, where=where(photos))
+    assert [h.path for h in hits] == [p for _, p in expected]  # k hits whenever k exist, no more
+    assert [h.score for h in hits] == pytest.approx([s for s, _ in expected], abs=1e-5)
+
+
+def test_capture_time_wins_over_mtime(dated_library, photos: Path) -> None:  # noqa: ANN001
+    hits = dated_library.search(text="x", k=10, where=ImageFilter(after=datetime(2023, 1, 1)))
+    assert [Path(h.path).name for h in hits] == ["dated.jpg"]
+
+
+def test_paging_concatenates_to_the_unpaged_list(dated_library) -> None:  # noqa: ANN001
+    full = dated_library.search(text="a red rocket", k=7)
+    pages = [dated_library.search(text="a red rocket", k=3, offset=o) for o in (0, 3, 6)]
+    joined = [h for page in pages for h in page]
+    assert [(h.rank, h.path) for h in joined] == [(h.rank, h.path) for h in full]
+
+
+def test_min_score_cuts_the_tail(dated_library) -> None:  # noqa: ANN001
+    full = dated_library.search(text="coins", k=7)
+    cut = (full[2].score + full[3].score) / 2
+    assert dated_library.search(text="coins", k=7, min_score=cut) == full[:3]
+
+
+def test_query_algebra_equals_the_hand_computed_combination(dated_library, photos: Path) -> None:  # noqa: ANN001
+    lib = dated_library
+    reference = next(photos.rglob("coffee.*"))
+    terms = [Term(text="a cup of coffee", weight=2.0), Term(text="a cat"), Term(image=reference, weight=0.5), Term(text="people", weight=-1.0)]
+    vectors = [lib.embed_text("a cup of coffee"), lib.embed_text("a cat"), lib.embed_image(reference), lib.embed_text("people")]
+    combined = 2.0 * vectors[0] + vectors[1] + 0.5 * vectors[2] - vectors[3]
+    combined /= np.linalg.norm(combined)
+    np.testing.assert_allclose(lib.embed_terms(terms), combined, atol=1e-6)
+    expected = _oracle(lib, combined, lambda r: True)
+    assert [h.path for h in lib.search(terms=terms, k=7)] == [p for _, p in expected]
+
+
+def test_text_and_image_together_and_bad_algebra(dated_library, photos: Path) -> None:  # noqa: ANN001
+    from retrieval import QueryError
+
+    reference = next(photos.rglob("chelsea.*"))
+    both = dated_library.search(text="a cat", image=reference, k=1)
+    assert both and both[0].score > 0
+    with pytest.raises(QueryError, match="cancel"):
+        dated_library.search(terms=[Term(text="a cat"), Term(text="a cat", weight=-1.0)])
+    with pytest.raises(QueryError):
+        dated_library.search(terms=[Term()])
+    with pytest.raises(QueryError):
+        dated_library.search(text="x", offset=-1)
