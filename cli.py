@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.exceptions import TyperException
 
 if TYPE_CHECKING:
     from retrieval import IndexReport, Library
@@ -30,9 +31,11 @@ app = typer.Typer(
 out = Console()
 err = Console(stderr=True)
 
-# Exit codes: 0 results, 1 no results, 2 bad input or unusable library/model, 130 interrupted.
+# Exit codes: 0 results, 1 no results, 2 bad input or unusable library/model, 70 internal
+# error (a bug), 130 interrupted.
 EXIT_NO_RESULTS = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 70  # EX_SOFTWARE
 EXIT_INTERRUPTED = 130
 
 LibraryOpt = Annotated[
@@ -66,6 +69,12 @@ def _friendly_errors(command: Callable) -> Callable:
         except KeyboardInterrupt:
             err.print("interrupted: finished batches are saved; run the same command again to resume.")
             raise typer.Exit(EXIT_INTERRUPTED) from None
+        except (typer.Exit, TyperException):  # exits and usage errors: typer handles them
+            raise
+        except Exception:  # a bug: say so, keep the traceback, and never exit 1 ("no results")
+            err.print_exception()
+            err.print("[red]internal error[/]: this is a bug in xmr; please report it with the traceback above.")
+            raise typer.Exit(EXIT_INTERNAL) from None
 
     return run
 
@@ -152,9 +161,18 @@ def _print_report(report: IndexReport) -> None:
 @app.command()
 @_friendly_errors
 def search(
-    text: Annotated[Optional[str], typer.Argument(help="What to look for, in words.")] = None,
-    image: Annotated[Optional[Path], typer.Option("--image", "-i", help="Find images like this one.")] = None,
+    texts: Annotated[Optional[list[str]], typer.Argument(help="What to look for, in words (several add up).")] = None,
+    image: Annotated[Optional[list[Path]], typer.Option("--image", "-i", help="Find images like this one (repeatable).")] = None,
+    not_text: Annotated[Optional[list[str]], typer.Option("--not", help="Steer away from these words (repeatable).")] = None,
+    not_image: Annotated[Optional[list[Path]], typer.Option("--not-image", help="Steer away from this image (repeatable).")] = None,
+    weight: Annotated[Optional[list[str]], typer.Option("--weight", help="WEIGHT:TERM, e.g. 2:beach (repeatable).")] = None,
     top: Annotated[int, typer.Option("--top", "-k", min=1, help="Number of results.")] = 10,
+    offset: Annotated[int, typer.Option("--offset", min=0, help="Skip this many results (paging).")] = 0,
+    min_score: Annotated[Optional[float], typer.Option("--min-score", help="Drop results scoring below this.")] = None,
+    under: Annotated[Optional[list[Path]], typer.Option("--under", help="Only images under this folder (repeatable).")] = None,
+    after: Annotated[Optional[str], typer.Option("--after", help="Taken at or after this date (capture time, else mtime).")] = None,
+    before: Annotated[Optional[str], typer.Option("--before", help="Taken before this date.")] = None,
+    ext: Annotated[Optional[list[str]], typer.Option("--ext", help="Only these extensions, e.g. jpg,png (repeatable).")] = None,
     library: LibraryOpt = None,
     model: ModelOpt = None,
     pretrained: PretrainedOpt = None,
@@ -162,13 +180,13 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per result line.")] = False,
     paths_only: Annotated[bool, typer.Option("--paths", help="Bare paths, one per line (for pipes).")] = False,
 ) -> None:
-    """Rank the library's images by TEXT or by --image. Exit 1 when nothing matches."""
-    from retrieval import QueryError
+    """Rank the library's images by TEXTS and --image examples. Exit 1 when nothing matches."""
+    from retrieval.query import build_filter, build_terms
 
-    if (text is None) == (image is None):
-        raise QueryError("give either a TEXT query or --image PATH (not both, not neither).")
+    terms = build_terms(texts or [], [str(p) for p in image or []], not_text or [], [str(p) for p in not_image or []], weight or [])
+    where = build_filter([str(p) for p in under or []], after, before, ext or [])
     with _open(library, model, pretrained, "", device, create=False) as lib:
-        hits = lib.search(text=text, image=image, k=top)
+        hits = lib.search(terms=terms, k=top, where=where, offset=offset, min_score=min_score)
     if as_json:
         for hit in hits:
             typer.echo(json.dumps(hit.to_json()))
@@ -178,7 +196,7 @@ def search(
     else:
         _print_hits(hits)
     if not hits:
-        err.print("no results: the library has no indexed images (run  xmr index PATH).")
+        err.print("no results" + (": nothing passed the filters or --min-score." if where.active or min_score is not None or offset else ": the library has no indexed images (run  xmr index PATH)."))
         raise typer.Exit(EXIT_NO_RESULTS)
 
 

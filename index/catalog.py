@@ -68,7 +68,8 @@ def _to_record(row: ImageRow) -> ImageRecord:
 
 def _time_condition(bound: datetime, newer: bool):  # noqa: ANN202 (SQL expression)
     """Capture time against ``bound``; rows without one use their modification time."""
-    bound_ns = int(bound.timestamp() * 1e9)  # naive datetimes are local time, like EXIF
+    # Naive datetimes are local time, like EXIF; clamp to what a 64-bit column holds.
+    bound_ns = max(-(2**63), min(2**63 - 1, int(bound.timestamp() * 1e9)))
     if newer:
         return or_(ImageRow.captured_at >= bound, and_(ImageRow.captured_at.is_(None), ImageRow.mtime_ns >= bound_ns))
     return or_(ImageRow.captured_at < bound, and_(ImageRow.captured_at.is_(None), ImageRow.mtime_ns < bound_ns))

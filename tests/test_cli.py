@@ -79,7 +79,11 @@ def test_exit_2_on_bad_input(run, photos: Path, tmp_path: Path, other_model_dir:
     neither = run("search")
     assert neither.exit_code == 2 and "TEXT" in neither.stderr
     both = run("search", "x", "--image", str(next(photos.rglob("coffee.*"))))
-    assert both.exit_code == 2
+    assert both.exit_code == 0  # a text and an image combine into one query
+    assert run("search", "--not", "people").exit_code == 2  # nothing to search for
+    assert run("search", "x", "--weight", "2:y").exit_code == 2  # weight names no term
+    assert run("search", "x", "--weight", "two:x").exit_code == 2
+    assert run("search", "x", "--after", "yesterday").exit_code == 2
     bad_image = tmp_path / "bad.jpg"
     bad_image.write_text("no")
     assert run("search", "--image", str(bad_image)).exit_code == 2
@@ -109,3 +113,23 @@ def test_paths_with_brackets_survive_every_output(run, photos: Path) -> None:  #
     assert run("search", "--image", target, "-k", "1", "--paths").stdout.strip() == target
     assert json.loads(run("search", "--image", target, "-k", "1", "--json").stdout)["path"] == target
     assert "cat [1].jpg" in run("search", "--image", target, "-k", "1").stdout
+
+
+def test_query_algebra_filters_and_paging_from_the_command_line(run, photos: Path) -> None:  # noqa: ANN001
+    assert run("index", str(photos), "--model", run.model).exit_code == 0
+    reference = str(next(photos.rglob("coffee.*")))
+    args = ["search", "a cup", "a table", "--not", "people", "--image", reference, "--weight", f"20:{reference}"]
+    combined = [json.loads(line) for line in run(*args, "-k", "6", "--json").stdout.splitlines()]
+    assert len(combined) == 6 and combined[0]["path"] == reference  # the weighted image dominates
+    pages = [json.loads(line) for o in ("0", "2", "4") for line in run(*args, "-k", "2", "--offset", o, "--json").stdout.splitlines()]
+    assert [h["path"] for h in pages] == [h["path"] for h in combined] and [h["rank"] for h in pages] == [1, 2, 3, 4, 5, 6]
+    nested = run("search", "a cup", "--under", str(photos / "nested"), "--ext", "JPG,png", "--paths").stdout.split()
+    assert nested and all(p.startswith(str(photos / "nested") + "/") for p in nested)
+    none = run("search", "a cup", "--after", "2999-01-01")
+    assert none.exit_code == 1 and "filters" in none.stderr
+
+
+def test_bad_groups_value_is_a_usage_error_not_an_internal_one(run, tiny_model_dir: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    (tmp_path / "pairs").mkdir()
+    result = run("eval", str(tmp_path / "pairs"), "--model", str(tiny_model_dir), "--groups", "nope", with_library=False)
+    assert result.exit_code == 2 and "internal error" not in result.stderr

@@ -106,3 +106,18 @@ def test_text_and_image_together_and_bad_algebra(dated_library, photos: Path) ->
         dated_library.search(terms=[Term()])
     with pytest.raises(QueryError):
         dated_library.search(text="x", offset=-1)
+
+
+def test_option_parsing() -> None:
+    from retrieval import QueryError
+    from retrieval.query import build_filter, build_terms
+
+    where = build_filter(["~/pics"], "2024-06-01", "2024-06-02T18:30", ["JPG,.png", " heic "])
+    assert where.under == (os.path.expanduser("~/pics"),)
+    assert where.extensions == (".heic", ".jpg", ".png")
+    assert (where.after, where.before) == (datetime(2024, 6, 1), datetime(2024, 6, 2, 18, 30))
+    terms = build_terms(["beach", "sunset"], ["ref.jpg"], ["people"], [], ["2:beach", "0.5:people"])
+    assert [(t.text, t.image, t.weight) for t in terms] == [("beach", None, 2.0), ("sunset", None, 1.0), (None, "ref.jpg", 1.0), ("people", None, -0.5)]
+    for bad in (lambda: build_filter(after="2024-06-02", before="2024-06-01"), lambda: build_terms(["a"], weights=["-1:a"]), lambda: build_terms([], not_texts=["a"])):
+        with pytest.raises(QueryError):
+            bad()
