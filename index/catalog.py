@@ -214,21 +214,26 @@ class Catalog:
 
     def select_images(self, where: ImageFilter) -> np.ndarray:
         """Sorted ids of indexed images that pass ``where`` (time: capture time, else mtime)."""
-        query = select(ImageRow.id, ImageRow.path).where(ImageRow.vector.is_not(None))
-        if where.under:
-            prefixes = [root.rstrip("/") + "/" for root in where.under]
-            query = query.where(or_(*(ImageRow.path.startswith(p, autoescape=True) for p in prefixes)))
+        # SQLite compares paths as bytes, so the range below is exact there; a server whose
+        # collation orders paths otherwise gets a second, exact check in Python.
+        recheck = bool(where.under) and self.engine.dialect.name != "sqlite"
+        columns = (ImageRow.id, ImageRow.path) if recheck else (ImageRow.id,)
+        query = select(*columns).where(ImageRow.vector.is_not(None))
+        prefixes = tuple(root.rstrip("/") + "/" for root in where.under)
+        if prefixes:
+            # A range on the indexed path column ("/a/b/" <= path < "/a/b0") uses the index
+            # and compares bytes, where LIKE would scan every row and ignore case.
+            query = query.where(or_(*(and_(ImageRow.path >= p, ImageRow.path < p[:-1] + chr(ord(p[-1]) + 1)) for p in prefixes)))
         if where.extensions:
             query = query.where(or_(*(func.lower(ImageRow.path).endswith(e.lower(), autoescape=True) for e in where.extensions)))
         for bound, newer in ((where.after, True), (where.before, False)):
             if bound is not None:
                 query = query.where(_time_condition(bound, newer))
         with Session(self.engine) as session:
+            if not recheck:
+                return np.sort(np.fromiter(session.scalars(query), dtype=np.int64))
             rows = session.execute(query).all()
-        if where.under:  # LIKE ignores case in SQLite; paths do not
-            prefixes = tuple(root.rstrip("/") + "/" for root in where.under)
-            rows = [row for row in rows if row.path.startswith(prefixes)]
-        return np.asarray(sorted(row.id for row in rows), dtype=np.int64)
+        return np.asarray(sorted(row.id for row in rows if row.path.startswith(prefixes)), dtype=np.int64)
 
     def image_by_path(self, path: str) -> ImageRecord | None:
         with Session(self.engine) as session:

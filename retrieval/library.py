@@ -46,6 +46,7 @@ class Library:
         self.device = device
         self._encoder = encoder
         self._encoder_lock = threading.Lock()
+        self._selections: dict[tuple[ImageFilter, int], np.ndarray] = {}  # filter -> allowed ids
         self.images = VectorStore(layout.image_vectors, catalog, IMAGES, manifest.model.embed_dim, index_config)
         self.images.load()
 
@@ -242,7 +243,7 @@ class Library:
     def search_vector(self, query: np.ndarray, k: int = 10, *, where: ImageFilter = ImageFilter(), offset: int = 0, min_score: float | None = None) -> list[Hit]:
         """Rank images by a unit query vector ``(dim,)``; see :meth:`search` for the options."""
         self.images.refresh()  # pick up what another process indexed meanwhile
-        allowed = self.catalog.select_images(where) if where.active else None
+        allowed = self._allowed(where) if where.active else None
         (found,) = self.images.search(np.asarray(query, np.float32).reshape(1, -1), k + offset, allowed)
         records = self.catalog.images(found.ids.tolist())
         hits: list[Hit] = []
@@ -252,6 +253,19 @@ class Library:
                 hits.append(Hit.of(len(hits) + 1, float(score), record))
         hits = hits[offset:]
         return [h for h in hits if min_score is None or h.score >= min_score]
+
+    def _allowed(self, where: ImageFilter) -> np.ndarray:
+        """Ids passing ``where``, cached per filter until the catalog changes (paging reuses them)."""
+        key = (where, self.images.generation)
+        with self._encoder_lock:
+            cached = self._selections.get(key)
+        if cached is None:
+            cached = self.catalog.select_images(where)
+            with self._encoder_lock:
+                if len(self._selections) >= 8:
+                    self._selections.pop(next(iter(self._selections)))
+                self._selections[key] = cached
+        return cached
 
     # ---- inspecting ---------------------------------------------------------------------
 
