@@ -179,14 +179,29 @@ def search(
     device: DeviceOpt = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per result line.")] = False,
     paths_only: Annotated[bool, typer.Option("--paths", help="Bare paths, one per line (for pipes).")] = False,
+    in_texts: Annotated[bool, typer.Option("--texts", help="Rank the added texts instead of the images.")] = False,
 ) -> None:
-    """Rank the library's images by TEXTS and --image examples. Exit 1 when nothing matches."""
+    """Rank the library's images (or, with --texts, its texts) by TEXTS and --image examples.
+
+    Exit 1 when nothing matches.
+    """
     from retrieval.query import build_filter, build_terms
 
     terms = build_terms(texts or [], [str(p) for p in image or []], not_text or [], [str(p) for p in not_image or []], weight or [])
     where = build_filter([str(p) for p in under or []], after, before, ext or [])
+    if in_texts and where.active:
+        raise typer.BadParameter("--under/--after/--before/--ext filter images; they do not apply with --texts")
     with _open(library, model, pretrained, "", device, create=False) as lib:
-        hits = lib.search(terms=terms, k=top, where=where, offset=offset, min_score=min_score)
+        if in_texts:
+            text_hits = lib.search_texts(terms=terms, k=top, offset=offset, min_score=min_score)
+        else:
+            hits = lib.search(terms=terms, k=top, where=where, offset=offset, min_score=min_score)
+    if in_texts:
+        _print_text_hits(text_hits, as_json)
+        if not text_hits:
+            err.print("no results: no texts matched (add some with  xmr add-texts FILE).")
+            raise typer.Exit(EXIT_NO_RESULTS)
+        return
     if as_json:
         for hit in hits:
             typer.echo(json.dumps(hit.to_json()))
@@ -198,6 +213,53 @@ def search(
     if not hits:
         err.print("no results" + (": nothing passed the filters or --min-score." if where.active or min_score is not None or offset else ": the library has no indexed images (run  xmr index PATH)."))
         raise typer.Exit(EXIT_NO_RESULTS)
+
+
+def _print_text_hits(hits: list, as_json: bool) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    if as_json:
+        for hit in hits:
+            typer.echo(json.dumps(hit.to_json()))
+        return
+    table = Table(box=None, highlight=False)
+    table.add_column("rank", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("text", overflow="fold")
+    for hit in hits:
+        table.add_row(str(hit.rank), f"{hit.score:.4f}", Text(hit.text))
+    out.print(table)
+
+
+@app.command(name="add-texts")
+@_friendly_errors
+def add_texts(
+    files: Annotated[list[Path], typer.Argument(help=".txt (one text per line), pairs .jsonl, or .csv with a text column.")],
+    library: LibraryOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Embed texts into the library's text corpus (for image-to-text search). Re-adding adds nothing twice."""
+    with _open(library, None, None, "", "auto", create=False) as lib:
+        for path in files:
+            report = lib.add_texts(path)
+            if as_json:
+                typer.echo(json.dumps(report.to_json()))
+            else:
+                err.print(f"{escape(report.source)}: added {report.added}, already there {report.skipped}", highlight=False)
+
+
+@app.command(name="remove-texts")
+@_friendly_errors
+def remove_texts(
+    sources: Annotated[list[Path], typer.Argument(help="Files whose texts to remove (as given to add-texts).")],
+    library: LibraryOpt = None,
+) -> None:
+    """Remove the texts that were added from SOURCES."""
+    with _open(library, None, None, "", "auto", create=False) as lib:
+        for source in sources:
+            removed = lib.remove_texts(source)
+            err.print(f"{escape(str(source))}: removed {removed}", highlight=False)
 
 
 def _print_hits(hits: list) -> None:

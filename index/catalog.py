@@ -29,6 +29,7 @@ from index.records import (
     ImageFilter,
     ImageRecord,
     Moved,
+    TextRecord,
 )
 from index.schema import CATALOG_SCHEMA, IMAGES, TEXTS, Base, ImageRow, Meta, TextRow, Tombstone
 
@@ -234,6 +235,46 @@ class Catalog:
                 return np.sort(np.fromiter(session.scalars(query), dtype=np.int64))
             rows = session.execute(query).all()
         return np.asarray(sorted(row.id for row in rows if row.path.startswith(prefixes)), dtype=np.int64)
+
+    def text_keys(self, source: str) -> set[tuple[str, str | None]]:
+        """(body, image path) of every text already added from ``source``."""
+        with Session(self.engine) as session:
+            query = select(TextRow.body, TextRow.image_path).where(TextRow.source == source)
+            return {(body, image) for body, image in session.execute(query)}
+
+    def add_texts(self, source: str, items: Sequence[tuple[str, str | None, bytes]]) -> int:
+        """Insert (body, image path, vector) texts from ``source`` in one transaction."""
+        with Session(self.engine) as session, session.begin():
+            gen = self._bump(session)
+            session.add_all(
+                TextRow(body=body, source=source, image_path=image, vector=vector, vector_gen=gen)
+                for body, image, vector in items
+            )
+        return len(items)
+
+    def remove_texts(self, source: str) -> int:
+        """Delete every text added from ``source``; returns how many."""
+        with Session(self.engine) as session, session.begin():
+            ids = list(session.scalars(select(TextRow.id).where(TextRow.source == source)))
+            if ids:
+                self._remove(session, TEXTS, ids, self._bump(session))
+            return len(ids)
+
+    def texts(self, ids: Sequence[int]) -> dict[int, TextRecord]:
+        """Text rows for ``ids`` (missing ids are left out)."""
+        found: dict[int, TextRecord] = {}
+        with Session(self.engine) as session:
+            for start in range(0, len(ids), 500):
+                chunk = [int(i) for i in ids[start : start + 500]]
+                for row in session.scalars(select(TextRow).where(TextRow.id.in_(chunk))):
+                    found[row.id] = TextRecord(row.id, row.body, row.source, row.image_path)
+        return found
+
+    def text_sources(self) -> dict[str, int]:
+        """Text count per source."""
+        with Session(self.engine) as session:
+            query = select(TextRow.source, func.count()).group_by(TextRow.source).order_by(TextRow.source)
+            return {source: int(count) for source, count in session.execute(query)}
 
     def image_by_path(self, path: str) -> ImageRecord | None:
         with Session(self.engine) as session:

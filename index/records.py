@@ -88,3 +88,13 @@ class ImageFilter:
     @property
     def active(self) -> bool:
         return bool(self.under or self.after or self.before or self.extensions)
+
+
+@dataclass(frozen=True)
+class TextRecord:
+    """One text of the text corpus."""
+
+    id: int  # catalog id == vector id in the text index
+    body: str  # the text itself
+    source: str  # file it was added from
+    image_path: str | None = None  # the image it describes, when the source links one

@@ -50,7 +50,8 @@ class TextRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     body: Mapped[str] = mapped_column(Text)
-    source: Mapped[str] = mapped_column(Text, index=True)
+    source: Mapped[str] = mapped_column(Text, index=True)  # the file it came from (absolute path)
+    image_path: Mapped[str | None] = mapped_column(Text)  # the image it describes, if any
     image_id: Mapped[int | None] = mapped_column(Integer, index=True)
     vector: Mapped[bytes | None] = mapped_column(LargeBinary)
     vector_gen: Mapped[int] = mapped_column(BigInteger, index=True, default=0)

@@ -17,7 +17,7 @@ from retrieval.ingest import IngestConfig, Progress
 from retrieval.library import Library
 from retrieval.models import ModelSpec
 from index.records import ImageFilter
-from retrieval.results import Hit, IndexReport, LibraryInfo, Term
+from retrieval.results import Hit, IndexReport, LibraryInfo, Term, TextHit, TextReport
 
 __all__ = [
     "CorruptFileError",
@@ -38,6 +38,8 @@ __all__ = [
     "Progress",
     "QueryError",
     "Term",
+    "TextHit",
+    "TextReport",
     "WeightsUnavailableError",
     "XmrError",
 ]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from index.catalog import IMAGES, Catalog
+from index.catalog import IMAGES, TEXTS, Catalog
 from index.deps import require_faiss
 from index.errors import LibraryNotFoundError
 from index.layout import LibraryLayout, default_library_dir
@@ -28,7 +28,7 @@ from index.store import IndexConfig, VectorStore
 from retrieval.errors import ModelMismatchError, QueryError
 from retrieval.ingest import IngestConfig, Progress, run_plan
 from retrieval.models import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelSpec, resolve
-from retrieval.results import Hit, IndexReport, LibraryInfo, Term
+from retrieval.results import Hit, IndexReport, LibraryInfo, Term, TextHit, TextReport
 from retrieval.scan import make_plan, scan
 
 if TYPE_CHECKING:
@@ -49,6 +49,8 @@ class Library:
         self._selections: dict[tuple[ImageFilter, int], np.ndarray] = {}  # filter -> allowed ids
         self.images = VectorStore(layout.image_vectors, catalog, IMAGES, manifest.model.embed_dim, index_config)
         self.images.load()
+        self.texts = VectorStore(layout.text_vectors, catalog, TEXTS, manifest.model.embed_dim, index_config)
+        self.texts.load()
 
     # ---- opening ------------------------------------------------------------------------
 
@@ -168,6 +170,53 @@ class Library:
             encoded=tally.encoded,
             seconds=time.perf_counter() - start,
         )
+
+    # ---- the text corpus ----------------------------------------------------------------
+
+    def add_texts(self, path: str | Path, batch_size: int = 256) -> TextReport:
+        """Embed the texts of a .txt, pairs .jsonl or .csv file into the text corpus.
+
+        Texts already added from the same file are skipped, so re-adding adds nothing twice.
+
+        Raises:
+            PairsFormatError: the file cannot be read (the message names the line).
+            LibraryBusyError: another process is writing to this library.
+        """
+        from retrieval.evaluate import embed_texts
+        from retrieval.texts import read_texts
+
+        source = str(Path(path).expanduser().resolve())
+        items = read_texts(source)
+        with WriteLock(self.layout.lock):
+            known = self.catalog.text_keys(source)
+            fresh = [item for item in items if item not in known]
+            for start in range(0, len(fresh), batch_size):  # a transaction per batch: resumable
+                chunk = fresh[start : start + batch_size]
+                vectors = embed_texts([body for body, _ in chunk], self.encoder)  # (B, D)
+                self.catalog.add_texts(source, [(b, i, v.astype("<f4").tobytes()) for (b, i), v in zip(chunk, vectors)])
+            self.texts.persist()
+        return TextReport(source=source, added=len(fresh), skipped=len(items) - len(fresh))
+
+    def remove_texts(self, source: str | Path) -> int:
+        """Remove every text added from ``source`` (a path as given to :meth:`add_texts`)."""
+        with WriteLock(self.layout.lock):
+            removed = self.catalog.remove_texts(str(Path(source).expanduser().resolve()))
+            self.texts.persist()
+        return removed
+
+    def search_texts(self, text: str | None = None, image: str | Path | Image.Image | None = None, k: int = 10, *, terms: Sequence[Term] = (), offset: int = 0, min_score: float | None = None) -> list[TextHit]:
+        """Rank the text corpus by texts and images (image-to-text: captioning by retrieval)."""
+        if k < 1 or offset < 0:
+            raise QueryError(f"k must be at least 1 and offset at least 0 (got k={k}, offset={offset}).")
+        given = [Term(text=text)] if text is not None else []
+        given += [Term(image=image)] if image is not None else []
+        query = self.embed_terms([*given, *terms])
+        self.texts.refresh()
+        (found,) = self.texts.search(query.reshape(1, -1), k + offset)
+        records = self.catalog.texts(found.ids.tolist())
+        hits = [(float(s), records[int(i)]) for s, i in zip(found.scores, found.ids) if int(i) in records]
+        out = [TextHit(rank, score, r.id, r.body, r.source, r.image_path) for rank, (score, r) in enumerate(hits, start=1)]
+        return [h for h in out[offset:] if min_score is None or h.score >= min_score]
 
     # ---- searching ----------------------------------------------------------------------
 

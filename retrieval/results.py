@@ -53,6 +53,33 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class TextHit:
+    """One text search result."""
+
+    rank: int  # 1-based
+    score: float  # cosine similarity of query and text
+    id: int  # text id in the catalog
+    text: str
+    source: str  # the file it was added from
+    image_path: str | None = None  # the image it describes, when known
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TextReport:
+    """What adding a text file did."""
+
+    source: str  # absolute path of the file
+    added: int  # new texts embedded
+    skipped: int  # already in the library from this file
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class IndexReport:
     """What an index run did."""
 
