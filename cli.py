@@ -180,6 +180,7 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per result line.")] = False,
     paths_only: Annotated[bool, typer.Option("--paths", help="Bare paths, one per line (for pipes).")] = False,
     in_texts: Annotated[bool, typer.Option("--texts", help="Rank the added texts instead of the images.")] = False,
+    preview: Annotated[bool, typer.Option("--preview", help="Show thumbnails (kitty, iTerm2, WezTerm terminals).")] = False,
 ) -> None:
     """Rank the library's images (or, with --texts, its texts) by TEXTS and --image examples.
 
@@ -208,11 +209,48 @@ def search(
     elif paths_only:
         for hit in hits:
             typer.echo(hit.path)
+    elif preview and _image_protocol():
+        _print_previews(hits, _image_protocol())
     else:
         _print_hits(hits)
     if not hits:
         err.print("no results" + (": nothing passed the filters or --min-score." if where.active or min_score is not None or offset else ": the library has no indexed images (run  xmr index PATH)."))
         raise typer.Exit(EXIT_NO_RESULTS)
+
+
+def _image_protocol() -> str:
+    """"kitty" or "iterm2" when the terminal shows inline images, else "" (nothing breaks)."""
+    import os
+
+    if os.environ.get("KITTY_WINDOW_ID") or os.environ.get("TERM") == "xterm-kitty":
+        return "kitty"
+    if os.environ.get("TERM_PROGRAM") in {"iTerm.app", "WezTerm"} or os.environ.get("LC_TERMINAL") == "iTerm2":
+        return "iterm2"
+    return ""
+
+
+def _inline_image(png: bytes, protocol: str) -> str:
+    """The escape sequence that draws ``png`` at the cursor."""
+    import base64
+
+    data = base64.b64encode(png).decode("ascii")
+    if protocol == "iterm2":
+        return f"\x1b]1337;File=inline=1;size={len(png)};preserveAspectRatio=1:{data}\x07"
+    chunks = [data[i : i + 4096] for i in range(0, len(data), 4096)]  # kitty: 4 KiB per chunk
+    parts = [f"\x1b_Gf=100,a=T,m={int(i < len(chunks) - 1)};{c}\x1b\\" if i == 0 else f"\x1b_Gm={int(i < len(chunks) - 1)};{c}\x1b\\" for i, c in enumerate(chunks)]
+    return "".join(parts)
+
+
+def _print_previews(hits: list, protocol: str) -> None:
+    from retrieval.decode import ImageDecodeError
+    from retrieval.thumbnails import thumbnail_png
+
+    for hit in hits:
+        typer.echo(f"{hit.rank:>4}  {hit.score:.4f}  {hit.path}")
+        try:
+            typer.echo(_inline_image(thumbnail_png(hit.path), protocol))
+        except ImageDecodeError as exc:
+            typer.echo(f"      (no preview: {exc})")
 
 
 def _print_text_hits(hits: list, as_json: bool) -> None:

@@ -133,3 +133,27 @@ def test_bad_groups_value_is_a_usage_error_not_an_internal_one(run, tiny_model_d
     (tmp_path / "pairs").mkdir()
     result = run("eval", str(tmp_path / "pairs"), "--model", str(tiny_model_dir), "--groups", "nope", with_library=False)
     assert result.exit_code == 2 and "internal error" not in result.stderr
+
+
+@pytest.mark.parametrize(("env", "marker"), [({"TERM": "xterm-kitty"}, "\x1b_Gf=100"), ({"TERM_PROGRAM": "iTerm.app"}, "\x1b]1337;File=inline=1"), ({}, None)])
+def test_preview_draws_thumbnails_only_where_the_terminal_can(run, photos: Path, monkeypatch: pytest.MonkeyPatch, env: dict, marker) -> None:  # noqa: ANN001
+    import base64
+    import io
+
+    from PIL import Image
+
+    for name in ("TERM", "TERM_PROGRAM", "LC_TERMINAL", "KITTY_WINDOW_ID"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert run("index", str(photos), "--model", run.model).exit_code == 0
+    result = run("search", "a cat", "-k", "2", "--preview")
+    assert result.exit_code == 0
+    if marker is None:
+        assert "\x1b" not in result.stdout and "rank" in result.stdout  # the plain table
+        return
+    assert result.stdout.count(marker) == 2
+    payload = result.stdout.split(marker, 1)[1].split(";" if marker.startswith("\x1b_G") else ":", 1)[1]
+    payload = payload.split("\x1b")[0].split("\x07")[0]
+    with Image.open(io.BytesIO(base64.b64decode(payload + "=" * (-len(payload) % 4)))) as thumb:
+        assert max(thumb.size) <= 160  # a real, small PNG
