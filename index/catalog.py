@@ -33,7 +33,9 @@ from index.records import (
 )
 from index.schema import CATALOG_SCHEMA, IMAGES, TEXTS, Base, ImageRow, Meta, TextRow, Tombstone
 
-__all__ = ["CATALOG_SCHEMA", "IMAGES", "TEXTS", "Catalog", "sqlite_url"]
+__all__ = ["CATALOG_SCHEMA", "IMAGES", "SIDECAR", "TEXTS", "Catalog", "sqlite_url"]
+
+SIDECAR = "sidecar:"  # text source prefix of captions found next to or inside an image
 
 
 def sqlite_url(path: str) -> str:
@@ -347,13 +349,15 @@ class Catalog:
         moved: Sequence[Moved] = (),
         removed: Sequence[int] = (),
         touched: Sequence[FileStat] = (),
+        captions: dict[str, Sequence[tuple[str, bytes]]] | None = None,
     ) -> int:
         """Write one batch of indexing results in a single transaction; return the new generation.
 
         ``embedded`` rows are inserted or, for a known path, updated with their new vector;
         ``failed`` rows record the error (and drop any old vector); ``moved`` rows change path
         and keep their vector; ``removed`` ids are deleted; ``touched`` files changed only
-        their modification time.
+        their modification time. ``captions`` replaces the sidecar texts of the image paths
+        it names ((text, vector) pairs; empty to drop them); moves carry their texts along.
         """
         try:
             with Session(self.engine) as session, session.begin():
@@ -372,6 +376,8 @@ class Catalog:
                         .values(size=stat.size, mtime_ns=stat.mtime_ns)
                     )
                 self._remove(session, IMAGES, removed, gen)
+                self._move_captions(session, moved)
+                self._replace_captions(session, captions or {}, gen)
                 return gen
         except OperationalError as exc:
             raise CorruptFileError(
@@ -393,6 +399,24 @@ class Catalog:
             .where(ImageRow.id == item.id)
             .values(path=item.stat.path, size=item.stat.size, mtime_ns=item.stat.mtime_ns)
         )
+
+    def _replace_captions(self, session: Session, captions: dict[str, Sequence[tuple[str, bytes]]], gen: int) -> None:
+        for path, items in captions.items():
+            source = SIDECAR + path
+            old = list(session.scalars(select(TextRow.id).where(TextRow.source == source)))
+            if old:
+                self._remove(session, TEXTS, old, gen)
+            session.add_all(TextRow(body=b, source=source, image_path=path, vector=v, vector_gen=gen) for b, v in items)
+
+    @staticmethod
+    def _move_captions(session: Session, moved: Sequence[Moved]) -> None:
+        for item in moved:
+            if item.old_path:
+                session.execute(
+                    update(TextRow)
+                    .where(TextRow.source == SIDECAR + item.old_path)
+                    .values(source=SIDECAR + item.stat.path, image_path=item.stat.path)
+                )
 
     @staticmethod
     def _rows_for(session: Session, paths: list[str]) -> dict[str, ImageRow]:

@@ -28,6 +28,7 @@ class ImageMeta:
     captured_at: datetime | None = None  # EXIF DateTimeOriginal (naive local time)
     orientation: int | None = None  # EXIF orientation tag 1..8
     camera: str | None = None  # EXIF make and model
+    description: str | None = None  # EXIF ImageDescription or XMP dc:description, if any
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class Moved:
 
     id: int
     stat: FileStat
+    old_path: str = ""  # where the content was before
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import html
 import io
 import re
 import struct
@@ -200,6 +201,7 @@ def _decode_opened(img: Image.Image, data: bytes, config: DecodeConfig) -> Decod
         captured_at=_captured_at(exif),
         orientation=orientation,
         camera=_camera(exif),
+        description=_description(img, exif),
     )
     return Decoded(rgb, meta, hashlib.blake2b(data, digest_size=16).hexdigest())
 
@@ -282,6 +284,21 @@ def _parse_exif_datetime(value: object) -> datetime | None:
         return datetime.strptime(text[:19], "%Y:%m:%d %H:%M:%S")
     except ValueError:  # "0000:00:00 00:00:00", blanks, other formats
         return None
+
+
+_XMP_DESCRIPTION = re.compile(rb"<dc:description>.*?<rdf:li[^>]*>(.*?)</rdf:li>", re.DOTALL)
+
+
+def _description(img: Image.Image, exif: Image.Exif) -> str | None:
+    """EXIF ImageDescription, else XMP dc:description (the captions photo tools write)."""
+    text = _exif_text(exif.get(ExifTags.Base.ImageDescription))
+    if text:
+        return text
+    xmp = img.info.get("xmp") or img.info.get("XML:com.adobe.xmp") or b""
+    match = _XMP_DESCRIPTION.search(xmp.encode() if isinstance(xmp, str) else xmp)
+    if not match:
+        return None
+    return html.unescape(match.group(1).decode("utf-8", "replace")).strip() or None
 
 
 def _camera(exif: Image.Exif) -> str | None:

@@ -21,6 +21,7 @@ from index.records import FAILED, Embedded, Failed, FileStat
 from retrieval.decode import DecodeConfig, ImageDecodeError, decode_file
 from retrieval.encoder import Encoder
 from retrieval.scan import Plan
+from retrieval.sidecars import sidecar_captions
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def run_plan(
 ) -> Tally:
     """Apply moves and removals, then read, embed and commit ``plan.todo`` batch by batch."""
     if plan.moved or plan.removed:
-        catalog.apply(moved=plan.moved, removed=plan.removed)
+        catalog.apply(moved=plan.moved, removed=plan.removed, captions={p: () for p in plan.removed_paths})
     tally = Tally()
     start = time.perf_counter()
     batch: list[_Read] = []
@@ -143,7 +144,8 @@ def _commit(batch: list[_Read], plan: Plan, encoder: Encoder, catalog: Catalog, 
             vectors[r.stat.path] = row.tobytes()
         tally.encoded += len(fresh)
     records = [Embedded(r.stat, r.content_hash, r.meta, vectors[r.stat.path]) for r in good]  # type: ignore[arg-type]
-    catalog.apply(embedded=records, failed=failed, touched=touched)
+    captions = _captions(good, failed, encoder)
+    catalog.apply(embedded=records, failed=failed, touched=touched, captions=captions)
     for r in good:
         if r.stat.path in plan.previous:
             tally.updated += 1
@@ -152,6 +154,16 @@ def _commit(batch: list[_Read], plan: Plan, encoder: Encoder, catalog: Catalog, 
     tally.touched += len(touched)
     tally.failed.extend((f.stat.path, f.error) for f in failed)
     return len(batch)
+
+
+def _captions(good: list[_Read], failed: list[Failed], encoder: Encoder) -> dict[str, list[tuple[str, bytes]]]:
+    """Sidecar captions of the batch's images, embedded; failed files lose theirs."""
+    found = {r.stat.path: sidecar_captions(r.stat.path, r.meta.description) for r in good}  # type: ignore[attr-defined]
+    bodies = [body for texts in found.values() for body in texts]
+    vectors = iter(np.asarray(encoder.encode_texts(bodies), dtype="<f4")) if bodies else iter(())
+    captions: dict[str, list[tuple[str, bytes]]] = {path: [(b, next(vectors).tobytes()) for b in texts] for path, texts in found.items()}
+    captions.update({f.stat.path: [] for f in failed})
+    return captions
 
 
 def _same_bytes(item: _Read, plan: Plan) -> bool:

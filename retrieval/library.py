@@ -158,6 +158,7 @@ class Library:
                 tally = run_plan(plan, encoder, self.catalog, config, on_progress)  # type: ignore[arg-type]
             finally:
                 self.images.persist()  # also after an interrupt: what was committed is kept
+                self.texts.persist()  # sidecar captions
         failures = tuple(found.errors) + tuple(tally.failed)
         return IndexReport(
             added=tally.added,

@@ -34,6 +34,7 @@ class Plan:
     previous: dict[str, ImageRecord] = field(default_factory=dict)  # old rows of changed files
     moved: list[Moved] = field(default_factory=list)
     removed: list[int] = field(default_factory=list)
+    removed_paths: list[str] = field(default_factory=list)  # their paths (to drop their captions)
     unchanged: int = 0
 
 
@@ -105,6 +106,7 @@ def make_plan(found: ScanResult, catalog: Catalog, retry_failed: bool = False) -
     plan.todo = [s for s in plan.todo if s.path not in moved_paths]
     moved_ids = {m.id for m in plan.moved}
     plan.removed = [row.id for row in gone if row.id not in moved_ids]
+    plan.removed_paths = [row.path for row in gone if row.id not in moved_ids]
     return plan
 
 
@@ -126,6 +128,6 @@ def _find_moves(gone: list[ImageRecord], new: list[FileStat]) -> tuple[list[Move
         for row in candidates:
             if row.content_hash == digest:
                 candidates.remove(row)
-                moves.append(Moved(row.id, stat))
+                moves.append(Moved(row.id, stat, row.path))
                 break
     return moves, {m.stat.path for m in moves}

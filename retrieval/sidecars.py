@@ -1,0 +1,27 @@
+"""Captions that travel with a photo: ``photo.jpg.txt`` or ``photo.txt`` beside it, and the
+description embedded in the file (EXIF ImageDescription, XMP dc:description).
+"""
+
+from __future__ import annotations
+
+import os
+
+MAX_SIDECAR_BYTES = 64 * 1024  # a caption file, not a novel: larger files are ignored
+MAX_CAPTIONS = 20  # per image
+
+
+def sidecar_captions(image_path: str, description: str | None = None) -> list[str]:
+    """The captions of ``image_path``: one per non-empty line of its sidecar files, then the
+    embedded description; duplicates removed, order kept. Unreadable sidecars are skipped."""
+    found: list[str] = []
+    for candidate in (image_path + ".txt", os.path.splitext(image_path)[0] + ".txt"):
+        try:
+            if os.path.getsize(candidate) > MAX_SIDECAR_BYTES:
+                continue
+            with open(candidate, encoding="utf-8") as handle:
+                found += [line.strip() for line in handle if line.strip()]
+        except (OSError, UnicodeDecodeError):
+            continue
+    if description and description.strip():
+        found.append(description.strip())
+    return list(dict.fromkeys(found))[:MAX_CAPTIONS]
