@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from index.errors import CorruptFileError, LibraryVersionError
 from index.records import (
     FAILED,
+    Captions,
     INDEXED,
     Embedded,
     Failed,
@@ -66,6 +67,8 @@ def _to_record(row: ImageRow) -> ImageRecord:
         orientation=row.orientation,
         camera=row.camera,
         error=row.error,
+        description=row.description,
+        captions_mtime_ns=row.captions_mtime_ns or 0,
     )
 
 
@@ -349,7 +352,7 @@ class Catalog:
         moved: Sequence[Moved] = (),
         removed: Sequence[int] = (),
         touched: Sequence[FileStat] = (),
-        captions: dict[str, Sequence[tuple[str, bytes]]] | None = None,
+        captions: dict[str, Captions] | None = None,
     ) -> int:
         """Write one batch of indexing results in a single transaction; return the new generation.
 
@@ -357,7 +360,7 @@ class Catalog:
         ``failed`` rows record the error (and drop any old vector); ``moved`` rows change path
         and keep their vector; ``removed`` ids are deleted; ``touched`` files changed only
         their modification time. ``captions`` replaces the sidecar texts of the image paths
-        it names ((text, vector) pairs; empty to drop them); moves carry their texts along.
+        it names (empty to drop them); moves carry their texts along.
         """
         try:
             with Session(self.engine) as session, session.begin():
@@ -400,13 +403,14 @@ class Catalog:
             .values(path=item.stat.path, size=item.stat.size, mtime_ns=item.stat.mtime_ns)
         )
 
-    def _replace_captions(self, session: Session, captions: dict[str, Sequence[tuple[str, bytes]]], gen: int) -> None:
-        for path, items in captions.items():
+    def _replace_captions(self, session: Session, captions: dict[str, Captions], gen: int) -> None:
+        for path, found in captions.items():
             source = SIDECAR + path
             old = list(session.scalars(select(TextRow.id).where(TextRow.source == source)))
             if old:
                 self._remove(session, TEXTS, old, gen)
-            session.add_all(TextRow(body=b, source=source, image_path=path, vector=v, vector_gen=gen) for b, v in items)
+            session.add_all(TextRow(body=b, source=source, image_path=path, vector=v, vector_gen=gen) for b, v in found.items)
+            session.execute(update(ImageRow).where(ImageRow.path == path).values(captions_mtime_ns=found.mtime_ns))
 
     @staticmethod
     def _move_captions(session: Session, moved: Sequence[Moved]) -> None:
@@ -436,6 +440,7 @@ class Catalog:
         row.content_hash = item.content_hash
         row.width, row.height, row.format = meta.width, meta.height, meta.format
         row.captured_at, row.orientation, row.camera = meta.captured_at, meta.orientation, meta.camera
+        row.description = meta.description
         row.state, row.error = INDEXED, None
         row.vector, row.vector_gen = item.vector, gen
 

@@ -48,6 +48,8 @@ class ImageRecord:
     orientation: int | None = None
     camera: str | None = None
     error: str | None = None  # why it failed, for FAILED rows
+    description: str | None = None  # embedded caption (EXIF ImageDescription / XMP)
+    captions_mtime_ns: int = 0  # newest sidecar caption file when captions were read; 0 none
 
 
 @dataclass(frozen=True)
@@ -100,3 +102,11 @@ class TextRecord:
     body: str  # the text itself
     source: str  # file it was added from
     image_path: str | None = None  # the image it describes, when the source links one
+
+
+@dataclass(frozen=True)
+class Captions:
+    """The captions of one image and the sidecar mtime they were read at."""
+
+    mtime_ns: int  # newest sidecar file's mtime; 0 when there is none
+    items: tuple[tuple[str, bytes], ...] = ()  # (text, float32 vector bytes)

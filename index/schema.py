@@ -38,6 +38,8 @@ class ImageRow(Base):
     captured_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
     orientation: Mapped[int | None] = mapped_column(Integer)
     camera: Mapped[str | None] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)  # embedded caption (EXIF/XMP)
+    captions_mtime_ns: Mapped[int] = mapped_column(BigInteger, default=0)  # newest sidecar seen; 0 none
     state: Mapped[str] = mapped_column(String(16), index=True)
     error: Mapped[str | None] = mapped_column(Text)
     vector: Mapped[bytes | None] = mapped_column(LargeBinary)

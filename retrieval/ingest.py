@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from index.catalog import Catalog
-from index.records import FAILED, Embedded, Failed, FileStat
+from index.records import FAILED, Captions, Embedded, Failed, FileStat
 from retrieval.decode import DecodeConfig, ImageDecodeError, decode_file
 from retrieval.encoder import Encoder
 from retrieval.scan import Plan
@@ -103,7 +103,11 @@ def run_plan(
 ) -> Tally:
     """Apply moves and removals, then read, embed and commit ``plan.todo`` batch by batch."""
     if plan.moved or plan.removed:
-        catalog.apply(moved=plan.moved, removed=plan.removed, captions={p: () for p in plan.removed_paths})
+        catalog.apply(moved=plan.moved, removed=plan.removed, captions={p: Captions(0) for p in plan.removed_paths})
+    for start in range(0, len(plan.recaption), config.batch_size):  # sidecars edited, images not
+        rows = plan.recaption[start : start + config.batch_size]
+        found = {r.path: sidecar_captions(r.path, r.description) for r in rows}
+        catalog.apply(captions=_embed_captions(found, plan, encoder))
     tally = Tally()
     start = time.perf_counter()
     batch: list[_Read] = []
@@ -144,7 +148,9 @@ def _commit(batch: list[_Read], plan: Plan, encoder: Encoder, catalog: Catalog, 
             vectors[r.stat.path] = row.tobytes()
         tally.encoded += len(fresh)
     records = [Embedded(r.stat, r.content_hash, r.meta, vectors[r.stat.path]) for r in good]  # type: ignore[arg-type]
-    captions = _captions(good, failed, encoder)
+    found = {r.stat.path: sidecar_captions(r.stat.path, r.meta.description) for r in good}  # type: ignore[attr-defined]
+    captions = _embed_captions(found, plan, encoder)
+    captions.update({f.stat.path: Captions(0) for f in failed})  # an unreadable file loses its captions
     catalog.apply(embedded=records, failed=failed, touched=touched, captions=captions)
     for r in good:
         if r.stat.path in plan.previous:
@@ -156,14 +162,14 @@ def _commit(batch: list[_Read], plan: Plan, encoder: Encoder, catalog: Catalog, 
     return len(batch)
 
 
-def _captions(good: list[_Read], failed: list[Failed], encoder: Encoder) -> dict[str, list[tuple[str, bytes]]]:
-    """Sidecar captions of the batch's images, embedded; failed files lose theirs."""
-    found = {r.stat.path: sidecar_captions(r.stat.path, r.meta.description) for r in good}  # type: ignore[attr-defined]
+def _embed_captions(found: dict[str, list[str]], plan: Plan, encoder: Encoder) -> dict[str, Captions]:
+    """Embed each image's caption texts in one encoder call; note the sidecar mtime read."""
     bodies = [body for texts in found.values() for body in texts]
     vectors = iter(np.asarray(encoder.encode_texts(bodies), dtype="<f4")) if bodies else iter(())
-    captions: dict[str, list[tuple[str, bytes]]] = {path: [(b, next(vectors).tobytes()) for b in texts] for path, texts in found.items()}
-    captions.update({f.stat.path: [] for f in failed})
-    return captions
+    return {
+        path: Captions(plan.sidecar_mtimes.get(path, 0), tuple((b, next(vectors).tobytes()) for b in texts))
+        for path, texts in found.items()
+    }
 
 
 def _same_bytes(item: _Read, plan: Plan) -> bool:

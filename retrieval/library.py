@@ -153,7 +153,7 @@ class Library:
             plan = make_plan(found, self.catalog, retry_failed=config.retry_failed)
             if on_plan:
                 on_plan(len(plan.todo), plan.unchanged)
-            encoder = self.encoder if plan.todo else None
+            encoder = self.encoder if plan.todo or plan.recaption else None
             try:
                 tally = run_plan(plan, encoder, self.catalog, config, on_progress)  # type: ignore[arg-type]
             finally:

@@ -15,6 +15,7 @@ from pathlib import Path
 from index.catalog import Catalog
 from index.records import FAILED, FileStat, ImageRecord, Moved
 from retrieval.decode import hash_file
+from retrieval.sidecars import sidecar_mtime, sidecar_paths
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class ScanResult:
     files: dict[str, FileStat]  # absolute path -> stat
     roots: tuple[str, ...]  # absolute roots as given (files or folders)
     errors: tuple[tuple[str, str], ...] = ()  # (path, why) for unreadable folders and missing roots
+    text_files: dict[str, int] = field(default_factory=dict)  # .txt path -> mtime_ns (sidecar captions)
 
 
 @dataclass
@@ -35,6 +37,8 @@ class Plan:
     moved: list[Moved] = field(default_factory=list)
     removed: list[int] = field(default_factory=list)
     removed_paths: list[str] = field(default_factory=list)  # their paths (to drop their captions)
+    sidecar_mtimes: dict[str, int] = field(default_factory=dict)  # image path -> newest sidecar mtime
+    recaption: list[ImageRecord] = field(default_factory=list)  # unchanged images whose sidecars changed
     unchanged: int = 0
 
 
@@ -44,6 +48,7 @@ def scan(roots: Iterable[str | Path], extensions: frozenset[str]) -> ScanResult:
     Hidden files and folders (names starting with ".") are skipped unless named as a root.
     """
     files: dict[str, FileStat] = {}
+    texts: dict[str, int] = {}
     errors: list[tuple[str, str]] = []
     absolute: list[str] = []
     for root in roots:
@@ -51,14 +56,17 @@ def scan(roots: Iterable[str | Path], extensions: frozenset[str]) -> ScanResult:
         absolute.append(path)
         if os.path.isfile(path):
             _add(files, errors, path, extensions, explicit=True)
+            for candidate in sidecar_paths(path):
+                if os.path.isfile(candidate):
+                    texts[candidate] = os.stat(candidate).st_mtime_ns
         elif os.path.isdir(path):
-            _walk(path, files, errors, extensions)
+            _walk(path, files, errors, extensions, texts)
         else:
             errors.append((path, "no such file or folder"))
-    return ScanResult(files, tuple(absolute), tuple(errors))
+    return ScanResult(files, tuple(absolute), tuple(errors), texts)
 
 
-def _walk(top: str, files: dict[str, FileStat], errors: list[tuple[str, str]], extensions: frozenset[str]) -> None:
+def _walk(top: str, files: dict[str, FileStat], errors: list[tuple[str, str]], extensions: frozenset[str], texts: dict[str, int]) -> None:
     stack = [top]
     while stack:
         folder = stack.pop()
@@ -69,6 +77,8 @@ def _walk(top: str, files: dict[str, FileStat], errors: list[tuple[str, str]], e
                         continue  # .thumbnails, .git, macOS "._IMG.jpg" sidecars: not photos
                     if entry.is_dir(follow_symlinks=False):
                         stack.append(entry.path)
+                    elif entry.name.lower().endswith(".txt") and entry.is_file():
+                        texts[entry.path] = entry.stat().st_mtime_ns  # a possible sidecar caption
                     elif entry.is_file():
                         _add(files, errors, entry.path, extensions)
         except OSError as exc:
@@ -101,6 +111,9 @@ def make_plan(found: ScanResult, catalog: Catalog, retry_failed: bool = False) -
             plan.previous[path] = row
         else:
             plan.unchanged += 1
+            if row.state != FAILED and sidecar_mtime(path, found.text_files) != row.captions_mtime_ns:
+                plan.recaption.append(row)
+    plan.sidecar_mtimes = {path: sidecar_mtime(path, found.text_files) for path in found.files}
     gone = [row for path, row in known.items() if path not in found.files and not os.path.exists(path)]
     plan.moved, moved_paths = _find_moves(gone, [s for s in plan.todo if s.path not in plan.previous])
     plan.todo = [s for s in plan.todo if s.path not in moved_paths]

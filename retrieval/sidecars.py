@@ -10,11 +10,21 @@ MAX_SIDECAR_BYTES = 64 * 1024  # a caption file, not a novel: larger files are i
 MAX_CAPTIONS = 20  # per image
 
 
+def sidecar_paths(image_path: str) -> tuple[str, str]:
+    """Where captions of ``image_path`` may lie: ``photo.jpg.txt`` and ``photo.txt``."""
+    return image_path + ".txt", os.path.splitext(image_path)[0] + ".txt"
+
+
+def sidecar_mtime(image_path: str, text_files: dict[str, int]) -> int:
+    """The newest mtime (ns) among the image's sidecar files in ``text_files``; 0 if none."""
+    return max((text_files.get(p, 0) for p in sidecar_paths(image_path)), default=0)
+
+
 def sidecar_captions(image_path: str, description: str | None = None) -> list[str]:
     """The captions of ``image_path``: one per non-empty line of its sidecar files, then the
     embedded description; duplicates removed, order kept. Unreadable sidecars are skipped."""
     found: list[str] = []
-    for candidate in (image_path + ".txt", os.path.splitext(image_path)[0] + ".txt"):
+    for candidate in sidecar_paths(image_path):
         try:
             if os.path.getsize(candidate) > MAX_SIDECAR_BYTES:
                 continue

@@ -65,3 +65,33 @@ def test_sidecar_reader_skips_what_it_cannot_read(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("x" * 70_000)  # too big for a caption file
     assert sidecar_captions(str(image), "  embedded  ") == ["embedded"]
     assert sidecar_captions(str(tmp_path / "none.jpg")) == []
+
+
+def test_editing_only_a_sidecar_updates_captions_without_reembedding(open_library, photos: Path) -> None:  # noqa: ANN001
+    import os
+
+    coins = next(photos.rglob("coins.*"))
+    exif = Image.Exif()
+    exif[0x010E] = "old money"
+    with Image.open(coins) as image:
+        image.convert("RGB").save(photos / "described.jpg", exif=exif)
+    lib = open_library()
+    lib.index([photos])
+    assert _captions(lib) == {"described.jpg": {"old money"}}
+
+    sidecar = coins.with_suffix(".txt")
+    sidecar.write_text("a pile of coins\n")  # a new sidecar beside an unchanged photo
+    (photos / "described.txt").write_text("silver coins\n")
+    report = lib.index([photos])
+    assert (report.encoded, report.updated) == (0, 0)
+    assert _captions(lib) == {coins.name: {"a pile of coins"}, "described.jpg": {"silver coins", "old money"}}
+
+    sidecar.write_text("many coins\n")
+    stamp = sidecar.stat().st_mtime_ns + 10**9
+    os.utime(sidecar, ns=(stamp, stamp))
+    sidecar_only = lib.index([photos])
+    assert sidecar_only.encoded == 0 and _captions(lib)[coins.name] == {"many coins"}
+    sidecar.unlink()
+    lib.index([photos])
+    assert coins.name not in _captions(lib)
+    assert lib.texts.agrees_with_catalog()
