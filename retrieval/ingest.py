@@ -131,9 +131,9 @@ def _commit(batch: list[_Read], plan: Plan, encoder: Encoder, catalog: Catalog, 
     import torch
 
     failed = [Failed(r.stat, r.error, r.content_hash) for r in batch if r.error]
-    good = [r for r in batch if not r.error]
-    touched = [r.stat for r in good if _same_bytes(r, plan)]
-    good = [r for r in good if not _same_bytes(r, plan)]
+    read = [r for r in batch if not r.error]
+    touched = [r.stat for r in read if _same_bytes(r, plan)]
+    good = [r for r in read if not _same_bytes(r, plan)] if touched else read
     known = catalog.by_hash(r.content_hash for r in good)
     copies = catalog.vectors_for([known[r.content_hash].id for r in good if r.content_hash in known])
     vectors: dict[str, bytes] = {}

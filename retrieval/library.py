@@ -47,6 +47,7 @@ class Library:
         self._encoder = encoder
         self._encoder_lock = threading.Lock()
         self._selections: dict[tuple[ImageFilter, int], np.ndarray] = {}  # filter -> allowed ids
+        self._selections_lock = threading.Lock()  # not the encoder's: a model load must not block it
         self.images = VectorStore(layout.image_vectors, catalog, IMAGES, manifest.model.embed_dim, index_config)
         self.images.load()
         self.texts = VectorStore(layout.text_vectors, catalog, TEXTS, manifest.model.embed_dim, index_config)
@@ -207,11 +208,7 @@ class Library:
 
     def search_texts(self, text: str | None = None, image: str | Path | Image.Image | None = None, k: int = 10, *, terms: Sequence[Term] = (), offset: int = 0, min_score: float | None = None) -> list[TextHit]:
         """Rank the text corpus by texts and images (image-to-text: captioning by retrieval)."""
-        if k < 1 or offset < 0:
-            raise QueryError(f"k must be at least 1 and offset at least 0 (got k={k}, offset={offset}).")
-        given = [Term(text=text)] if text is not None else []
-        given += [Term(image=image)] if image is not None else []
-        query = self.embed_terms([*given, *terms])
+        query = self._query(text, image, terms, k, offset)
         self.texts.refresh()
         (found,) = self.texts.search(query.reshape(1, -1), k + offset)
         records = self.catalog.texts(found.ids.tolist())
@@ -269,11 +266,16 @@ class Library:
             QueryError: no query term, ``k`` < 1, ``offset`` < 0, terms that cancel out, or an
                 unreadable query image.
         """
+        query = self._query(text, image, terms, k, offset)
+        return self.search_vector(query, k, where=where, offset=offset, min_score=min_score)
+
+    def _query(self, text: str | None, image: object, terms: Sequence[Term], k: int, offset: int) -> np.ndarray:
+        """Check paging arguments and embed the query; a lone text or image is a weight-1 term."""
         if k < 1 or offset < 0:
             raise QueryError(f"k must be at least 1 and offset at least 0 (got k={k}, offset={offset}).")
         given = [Term(text=text)] if text is not None else []
         given += [Term(image=image)] if image is not None else []
-        return self.search_vector(self.embed_terms([*given, *terms]), k, where=where, offset=offset, min_score=min_score)
+        return self.embed_terms([*given, *terms])
 
     def embed_terms(self, terms: Sequence[Term]) -> np.ndarray:
         """The renormalised weighted sum ``(dim,)`` of the terms' unit vectors."""
@@ -307,11 +309,11 @@ class Library:
     def _allowed(self, where: ImageFilter) -> np.ndarray:
         """Ids passing ``where``, cached per filter until the catalog changes (paging reuses them)."""
         key = (where, self.images.generation)
-        with self._encoder_lock:
+        with self._selections_lock:
             cached = self._selections.get(key)
         if cached is None:
             cached = self.catalog.select_images(where)
-            with self._encoder_lock:
+            with self._selections_lock:
                 if len(self._selections) >= 8:
                     self._selections.pop(next(iter(self._selections)))
                 self._selections[key] = cached

@@ -20,6 +20,8 @@ def read_texts(path: str | Path) -> list[tuple[str, str | None]]:
             malformed pairs line (with the line named).
     """
     path = Path(path).expanduser().resolve()
+    if path.is_dir():
+        raise PairsFormatError(f"{path} is a folder; give the text file itself (.txt, .jsonl or .csv).")
     if not path.is_file():
         raise PairsFormatError(f"{path} does not exist.")
     suffix = path.suffix.lower()

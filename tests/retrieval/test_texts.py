@@ -78,7 +78,8 @@ def test_bad_text_files(open_library, tmp_path: Path) -> None:  # noqa: ANN001
     (tmp_path / "no-text.csv").write_text("caption,image\na,b\n")
     (tmp_path / "odd.xml").write_text("<a/>")
     (tmp_path / "bad.jsonl").write_text('{"caption": "x"}\n')
-    for name, fragment in (("no-text.csv", "'text' column"), ("odd.xml", "unknown text file type"), ("bad.jsonl", "bad.jsonl:1"), ("missing.txt", "does not exist")):
+    (tmp_path / "folder").mkdir()
+    for name, fragment in (("folder", "is a folder"), ("no-text.csv", "'text' column"), ("odd.xml", "unknown text file type"), ("bad.jsonl", "bad.jsonl:1"), ("missing.txt", "does not exist")):
         with pytest.raises(PairsFormatError, match=fragment):
             lib.add_texts(tmp_path / name)
     assert lib.info().texts == 0
