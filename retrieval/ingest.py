@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -58,29 +58,32 @@ class Tally:
 
 
 @dataclass(frozen=True)
-class _Read:
+class Read:
+    """One file read for indexing: decoded pixels or a ready vector, or why it failed."""
+
     stat: FileStat
     content_hash: str = ""
     pixels: object = None  # torch.Tensor (3, H, W)
     meta: object = None  # ImageMeta
     error: str = ""
+    vector: bytes = b""  # "<f4" unit vector made elsewhere (a Ray worker): no encoding here
 
 
-def _read(stat: FileStat, encoder: Encoder, config: DecodeConfig) -> _Read:
+def _read(stat: FileStat, encoder: Encoder, config: DecodeConfig) -> Read:
     try:
         decoded = decode_file(stat.path, config)
-        return _Read(stat, decoded.content_hash, encoder.preprocess(decoded.image), decoded.meta)
+        return Read(stat, decoded.content_hash, encoder.preprocess(decoded.image), decoded.meta)
     except ImageDecodeError as exc:
-        return _Read(stat, error=str(exc))
+        return Read(stat, error=str(exc))
     except Exception as exc:  # a bad file must never stop the run; keep the reason
-        return _Read(stat, error=f"{exc.__class__.__name__}: {exc}")
+        return Read(stat, error=f"{exc.__class__.__name__}: {exc}")
 
 
-def _reads(plan: Plan, encoder: Encoder, config: IngestConfig) -> Iterator[_Read]:
+def _reads(plan: Plan, encoder: Encoder, config: IngestConfig) -> Iterator[Read]:
     """Decoded files in plan order, with a bounded number in flight."""
     window = config.batch_size * config.prefetch_batches
     with ThreadPoolExecutor(config.worker_count(), thread_name_prefix="xmr-decode") as pool:
-        pending: deque[Future[_Read]] = deque()
+        pending: deque[Future[Read]] = deque()
         todo = iter(plan.todo)
         try:
             for stat in todo:
@@ -102,17 +105,38 @@ def run_plan(
     on_progress: Callable[[Progress], None] | None = None,
 ) -> Tally:
     """Apply moves and removals, then read, embed and commit ``plan.todo`` batch by batch."""
+    apply_plan_edits(plan, encoder, catalog, config)
+    return commit_reads(_reads(plan, encoder, config), plan, encoder, catalog, config, on_progress)
+
+
+def apply_plan_edits(plan: Plan, encoder: Encoder, catalog: Catalog, config: IngestConfig) -> None:
+    """Commit the plan's moves, removals and caption-only updates (no image is read)."""
     if plan.moved or plan.removed:
         catalog.apply(moved=plan.moved, removed=plan.removed, captions={p: Captions(0) for p in plan.removed_paths})
     for start in range(0, len(plan.recaption), config.batch_size):  # sidecars edited, images not
         rows = plan.recaption[start : start + config.batch_size]
         found = {r.path: sidecar_captions(r.path, r.description) for r in rows}
         catalog.apply(captions=_embed_captions(found, plan, encoder))
+
+
+def commit_reads(
+    reads: Iterable[Read],
+    plan: Plan,
+    encoder: Encoder,
+    catalog: Catalog,
+    config: IngestConfig,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> Tally:
+    """Commit ``reads`` (in plan order) in batches of ``config.batch_size``, one transaction each.
+
+    Reads carrying a ``vector`` are not encoded again; ``encoder`` embeds the rest and
+    every sidecar caption. Whatever stops the loop, the batches committed so far stay.
+    """
     tally = Tally()
     start = time.perf_counter()
-    batch: list[_Read] = []
+    batch: list[Read] = []
     done = 0
-    for item in _reads(plan, encoder, config):
+    for item in reads:
         batch.append(item)
         if len(batch) >= config.batch_size:
             done += _commit(batch, plan, encoder, catalog, tally)
@@ -126,7 +150,7 @@ def run_plan(
     return tally
 
 
-def _commit(batch: list[_Read], plan: Plan, encoder: Encoder, catalog: Catalog, tally: Tally) -> int:
+def _commit(batch: list[Read], plan: Plan, encoder: Encoder, catalog: Catalog, tally: Tally) -> int:
     """Embed what needs it and write the batch in one transaction."""
     import torch
 
@@ -142,11 +166,13 @@ def _commit(batch: list[_Read], plan: Plan, encoder: Encoder, catalog: Catalog, 
         if row is not None and row.id in copies:
             vectors[r.stat.path] = copies[row.id]  # same bytes elsewhere: no need to encode
     fresh = [r for r in good if r.stat.path not in vectors]
-    if fresh:
-        embedded = encoder.encode_images(torch.stack([r.pixels for r in fresh]))  # (B, D)
-        for r, row in zip(fresh, np.asarray(embedded, dtype="<f4")):
+    vectors.update({r.stat.path: r.vector for r in fresh if r.vector})  # embedded by a worker
+    encode = [r for r in fresh if not r.vector]
+    if encode:
+        embedded = encoder.encode_images(torch.stack([r.pixels for r in encode]))  # (B, D)
+        for r, row in zip(encode, np.asarray(embedded, dtype="<f4")):
             vectors[r.stat.path] = row.tobytes()
-        tally.encoded += len(fresh)
+    tally.encoded += len(fresh)
     records = [Embedded(r.stat, r.content_hash, r.meta, vectors[r.stat.path]) for r in good]  # type: ignore[arg-type]
     found = {r.stat.path: sidecar_captions(r.stat.path, r.meta.description) for r in good}  # type: ignore[attr-defined]
     captions = _embed_captions(found, plan, encoder)
@@ -172,7 +198,7 @@ def _embed_captions(found: dict[str, list[str]], plan: Plan, encoder: Encoder) -
     }
 
 
-def _same_bytes(item: _Read, plan: Plan) -> bool:
+def _same_bytes(item: Read, plan: Plan) -> bool:
     """A changed file whose content hash did not change (only its timestamp did)."""
     old = plan.previous.get(item.stat.path)
     return old is not None and old.state != FAILED and old.content_hash == item.content_hash
