@@ -339,6 +339,28 @@ def failures(library: LibraryOpt = None, as_json: JsonOpt = False) -> None:
 
 @app.command()
 @_friendly_errors
+def serve(
+    library: LibraryOpt = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; anything but loopback needs --token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8765,
+    token: Annotated[str, typer.Option("--token", envvar="XMR_TOKEN", help="Secret every request must carry (Bearer header, ?token= or cookie).")] = "",
+    reranker: Annotated[str, typer.Option("--reranker", help="Reranker to load for requests that ask for rerank.")] = "",
+    max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", min=0.01, help="Largest uploaded query image.")] = 20.0,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Serve the library over HTTP: a JSON API (docs at /docs) and a search page at /."""
+    from retrieval.serve import ServeConfig, check_bind, require_serve, run_server
+
+    check_bind(host, token)  # before the model loads: a refusal should be instant
+    require_serve()
+    config = ServeConfig(host=host, port=port, token=token, reranker=reranker, max_upload_bytes=int(max_upload_mb * 2**20))
+    with _open(library, None, None, "", device, create=False) as lib:
+        err.print(f"serving {escape(str(lib.layout.root))} at http://{escape(host)}:{port}/  (Ctrl-C stops)", highlight=False)
+        run_server(lib, config)
+
+
+@app.command()
+@_friendly_errors
 def train(
     pairs: Annotated[Path, typer.Argument(help="Pairs folder (pairs.jsonl + images) or a Karpathy split JSON.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write (an open_clip local-dir).")],

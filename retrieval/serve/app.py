@@ -1,0 +1,253 @@
+"""The FastAPI app of ``xmr serve``: JSON search API, thumbnails, originals and the search page.
+
+Build it with :func:`create_app` around an open :class:`~retrieval.library.Library`; every
+route is a plain function that FastAPI runs on its worker threads (library searches are
+thread-safe and pick up what other processes index meanwhile).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from importlib import resources
+from typing import TYPE_CHECKING, Annotated, Optional
+
+from fastapi import APIRouter, FastAPI, File, Form, Path, Query, Request, UploadFile
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel
+
+from index.errors import MissingDependencyError, XmrError
+from retrieval.errors import QueryError
+from retrieval.serve.config import ServeConfig
+from retrieval.serve.items import ItemFileError, ItemNotFoundError, ThumbnailCache, item_json, item_record, media_type, original_file
+from retrieval.serve.queries import RequestLimitError, RerankUnavailableError, Searcher, UploadNotFoundError, UploadTooLargeError
+from retrieval.serve.schemas import Health, ImageHitOut, InfoOut, ItemOut, Limits, SearchRequest, SearchResponse, TextHitOut, TextSearchResponse, UploadOut
+from retrieval.serve.security import Guard
+
+if TYPE_CHECKING:
+    from retrieval.library import Library
+
+__all__ = ["create_app", "error_status"]
+
+STATIC = {"app.js": "text/javascript", "style.css": "text/css"}
+
+# Typed errors -> HTTP status, most specific first; anything unlisted is a server error.
+_STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (ItemNotFoundError, 404),
+    (ItemFileError, 404),
+    (UploadNotFoundError, 404),
+    (UploadTooLargeError, 413),
+    (RequestLimitError, 422),
+    (QueryError, 422),
+    (RerankUnavailableError, 400),
+    (MissingDependencyError, 503),
+)
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+_ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 404, 411, 413, 422)}
+ItemIdPath = Annotated[int, Path(ge=0, le=2**63 - 1, description="A catalog id from search results.")]
+
+
+def error_status(exc: Exception) -> int:
+    """The HTTP status of a typed error (500 for one that is not the client's fault)."""
+    return next((status for kind, status in _STATUS if isinstance(exc, kind)), 500)
+
+
+def create_app(library: Library, config: ServeConfig = ServeConfig(), reranker: object = None) -> FastAPI:
+    """The ASGI app serving ``library`` under ``config``'s limits and token.
+
+    ``reranker`` is a ready reranker; when None and ``config.reranker`` names one, it is
+    loaded with ``library.load_reranker``.
+
+    Raises:
+        RerankUnavailableError: a reranker is named but this xmr cannot load rerankers.
+    """
+    if reranker is None and config.reranker:
+        reranker = _load_reranker(library, config.reranker)
+    searcher = Searcher(library, config, reranker)
+    thumbs = ThumbnailCache(config.cache_dir or _default_cache(library), config.thumb_sides)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        import anyio.to_thread
+
+        anyio.to_thread.current_default_thread_limiter().total_tokens = config.threads
+        await anyio.to_thread.run_sync(library.embed_text, "warm up")  # load the model before the first query
+        yield
+
+    app = FastAPI(title="xmr", version="1", summary="Search a photo library by text, by image, or like one of its photos.", lifespan=lifespan)
+    app.add_middleware(Guard, token=config.token, max_body=config.max_upload_bytes + 64 * 1024)
+
+    @app.exception_handler(XmrError)
+    async def _typed_error(_: Request, exc: XmrError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=error_status(exc))
+
+    api = APIRouter(prefix="/api", responses=_ERRORS)  # type: ignore[arg-type]
+    _add_search_routes(api, searcher)
+    _add_item_routes(api, library, thumbs, searcher)
+    _add_info_routes(api, library, config, reranker)
+    app.include_router(api)
+    _add_page_routes(app)
+    return app
+
+
+def _load_reranker(library: Library, spec: str) -> object:
+    load = getattr(library, "load_reranker", None)
+    if load is None:
+        raise RerankUnavailableError(f"this xmr cannot load rerankers yet, so --reranker {spec} cannot be used; leave it out.")
+    return load(spec)
+
+
+def _default_cache(library: Library):  # noqa: ANN202 (a Path)
+    import hashlib
+
+    from retrieval.serve.config import default_cache_dir
+
+    return default_cache_dir() / hashlib.blake2b(str(library.layout.root).encode(), digest_size=8).hexdigest()
+
+
+def _hit_out(hit: object) -> ImageHitOut:
+    data = hit.to_json()  # type: ignore[attr-defined]
+    base = f"/api/items/{data['id']}"
+    return ImageHitOut(**data, name=data["path"].rsplit("/", 1)[-1], thumbnail=f"{base}/thumbnail", preview=f"{base}/thumbnail?size=1280", file=f"{base}/file")
+
+
+def _page(hits: list, req: SearchRequest) -> Optional[int]:
+    return req.offset + req.k if len(hits) == req.k else None
+
+
+def _image_response(searcher: Searcher, req: SearchRequest, start: float, upload: Optional[str] = None) -> SearchResponse:
+    hits, reranked = searcher.search_images(req)
+    took = (time.perf_counter() - start) * 1e3
+    return SearchResponse(hits=[_hit_out(h) for h in hits], k=req.k, offset=req.offset, next_offset=_page(hits, req), reranked=reranked, upload=upload, took_ms=took)
+
+
+def _text_response(searcher: Searcher, req: SearchRequest, start: float) -> TextSearchResponse:
+    hits, reranked = searcher.search_texts(req)
+    out = [TextHitOut(**h.to_json()) for h in hits]
+    return TextSearchResponse(hits=out, k=req.k, offset=req.offset, next_offset=_page(hits, req), reranked=reranked, took_ms=(time.perf_counter() - start) * 1e3)
+
+
+def _read_upload(file: UploadFile, limit: int) -> bytes:
+    data = file.file.read(limit + 1)
+    if len(data) > limit:
+        raise UploadTooLargeError(f"the image is over {limit} bytes; this server takes at most {limit}.")
+    return data
+
+
+def _add_search_routes(api: APIRouter, searcher: Searcher) -> None:
+    @api.post("/search", response_model=SearchResponse, tags=["search"])
+    def search(req: SearchRequest) -> SearchResponse:
+        """Rank images by texts, uploaded images and catalog items, with filters and paging."""
+        return _image_response(searcher, req, time.perf_counter())
+
+    @api.get("/search", response_model=SearchResponse, tags=["search"])
+    def search_text(
+        q: Annotated[list[str], Query(description="Text to look for (repeatable: several add up).")],
+        k: Annotated[int, Query(ge=1, le=2**31)] = 20,
+        offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
+        min_score: Optional[float] = None,
+        rerank: bool = False,
+    ) -> SearchResponse:
+        """Rank images by text (the short form of POST /api/search)."""
+        start = time.perf_counter()
+        return _image_response(searcher, SearchRequest(q=q, k=k, offset=offset, min_score=min_score, rerank=rerank), start)
+
+    @api.post("/search/texts", response_model=TextSearchResponse, tags=["search"])
+    def search_texts(req: SearchRequest) -> TextSearchResponse:
+        """Rank the library's texts (captions, tags) by the query: image-to-text with images or items."""
+        return _text_response(searcher, req, time.perf_counter())
+
+    @api.post("/uploads", response_model=UploadOut, tags=["search"])
+    def upload(file: Annotated[UploadFile, File(description="A query image.")]) -> UploadOut:
+        """Embed a query image once; name its id in later searches (paging, combining with text)."""
+        key, item = searcher.add_upload(_read_upload(file, searcher.config.max_upload_bytes))
+        return UploadOut(id=key, width=item.image.width, height=item.image.height)
+
+    @api.post("/search/image", response_model=SearchResponse, tags=["search"])
+    def search_image(
+        file: Annotated[UploadFile, File(description="A query image.")],
+        k: Annotated[int, Form(ge=1, le=2**31)] = 20,
+        offset: Annotated[int, Form(ge=0, le=2**31)] = 0,
+        rerank: Annotated[bool, Form()] = False,
+    ) -> SearchResponse:
+        """Rank images by an uploaded image; the reply's ``upload`` id serves later pages."""
+        start = time.perf_counter()
+        key, _ = searcher.add_upload(_read_upload(file, searcher.config.max_upload_bytes))
+        return _image_response(searcher, SearchRequest(images=[key], k=k, offset=offset, rerank=rerank), start, key)
+
+
+def _add_item_routes(api: APIRouter, library: Library, thumbs: ThumbnailCache, searcher: Searcher) -> None:
+    @api.get("/items/{item_id}", response_model=ItemOut, tags=["items"])
+    def item(item_id: ItemIdPath) -> ItemOut:
+        """Metadata of one image."""
+        return ItemOut(**item_json(item_record(library.catalog, item_id)))
+
+    @api.get("/items/{item_id}/similar", response_model=SearchResponse, tags=["search"])
+    def similar(
+        item_id: ItemIdPath,
+        k: Annotated[int, Query(ge=1, le=2**31)] = 20,
+        offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
+        rerank: bool = False,
+    ) -> SearchResponse:
+        """Images like this one ("more like this"); the image itself comes first."""
+        start = time.perf_counter()
+        item_record(library.catalog, item_id)
+        return _image_response(searcher, SearchRequest(like=[item_id], k=k, offset=offset, rerank=rerank), start)
+
+    @api.get("/items/{item_id}/texts", response_model=TextSearchResponse, tags=["search"])
+    def texts_for(item_id: ItemIdPath, k: Annotated[int, Query(ge=1, le=2**31)] = 5) -> TextSearchResponse:
+        """The library's texts that best describe this image (image-to-text)."""
+        start = time.perf_counter()
+        item_record(library.catalog, item_id)
+        return _text_response(searcher, SearchRequest(like=[item_id], k=k), start)
+
+    @api.get("/items/{item_id}/thumbnail", response_class=FileResponse, tags=["items"], responses={200: {"content": {"image/jpeg": {}}}})
+    def thumbnail(item_id: ItemIdPath, size: Annotated[Optional[int], Query(ge=1, le=2**31, description="Longer side wanted; rounded up to a served size.")] = None) -> FileResponse:
+        """A JPEG thumbnail (EXIF orientation applied), made once and cached on disk."""
+        record = item_record(library.catalog, item_id)
+        path = thumbs.get(record, thumbs.side_for(size))
+        return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})
+
+    @api.get("/items/{item_id}/file", response_class=FileResponse, tags=["items"], responses={200: {"content": {"image/*": {}}}})
+    def original(item_id: ItemIdPath) -> FileResponse:
+        """The original image file, as indexed."""
+        record = item_record(library.catalog, item_id)
+        path = original_file(record)
+        return FileResponse(path, media_type=media_type(record), filename=path.name, content_disposition_type="inline")
+
+
+def _add_info_routes(api: APIRouter, library: Library, config: ServeConfig, reranker: object) -> None:
+    @api.get("/health", response_model=Health, tags=["library"])
+    def health() -> Health:
+        """Liveness: the server answers and the index is loaded."""
+        return Health(status="ok", images=len(library.images.index))
+
+    @api.get("/info", response_model=InfoOut, tags=["library"])
+    def info() -> InfoOut:
+        """Counts, model and index of the library, the reranker, and this server's limits."""
+        data = library.info().to_json()
+        limits = Limits(max_k=config.max_k, max_offset=config.max_offset, max_terms=config.max_terms, max_query_chars=config.max_query_chars, max_upload_bytes=config.max_upload_bytes, max_pixels=config.max_pixels, thumb_sides=list(config.thumb_sides))
+        keep = {k: v for k, v in data.items() if k in InfoOut.model_fields}
+        return InfoOut(**keep, reranker=(config.reranker or type(reranker).__name__) if reranker is not None else None, limits=limits)
+
+
+def _add_page_routes(app: FastAPI) -> None:
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> HTMLResponse:
+        return HTMLResponse(_static_text("index.html"))
+
+    @app.get("/static/{name}", include_in_schema=False)
+    def static(name: str) -> Response:
+        if name not in STATIC:  # a fixed set: no request names a file
+            return JSONResponse({"detail": "not found"}, status_code=404)
+        return Response(_static_text(name), media_type=STATIC[name])
+
+
+def _static_text(name: str) -> str:
+    return resources.files("retrieval.serve").joinpath("static", name).read_text("utf-8")

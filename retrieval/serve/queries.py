@@ -1,0 +1,228 @@
+"""Turn API requests into library searches with the CLI's query algebra (retrieval.query).
+
+Terms are named as in the CLI: texts by themselves, example images by an upload id and
+catalog items by ``#ID``, so ``weights`` takes the CLI's ``WEIGHT:TERM`` syntax. Without
+reranking the query vector is combined here from stored item vectors (an item is never
+decoded again); with reranking, or for text search, the terms go to the library as they are.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import secrets
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from index.errors import XmrError
+from retrieval.errors import QueryError
+from retrieval.query import build_filter, build_terms
+from retrieval.results import Hit, Term, TextHit
+from retrieval.serve.config import ServeConfig
+from retrieval.serve.items import ItemNotFoundError, item_record, original_file
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from retrieval.library import Library
+    from retrieval.serve.schemas import SearchRequest
+
+ITEM = "#"  # prefix naming a catalog item among the terms
+
+
+class RequestLimitError(XmrError, ValueError):
+    """A request goes beyond one of the server's limits (the message names it)."""
+
+
+class UploadTooLargeError(XmrError, ValueError):
+    """An uploaded image has more bytes or pixels than the server takes."""
+
+
+class UploadNotFoundError(XmrError, LookupError):
+    """An upload id the server does not (or no longer) hold."""
+
+
+class RerankUnavailableError(XmrError, ValueError):
+    """Reranking was asked of a server started without a reranker."""
+
+
+@dataclass(frozen=True)
+class Upload:
+    vector: np.ndarray  # (dim,) unit vector of the image
+    image: Image.Image  # RGB copy, at most 512 px, for rerankers
+
+
+class Uploads:
+    """The last ``capacity`` uploaded query images, by random id (least recently used goes)."""
+
+    def __init__(self, capacity: int = 32) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[str, Upload] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, upload: Upload) -> str:
+        key = "up-" + secrets.token_urlsafe(12)
+        with self._lock:
+            self._items[key] = upload
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+        return key
+
+    def get(self, key: str) -> Upload:
+        with self._lock:
+            if key not in self._items:
+                raise UploadNotFoundError(f"upload {key!r} is unknown or expired (the server keeps the last {self.capacity}); upload the image again.")
+            self._items.move_to_end(key)
+            return self._items[key]
+
+
+def accepts_reranker(method: object) -> bool:
+    """True when a library search method takes ``reranker=`` (reranking has landed in this xmr)."""
+    try:
+        return "reranker" in inspect.signature(method).parameters  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
+class Searcher:
+    """Runs API searches against one library; thread-safe like the library."""
+
+    def __init__(self, library: Library, config: ServeConfig, reranker: object = None) -> None:
+        self.library = library
+        self.config = config
+        self.reranker = reranker
+        self.uploads = Uploads()
+
+    # ---- uploads ------------------------------------------------------------------------
+
+    def add_upload(self, data: bytes) -> tuple[str, Upload]:
+        """Decode and embed an uploaded query image; return its id and the upload.
+
+        Raises:
+            UploadTooLargeError: more bytes or pixels than the limits.
+            QueryError: not a readable image.
+        """
+        from PIL import Image as PILImage
+
+        from retrieval.decode import DecodeConfig, ImageDecodeError, decode_bytes
+
+        if len(data) > self.config.max_upload_bytes:
+            raise UploadTooLargeError(f"the image is {len(data)} bytes; this server takes at most {self.config.max_upload_bytes}.")
+        try:
+            with PILImage.open(io.BytesIO(data)) as header:
+                width, height = header.size
+        except Exception:  # not an image at all: decode_bytes below says why in words
+            width = height = 0
+        if width * height > self.config.max_pixels:
+            raise UploadTooLargeError(f"the image is {width}x{height} pixels; this server takes at most {self.config.max_pixels:,} pixels.")
+        try:
+            decoded = decode_bytes(data, DecodeConfig(max_pixels=self.config.max_pixels))
+        except ImageDecodeError as exc:
+            raise QueryError(f"cannot use the uploaded file as an image: {exc}") from exc
+        vector = self.library.embed_image(decoded.image)
+        small = decoded.image.copy()
+        small.thumbnail((512, 512))
+        upload = Upload(vector, small)
+        return self.uploads.add(upload), upload
+
+    # ---- searching ----------------------------------------------------------------------
+
+    def search_images(self, req: SearchRequest) -> tuple[list[Hit], bool]:
+        """Image hits for ``req`` and whether they were reranked."""
+        terms = self._terms(req)
+        where = build_filter(req.under, req.after, req.before, req.ext)
+        if req.rerank:
+            rr = self._reranker(self.library.search)
+            hits = self.library.search(terms=self._library_terms(terms), k=req.k, where=where, offset=req.offset, min_score=req.min_score, reranker=rr, rerank_k=max(self.config.rerank_k, req.k + req.offset))  # type: ignore[call-arg]
+            return hits, True
+        query = self._vector(terms)
+        return self.library.search_vector(query, req.k, where=where, offset=req.offset, min_score=req.min_score), False
+
+    def search_texts(self, req: SearchRequest) -> tuple[list[TextHit], bool]:
+        """Text-corpus hits for ``req`` (image-to-text) and whether they were reranked."""
+        if build_filter(req.under, req.after, req.before, req.ext).active:
+            raise QueryError("under/after/before/ext filter images; they do not apply to text search.")
+        terms = self._library_terms(self._terms(req))
+        if req.rerank:
+            rr = self._reranker(self.library.search_texts)
+            extra = {"reranker": rr, "rerank_k": max(self.config.rerank_k, req.k + req.offset)}
+            return self.library.search_texts(terms=terms, k=req.k, offset=req.offset, min_score=req.min_score, **extra), True
+        return self.library.search_texts(terms=terms, k=req.k, offset=req.offset, min_score=req.min_score), False
+
+    def _reranker(self, method: object) -> object:
+        if self.reranker is None or not accepts_reranker(method):
+            raise RerankUnavailableError("this server has no reranker; start it with  xmr serve --reranker SPEC  or search without rerank.")
+        return self.reranker
+
+    def check(self, req: SearchRequest) -> None:
+        """Refuse requests beyond the limits.
+
+        Raises:
+            RequestLimitError: page too large or deep, too many terms, a text too long.
+        """
+        cfg = self.config
+        if req.k > cfg.max_k or req.offset > cfg.max_offset:
+            raise RequestLimitError(f"k is at most {cfg.max_k} and offset at most {cfg.max_offset} on this server (got k={req.k}, offset={req.offset}).")
+        count = len(req.q) + len(req.not_) + len(req.like) + len(req.unlike) + len(req.images) + len(req.not_images)
+        if count > cfg.max_terms or len(req.weights) > cfg.max_terms or len(req.under) + len(req.ext) > cfg.max_terms:
+            raise RequestLimitError(f"a query takes at most {cfg.max_terms} terms, weights, folders and extensions each.")
+        strings = [*req.q, *req.not_, *req.weights, *req.under, *req.ext, *req.images, *req.not_images, req.after or "", req.before or ""]
+        if any(len(s) > cfg.max_query_chars for s in strings):
+            raise RequestLimitError(f"each text in a query is at most {cfg.max_query_chars} characters.")
+
+    def _terms(self, req: SearchRequest) -> list[Term]:
+        """The CLI's terms; items become ``#ID`` and uploads their id in the image slots."""
+        self.check(req)
+        for name in (*req.images, *req.not_images):
+            if name.startswith(ITEM) and not (name[1:].isascii() and name[1:].isdigit() and int(name[1:]) < 2**63):
+                raise QueryError(f"{name!r} names no catalog item: items are written #ID, e.g. #12.")
+        images = [f"{ITEM}{i}" for i in req.like] + list(req.images)
+        not_images = [f"{ITEM}{i}" for i in req.unlike] + list(req.not_images)
+        return build_terms(req.q, images, req.not_, not_images, req.weights)
+
+    def _vector(self, terms: list[Term]) -> np.ndarray:
+        """The renormalised weighted sum ``(dim,)`` of the terms' unit vectors (as Library.embed_terms)."""
+        stored = self._item_vectors([int(str(t.image)[1:]) for t in terms if _is_item(t)])
+        total = np.zeros(self.library.identity.embed_dim, np.float64)
+        for term in terms:
+            if term.text is not None:
+                vector = self.library.embed_text(term.text)
+            elif _is_item(term):
+                vector = stored[int(str(term.image)[1:])]
+            else:
+                vector = self.uploads.get(str(term.image)).vector
+            total += term.weight * vector
+        norm = float(np.linalg.norm(total))
+        if norm < 1e-6:
+            raise QueryError("the query terms cancel each other out; change their weights.")
+        return (total / norm).astype(np.float32)
+
+    def _item_vectors(self, ids: list[int]) -> dict[int, np.ndarray]:
+        if not ids:
+            return {}
+        found = self.library.catalog.vectors_for(ids)
+        missing = sorted(set(ids) - set(found))
+        if missing:
+            raise ItemNotFoundError(f"no indexed image has id {missing[0]}; ids come from search results.")
+        return {i: np.frombuffer(blob, "<f4") for i, blob in found.items()}
+
+    def _library_terms(self, terms: list[Term]) -> list[Term]:
+        """Terms the library can embed: items by their catalogued file, uploads by their image."""
+        out = []
+        for term in terms:
+            if _is_item(term):
+                path = original_file(item_record(self.library.catalog, int(str(term.image)[1:])))
+                out.append(Term(image=str(path), weight=term.weight))
+            elif term.image is not None:
+                out.append(Term(image=self.uploads.get(str(term.image)).image, weight=term.weight))
+            else:
+                out.append(term)
+        return out
+
+
+def _is_item(term: Term) -> bool:
+    return term.text is None and str(term.image).startswith(ITEM)

@@ -1,0 +1,126 @@
+"""Request and response bodies of the HTTP API (pydantic models; they make the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+ItemId = Annotated[int, Field(ge=0, le=2**63 - 1)]
+
+
+class SearchRequest(BaseModel):
+    """A query with the CLI's algebra: texts, example images and catalog items, each optionally weighed
+    or negated; filters; paging; reranking."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    q: list[str] = Field(default=[], description="Texts to look for (several add up), like the CLI's TEXT arguments.")
+    not_: list[str] = Field(default=[], alias="not", description="Texts to steer away from (--not).")
+    like: list[ItemId] = Field(default=[], description="Catalog item ids to look like ('more like this'); name one in weights as #ID.")
+    unlike: list[ItemId] = Field(default=[], description="Catalog item ids to steer away from.")
+    images: list[str] = Field(default=[], description="Upload ids (from POST /api/uploads) to look like (--image).")
+    not_images: list[str] = Field(default=[], description="Upload ids to steer away from (--not-image).")
+    weights: list[str] = Field(default=[], description="WEIGHT:TERM, e.g. '2:beach', '0.5:#12' or '3:UPLOAD_ID' (--weight).")
+    under: list[str] = Field(default=[], description="Only images under these folders (--under).")
+    after: Optional[str] = Field(default=None, description="Captured at or after this date, e.g. 2024-06-01 (--after).")
+    before: Optional[str] = Field(default=None, description="Captured before this date (--before).")
+    ext: list[str] = Field(default=[], description="Only these extensions, e.g. ['jpg,png'] (--ext).")
+    k: int = Field(default=20, ge=1, le=2**31, description="Page size (-k); at most the server's max_k.")
+    offset: int = Field(default=0, ge=0, le=2**31, description="Skip this many results (paging).")
+    min_score: Optional[float] = Field(default=None, description="Drop results scoring below this.")
+    rerank: bool = Field(default=False, description="Rescore the top candidates with the server's reranker.")
+
+
+class ImageHitOut(BaseModel):
+    rank: int
+    score: float
+    id: int
+    path: str
+    name: str
+    width: Optional[int] = None
+    height: Optional[int] = None
+    format: Optional[str] = None
+    captured_at: Optional[str] = None
+    camera: Optional[str] = None
+    thumbnail: str = Field(description="URL of the small thumbnail.")
+    preview: str = Field(description="URL of the large thumbnail.")
+    file: str = Field(description="URL of the original file.")
+
+
+class TextHitOut(BaseModel):
+    rank: int
+    score: float
+    id: int
+    text: str
+    source: str
+    image_path: Optional[str] = None
+
+
+class SearchResponse(BaseModel):
+    hits: list[ImageHitOut]
+    k: int
+    offset: int
+    next_offset: Optional[int] = Field(description="Offset of the next page; null when this page was the last.")
+    reranked: bool
+    upload: Optional[str] = Field(default=None, description="Id of the image uploaded with this request, for later queries.")
+    took_ms: float
+
+
+class TextSearchResponse(BaseModel):
+    hits: list[TextHitOut]
+    k: int
+    offset: int
+    next_offset: Optional[int]
+    reranked: bool
+    took_ms: float
+
+
+class UploadOut(BaseModel):
+    id: str = Field(description="Name this upload in SearchRequest.images / not_images / weights.")
+    width: int
+    height: int
+
+
+class ItemOut(BaseModel):
+    id: int
+    path: str
+    name: str
+    size: int
+    width: Optional[int] = None
+    height: Optional[int] = None
+    format: Optional[str] = None
+    captured_at: Optional[str] = None
+    camera: Optional[str] = None
+    description: Optional[str] = None
+    media_type: str
+
+
+class Health(BaseModel):
+    status: str
+    images: int
+
+
+class Limits(BaseModel):
+    max_k: int
+    max_offset: int
+    max_terms: int
+    max_query_chars: int
+    max_upload_bytes: int
+    max_pixels: int
+    thumb_sides: list[int]
+
+
+class InfoOut(BaseModel):
+    directory: str
+    model: str
+    embed_dim: int
+    images: int
+    failed: int
+    texts: int
+    index_kind: str
+    vectors: int
+    bytes_on_disk: int
+    reranker: Optional[str] = Field(description="The reranker this server loaded; null when none.")
+    limits: Limits
