@@ -81,6 +81,11 @@ class ClipEncoder:
         """RGB PIL image -> normalised ``(3, H, W)`` float tensor (thread-safe; runs in workers)."""
         return self._preprocess(image)
 
+    @property
+    def transform(self) -> Callable:
+        """The CPU preprocess (open_clip's torchvision ``Compose``), read by :mod:`retrieval.gpu_decode`."""
+        return self._preprocess
+
     def _autocast(self):  # noqa: ANN202
         import torch
 

@@ -12,7 +12,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -33,6 +33,12 @@ class IngestConfig:
     prefetch_batches: int = 3  # decoded batches kept ready ahead of the encoder
     retry_failed: bool = False  # read files that failed before even if unchanged
     decode: DecodeConfig = field(default_factory=DecodeConfig)  # decoding limits
+    gpu_decode: str = "auto"  # "auto": JPEGs decoded in batches on the GPU when the encoder is on CUDA; "on"; "off"
+    gpu_batch_size: int = 256  # images per batch on the GPU decode path (at least batch_size)
+
+    def __post_init__(self) -> None:
+        if self.gpu_decode not in ("auto", "on", "off"):
+            raise ValueError(f"gpu_decode must be 'auto', 'on' or 'off', not {self.gpu_decode!r}")
 
     def worker_count(self) -> int:
         return self.workers if self.workers > 0 else min(4, os.cpu_count() or 1)
@@ -106,7 +112,44 @@ def run_plan(
 ) -> Tally:
     """Apply moves and removals, then read, embed and commit ``plan.todo`` batch by batch."""
     apply_plan_edits(plan, encoder, catalog, config)
+    gpu = _gpu_reads(plan, encoder, config) if plan.todo else None
+    if gpu is not None:
+        reads, size = gpu
+        return commit_reads(reads, plan, encoder, catalog, replace(config, batch_size=size), on_progress)
     return commit_reads(_reads(plan, encoder, config), plan, encoder, catalog, config, on_progress)
+
+
+def _gpu_reads(plan: Plan, encoder: Encoder, config: IngestConfig) -> tuple[Iterator[Read], int] | None:
+    """Files decoded and preprocessed in batches by :mod:`retrieval.gpu_decode`, and the batch
+    size, when ``config.gpu_decode`` and the encoder call for it; None keeps the CPU path.
+
+    "on" also works without a GPU (torchvision then decodes the batches on the CPU).
+    """
+    device = str(getattr(encoder, "device", "cpu"))
+    if config.gpu_decode == "off" or (config.gpu_decode == "auto" and not device.startswith("cuda")):
+        return None
+    from retrieval import gpu_decode
+
+    spec = gpu_decode.pixel_spec(getattr(encoder, "transform", None))
+    on_gpu = gpu_decode.gpu_decode_available(device)
+    if spec is None or (config.gpu_decode == "auto" and not on_gpu):
+        return None
+    preprocessor = gpu_decode.Preprocessor(spec, device if on_gpu else "cpu", config.decode, encoder.preprocess)
+    size = max(config.batch_size, config.gpu_batch_size)
+    workers = config.workers if config.workers > 0 else min(8, os.cpu_count() or 1)
+
+    def probe(stat: object, path: str) -> gpu_decode.Probe:
+        return gpu_decode.probe_file(stat, path, config.decode, encoder.preprocess)
+
+    def reads() -> Iterator[Read]:
+        # The pixels are rows of a tensor made on the decoder's stream, which it synchronised
+        # before handing them over; _commit's encode is done with them before they are freed.
+        items = [(stat, stat.path) for stat in plan.todo]
+        for probes, pixels in gpu_decode.iter_batches(items, probe, preprocessor, size, workers, config.prefetch_batches):
+            for row, p in enumerate(probes):
+                yield Read(p.key, p.content_hash, None if p.error else pixels[row], p.meta, p.error)  # type: ignore[arg-type]
+
+    return reads(), size
 
 
 def apply_plan_edits(plan: Plan, encoder: Encoder, catalog: Catalog, config: IngestConfig) -> None:
