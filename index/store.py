@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +59,8 @@ class VectorStore:
         self._index: VectorIndex = ExactIndex(dim)
         self._gen = -1  # catalog generation reflected by self._index; -1: nothing loaded
         self.repaired = False  # True when opening found the snapshot stale or damaged
+        # Set by retrieval/ (a GPU searcher): maps the index about to be searched to what searches it.
+        self.accelerate: Callable[[VectorIndex], VectorIndex] | None = None
 
     @property
     def index(self) -> VectorIndex:
@@ -126,7 +129,8 @@ class VectorStore:
 
     def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[Neighbors]:
         """Top ``k`` ids per query row ``(q, dim)``, best first; only ``allowed`` ids if given."""
-        return self._index.search(queries, k, allowed)
+        index = self._index if self.accelerate is None else self.accelerate(self._index)
+        return index.search(queries, k, allowed)
 
     def agrees_with_catalog(self) -> bool:
         """True when the index holds exactly the catalog's vector ids (for checks and tests)."""
