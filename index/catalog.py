@@ -308,21 +308,24 @@ class Catalog:
 
     def vectors_since(self, corpus: str, gen: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
         """Ids and vectors ``(n,), (n, dim)`` of rows whose vector changed after ``gen``."""
+        chunks = list(self.iter_vectors(corpus, gen, dim))
+        if not chunks:
+            return np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
+        return np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
+
+    def iter_vectors(self, corpus: str, gen: int, dim: int, batch: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`vectors_since` in id order, ``batch`` rows at a time (bounded memory)."""
         table = ImageRow if corpus == IMAGES else TextRow
-        ids: list[int] = []
-        blobs: list[bytes] = []
         with Session(self.engine) as session:
             query = (
                 select(table.id, table.vector)
                 .where(table.vector_gen > gen, table.vector.is_not(None))
                 .order_by(table.id)
-                .execution_options(yield_per=10_000)
+                .execution_options(yield_per=batch)
             )
-            for row_id, blob in session.execute(query):
-                ids.append(row_id)
-                blobs.append(blob)
-        vectors = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(ids), dim)
-        return np.asarray(ids, dtype=np.int64), np.ascontiguousarray(vectors, dtype=np.float32)
+            for rows in session.execute(query).partitions(batch):
+                vectors = np.frombuffer(b"".join(blob for _, blob in rows), dtype="<f4").reshape(len(rows), dim)
+                yield np.asarray([i for i, _ in rows], np.int64), np.ascontiguousarray(vectors, dtype=np.float32)
 
     def deleted_since(self, corpus: str, gen: int) -> np.ndarray:
         """Vector ids deleted after ``gen``."""

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import index.vectors as vectors_mod
+import index.exact as exact_mod
 from index.errors import DimensionMismatchError
 from index.vectors import (
     EXACT,
@@ -28,7 +28,7 @@ DIM = 16
 def block(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int | None:
     """Run a test with the default block size and with blocks of 7 rows (merge path)."""
     if request.param is not None:
-        monkeypatch.setattr(vectors_mod, "_BLOCK", request.param)
+        monkeypatch.setattr(exact_mod, "_BLOCK", request.param)
     return request.param
 
 
