@@ -26,6 +26,7 @@ from index.manifest import Manifest, ModelIdentity, read_manifest, write_manifes
 from index.records import ImageFilter
 from index.store import IndexConfig, VectorStore
 from retrieval.errors import ModelMismatchError, QueryError
+from retrieval.gpu_search import search_hook
 from retrieval.ingest import IngestConfig, Progress, run_plan
 from retrieval.models import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelSpec, resolve
 from retrieval.results import Hit, IndexReport, LibraryInfo, Term, TextHit, TextReport
@@ -52,6 +53,9 @@ class Library:
         self.images.load()
         self.texts = VectorStore(layout.text_vectors, catalog, TEXTS, manifest.model.embed_dim, index_config)
         self.texts.load()
+        # A CUDA torch searches large exact indexes on the GPU when faiss cannot (decided lazily).
+        self.images.accelerate = search_hook(device)
+        self.texts.accelerate = search_hook(device)
 
     # ---- opening ------------------------------------------------------------------------
 
