@@ -4,7 +4,8 @@
 order: exact (IVF-Flat from ``approx_threshold`` vectors) while 4 bytes per dimension fit;
 else IVF-SQ8 (1 byte per dimension); else IVF-PQ (dim/8 bytes); else the on-disk index,
 which keeps only centroids, ids and a bitmap in memory. Without a budget ``auto`` is exact
-below ``approx_threshold`` vectors and IVF-Flat from there, as before budgets existed.
+below ``approx_threshold`` vectors and IVF-Flat from there, as before budgets existed;
+below 1,000 vectors it is always exact.
 """
 
 from __future__ import annotations
@@ -88,9 +89,9 @@ class IndexConfig:
             return self.kind
         # IVF needs enough points to train its lists (see build_index).
         plain = IVF if count >= max(self.approx_threshold, IVF_MIN_VECTORS) else EXACT
-        if not self.memory_budget or not dim:
-            return plain
+        if not self.memory_budget or not dim or count < IVF_MIN_VECTORS:
+            return plain  # below 1,000 vectors (2 MB at 512-d) exact costs nothing worth saving
         for kind in (plain, SQ8, IVFPQ):
             if estimate_bytes(kind, count, dim) <= self.memory_budget:
-                return kind if kind == plain or count >= IVF_MIN_VECTORS else EXACT
+                return kind
         return ONDISK
