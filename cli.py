@@ -114,10 +114,22 @@ class _IndexProgress:
         self.bar.stop()
 
 
-def _open(library: Optional[Path], model: Optional[str], pretrained: Optional[str], catalog_url: str, device: str, create: bool) -> Library:
+def _open(library: Optional[Path], model: Optional[str], pretrained: Optional[str], catalog_url: str, device: str, create: bool, index_config: object = None) -> Library:
     from retrieval import Library
 
-    return Library.open(library, model=model, pretrained=pretrained, catalog_url=catalog_url, device=device, create=create)
+    return Library.open(library, model=model, pretrained=pretrained, catalog_url=catalog_url, device=device, create=create, index_config=index_config)  # type: ignore[arg-type]
+
+
+def _index_config(kind: str, budget: str) -> object:
+    """An IndexConfig from --index-kind/--memory-budget; None (the library's saved one) without either."""
+    if not kind and not budget:
+        return None
+    from index.config import IndexConfig, parse_bytes
+
+    try:
+        return IndexConfig(kind=kind or "auto", memory_budget=parse_bytes(budget) if budget else 0)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 @app.command()
@@ -132,19 +144,32 @@ def index(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per encoder batch.")] = 32,
     workers: Annotated[int, typer.Option("--workers", min=0, help="Decoder threads (0: auto).")] = 0,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Read files that failed before again.")] = False,
+    index_kind: Annotated[str, typer.Option("--index-kind", help="auto, exact, ivf, sq8, ivfpq or ondisk; remembered by the library.")] = "",
+    memory_budget: Annotated[str, typer.Option("--memory-budget", help="Memory the vector index may keep resident, e.g. 2GB; auto picks the kind that fits.")] = "",
     as_json: JsonOpt = False,
+    ray: Annotated[bool, typer.Option("--ray", help="Embed with Ray actors (a new local Ray, or $RAY_ADDRESS).")] = False,
+    ray_address: Annotated[str, typer.Option("--ray-address", help="Ray cluster to use (auto, ray://HEAD:10001); implies --ray.")] = "",
+    ray_gpus: Annotated[float, typer.Option("--ray-gpus", help="GPUs per Ray actor [default: 1 if the cluster has GPUs, else 0].")] = -1.0,
+    ray_actors: Annotated[int, typer.Option("--ray-actors", min=0, help="Most Ray actors (0: one per GPU, else per CPU).")] = 0,
 ) -> None:
     """Index (or update) the images under PATHS: new, changed, moved and deleted files."""
     from retrieval import IngestConfig
 
-    with _open(library, model, pretrained, catalog_url, device, create=True) as lib:
+    with _open(library, model, pretrained, catalog_url, device, create=True, index_config=_index_config(index_kind, memory_budget)) as lib:
         config = IngestConfig(batch_size=batch_size, workers=workers, retry_failed=retry_failed)
+        on_ray = _ray_config(ray_address, ray_gpus, ray_actors) if ray or ray_address else None
         with _IndexProgress(enabled=not as_json) as bar:
-            report = lib.index(paths, config=config, on_progress=bar.update, on_plan=bar.start)
+            report = lib.index(paths, config=config, on_progress=bar.update, on_plan=bar.start, ray=on_ray)
     if as_json:
         typer.echo(json.dumps(report.to_json()))
     else:
         _print_report(report)
+
+
+def _ray_config(address: str, gpus: float, actors: int):  # noqa: ANN202
+    from retrieval.distributed import RayConfig
+
+    return RayConfig(address=address, gpus_per_actor=gpus if gpus >= 0 else -1.0, actors=actors)
 
 
 def _print_report(report: IndexReport) -> None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from index.catalog import IMAGES, TEXTS, Catalog
+from index.config import remember_config
 from index.deps import require_faiss
 from index.errors import LibraryNotFoundError
 from index.layout import LibraryLayout, default_library_dir
@@ -25,17 +26,21 @@ from index.lock import WriteLock
 from index.manifest import Manifest, ModelIdentity, read_manifest, write_manifest
 from index.records import ImageFilter
 from index.store import IndexConfig, VectorStore
+from index.tokens import TokenCache
 from retrieval.errors import ModelMismatchError, QueryError
 from retrieval.gpu_search import search_hook
 from retrieval.ingest import IngestConfig, Progress, run_plan
 from retrieval.models import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelSpec, resolve
+from retrieval.rerank.base import DEFAULT_RERANK_K
 from retrieval.results import Hit, IndexReport, LibraryInfo, Term, TextHit, TextReport
 from retrieval.scan import make_plan, scan
 
 if TYPE_CHECKING:
     from PIL import Image
 
+    from retrieval.distributed import RayConfig
     from retrieval.encoder import Encoder
+    from retrieval.rerank.base import Reranker
 
 class Library:
     """A directory holding a catalog, vector indexes and a manifest. Thread-safe for searches."""
@@ -68,7 +73,7 @@ class Library:
         pretrained: str | None = None,
         catalog_url: str = "",
         device: str = "auto",
-        index_config: IndexConfig = IndexConfig(),
+        index_config: IndexConfig | None = None,
         create: bool = True,
     ) -> Library:
         """Open the library in ``directory`` (default: ``$XMR_LIBRARY`` or the XDG data dir).
@@ -79,6 +84,8 @@ class Library:
             pretrained: tag or weights file going with an architecture name.
             catalog_url: SQLAlchemy URL of the catalog (default: SQLite inside the directory).
             device: "auto", "cpu", "cuda" or "mps".
+            index_config: how vectors are indexed; remembered in the library (index.json) for
+                later opens that give none. ``None``: the remembered one, else the default.
             create: make a new library if none exists (else raise LibraryNotFoundError).
 
         Raises:
@@ -105,7 +112,7 @@ class Library:
             identity = encoder.identity if encoder is not None else resolve(_spec(model, pretrained)).identity
             _check_same_model(manifest.model, identity, layout.root)
         catalog = Catalog(layout.catalog_url(catalog_url or manifest.catalog_url))
-        return cls(layout, manifest, catalog, device, encoder, index_config)
+        return cls(layout, manifest, catalog, device, encoder, remember_config(layout.index_config, index_config))
 
     def close(self) -> None:
         self.catalog.close()
@@ -140,15 +147,22 @@ class Library:
         config: IngestConfig = IngestConfig(),
         on_progress: Callable[[Progress], None] | None = None,
         on_plan: Callable[[int, int], None] | None = None,
+        ray: RayConfig | None = None,
+        cache_tokens: bool = False,
     ) -> IndexReport:
         """Index image files under ``paths`` incrementally; see :class:`IndexReport`.
 
         Unchanged files are skipped, changed ones re-embedded, vanished ones removed, moved
         ones keep their vector. Unreadable files are recorded and reported, never fatal.
-        ``on_plan(to_read, unchanged)`` is called once before reading starts.
+        ``on_plan(to_read, unchanged)`` is called once before reading starts. With ``ray``,
+        Ray actors decode and embed the files (see :mod:`retrieval.distributed`); planning,
+        commits and their guarantees stay here. ``cache_tokens`` starts a token cache (each
+        image's encoder tokens on disk, for reranking without decoding); once a library has
+        one, every later run fills it.
 
         Raises:
             LibraryBusyError: another process is indexing this library.
+            MissingDependencyError, ModelMismatchError, DistributedIndexError: with ``ray`` only.
         """
         from retrieval.decode import image_extensions
 
@@ -158,9 +172,15 @@ class Library:
             plan = make_plan(found, self.catalog, retry_failed=config.retry_failed)
             if on_plan:
                 on_plan(len(plan.todo), plan.unchanged)
-            encoder = self.encoder if plan.todo or plan.recaption else None
             try:
-                tally = run_plan(plan, encoder, self.catalog, config, on_progress)  # type: ignore[arg-type]
+                if ray is not None:
+                    from retrieval.distributed import run_plan_ray
+
+                    tally = run_plan_ray(plan, self.identity, lambda: self.encoder, self.catalog, config, ray, on_progress)
+                else:
+                    encoder = self.encoder if plan.todo or plan.recaption else None
+                    tokens = self._token_cache(create=cache_tokens) if plan.todo else None
+                    tally = run_plan(plan, encoder, self.catalog, config, on_progress, tokens)  # type: ignore[arg-type]
             finally:
                 self.images.persist()  # also after an interrupt: what was committed is kept
                 self.texts.persist()  # sidecar captions
@@ -176,6 +196,15 @@ class Library:
             encoded=tally.encoded,
             seconds=time.perf_counter() - start,
         )
+
+    def _token_cache(self, create: bool) -> TokenCache | None:
+        """The library's token cache (created for this encoder when asked), or None."""
+        if not create and not TokenCache.exists(self.layout.root):
+            return None
+        from retrieval.rerank.features import token_shape
+
+        shape = token_shape(self.encoder)  # type: ignore[arg-type]
+        return TokenCache.create(self.layout.root, shape.image, shape.image_width, self.identity.label())
 
     # ---- the text corpus ----------------------------------------------------------------
 
@@ -210,14 +239,39 @@ class Library:
             self.texts.persist()
         return removed
 
-    def search_texts(self, text: str | None = None, image: str | Path | Image.Image | None = None, k: int = 10, *, terms: Sequence[Term] = (), offset: int = 0, min_score: float | None = None) -> list[TextHit]:
-        """Rank the text corpus by texts and images (image-to-text: captioning by retrieval)."""
+    def search_texts(
+        self,
+        text: str | None = None,
+        image: str | Path | Image.Image | None = None,
+        k: int = 10,
+        *,
+        terms: Sequence[Term] = (),
+        offset: int = 0,
+        min_score: float | None = None,
+        reranker: Reranker | None = None,
+        rerank_k: int = DEFAULT_RERANK_K,
+    ) -> list[TextHit]:
+        """Rank the text corpus by texts and images (image-to-text: captioning by retrieval).
+
+        With ``reranker`` (image queries only), the dual top ``max(rerank_k, offset + k)``
+        texts are rescored; see :mod:`retrieval.rerank.search` for the scores.
+        """
         query = self._query(text, image, terms, k, offset)
+        pool = k + offset if reranker is None else max(rerank_k, k + offset)
         self.texts.refresh()
-        (found,) = self.texts.search(query.reshape(1, -1), k + offset)
+        (found,) = self.texts.search(query.reshape(1, -1), pool)
         records = self.catalog.texts(found.ids.tolist())
         hits = [(float(s), records[int(i)]) for s, i in zip(found.scores, found.ids) if int(i) in records]
         out = [TextHit(rank, score, r.id, r.body, r.source, r.image_path) for rank, (score, r) in enumerate(hits, start=1)]
+        if reranker is not None:
+            if image is None or text is not None or terms:
+                raise QueryError("reranking texts needs one query image and nothing else; drop --reranker for text-to-text search.")
+            from retrieval.rerank.base import ImageRef
+            from retrieval.rerank.search import rerank_text_hits
+
+            pil = image if not isinstance(image, (str, Path)) else None
+            ref = ImageRef(path=str(image) if pil is None else None, image=pil)
+            return rerank_text_hits(reranker, ref, out, k, offset, min_score)
         return [h for h in out[offset:] if min_score is None or h.score >= min_score]
 
     # ---- searching ----------------------------------------------------------------------
@@ -254,6 +308,8 @@ class Library:
         where: ImageFilter = ImageFilter(),
         offset: int = 0,
         min_score: float | None = None,
+        reranker: Reranker | None = None,
+        rerank_k: int = DEFAULT_RERANK_K,
     ) -> list[Hit]:
         """Rank the library's images by texts and example images; best first.
 
@@ -264,14 +320,35 @@ class Library:
             where: only images passing this filter (applied inside the vector search, so
                 ``k`` hits come back whenever ``k`` matching images exist).
             offset: skip this many hits first (paging: ranks continue from offset + 1).
-            min_score: drop hits scoring below this cosine similarity.
+            min_score: drop hits scoring below this cosine similarity (with a reranker: below
+                this match probability).
+            reranker: rescore the dual top ``max(rerank_k, offset + k)`` against the query's
+                one text (see :mod:`retrieval.rerank.search`); from :meth:`load_reranker`.
 
         Raises:
-            QueryError: no query term, ``k`` < 1, ``offset`` < 0, terms that cancel out, or an
-                unreadable query image.
+            QueryError: no query term, ``k`` < 1, ``offset`` < 0, terms that cancel out, an
+                unreadable query image, or a reranker with no single text to match.
         """
         query = self._query(text, image, terms, k, offset)
-        return self.search_vector(query, k, where=where, offset=offset, min_score=min_score)
+        if reranker is None:
+            return self.search_vector(query, k, where=where, offset=offset, min_score=min_score)
+        from retrieval.rerank.search import rerank_hits, rerank_text
+
+        words = rerank_text(text, terms)
+        hits = self.search_vector(query, max(rerank_k, k + offset), where=where)
+        hashes = {r.id: r.content_hash for r in self.catalog.images([h.id for h in hits]).values()}
+        return rerank_hits(reranker, words, hits, hashes, k, offset, min_score)
+
+    def load_reranker(self, spec: str | Path) -> Reranker:
+        """Load a reranker for this library: a folder from ``xmr train-reranker`` (checked against
+        the library's encoder; reads the token cache when there is one) or ``blip:NAME``.
+
+        Raises:
+            RerankerError: nothing loadable there; RerankerMismatchError: trained on another encoder.
+        """
+        from retrieval.rerank.load import load_for_library
+
+        return load_for_library(str(spec), self.encoder, self.layout.root, self.device)
 
     def _query(self, text: str | None, image: object, terms: Sequence[Term], k: int, offset: int) -> np.ndarray:
         """Check paging arguments and embed the query; a lone text or image is a weight-1 term."""
@@ -340,6 +417,8 @@ class Library:
             texts=counts["texts"],
             index_kind=self.images.index.kind,
             vectors=len(self.images.index),
+            index_memory=self.images.memory_bytes(),
+            bytes_per_vec=round(self.images.memory_bytes() / max(1, len(self.images.index)), 1),
             bytes_on_disk=self.layout.bytes_on_disk(),
         )
 
