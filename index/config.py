@@ -10,9 +10,13 @@ below 1,000 vectors it is always exact.
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
+from index.atomic import atomic_write_bytes
+from index.errors import CorruptFileError
 from index.vectors import EXACT, IVF, IVF_MIN_VECTORS, IVFPQ, KINDS, ONDISK, SQ8
 
 AUTO = "auto"
@@ -95,3 +99,29 @@ class IndexConfig:
             if estimate_bytes(kind, count, dim) <= self.memory_budget:
                 return kind
         return ONDISK
+
+
+def load_config(path: Path) -> IndexConfig | None:
+    """The index config saved at ``path`` (a library's ``index.json``); None when there is none.
+
+    Raises:
+        CorruptFileError: the file is not a readable index config.
+    """
+    try:
+        raw = json.loads(Path(path).read_text())
+        names = {f.name for f in fields(IndexConfig)}
+        return IndexConfig(**{k: v for k, v in raw.items() if k in names})
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        raise CorruptFileError(f"{path} is unreadable ({exc}); delete it to use the default index settings.") from exc
+
+
+def remember_config(path: Path, given: IndexConfig | None) -> IndexConfig:
+    """``given`` (saved at ``path`` for later opens when it changed), else the saved config, else the default."""
+    saved = load_config(path)
+    if given is None:
+        return saved or IndexConfig()
+    if given != saved:
+        atomic_write_bytes(path, (json.dumps(asdict(given), indent=2, sort_keys=True) + "\n").encode())
+    return given

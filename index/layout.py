@@ -43,6 +43,10 @@ class LibraryLayout:
         return self.root / "texts.vec"
 
     @property
+    def index_config(self) -> Path:
+        return self.root / "index.json"
+
+    @property
     def lock(self) -> Path:
         return self.root / "write.lock"
 
@@ -50,9 +54,10 @@ class LibraryLayout:
         return override or sqlite_url(str(self.catalog_file))
 
     def bytes_on_disk(self) -> int:
-        """Total size of the files in the library directory (a remote catalog is not counted)."""
+        """Total size of the files in the library directory, on-disk index builds included
+        (a remote catalog is not counted)."""
         total = 0
-        for path in self.root.glob("*"):
+        for path in [*self.root.glob("*"), *self.root.glob("*.vec.d/*/*")]:
             if path.is_file():
                 total += path.stat().st_size
         return total

@@ -114,6 +114,8 @@ class LibraryInfo:
     index_kind: str  # "exact" or "ivf"
     vectors: int  # vectors in the image index
     bytes_on_disk: int
+    index_memory: int = 0  # resident bytes of the image index (measured or estimated)
+    bytes_per_vec: float = 0.0  # index_memory / vectors
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
