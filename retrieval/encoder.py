@@ -86,6 +86,13 @@ class ClipEncoder:
         """The CPU preprocess (open_clip's torchvision ``Compose``), read by :mod:`retrieval.gpu_decode`."""
         return self._preprocess
 
+    def compile(self) -> None:
+        """Compile the image tower with ``torch.compile`` (optional, GPU ingest): the first
+        batch of each new shape compiles (tens of seconds), later ones run faster."""
+        import torch
+
+        self.model.visual = torch.compile(self.model.visual)
+
     def _autocast(self):  # noqa: ANN202
         import torch
 
