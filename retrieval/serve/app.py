@@ -5,13 +5,11 @@ route is a plain function that FastAPI runs on its worker threads (library searc
 thread-safe and pick up what other processes index meanwhile).
 """
 
-from __future__ import annotations
-
 import contextlib
 import time
 from collections.abc import AsyncIterator
 from importlib import resources
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional, Union
 
 from fastapi import APIRouter, FastAPI, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
@@ -22,11 +20,13 @@ from retrieval.errors import QueryError
 from retrieval.serve.config import ServeConfig
 from retrieval.serve.items import ItemFileError, ItemNotFoundError, ThumbnailCache, item_json, item_record, media_type, original_file
 from retrieval.serve.queries import RequestLimitError, RerankUnavailableError, Searcher, UploadNotFoundError, UploadTooLargeError
-from retrieval.serve.schemas import Health, ImageHitOut, InfoOut, ItemOut, Limits, SearchRequest, SearchResponse, TextHitOut, TextSearchResponse, UploadOut
+from retrieval.serve.schemas import Health, ImageHitOut, InfoOut, ItemOut, Limits, SearchRequest, SearchResponse, TextHitOut, TextSearchResponse, UploadOut, limited_request
 from retrieval.serve.security import Guard
 
 if TYPE_CHECKING:
     from retrieval.library import Library
+# No `from __future__ import annotations` here: route signatures use the limits of the
+# ServeConfig they are built with, so FastAPI must see their annotations evaluated.
 
 __all__ = ["create_app", "error_status"]
 
@@ -46,7 +46,7 @@ _STATUS: tuple[tuple[type[Exception], int], ...] = (
 
 
 class ErrorOut(BaseModel):
-    detail: str
+    detail: Union[str, list[dict[str, Any]]]  # a sentence naming the problem; request validation lists each field
 
 
 _ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 404, 411, 413, 422)}
@@ -58,7 +58,7 @@ def error_status(exc: Exception) -> int:
     return next((status for kind, status in _STATUS if isinstance(exc, kind)), 500)
 
 
-def create_app(library: Library, config: ServeConfig = ServeConfig(), reranker: object = None) -> FastAPI:
+def create_app(library: "Library", config: ServeConfig = ServeConfig(), reranker: object = None) -> FastAPI:
     """The ASGI app serving ``library`` under ``config``'s limits and token.
 
     ``reranker`` is a ready reranker; when None and ``config.reranker`` names one, it is
@@ -96,14 +96,14 @@ def create_app(library: Library, config: ServeConfig = ServeConfig(), reranker: 
     return app
 
 
-def _load_reranker(library: Library, spec: str) -> object:
+def _load_reranker(library: "Library", spec: str) -> object:
     load = getattr(library, "load_reranker", None)
     if load is None:
         raise RerankUnavailableError(f"this xmr cannot load rerankers yet, so --reranker {spec} cannot be used; leave it out.")
     return load(spec)
 
 
-def _default_cache(library: Library):  # noqa: ANN202 (a Path)
+def _default_cache(library: "Library"):  # noqa: ANN202 (a Path)
     import hashlib
 
     from retrieval.serve.config import default_cache_dir
@@ -141,16 +141,19 @@ def _read_upload(file: UploadFile, limit: int) -> bytes:
 
 
 def _add_search_routes(api: APIRouter, searcher: Searcher) -> None:
+    cfg = searcher.config
+    Body = limited_request(cfg.max_k, cfg.max_offset, cfg.max_terms, cfg.max_query_chars)  # noqa: N806 (a class)
+
     @api.post("/search", response_model=SearchResponse, tags=["search"])
-    def search(req: SearchRequest) -> SearchResponse:
+    def search(req: Body) -> SearchResponse:  # type: ignore[valid-type]
         """Rank images by texts, uploaded images and catalog items, with filters and paging."""
         return _image_response(searcher, req, time.perf_counter())
 
     @api.get("/search", response_model=SearchResponse, tags=["search"])
     def search_text(
         q: Annotated[list[str], Query(description="Text to look for (repeatable: several add up).")],
-        k: Annotated[int, Query(ge=1, le=2**31)] = 20,
-        offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
+        k: Annotated[int, Query(ge=1, le=cfg.max_k)] = 20,
+        offset: Annotated[int, Query(ge=0, le=cfg.max_offset)] = 0,
         min_score: Optional[float] = None,
         rerank: bool = False,
     ) -> SearchResponse:
@@ -159,7 +162,7 @@ def _add_search_routes(api: APIRouter, searcher: Searcher) -> None:
         return _image_response(searcher, SearchRequest(q=q, k=k, offset=offset, min_score=min_score, rerank=rerank), start)
 
     @api.post("/search/texts", response_model=TextSearchResponse, tags=["search"])
-    def search_texts(req: SearchRequest) -> TextSearchResponse:
+    def search_texts(req: Body) -> TextSearchResponse:  # type: ignore[valid-type]
         """Rank the library's texts (captions, tags) by the query: image-to-text with images or items."""
         return _text_response(searcher, req, time.perf_counter())
 
@@ -172,8 +175,8 @@ def _add_search_routes(api: APIRouter, searcher: Searcher) -> None:
     @api.post("/search/image", response_model=SearchResponse, tags=["search"])
     def search_image(
         file: Annotated[UploadFile, File(description="A query image.")],
-        k: Annotated[int, Form(ge=1, le=2**31)] = 20,
-        offset: Annotated[int, Form(ge=0, le=2**31)] = 0,
+        k: Annotated[int, Form(ge=1, le=cfg.max_k)] = 20,
+        offset: Annotated[int, Form(ge=0, le=cfg.max_offset)] = 0,
         rerank: Annotated[bool, Form()] = False,
     ) -> SearchResponse:
         """Rank images by an uploaded image; the reply's ``upload`` id serves later pages."""
@@ -182,7 +185,8 @@ def _add_search_routes(api: APIRouter, searcher: Searcher) -> None:
         return _image_response(searcher, SearchRequest(images=[key], k=k, offset=offset, rerank=rerank), start, key)
 
 
-def _add_item_routes(api: APIRouter, library: Library, thumbs: ThumbnailCache, searcher: Searcher) -> None:
+def _add_item_routes(api: APIRouter, library: "Library", thumbs: ThumbnailCache, searcher: Searcher) -> None:
+    cfg = searcher.config
     @api.get("/items/{item_id}", response_model=ItemOut, tags=["items"])
     def item(item_id: ItemIdPath) -> ItemOut:
         """Metadata of one image."""
@@ -191,8 +195,8 @@ def _add_item_routes(api: APIRouter, library: Library, thumbs: ThumbnailCache, s
     @api.get("/items/{item_id}/similar", response_model=SearchResponse, tags=["search"])
     def similar(
         item_id: ItemIdPath,
-        k: Annotated[int, Query(ge=1, le=2**31)] = 20,
-        offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
+        k: Annotated[int, Query(ge=1, le=cfg.max_k)] = 20,
+        offset: Annotated[int, Query(ge=0, le=cfg.max_offset)] = 0,
         rerank: bool = False,
     ) -> SearchResponse:
         """Images like this one ("more like this"); the image itself comes first."""
@@ -201,7 +205,7 @@ def _add_item_routes(api: APIRouter, library: Library, thumbs: ThumbnailCache, s
         return _image_response(searcher, SearchRequest(like=[item_id], k=k, offset=offset, rerank=rerank), start)
 
     @api.get("/items/{item_id}/texts", response_model=TextSearchResponse, tags=["search"])
-    def texts_for(item_id: ItemIdPath, k: Annotated[int, Query(ge=1, le=2**31)] = 5) -> TextSearchResponse:
+    def texts_for(item_id: ItemIdPath, k: Annotated[int, Query(ge=1, le=cfg.max_k)] = 5) -> TextSearchResponse:
         """The library's texts that best describe this image (image-to-text)."""
         start = time.perf_counter()
         item_record(library.catalog, item_id)
@@ -222,7 +226,7 @@ def _add_item_routes(api: APIRouter, library: Library, thumbs: ThumbnailCache, s
         return FileResponse(path, media_type=media_type(record), filename=path.name, content_disposition_type="inline")
 
 
-def _add_info_routes(api: APIRouter, library: Library, config: ServeConfig, reranker: object) -> None:
+def _add_info_routes(api: APIRouter, library: "Library", config: ServeConfig, reranker: object) -> None:
     @api.get("/health", response_model=Health, tags=["library"])
     def health() -> Health:
         """Liveness: the server answers and the index is loaded."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 
 ItemId = Annotated[int, Field(ge=0, le=2**63 - 1)]
@@ -31,6 +31,28 @@ class SearchRequest(BaseModel):
     offset: int = Field(default=0, ge=0, le=2**31, description="Skip this many results (paging).")
     min_score: Optional[float] = Field(default=None, description="Drop results scoring below this.")
     rerank: bool = Field(default=False, description="Rescore the top candidates with the server's reranker.")
+
+
+def limited_request(max_k: int, max_offset: int, max_terms: int, max_chars: int) -> type[SearchRequest]:
+    """``SearchRequest`` with this server's limits in its schema, so clients and fuzzers see them."""
+    text = Annotated[str, Field(max_length=max_chars)]
+    texts = (list[text], Field(default=[], max_length=max_terms))
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        "SearchRequest",
+        __base__=SearchRequest,
+        __doc__=SearchRequest.__doc__,
+        q=(list[text], Field(default=[], max_length=max_terms, description=SearchRequest.model_fields["q"].description)),
+        not_=(list[text], Field(default=[], max_length=max_terms, alias="not", description=SearchRequest.model_fields["not_"].description)),
+        like=(list[ItemId], Field(default=[], max_length=max_terms, description=SearchRequest.model_fields["like"].description)),
+        unlike=(list[ItemId], Field(default=[], max_length=max_terms)),
+        images=texts,
+        not_images=texts,
+        weights=texts,
+        under=texts,
+        ext=texts,
+        k=(int, Field(default=20, ge=1, le=max_k, description="Page size.")),
+        offset=(int, Field(default=0, ge=0, le=max_offset, description="Skip this many results (paging).")),
+    )
 
 
 class ImageHitOut(BaseModel):

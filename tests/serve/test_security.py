@@ -121,10 +121,11 @@ def test_chunked_bodies_without_a_length_are_refused(client) -> None:  # noqa: A
 @pytest.mark.parametrize(
     ("body", "status", "words"),
     [
-        ({"q": ["x" * 1001]}, 422, "1000 characters"),
-        ({"q": ["cat"], "k": 101}, 422, "at most 100"),
-        ({"q": ["cat"], "offset": 10_001}, 422, "offset at most"),
-        ({"q": [f"w{i}" for i in range(17)]}, 422, "16 terms"),
+        ({"q": ["x" * 1001]}, 422, "at most 1000 characters"),
+        ({"q": ["cat"], "k": 101}, 422, "less than or equal to 100"),
+        ({"q": ["cat"], "offset": 10_001}, 422, "less than or equal to 10000"),
+        ({"q": [f"w{i}" for i in range(17)]}, 422, "at most 16 items"),
+        ({"q": ["a"] * 6, "like": [1] * 6, "not": ["b"] * 5}, 422, "at most 16 terms"),
         ({"q": ["cat"], "k": 0}, 422, ""),
         ({"q": ["cat"], "weights": ["2:dog"]}, 422, "not among"),
         ({"q": ["cat"], "weights": ["-2:cat"]}, 422, "positive"),
@@ -143,6 +144,15 @@ def test_bad_queries_get_a_clear_4xx(client, body: dict, status: int, words: str
     response = client.post("/api/search", json=body)
     assert response.status_code == status, response.text
     assert words in str(response.json()["detail"])
+
+
+@pytest.mark.parametrize(
+    ("params", "words"),
+    [({"q": "x" * 1001}, "1000 characters"), ({"q": [f"w{i}" for i in range(17)]}, "16 terms"), ({"q": "cat", "k": 101}, "less than or equal to 100")],
+)
+def test_the_short_text_search_has_the_same_limits(client, params: dict, words: str) -> None:  # noqa: ANN001
+    response = client.get("/api/search", params=params)
+    assert response.status_code == 422 and words in str(response.json()["detail"])
 
 
 def test_broken_inputs_are_4xx_never_500(client) -> None:  # noqa: ANN001
