@@ -1,0 +1,129 @@
+"""The search page end to end in real headless Chromium (Debian's ``chromium`` via playwright).
+
+Starts the server on a free loopback port, types a query, waits for thumbnails, opens one,
+asks for more like it, searches with a picked image, and checks a phone-size screen. The
+screenshots are saved under the test's tmp dir (and into $XMR_SCREENSHOT_DIR when set).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test needs playwright-python (pip install playwright)")
+
+
+def chromium_binary() -> str | None:
+    """A Chromium executable: $XMR_CHROMIUM, Debian's real binary, or one on PATH."""
+    for candidate in (os.environ.get("XMR_CHROMIUM"), "/usr/lib/chromium/chromium", shutil.which("chromium"), shutil.which("chromium-browser"), shutil.which("google-chrome")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+pytestmark = pytest.mark.skipif(chromium_binary() is None, reason="no Chromium binary found (apt-get install chromium, or set XMR_CHROMIUM=/path/to/chrome)")
+
+
+@pytest.fixture(scope="module")
+def server_url(shared_library, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN001, ANN201
+    import uvicorn
+
+    from retrieval.serve import ServeConfig, create_app
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = ServeConfig(port=port, cache_dir=tmp_path_factory.mktemp("page-thumbs"))
+    server = uvicorn.Server(uvicorn.Config(create_app(shared_library, config), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():  # noqa: ANN201
+    with sync_api.sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=chromium_binary(), headless=True, args=["--no-sandbox"])
+        yield instance
+        instance.close()
+
+
+def _save(page, tmp_path: Path, name: str) -> Path:  # noqa: ANN001
+    target = tmp_path / name
+    page.screenshot(path=str(target), full_page=True)
+    if os.environ.get("XMR_SCREENSHOT_DIR"):
+        Path(os.environ["XMR_SCREENSHOT_DIR"]).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(target, Path(os.environ["XMR_SCREENSHOT_DIR"]) / name)
+    return target
+
+
+def _wait_for_thumbnails(page) -> list:  # noqa: ANN001
+    page.wait_for_selector(".card img", timeout=20_000)
+    page.wait_for_function("[...document.querySelectorAll('.card img')].every(i => i.complete && i.naturalWidth > 0)", timeout=20_000)
+    return page.query_selector_all(".card")
+
+
+def test_typing_a_query_shows_thumbnails_with_scores(browser, server_url: str, shared_library, tmp_path: Path) -> None:  # noqa: ANN001
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server_url + "/")
+    page.wait_for_function("document.getElementById('status').textContent.includes('images')")
+    assert page.is_disabled("#rerank")  # no reranker on this server: the toggle says so
+    page.fill("#q", "an astronaut in a suit")
+    page.press("#q", "Enter")
+    cards = _wait_for_thumbnails(page)
+    expected = [h.id for h in shared_library.search(text="an astronaut in a suit", k=len(cards))]
+    assert [int(c.get_attribute("data-id")) for c in cards] == expected
+    assert all(float(c.query_selector(".score").inner_text()) <= 1.0 for c in cards)
+    shot = _save(page, tmp_path, "search.png")
+    assert shot.stat().st_size > 10_000
+
+    cards[0].click()  # the larger image, its metadata, and more like this
+    page.wait_for_selector("#viewer[open]")
+    page.wait_for_function("document.getElementById('viewer-image').naturalWidth > 0")
+    page.wait_for_function("document.getElementById('viewer-meta').textContent.includes('×')")
+    assert shared_library.catalog.images([expected[0]])[expected[0]].path in page.inner_text("#viewer-meta")
+    _save(page, tmp_path, "viewer.png")
+    page.click("#more-like")
+    page.wait_for_function(f"document.querySelector('.card') && document.querySelector('.card').dataset.id === '{expected[0]}' && document.getElementById('status').textContent.includes('Results')")
+    assert page.is_visible("#query-image")
+    assert errors == []
+
+
+def test_picking_an_image_and_paging(browser, server_url: str, served_photos: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(server_url + "/")
+    page.click("#options summary")
+    page.fill("#k", "3")
+    page.set_input_files("#file", str(next(served_photos.rglob("coffee.*"))))
+    first = [c.get_attribute("data-id") for c in _wait_for_thumbnails(page)]
+    assert len(first) == 3 and "Results 1–3" in page.inner_text("#status")
+    page.click("#next")
+    page.wait_for_function("document.getElementById('status').textContent.includes('Results 4')")
+    second = [c.get_attribute("data-id") for c in _wait_for_thumbnails(page)]
+    assert not set(first) & set(second)
+
+
+def test_usable_on_a_phone_size_screen(browser, server_url: str, tmp_path: Path) -> None:  # noqa: ANN001
+    page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True)
+    page.goto(server_url + "/")
+    page.fill("#q", "a cat")
+    page.press("#q", "Enter")
+    cards = _wait_for_thumbnails(page)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing spills sideways
+    boxes = [c.bounding_box() for c in cards[:2]]
+    assert boxes[0]["width"] >= 120 and boxes[0]["y"] == boxes[1]["y"]  # two thumbnails a row
+    _save(page, tmp_path, "phone.png")
