@@ -44,6 +44,10 @@ class ExactIndex:
     def vectors(self) -> np.ndarray:
         return self._vecs
 
+    def memory_bytes(self) -> int:
+        """Resident bytes: every search reads the whole matrix, memory-mapped or not."""
+        return int(self._ids.nbytes + 4 * self.dim * len(self))
+
     def upserted(self, ids: np.ndarray, vectors: np.ndarray) -> ExactIndex:
         ids, vectors = _last_wins(np.asarray(ids, np.int64), as_matrix(vectors, self.dim))
         keep = ~np.isin(self._ids, ids)

@@ -70,7 +70,7 @@ def train_centroids(sample: np.ndarray, nlist: int, seed: int = 0) -> np.ndarray
     if nlist <= 1 or len(sample) < nlist:
         mean = sample.mean(axis=0, keepdims=True) if len(sample) else np.ones((1, dim), np.float32)
         return normalize(mean.astype(np.float32))
-    kmeans = require_faiss().Kmeans(dim, nlist, niter=20, spherical=True, seed=seed, verbose=False)
+    kmeans = require_faiss().Kmeans(dim, nlist, niter=10, spherical=True, seed=seed, verbose=False)
     kmeans.train(np.ascontiguousarray(sample, np.float32))
     return normalize(kmeans.centroids)
 
