@@ -238,7 +238,7 @@ def _add_info_routes(api: APIRouter, library: "Library", config: ServeConfig, re
         data = library.info().to_json()
         limits = Limits(max_k=config.max_k, max_offset=config.max_offset, max_terms=config.max_terms, max_query_chars=config.max_query_chars, max_upload_bytes=config.max_upload_bytes, max_pixels=config.max_pixels, thumb_sides=list(config.thumb_sides))
         keep = {k: v for k, v in data.items() if k in InfoOut.model_fields}
-        return InfoOut(**keep, reranker=(config.reranker or type(reranker).__name__) if reranker is not None else None, limits=limits)
+        return InfoOut(**keep, reranker=str(getattr(reranker, "name", None) or config.reranker or type(reranker).__name__) if reranker is not None else None, limits=limits)
 
 
 def _add_page_routes(app: FastAPI) -> None:

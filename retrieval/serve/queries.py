@@ -137,20 +137,25 @@ class Searcher:
         where = build_filter(req.under, req.after, req.before, req.ext)
         if req.rerank:
             rr = self._reranker(self.library.search)
-            hits = self.library.search(terms=self._library_terms(terms), k=req.k, where=where, offset=req.offset, min_score=req.min_score, reranker=rr, rerank_k=max(self.config.rerank_k, req.k + req.offset))  # type: ignore[call-arg]
+            hits = self.library.search(terms=self._library_terms(terms), k=req.k, where=where, offset=req.offset, min_score=req.min_score, reranker=rr, rerank_k=self.config.rerank_k)  # type: ignore[call-arg, arg-type]
             return hits, True
         query = self._vector(terms)
         return self.library.search_vector(query, req.k, where=where, offset=req.offset, min_score=req.min_score), False
 
     def search_texts(self, req: SearchRequest) -> tuple[list[TextHit], bool]:
-        """Text-corpus hits for ``req`` (image-to-text) and whether they were reranked."""
+        """Text-corpus hits for ``req`` (image-to-text) and whether they were reranked.
+
+        Reranking texts takes one query image (an upload or an item) and nothing else.
+        """
         if build_filter(req.under, req.after, req.before, req.ext).active:
             raise QueryError("under/after/before/ext filter images; they do not apply to text search.")
         terms = self._library_terms(self._terms(req))
         if req.rerank:
             rr = self._reranker(self.library.search_texts)
-            extra = {"reranker": rr, "rerank_k": max(self.config.rerank_k, req.k + req.offset)}
-            return self.library.search_texts(terms=terms, k=req.k, offset=req.offset, min_score=req.min_score, **extra), True
+            if len(terms) != 1 or terms[0].image is None or terms[0].weight <= 0:
+                raise QueryError("reranking texts needs one query image (an upload or a catalog item) and nothing else.")
+            extra = {"reranker": rr, "rerank_k": self.config.rerank_k}
+            return self.library.search_texts(image=terms[0].image, k=req.k, offset=req.offset, min_score=req.min_score, **extra), True  # type: ignore[arg-type]
         return self.library.search_texts(terms=terms, k=req.k, offset=req.offset, min_score=req.min_score), False
 
     def _reranker(self, method: object) -> object:

@@ -57,7 +57,8 @@ def limited_request(max_k: int, max_offset: int, max_terms: int, max_chars: int)
 
 class ImageHitOut(BaseModel):
     rank: int
-    score: float
+    score: float = Field(description="Cosine similarity; when reranked, the reranker's match probability.")
+    dual_score: Optional[float] = Field(default=None, description="When reranked: the dual encoder's cosine.")
     id: int
     path: str
     name: str
@@ -73,7 +74,8 @@ class ImageHitOut(BaseModel):
 
 class TextHitOut(BaseModel):
     rank: int
-    score: float
+    score: float = Field(description="Cosine similarity; when reranked, the reranker's match probability.")
+    dual_score: Optional[float] = Field(default=None, description="When reranked: the dual encoder's cosine.")
     id: int
     text: str
     source: str
