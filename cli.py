@@ -52,6 +52,9 @@ PretrainedOpt = Annotated[
 ]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+RerankerOpt = Annotated[str, typer.Option("--reranker", help="Rescore the top results: a folder from train-reranker, or blip:HUB_NAME.")]
+DEFAULT_RERANK_K = 50  # == retrieval.rerank.base.DEFAULT_RERANK_K (not imported: --help stays light)
+RerankKOpt = Annotated[int, typer.Option("--rerank-k", min=1, help="How many dual-encoder results the reranker rescores.")]
 
 
 def _friendly_errors(command: Callable) -> Callable:
@@ -147,6 +150,7 @@ def index(
     index_kind: Annotated[str, typer.Option("--index-kind", help="auto, exact, ivf, sq8, ivfpq or ondisk; remembered by the library.")] = "",
     memory_budget: Annotated[str, typer.Option("--memory-budget", help="Memory the vector index may keep resident, e.g. 2GB; auto picks the kind that fits.")] = "",
     as_json: JsonOpt = False,
+    cache_tokens: Annotated[bool, typer.Option("--cache-tokens", help="Keep each image's encoder tokens on disk so --reranker needs no decoding (remembered).")] = False,
     ray: Annotated[bool, typer.Option("--ray", help="Embed with Ray actors (a new local Ray, or $RAY_ADDRESS).")] = False,
     ray_address: Annotated[str, typer.Option("--ray-address", help="Ray cluster to use (auto, ray://HEAD:10001); implies --ray.")] = "",
     ray_gpus: Annotated[float, typer.Option("--ray-gpus", help="GPUs per Ray actor [default: 1 if the cluster has GPUs, else 0].")] = -1.0,
@@ -159,7 +163,7 @@ def index(
         config = IngestConfig(batch_size=batch_size, workers=workers, retry_failed=retry_failed)
         on_ray = _ray_config(ray_address, ray_gpus, ray_actors) if ray or ray_address else None
         with _IndexProgress(enabled=not as_json) as bar:
-            report = lib.index(paths, config=config, on_progress=bar.update, on_plan=bar.start, ray=on_ray)
+            report = lib.index(paths, config=config, on_progress=bar.update, on_plan=bar.start, ray=on_ray, cache_tokens=cache_tokens)
     if as_json:
         typer.echo(json.dumps(report.to_json()))
     else:
@@ -206,8 +210,12 @@ def search(
     paths_only: Annotated[bool, typer.Option("--paths", help="Bare paths, one per line (for pipes).")] = False,
     in_texts: Annotated[bool, typer.Option("--texts", help="Rank the added texts instead of the images.")] = False,
     preview: Annotated[bool, typer.Option("--preview", help="Show thumbnails (kitty, iTerm2, WezTerm terminals).")] = False,
+    reranker: RerankerOpt = "",
+    rerank_k: RerankKOpt = DEFAULT_RERANK_K,
 ) -> None:
     """Rank the library's images (or, with --texts, its texts) by TEXTS and --image examples.
+
+    With --reranker, the dual top --rerank-k are rescored and scores are match probabilities.
 
     Exit 1 when nothing matches.
     """
@@ -218,10 +226,15 @@ def search(
     if in_texts and where.active:
         raise typer.BadParameter("--under/--after/--before/--ext filter images; they do not apply with --texts")
     with _open(library, model, pretrained, "", device, create=False) as lib:
+        rr = lib.load_reranker(reranker) if reranker else None
         if in_texts:
-            text_hits = lib.search_texts(terms=terms, k=top, offset=offset, min_score=min_score)
+            query_image = image[0] if rr is not None and image and len(image) == 1 and not (texts or not_text or not_image or weight) else None
+            if query_image is not None:  # image-to-text reranking takes the image itself
+                text_hits = lib.search_texts(image=query_image, k=top, offset=offset, min_score=min_score, reranker=rr, rerank_k=rerank_k)
+            else:
+                text_hits = lib.search_texts(terms=terms, k=top, offset=offset, min_score=min_score, reranker=rr, rerank_k=rerank_k)
         else:
-            hits = lib.search(terms=terms, k=top, where=where, offset=offset, min_score=min_score)
+            hits = lib.search(terms=terms, k=top, where=where, offset=offset, min_score=min_score, reranker=rr, rerank_k=rerank_k)
     if in_texts:
         _print_text_hits(text_hits, as_json)
         if not text_hits:
@@ -441,8 +454,12 @@ def evaluate(
     groups: Annotated[Optional[str], typer.Option("--groups", help="Also report per caption group: shapes-world.")] = None,
     device: DeviceOpt = "auto",
     as_json: JsonOpt = False,
+    reranker: RerankerOpt = "",
+    rerank_k: RerankKOpt = DEFAULT_RERANK_K,
 ) -> None:
-    """Recall@1/5/10 both ways and binding (when lines carry negatives) of a model on PAIRS."""
+    """Recall@1/5/10 both ways and binding (when lines carry negatives) of a model on PAIRS.
+
+    With --reranker, each query's dual top --rerank-k is rescored first (same metrics)."""
     from retrieval.encoder import load_encoder
     from retrieval.evaluate import GROUPINGS, evaluate as run_eval
     from retrieval.models import ModelSpec
@@ -452,11 +469,67 @@ def evaluate(
         raise typer.BadParameter(f"--groups must be one of {', '.join(GROUPINGS)}")
     pair_set = load_pairs(pairs, split=split, images_root=images)
     encoder = load_encoder(ModelSpec(model, pretrained or ""), device)
-    result = run_eval(pair_set, encoder, groups)
+    if reranker:
+        from retrieval.rerank.evaluate import evaluate_reranked
+
+        result = evaluate_reranked(pair_set, encoder, reranker, rerank_k, groups, device)
+    else:
+        result = run_eval(pair_set, encoder, groups)
     if as_json:
         typer.echo(json.dumps(result))
         return
     _print_metrics(result)
+
+
+@app.command(name="train-reranker")
+@_friendly_errors
+def train_reranker(
+    pairs: Annotated[Path, typer.Argument(help="Pairs folder (pairs.jsonl + images; negatives used when present) or a Karpathy split JSON.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="The library's encoder (any --model value); it stays frozen.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Reranker folder to write.")],
+    pretrained: PretrainedOpt = None,
+    fusion: Annotated[str, typer.Option("--fusion", help="Fusion head: cross-attention, attention-pool, single-stream, bilinear or concat.")] = "cross-attention",
+    steps: Annotated[int, typer.Option("--steps", min=1)] = 1200,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=2, help="Caption lines per step.")] = 64,
+    lr: Annotated[float, typer.Option("--lr", min=0.0)] = 1e-3,
+    width: Annotated[int, typer.Option("--width", min=8, help="Channels inside the head.")] = 128,
+    layers: Annotated[int, typer.Option("--layers", min=1, help="Fusion layers (hops).")] = 2,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    split: Annotated[str, typer.Option("--split", help="Karpathy split to train on.")] = "train",
+    images: Annotated[Optional[Path], typer.Option("--images", help="Root folder of the Karpathy images.")] = None,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Train a reranker over MODEL's frozen token features on PAIRS into --out (resumes)."""
+    from retrieval.encoder import load_encoder
+    from retrieval.models import ModelSpec
+    from retrieval.rerank.heads import list_heads
+    from retrieval.rerank.train import RerankTrainConfig, train_reranker as run_training
+
+    if fusion not in list_heads():
+        raise typer.BadParameter(f"--fusion must be one of {', '.join(list_heads())}")
+    encoder = load_encoder(ModelSpec(model, pretrained or ""), device)
+    config = RerankTrainConfig(fusion=fusion, steps=steps, batch_size=batch_size, lr=lr, width=width, layers=layers, seed=seed)
+    with _RerankProgress() as bar:
+        folder = run_training(pairs, encoder, out, config, on_progress=bar.update, split=split, images_root=images)
+    err.print(f"reranker written to {escape(str(folder))}; use it with  --reranker {escape(str(folder))}", highlight=False)
+
+
+class _RerankProgress:
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("{task.fields[phase]}"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.3f}  {task.fields[rate]:.0f} pairs/s"), TimeRemainingColumn(), console=err)
+        self.task = self.bar.add_task("rerank", total=None, phase="", loss=0.0, rate=0.0)
+
+    def update(self, p: object) -> None:
+        self.bar.start()
+        self.bar.update(self.task, completed=p.done, total=p.total, phase=p.phase, loss=p.loss, rate=p.pairs_per_second)  # type: ignore[attr-defined]
+
+    def __enter__(self) -> _RerankProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
 
 
 def _print_metrics(result: dict) -> None:

@@ -96,7 +96,28 @@ def embed_pairs(pairs: PairSet, encoder: Encoder, batch_size: int = 128) -> Pair
     return PairEmbeddings(image, text, negatives)
 
 
-def metrics(pairs: PairSet, emb: PairEmbeddings, captions: Sequence[int] | None = None) -> dict[str, object]:
+@dataclass(frozen=True)
+class PairScores:
+    """What every metric is computed from, whoever scored the pairs (dual encoder or reranker)."""
+
+    t2i: np.ndarray  # (n,) 1-based rank of each caption's image among all images
+    i2t: np.ndarray  # (m,) 1-based rank of each image's best own caption among all captions
+    positive: np.ndarray  # (n,) score of each line's caption for its image
+    negatives: tuple[np.ndarray, ...]  # (k_j,) scores of line j's negatives for its image
+
+
+def dual_scores(pairs: PairSet, emb: PairEmbeddings) -> PairScores:
+    """Ranks and binding scores of the dual encoder alone (cosine similarity)."""
+    owners = np.asarray(pairs.caption_image)
+    return PairScores(
+        t2i=t2i_ranks(emb.text, emb.image, owners),
+        i2t=i2t_ranks(emb.text, emb.image, owners),
+        positive=np.einsum("nd,nd->n", emb.text, emb.image[owners]),
+        negatives=tuple(emb.negatives[j] @ emb.image[owners[j]] for j in range(len(pairs))),
+    )
+
+
+def metrics(pairs: PairSet, scores: PairScores, captions: Sequence[int] | None = None) -> dict[str, object]:
     """The ``xmr eval --json`` object for all captions, or for the caption indices given.
 
     t2i ranks each chosen caption against all images; i2t ranks each image that has a
@@ -104,51 +125,48 @@ def metrics(pairs: PairSet, emb: PairEmbeddings, captions: Sequence[int] | None 
     """
     chosen = np.arange(len(pairs)) if captions is None else np.asarray(captions, dtype=np.int64)
     owners = np.asarray(pairs.caption_image)
-    t2i = t2i_ranks(emb.text[chosen], emb.image, owners[chosen])
-    i2t_all = i2t_ranks(emb.text, emb.image, owners)
     images = np.unique(owners[chosen])
     result: dict[str, object] = {
         "count": int(len(chosen)),
         "images": int(len(images)),
-        "t2i": recall_at(t2i),
-        "i2t": recall_at(i2t_all[images]),
+        "t2i": recall_at(scores.t2i[chosen]),
+        "i2t": recall_at(scores.i2t[images]),
     }
     lines = [j for j in chosen if len(pairs.negatives[j])]
     if lines:
-        positive = np.einsum("nd,nd->n", emb.text[lines], emb.image[owners[lines]])
-        negative = [emb.negatives[j] @ emb.image[owners[j]] for j in lines]
-        result["binding"] = float(np.mean(binding_wins(positive, negative)))
+        wins = binding_wins(scores.positive[lines], [scores.negatives[j] for j in lines])
+        result["binding"] = float(np.mean(wins))
     return result
 
 
 def evaluate(pairs: PairSet, encoder: Encoder, grouping: str | None = None) -> dict[str, object]:
     """Embed ``pairs`` with ``encoder`` and compute metrics (plus per-group metrics)."""
-    emb = embed_pairs(pairs, encoder)
-    result = metrics(pairs, emb)
+    return report(pairs, dual_scores(pairs, embed_pairs(pairs, encoder)), grouping)
+
+
+def report(pairs: PairSet, scores: PairScores, grouping: str | None = None) -> dict[str, object]:
+    """Metrics of all pairs, plus per-group metrics and binding by kind of negative."""
+    result = metrics(pairs, scores)
     if grouping:
-        result["groups"] = grouped_metrics(pairs, emb, GROUPINGS[grouping].caption_kind)
+        result["groups"] = grouped_metrics(pairs, scores, GROUPINGS[grouping].caption_kind)
         if pairs.has_negatives:
-            result["binding_by_negative"] = binding_by_negative(pairs, emb, GROUPINGS[grouping].negative_kind)
+            result["binding_by_negative"] = binding_by_negative(pairs, scores, GROUPINGS[grouping].negative_kind)
     return result
 
 
-def binding_by_negative(pairs: PairSet, emb: PairEmbeddings, kind_of: Callable[[str, str], str]) -> dict[str, float]:
+def binding_by_negative(pairs: PairSet, scores: PairScores, kind_of: Callable[[str, str], str]) -> dict[str, float]:
     """Per kind of negative: the share of (line, negative) pairs the caption wins strictly."""
-    owners = np.asarray(pairs.caption_image)
     wins: dict[str, list[bool]] = {}
     for j, negatives in enumerate(pairs.negatives):
-        if not negatives:
-            continue
-        image = emb.image[owners[j]]
-        positive = float(emb.text[j] @ image)
-        for negative, score in zip(negatives, emb.negatives[j] @ image):
+        positive = float(scores.positive[j])
+        for negative, score in zip(negatives, scores.negatives[j]):
             wins.setdefault(kind_of(pairs.captions[j], negative), []).append(positive > float(score))
     return {kind: float(np.mean(flags)) for kind, flags in sorted(wins.items())}
 
 
-def grouped_metrics(pairs: PairSet, emb: PairEmbeddings, kind_of: Callable[[str], str]) -> dict[str, object]:
+def grouped_metrics(pairs: PairSet, scores: PairScores, kind_of: Callable[[str], str]) -> dict[str, object]:
     """Metrics per caption group, each group's captions still ranked against everything."""
     groups: dict[str, list[int]] = {}
     for j, caption in enumerate(pairs.captions):
         groups.setdefault(kind_of(caption), []).append(j)
-    return {name: metrics(pairs, emb, members) for name, members in sorted(groups.items())}
+    return {name: metrics(pairs, scores, members) for name, members in sorted(groups.items())}

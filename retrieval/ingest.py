@@ -18,6 +18,7 @@ import numpy as np
 
 from index.catalog import Catalog
 from index.records import FAILED, Captions, Embedded, Failed, FileStat
+from index.tokens import TokenCache
 from retrieval.decode import DecodeConfig, ImageDecodeError, decode_file
 from retrieval.encoder import Encoder
 from retrieval.scan import Plan
@@ -109,14 +110,19 @@ def run_plan(
     catalog: Catalog,
     config: IngestConfig,
     on_progress: Callable[[Progress], None] | None = None,
+    tokens: TokenCache | None = None,
 ) -> Tally:
-    """Apply moves and removals, then read, embed and commit ``plan.todo`` batch by batch."""
+    """Apply moves and removals, then read, embed and commit ``plan.todo`` batch by batch.
+
+    With ``tokens``, each encoded image's token grid is appended to that cache (same forward
+    pass) before the catalog transaction of its batch.
+    """
     apply_plan_edits(plan, encoder, catalog, config)
     gpu = _gpu_reads(plan, encoder, config) if plan.todo else None
     if gpu is not None:
         reads, size = gpu
-        return commit_reads(reads, plan, encoder, catalog, replace(config, batch_size=size), on_progress)
-    return commit_reads(_reads(plan, encoder, config), plan, encoder, catalog, config, on_progress)
+        return commit_reads(reads, plan, encoder, catalog, replace(config, batch_size=size), on_progress, tokens)
+    return commit_reads(_reads(plan, encoder, config), plan, encoder, catalog, config, on_progress, tokens)
 
 
 def _gpu_reads(plan: Plan, encoder: Encoder, config: IngestConfig) -> tuple[Iterator[Read], int] | None:
@@ -169,6 +175,7 @@ def commit_reads(
     catalog: Catalog,
     config: IngestConfig,
     on_progress: Callable[[Progress], None] | None = None,
+    tokens: TokenCache | None = None,
 ) -> Tally:
     """Commit ``reads`` (in plan order) in batches of ``config.batch_size``, one transaction each.
 
@@ -182,18 +189,18 @@ def commit_reads(
     for item in reads:
         batch.append(item)
         if len(batch) >= config.batch_size:
-            done += _commit(batch, plan, encoder, catalog, tally)
+            done += _commit(batch, plan, encoder, catalog, tally, tokens)
             batch = []
             if on_progress:
                 on_progress(Progress(done, len(plan.todo), len(tally.failed), time.perf_counter() - start))
     if batch:
-        done += _commit(batch, plan, encoder, catalog, tally)
+        done += _commit(batch, plan, encoder, catalog, tally, tokens)
     if on_progress:
         on_progress(Progress(done, len(plan.todo), len(tally.failed), time.perf_counter() - start))
     return tally
 
 
-def _commit(batch: list[Read], plan: Plan, encoder: Encoder, catalog: Catalog, tally: Tally) -> int:
+def _commit(batch: list[Read], plan: Plan, encoder: Encoder, catalog: Catalog, tally: Tally, tokens: TokenCache | None = None) -> int:
     """Embed what needs it and write the batch in one transaction."""
     import torch
 
@@ -212,7 +219,14 @@ def _commit(batch: list[Read], plan: Plan, encoder: Encoder, catalog: Catalog, t
     vectors.update({r.stat.path: r.vector for r in fresh if r.vector})  # embedded by a worker
     encode = [r for r in fresh if not r.vector]
     if encode:
-        embedded = encoder.encode_images(torch.stack([r.pixels for r in encode]))  # (B, D)
+        pixels = torch.stack([r.pixels for r in encode])
+        if tokens is None:
+            embedded = encoder.encode_images(pixels)  # (B, D)
+        else:  # vectors and token grids from one forward pass; tokens durable before the commit
+            from retrieval.rerank.features import image_tokens
+
+            embedded, grids = image_tokens(encoder, pixels)  # type: ignore[arg-type]
+            tokens.append([r.content_hash for r in encode], grids)
         for r, row in zip(encode, np.asarray(embedded, dtype="<f4")):
             vectors[r.stat.path] = row.tobytes()
     tally.encoded += len(fresh)

@@ -22,7 +22,7 @@ class Hit:
     """One search result."""
 
     rank: int  # 1-based
-    score: float  # cosine similarity of query and image, -1..1
+    score: float  # cosine similarity of query and image, -1..1; with a reranker: match probability 0..1
     id: int  # catalog id (== vector id)
     path: str  # absolute path of the image file
     width: int | None = None
@@ -30,6 +30,7 @@ class Hit:
     format: str | None = None
     captured_at: datetime | None = None  # EXIF capture time when present
     camera: str | None = None
+    dual_score: float | None = None  # with a reranker: the dual encoder's cosine; else None
 
     @classmethod
     def of(cls, rank: int, score: float, record: ImageRecord) -> Hit:
@@ -57,11 +58,12 @@ class TextHit:
     """One text search result."""
 
     rank: int  # 1-based
-    score: float  # cosine similarity of query and text
+    score: float  # cosine similarity of query and text; with a reranker: match probability 0..1
     id: int  # text id in the catalog
     text: str
     source: str  # the file it was added from
     image_path: str | None = None  # the image it describes, when known
+    dual_score: float | None = None  # with a reranker: the dual encoder's cosine; else None
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)

@@ -261,7 +261,7 @@ def test_shapes_world_negative_kinds() -> None:
 
 
 def test_binding_by_negative_matches_hand_computed_wins() -> None:
-    from retrieval.evaluate import PairEmbeddings, binding_by_negative, shapes_world_negative_kind
+    from retrieval.evaluate import PairEmbeddings, binding_by_negative, dual_scores, shapes_world_negative_kind
     from retrieval.pairs import PairSet
 
     caption = "a red circle to the left of a blue square"
@@ -270,7 +270,7 @@ def test_binding_by_negative_matches_hand_computed_wins() -> None:
     image = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
     text = np.array([[0.8, 0.6], [0.8, 0.6]], np.float32)  # scores: image a 0.8, image b 0.6
     negatives = (np.array([[0.0, 1.0], [0.6, 0.8]], np.float32),) * 2  # a: 0.0, 0.6 / b: 1.0, 0.8
-    result = binding_by_negative(pairs, PairEmbeddings(image, text, negatives), shapes_world_negative_kind)
+    result = binding_by_negative(pairs, dual_scores(pairs, PairEmbeddings(image, text, negatives)), shapes_world_negative_kind)
     assert result == {"colour": 0.5, "relation": 0.5}
 
 

@@ -1,0 +1,191 @@
+"""Fusion heads: interchangeable ways to read a (text, image) pair of token sequences.
+
+Every head takes projected text tokens ``(B, L, D)`` with their mask ``(B, L)`` and image
+tokens ``(B, T, D)`` (class token first) and returns one matching logit per pair ``(B,)``.
+The registry maps a name to a constructor so configs, the CLI and tests pick heads by name:
+
+- ``cross-attention``: bidirectional co-attention (text attends to image, image to
+  text), stacked ``layers`` deep (multi-hop), then a matching MLP. The default.
+- ``attention-pool``: unidirectional; the text attends over the image tokens.
+- ``single-stream``: both sequences concatenated with modality embeddings through one
+  transformer encoder (UNITER/VisualBERT style); a classification token comes out.
+- ``bilinear``: low-rank bilinear pooling of the pooled text and image features.
+- ``concat``: an MLP over the concatenated pooled features (early-fusion baseline).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """Size of a fusion head."""
+
+    width: int = 128  # channels D inside the head
+    layers: int = 2  # stacked fusion layers (hops) where the head has layers
+    heads: int = 4  # attention heads
+    rank: int = 256  # bilinear rank (bilinear head only)
+    dropout: float = 0.0  # dropout inside attention and MLPs
+
+
+def pooled_text(text: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The state at each text's last real token (the end-of-text token) ``(B, D)``."""
+    last = mask.long().sum(dim=1).clamp(min=1) - 1  # (B,)
+    return text[torch.arange(text.shape[0], device=text.device), last]
+
+
+def _mlp(width: int, inputs: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(inputs, width), nn.GELU(), nn.Dropout(dropout), nn.Linear(width, 1))
+
+
+class _Attend(nn.Module):
+    """Pre-norm multi-head attention of ``query`` tokens over ``context`` tokens, added back."""
+
+    def __init__(self, config: HeadConfig) -> None:
+        super().__init__()
+        self.heads = config.heads
+        self.dropout = config.dropout
+        self.norm_q = nn.LayerNorm(config.width)
+        self.norm_kv = nn.LayerNorm(config.width)
+        self.q = nn.Linear(config.width, config.width)
+        self.kv = nn.Linear(config.width, 2 * config.width)
+        self.out = nn.Linear(config.width, config.width)
+
+    def forward(self, query: torch.Tensor, context: torch.Tensor, context_pad: torch.Tensor | None = None) -> torch.Tensor:
+        b, lq, d = query.shape
+        h = self.heads
+        q = self.q(self.norm_q(query)).view(b, lq, h, d // h).transpose(1, 2)  # (B, h, Lq, d/h)
+        k, v = self.kv(self.norm_kv(context)).view(b, -1, 2, h, d // h).permute(2, 0, 3, 1, 4)  # (B, h, Lk, d/h) each
+        keep = None if context_pad is None else (~context_pad)[:, None, None, :]  # (B, 1, 1, Lk)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=self.dropout if self.training else 0.0)
+        return query + self.out(out.transpose(1, 2).reshape(b, lq, d))
+
+
+class _FeedForward(nn.Module):
+    def __init__(self, config: HeadConfig) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.LayerNorm(config.width), nn.Linear(config.width, 4 * config.width), nn.GELU(), nn.Dropout(config.dropout), nn.Linear(4 * config.width, config.width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.net(x)
+
+
+class CoAttentionLayer(nn.Module):
+    """One hop: text self-attention, text->image and image->text cross-attention, MLPs."""
+
+    def __init__(self, config: HeadConfig, bidirectional: bool = True) -> None:
+        super().__init__()
+        self.text_self = _Attend(config)
+        self.text_cross = _Attend(config)
+        self.text_ff = _FeedForward(config)
+        self.image_cross = _Attend(config) if bidirectional else None
+        self.image_ff = _FeedForward(config) if bidirectional else None
+
+    def forward(self, text: torch.Tensor, pad: torch.Tensor, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        text = self.text_self(text, text, pad)
+        attended = self.text_cross(text, image)  # text reads the image
+        if self.image_cross is not None:
+            image = self.image_ff(self.image_cross(image, text, pad))  # image reads the text
+        return self.text_ff(attended), image
+
+
+class CrossAttentionHead(nn.Module):
+    """Bidirectional (or, with ``bidirectional=False``, text-only) stacked cross-attention."""
+
+    def __init__(self, config: HeadConfig, bidirectional: bool = True) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(CoAttentionLayer(config, bidirectional) for _ in range(config.layers))
+        self.bidirectional = bidirectional
+        self.norm = nn.LayerNorm(config.width)
+        self.match = _mlp(config.width, (2 if bidirectional else 1) * config.width, config.dropout)
+
+    def forward(self, text: torch.Tensor, mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        pad = ~mask
+        for layer in self.layers:
+            text, image = layer(text, pad, image)
+        pooled = pooled_text(self.norm(text), mask)  # (B, D)
+        if self.bidirectional:
+            pooled = torch.cat([pooled, self.norm(image[:, 0])], dim=-1)  # + image class token
+        return self.match(pooled).squeeze(-1)
+
+
+class SingleStreamHead(nn.Module):
+    """Text and image tokens in one transformer, told apart by modality embeddings."""
+
+    def __init__(self, config: HeadConfig) -> None:
+        super().__init__()
+        self.cls = nn.Parameter(torch.zeros(1, 1, config.width))
+        self.modality = nn.Parameter(torch.zeros(2, config.width))
+        layer = nn.TransformerEncoderLayer(config.width, config.heads, 4 * config.width, config.dropout, activation="gelu", batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(config.width)
+        self.match = nn.Linear(config.width, 1)
+
+    def forward(self, text: torch.Tensor, mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        b = text.shape[0]
+        tokens = torch.cat([self.cls.expand(b, -1, -1), text + self.modality[0], image + self.modality[1]], dim=1)
+        keep = torch.cat([mask.new_ones(b, 1), mask, mask.new_ones(b, image.shape[1])], dim=1)
+        out = self.encoder(tokens, src_key_padding_mask=~keep)
+        return self.match(self.norm(out[:, 0])).squeeze(-1)
+
+
+class BilinearHead(nn.Module):
+    """Low-rank bilinear pooling (MLB): ``w . (tanh(U t) * tanh(V v))``."""
+
+    def __init__(self, config: HeadConfig) -> None:
+        super().__init__()
+        self.text = nn.Sequential(nn.LayerNorm(config.width), nn.Linear(config.width, config.rank), nn.Tanh())
+        self.image = nn.Sequential(nn.LayerNorm(config.width), nn.Linear(config.width, config.rank), nn.Tanh())
+        self.match = nn.Linear(config.rank, 1)
+
+    def forward(self, text: torch.Tensor, mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        return self.match(self.text(pooled_text(text, mask)) * self.image(image[:, 0])).squeeze(-1)
+
+
+class ConcatHead(nn.Module):
+    """An MLP over the concatenated pooled text and image features."""
+
+    def __init__(self, config: HeadConfig) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(2 * config.width)
+        self.match = nn.Sequential(nn.Linear(2 * config.width, 2 * config.width), nn.GELU(), nn.Dropout(config.dropout), _mlp(config.width, 2 * config.width, config.dropout))
+
+    def forward(self, text: torch.Tensor, mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        pooled = torch.cat([pooled_text(text, mask), image[:, 0]], dim=-1)
+        return self.match(self.norm(pooled)).squeeze(-1)
+
+
+# Registry: fusion name -> constructor. Add a head with add_head().
+_HEADS: dict[str, Callable[[HeadConfig], nn.Module]] = {
+    "cross-attention": CrossAttentionHead,
+    "attention-pool": lambda config: CrossAttentionHead(config, bidirectional=False),
+    "single-stream": SingleStreamHead,
+    "bilinear": BilinearHead,
+    "concat": ConcatHead,
+}
+DEFAULT_HEAD = "cross-attention"
+
+
+def list_heads() -> list[str]:
+    """Names of the registered fusion heads."""
+    return list(_HEADS)
+
+
+def add_head(name: str, factory: Callable[[HeadConfig], nn.Module]) -> None:
+    """Register a fusion head constructor under ``name``."""
+    _HEADS[name] = factory
+
+
+def create_head(name: str, config: HeadConfig) -> nn.Module:
+    """Build the fusion head ``name``.
+
+    Raises:
+        KeyError: no head of that name (the caller turns it into a message listing the names).
+    """
+    return _HEADS[name](config)

@@ -1,0 +1,163 @@
+"""The trained reranker: token projections, a fusion head, and the dual-score prior.
+
+``logit = head(text tokens, image tokens) + a * dual_cosine + b``; the matching probability
+is ``sigmoid(logit)``. The dual encoder's cosine enters as a learned prior: the head only
+has to learn what the dual encoder gets wrong (binding, relations) instead of relearning
+retrieval from scratch, which is why reranking no longer loses recall the dual encoder had.
+
+A reranker folder holds ``reranker.json`` (schema version, config, the identity of the
+encoder it was trained on, a training summary) and ``reranker.safetensors``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from index.atomic import atomic_write_bytes
+from index.errors import CorruptFileError, XmrError
+from index.manifest import ModelIdentity
+from retrieval.rerank.features import TokenShape
+from retrieval.rerank.heads import DEFAULT_HEAD, HeadConfig, create_head, list_heads
+
+CONFIG_NAME = "reranker.json"
+WEIGHTS_NAME = "reranker.safetensors"
+FORMAT = "xmr-reranker"
+# 1: first release (token projections + fusion head + dual-score prior).
+SCHEMA_VERSION = 1
+
+
+class RerankerError(XmrError, ValueError):
+    """A reranker cannot be built, loaded or used as asked; the message says why and what to do."""
+
+
+class RerankerMismatchError(RerankerError):
+    """The reranker was trained on another encoder than the library's."""
+
+
+@dataclass(frozen=True)
+class RerankerConfig:
+    """Architecture of a reranker (saved with its weights)."""
+
+    fusion: str = DEFAULT_HEAD  # fusion head name, see retrieval.rerank.heads.list_heads()
+    head: HeadConfig = field(default_factory=HeadConfig)  # size of the head
+    tokens: TokenShape = TokenShape(1, 1, 1, 1)  # the encoder's token grid (set from the encoder)
+    dual_weight: float = 10.0  # initial weight of the dual cosine in the logit (learned)
+    pool: int = 1  # average-pool the patch grid by this factor before fusion (2: 4x fewer tokens)
+
+    def to_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> RerankerConfig:
+        return cls(fusion=raw["fusion"], head=HeadConfig(**raw["head"]), tokens=TokenShape(**raw["tokens"]), dual_weight=float(raw["dual_weight"]), pool=int(raw.get("pool", 1)))
+
+    def fused_image_tokens(self) -> int:
+        """Image tokens the head sees: the class token plus the (pooled) patch grid."""
+        side = _grid_side(self.tokens.image)
+        return 1 + (-(-side // self.pool)) ** 2 if side else self.tokens.image
+
+
+def _grid_side(tokens: int) -> int:
+    """Side of the square patch grid behind ``tokens`` (class token first), 0 if not square."""
+    side = int(round((tokens - 1) ** 0.5))
+    return side if side * side == tokens - 1 else 0
+
+
+class RerankerNet(nn.Module):
+    """Projects both token sequences to the head's width (plus learned positions) and fuses."""
+
+    def __init__(self, config: RerankerConfig) -> None:
+        super().__init__()
+        if config.fusion not in list_heads():
+            raise RerankerError(f"unknown fusion head {config.fusion!r}; choose one of {', '.join(list_heads())}.")
+        width, shape = config.head.width, config.tokens
+        self.config = config
+        self.text_in = nn.Sequential(nn.LayerNorm(shape.text_width), nn.Linear(shape.text_width, width))
+        self.image_in = nn.Sequential(nn.LayerNorm(shape.image_width), nn.Linear(shape.image_width, width))
+        # Own position embeddings: where a token sits is what relations are about, and the
+        # frozen final-layer tokens keep only a faded trace of the encoder's positions.
+        self.text_pos = nn.Parameter(torch.zeros(shape.text, width))
+        self.image_pos = nn.Parameter(torch.zeros(config.fused_image_tokens(), width))
+        nn.init.normal_(self.text_pos, std=0.02)
+        nn.init.normal_(self.image_pos, std=0.02)
+        self.head = create_head(config.fusion, config.head)
+        self.dual_weight = nn.Parameter(torch.tensor(float(config.dual_weight)))
+        self.bias = nn.Parameter(torch.tensor(0.0))
+
+    def forward(self, text: torch.Tensor, mask: torch.Tensor, image: torch.Tensor, dual: torch.Tensor) -> torch.Tensor:
+        """``text (B, L, Wt)``, ``mask (B, L)``, ``image (B, T, Wi)``, ``dual (B,)`` -> logits ``(B,)``."""
+        text = self.text_in(text.float()) + self.text_pos
+        image = self.image_in(self._pooled(image.float())) + self.image_pos
+        return self.head(text, mask, image) + self.dual_weight * dual.float() + self.bias
+
+
+    def _pooled(self, image: torch.Tensor) -> torch.Tensor:
+        """``(B, 1 + S*S, W)`` -> ``(B, 1 + (S/p)^2, W)``: average-pool the patch grid."""
+        side, pool = _grid_side(image.shape[1]), self.config.pool
+        if pool <= 1 or not side:
+            return image
+        b, _, w = image.shape
+        grid = image[:, 1:].reshape(b, side, side, w).permute(0, 3, 1, 2)  # (B, W, S, S)
+        pooled = torch.nn.functional.avg_pool2d(grid, pool, ceil_mode=True).flatten(2).transpose(1, 2)  # (B, S'^2, W)
+        return torch.cat([image[:, :1], pooled], dim=1)
+
+
+@dataclass(frozen=True)
+class SavedReranker:
+    """A reranker read from its folder."""
+
+    net: RerankerNet
+    encoder: ModelIdentity  # the encoder whose tokens it reads
+    summary: dict  # how it was trained (data, steps, losses)
+
+
+def save_reranker(out: Path, net: RerankerNet, encoder: ModelIdentity, summary: dict) -> None:
+    """Write ``net`` with the identity of its encoder into the folder ``out`` (atomically per file)."""
+    from safetensors.torch import save
+
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    atomic_write_bytes(out / WEIGHTS_NAME, save(state))
+    meta = {"format": FORMAT, "schema": SCHEMA_VERSION, "config": net.config.to_dict(), "encoder": encoder.to_dict(), "summary": summary}
+    atomic_write_bytes(out / CONFIG_NAME, json.dumps(meta, indent=2).encode())
+
+
+def load_reranker(folder: str | Path, encoder: ModelIdentity | None = None) -> SavedReranker:
+    """Read a reranker folder; with ``encoder``, refuse one trained on another encoder.
+
+    Raises:
+        RerankerError: no reranker there, or written by a newer xmr.
+        CorruptFileError: the config or weights are unreadable.
+        RerankerMismatchError: trained on another encoder than ``encoder``.
+    """
+    from safetensors.torch import load_file
+
+    folder = Path(folder).expanduser()
+    if not (folder / CONFIG_NAME).is_file():
+        raise RerankerError(f"{folder} holds no reranker ({CONFIG_NAME} missing); train one with `xmr train-reranker PAIRS --model M --out {folder}`.")
+    try:
+        meta = json.loads((folder / CONFIG_NAME).read_text())
+        config = RerankerConfig.from_dict(meta["config"])
+        trained_on = ModelIdentity.from_dict(meta["encoder"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CorruptFileError(f"{folder / CONFIG_NAME} is unreadable ({exc}); train the reranker again.") from exc
+    if meta.get("format") != FORMAT or int(meta.get("schema", 0)) > SCHEMA_VERSION:
+        raise RerankerError(f"{folder} was written by a newer xmr (reranker schema {meta.get('schema')}); upgrade xmr.")
+    if encoder is not None and not trained_on.same_model(encoder):
+        raise RerankerMismatchError(
+            f"the reranker in {folder} was trained on {trained_on.label()}, but the library's encoder is {encoder.label()}; "
+            "train a reranker for this library's model with `xmr train-reranker PAIRS --model <the library's model>`."
+        )
+    net = RerankerNet(config)
+    try:
+        net.load_state_dict(load_file(str(folder / WEIGHTS_NAME)))
+    except Exception as exc:  # noqa: BLE001 (safetensors raises several kinds)
+        raise CorruptFileError(f"{folder / WEIGHTS_NAME} is unreadable ({exc}); train the reranker again.") from exc
+    net.eval()
+    return SavedReranker(net, trained_on, meta.get("summary", {}))

@@ -1,0 +1,253 @@
+"""Training a reranker on image-caption pairs over a frozen encoder's token features.
+
+What the loss sees is what search will ask: for each caption, its image among the images
+the dual encoder confuses it with (mined from the dual top-K, plus a random one); for each
+image, its caption among the pairs' own negatives and the captions the dual encoder
+confuses it with. A softmax over each such group ranks the true match first (listwise);
+a binary term on every pair keeps ``sigmoid(logit)`` a calibrated match probability.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from index.atomic import atomic_write_bytes, atomic_writer
+from retrieval.encoder import ClipEncoder
+from retrieval.pairs import PairSet, load_pairs
+from retrieval.rerank.corpus import ImageBank, TextBank, encode_image_bank, encode_text_bank, pair_texts
+from retrieval.rerank.features import token_shape
+from retrieval.rerank.heads import DEFAULT_HEAD, HeadConfig
+from retrieval.rerank.mining import Confusions, mine
+from retrieval.rerank.model import RerankerConfig, RerankerError, RerankerNet, save_reranker
+from retrieval.train_data import canonical_caption
+
+CHECKPOINT = "checkpoint.pt"
+STATE = "train.json"
+
+
+@dataclass(frozen=True)
+class RerankTrainConfig:
+    """Settings of one reranker training run (saved with it; resuming requires the same)."""
+
+    fusion: str = DEFAULT_HEAD  # fusion head name
+    width: int = 128  # channels inside the head
+    layers: int = 2  # fusion layers (hops)
+    heads: int = 4  # attention heads
+    pool: int = 1  # average-pool the image patch grid by this factor (fewer tokens, faster)
+    steps: int = 1200  # optimiser steps
+    batch_size: int = 64  # caption lines per step
+    lr: float = 1e-3  # peak learning rate (AdamW), warm-up then cosine decay
+    warmup_steps: int = 50  # linear warm-up steps
+    weight_decay: float = 0.05  # on weight matrices only
+    mine_k: int = 16  # dual-encoder confusions kept per caption and per image
+    hard_images: int = 4  # mined images per caption per step
+    hard_captions: int = 2  # mined captions per image per step (on top of the pairs' negatives)
+    pair_negatives: int = 3  # the pairs' own negatives per image per step (mined ones fill in)
+    random_negatives: int = 1  # random images per caption per step (keeps easy cases scored low)
+    bce_weight: float = 0.5  # weight of the per-pair binary loss next to the listwise loss
+    seed: int = 0  # data order and initial weights
+    checkpoint_seconds: float = 60.0  # write a resumable checkpoint at least this often
+
+
+@dataclass(frozen=True)
+class RerankProgress:
+    phase: str  # "features", "mining" or "training"
+    done: int  # images encoded / steps done
+    total: int
+    loss: float  # mean loss over the last steps (training)
+    pairs_per_second: float  # scored pairs per second (training)
+
+
+@dataclass(frozen=True)
+class _Data:
+    pairs: PairSet
+    images: ImageBank
+    texts: TextBank
+    confusions: Confusions
+    image_keys: tuple[frozenset[str], ...]  # caption keys true for each image
+    caption_rows: np.ndarray  # text-bank row of each line's caption
+    mined_rows: np.ndarray  # text-bank row of each mined caption
+
+
+def train_reranker(pairs_dir: str | Path, encoder: ClipEncoder, out: str | Path, config: RerankTrainConfig = RerankTrainConfig(), on_progress: Callable[[RerankProgress], None] | None = None, split: str = "train", images_root: str | Path | None = None) -> Path:
+    """Train (or resume) a reranker for ``encoder`` on ``pairs_dir`` into the folder ``out``.
+
+    Raises:
+        PairsFormatError: the pairs are malformed.
+        RerankerError: unknown fusion head, or ``out`` holds a run with other settings.
+    """
+    out = Path(out).expanduser().resolve()
+    state = _resume_state(out, config, encoder)
+    if state.get("done"):
+        return out
+    torch.manual_seed(config.seed)
+    net = RerankerNet(RerankerConfig(config.fusion, HeadConfig(config.width, config.layers, config.heads), token_shape(encoder), pool=config.pool))
+    optimizer = _optimizer(net, config)
+    step = _load_checkpoint(out, net, optimizer)
+    data = prepare(load_pairs(pairs_dir, split=split, images_root=images_root), encoder, config.mine_k, on_progress)
+    started = time.monotonic()
+    losses = _loop(net, optimizer, data, config, out, step, encoder, on_progress)
+    summary = {"pairs": str(Path(pairs_dir).expanduser().resolve()), "lines": len(data.pairs), "images": len(data.pairs.images), "config": dataclasses.asdict(config), "final_loss": losses[-1] if losses else None, "train_seconds": round(time.monotonic() - started, 1)}
+    save_reranker(out, net, encoder.identity, summary)
+    (out / CHECKPOINT).unlink(missing_ok=True)
+    atomic_write_bytes(out / STATE, json.dumps({"config": dataclasses.asdict(config), "encoder": encoder.identity.to_dict(), "step": config.steps, "done": True}, indent=2).encode())
+    return out
+
+
+def prepare(pairs: PairSet, encoder: ClipEncoder, mine_k: int, on_progress: Callable[[RerankProgress], None] | None = None) -> _Data:
+    """Token features of every image and text of ``pairs``, and the dual encoder's confusions."""
+    done = [0]
+
+    def tick(n: int) -> None:
+        done[0] += n
+        if on_progress:
+            on_progress(RerankProgress("features", done[0], len(pairs.images), 0.0, 0.0))
+
+    images = encode_image_bank(encoder, pairs.images, on_batch=tick)
+    texts = encode_text_bank(encoder, pair_texts(pairs))
+    caption_rows = np.array([texts.index[c] for c in pairs.captions])
+    if on_progress:
+        on_progress(RerankProgress("mining", 0, 1, 0.0, 0.0))
+    confusions = mine(pairs, images.vectors, texts.vectors[caption_rows], canonical_caption, k=mine_k)
+    image_keys: list[set[str]] = [set() for _ in pairs.images]
+    for line, image in enumerate(pairs.caption_image):
+        image_keys[image].add(canonical_caption(pairs.captions[line]))
+    mined_rows = np.array([texts.index[t] for t in confusions.texts])
+    return _Data(pairs, images, texts, confusions, tuple(frozenset(k) for k in image_keys), caption_rows, mined_rows)
+
+
+def _sample(data: _Data, config: RerankTrainConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """One step's pairs: text rows and image rows ``(P,)``, laid out per line as
+    ``[positive, image negatives..., caption negatives...]``; returns the two group sizes."""
+    n_img = config.hard_images + config.random_negatives
+    n_txt = config.pair_negatives + config.hard_captions
+    lines = rng.integers(0, len(data.pairs), config.batch_size)
+    text_rows, image_rows = [], []
+    for line in lines:
+        image = data.pairs.caption_image[line]
+        caption = data.caption_rows[line]
+        mined = data.confusions.images[line]
+        mined = mined[mined >= 0]
+        hard = rng.choice(mined, min(config.hard_images, len(mined)), replace=False).tolist() if len(mined) else []
+        key = canonical_caption(data.pairs.captions[line])
+        while len(hard) < n_img:  # random images that do not show this scene
+            pick = int(rng.integers(0, len(data.pairs.images)))
+            if key not in data.image_keys[pick]:
+                hard.append(pick)
+        words = [data.texts.index[t] for t in data.pairs.negatives[line]]
+        words = rng.permutation(words)[: config.pair_negatives].tolist() if words else []
+        mined_c = data.confusions.captions[image]
+        mined_c = data.mined_rows[mined_c[mined_c >= 0]]
+        extra = rng.permutation(mined_c)[: n_txt - len(words)].tolist()
+        words += extra
+        while len(words) < n_txt:  # tiny data: fall back to random captions of other scenes
+            pick = int(rng.integers(0, len(data.pairs)))
+            if canonical_caption(data.pairs.captions[pick]) not in data.image_keys[image]:
+                words.append(int(data.caption_rows[pick]))
+        text_rows += [caption] * (1 + n_img) + words
+        image_rows += [image, *hard] + [image] * n_txt
+    return np.array(text_rows), np.array(image_rows), n_img, n_txt
+
+
+def pair_logits(net: RerankerNet, texts: TextBank, images: ImageBank, text_rows: np.ndarray, image_rows: np.ndarray) -> torch.Tensor:
+    """Reranker logits ``(P,)`` of the (text row, image row) pairs."""
+    dual = np.einsum("pd,pd->p", texts.vectors[text_rows], images.vectors[image_rows])
+    return net(
+        torch.from_numpy(texts.states[text_rows]),
+        torch.from_numpy(texts.mask[text_rows]),
+        torch.from_numpy(images.tokens[image_rows]),
+        torch.from_numpy(dual),
+    )
+
+
+def reranker_loss(logits: torch.Tensor, batch: int, n_img: int, n_txt: int, bce_weight: float) -> torch.Tensor:
+    """Listwise loss over each caption's and each image's candidate group + binary loss."""
+    per_line = logits.view(batch, 1 + n_img + n_txt)  # [pos, image negatives, caption negatives]
+    t2i = per_line[:, : 1 + n_img]
+    i2t = torch.cat([per_line[:, :1], per_line[:, 1 + n_img :]], dim=1)
+    target = torch.zeros(batch, dtype=torch.long)
+    labels = torch.zeros_like(per_line)
+    labels[:, 0] = 1.0
+    weights = torch.ones_like(per_line)
+    weights[:, 0] = n_img + n_txt  # balance positives against negatives
+    binary = F.binary_cross_entropy_with_logits(per_line, labels, weight=weights / weights.mean())
+    return F.cross_entropy(t2i, target) + F.cross_entropy(i2t, target) + bce_weight * binary
+
+
+def _loop(net: RerankerNet, optimizer: torch.optim.Optimizer, data: _Data, config: RerankTrainConfig, out: Path, step: int, encoder: ClipEncoder, on_progress) -> list[float]:  # noqa: ANN001, PLR0913
+    net.train()
+    window: list[float] = []
+    last_save, started, first = time.monotonic(), time.monotonic(), step
+    while step < config.steps:
+        for group in optimizer.param_groups:
+            group["lr"] = _learning_rate(config, step)
+        rng = np.random.default_rng([config.seed, step])
+        text_rows, image_rows, n_img, n_txt = _sample(data, config, rng)
+        loss = reranker_loss(pair_logits(net, data.texts, data.images, text_rows, image_rows), config.batch_size, n_img, n_txt, config.bce_weight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        optimizer.step()
+        step += 1
+        window = (window + [loss.item()])[-20:]
+        if time.monotonic() - last_save > config.checkpoint_seconds and step < config.steps:
+            _save_checkpoint(out, net, optimizer, step, config, encoder)
+            last_save = time.monotonic()
+        if on_progress:
+            rate = (step - first) * len(text_rows) / max(1e-9, time.monotonic() - started)
+            on_progress(RerankProgress("training", step, config.steps, sum(window) / len(window), rate))
+    net.eval()
+    return window
+
+
+def _learning_rate(config: RerankTrainConfig, step: int) -> float:
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    return config.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def _optimizer(net: RerankerNet, config: RerankTrainConfig) -> torch.optim.Optimizer:
+    decay = [p for p in net.parameters() if p.ndim >= 2]
+    rest = [p for p in net.parameters() if p.ndim < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay}, {"params": rest, "weight_decay": 0.0}], lr=config.lr)
+
+
+def _resume_state(out: Path, config: RerankTrainConfig, encoder: ClipEncoder) -> dict:
+    path = out / STATE
+    if not path.is_file():
+        return {}
+    state = json.loads(path.read_text())
+    if state.get("config") != dataclasses.asdict(config) or state.get("encoder") != encoder.identity.to_dict():
+        raise RerankerError(f"{out} holds a reranker run with other settings or another encoder ({path}); pass another --out, or repeat that run's settings to resume it.")
+    return state
+
+
+def _save_checkpoint(out: Path, net: RerankerNet, optimizer: torch.optim.Optimizer, step: int, config: RerankTrainConfig, encoder: ClipEncoder) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_writer(out / CHECKPOINT) as handle:
+        torch.save({"net": net.state_dict(), "optimizer": optimizer.state_dict(), "step": step}, handle)
+    atomic_write_bytes(out / STATE, json.dumps({"config": dataclasses.asdict(config), "encoder": encoder.identity.to_dict(), "step": step, "done": False}, indent=2).encode())
+
+
+def _load_checkpoint(out: Path, net: RerankerNet, optimizer: torch.optim.Optimizer) -> int:
+    path = out / CHECKPOINT
+    if not path.is_file():
+        return 0
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        net.load_state_dict(saved["net"])
+        optimizer.load_state_dict(saved["optimizer"])
+    except Exception as exc:  # a damaged checkpoint must say so, not crash obscurely
+        raise RerankerError(f"checkpoint {path} is unreadable ({exc}); delete it to start the run over.") from exc
+    return int(saved["step"])

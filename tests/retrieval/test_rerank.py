@@ -1,0 +1,191 @@
+"""The reranker: fusion heads learn binding, the token cache, the search path, identities."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks import shapes_world
+from retrieval.evaluate import shapes_world_negative_kind
+from retrieval.pairs import load_pairs
+from retrieval.rerank.heads import list_heads
+from retrieval.rerank.model import RerankerMismatchError, load_reranker
+from retrieval.rerank.train import RerankTrainConfig, prepare, train_reranker
+
+FAST = {"steps": 120, "batch_size": 16, "width": 32, "layers": 1, "heads": 2, "lr": 3e-3, "warmup_steps": 5, "mine_k": 4, "hard_images": 2, "hard_captions": 1, "checkpoint_seconds": 0.0}
+
+
+@pytest.fixture(scope="session")
+def shapes_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return shapes_world.generate(tmp_path_factory.mktemp("rr-shapes") / "pairs", count=24, seed=5, size=32, split="train")
+
+
+@pytest.fixture(scope="session")
+def trained_reranker(shapes_small: Path, tiny_encoder, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: ANN001
+    return train_reranker(shapes_small, tiny_encoder, tmp_path_factory.mktemp("rr") / "reranker", RerankTrainConfig(**FAST))
+
+
+def _colour_wins(folder: Path, pairs_dir: Path, encoder) -> float:  # noqa: ANN001
+    """Share of (line, colour negative) pairs where the reranker scores the caption higher."""
+    from retrieval.rerank.evaluate import net_scorer
+
+    pairs = load_pairs(pairs_dir)
+    data = prepare(pairs, encoder, mine_k=4)
+    score = net_scorer(load_reranker(folder).net, data.texts, data.images)
+    wins = []
+    for line, negatives in enumerate(pairs.negatives):
+        image = pairs.caption_image[line]
+        for negative in negatives:
+            if shapes_world_negative_kind(pairs.captions[line], negative) == "colour":
+                rows = np.array([data.texts.index[pairs.captions[line]], data.texts.index[negative]])
+                pos, neg = score(rows, np.array([image, image]))
+                wins.append(pos > neg)
+    assert wins, "the generated set has colour negatives"
+    return float(np.mean(wins))
+
+
+@pytest.mark.parametrize("fusion", list_heads())
+def test_each_head_learns_to_reject_colour_swaps(fusion: str, shapes_small: Path, tiny_encoder, tmp_path: Path) -> None:  # noqa: ANN001
+    untrained = train_reranker(shapes_small, tiny_encoder, tmp_path / "r0", RerankTrainConfig(fusion=fusion, **{**FAST, "steps": 1, "lr": 1e-9}))
+    trained = train_reranker(shapes_small, tiny_encoder, tmp_path / "r1", RerankTrainConfig(fusion=fusion, **FAST))
+    before, after = _colour_wins(untrained, shapes_small, tiny_encoder), _colour_wins(trained, shapes_small, tiny_encoder)
+    assert after >= 0.9, (fusion, before, after)
+    assert after > before
+
+
+def test_reranker_folder_names_its_encoder_and_refuses_another(trained_reranker: Path, other_model_dir: Path) -> None:
+    from retrieval.models import ModelSpec, resolve
+
+    meta = json.loads((trained_reranker / "reranker.json").read_text())
+    assert meta["schema"] == 1 and meta["config"]["fusion"] == "cross-attention"
+    other = resolve(ModelSpec(f"local-dir:{other_model_dir}")).identity
+    with pytest.raises(RerankerMismatchError, match="train a reranker for this library's model"):
+        load_reranker(trained_reranker, other)
+
+
+def test_mismatched_library_refuses_the_reranker(trained_reranker: Path, other_model_dir: Path, shapes_small: Path, tmp_path: Path) -> None:
+    from retrieval import Library
+
+    with Library.open(tmp_path / "lib", model=f"local-dir:{other_model_dir}", device="cpu") as lib:
+        lib.index([shapes_small / "images"])
+        with pytest.raises(RerankerMismatchError):
+            lib.load_reranker(trained_reranker)
+
+
+def test_resume_after_interrupt_ends_with_the_same_weights(shapes_small: Path, tiny_encoder, tmp_path: Path) -> None:  # noqa: ANN001
+    from safetensors.numpy import load_file
+
+    config = RerankTrainConfig(**{**FAST, "steps": 12})
+    whole = train_reranker(shapes_small, tiny_encoder, tmp_path / "whole", config)
+
+    def stop(progress) -> None:  # noqa: ANN001
+        if progress.phase == "training" and progress.done == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_reranker(shapes_small, tiny_encoder, tmp_path / "cut", config, on_progress=stop)
+    assert (tmp_path / "cut" / "checkpoint.pt").exists()
+    resumed = train_reranker(shapes_small, tiny_encoder, tmp_path / "cut", config)
+    a, b = load_file(str(whole / "reranker.safetensors")), load_file(str(resumed / "reranker.safetensors"))
+    assert all(np.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_token_cache_round_trip_equals_reencoding(open_library, shapes_small: Path, tiny_encoder) -> None:  # noqa: ANN001
+    import torch
+
+    from index.tokens import TokenCache
+    from retrieval.decode import decode_file
+    from retrieval.rerank.features import image_tokens
+
+    lib = open_library()
+    lib.index([shapes_small / "images"], cache_tokens=True)
+    cache = TokenCache.open(lib.layout.root)
+    records = list(lib.catalog.images(list(range(1, 100))).values())
+    assert len(cache) == len(records) == 24
+    cached, found = cache.get([r.content_hash for r in records])
+    assert found.all()
+    pixels = torch.stack([tiny_encoder.preprocess(decode_file(r.path).image) for r in records])
+    fresh = image_tokens(tiny_encoder, pixels)[1]
+    np.testing.assert_allclose(cached.astype(np.float32), fresh.astype(np.float32), atol=1e-3)
+    assert cache.size_bytes() == 24 * (17 * 32 * 2 + 16)  # fp16 grid + 16-byte key per image
+
+
+def test_token_cache_survives_a_torn_append(tmp_path: Path) -> None:
+    from index.tokens import TokenCache
+
+    cache = TokenCache.create(tmp_path, 3, 4, "m")
+    rows = np.arange(2 * 3 * 4, dtype=np.float16).reshape(2, 3, 4)
+    cache.append(["aa" * 16, "bb" * 16], rows)
+    with open(cache.data_path, "ab") as f:  # a crash mid-append: half a row, no key
+        f.write(b"\1" * 10)
+    with open(cache.keys_path, "ab") as f:
+        f.write(b"\2" * 7)
+    reopened = TokenCache.open(tmp_path)
+    assert len(reopened) == 2
+    got, found = reopened.get(["bb" * 16, "cc" * 16])
+    assert found.tolist() == [True, False] and np.array_equal(got[0], rows[1])
+    reopened.append(["cc" * 16], rows[:1] + 1)
+    got, found = TokenCache.open(tmp_path).get(["aa" * 16, "cc" * 16])
+    assert found.all() and np.array_equal(got[1], rows[0] + 1) and np.array_equal(got[0], rows[0])
+
+
+def test_reranking_stays_inside_the_dual_top_k(open_library, shapes_small: Path, trained_reranker: Path) -> None:
+    lib = open_library()
+    lib.index([shapes_small / "images"])
+    reranker = lib.load_reranker(trained_reranker)
+    query = load_pairs(shapes_small).captions[0]
+    for k_rerank in (1, 5, 12):
+        dual = {h.id for h in lib.search(query, k=k_rerank)}
+        hits = lib.search(query, k=10, reranker=reranker, rerank_k=k_rerank)
+        assert {h.id for h in hits} <= dual and len(hits) == min(10, k_rerank)
+        assert all(0.0 <= h.score <= 1.0 and h.dual_score is not None for h in hits)
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    page2 = lib.search(query, k=5, offset=5, reranker=reranker, rerank_k=12)
+    whole = lib.search(query, k=10, reranker=reranker, rerank_k=12)
+    assert [h.id for h in page2] == [h.id for h in whole[5:]] and page2[0].rank == 6
+    assert all(h.score >= 0.5 for h in lib.search(query, k=12, reranker=reranker, rerank_k=12, min_score=0.5))
+
+
+def test_cache_and_reencoding_give_the_same_reranking(open_library, shapes_small: Path, trained_reranker: Path, tmp_path: Path) -> None:
+    query = load_pairs(shapes_small).captions[3]
+    cached = open_library(tmp_path / "cached")
+    cached.index([shapes_small / "images"], cache_tokens=True)
+    plain = open_library(tmp_path / "plain")
+    plain.index([shapes_small / "images"])
+    a, b = cached.load_reranker(trained_reranker), plain.load_reranker(trained_reranker)
+    hits_a = cached.search(query, k=8, reranker=a, rerank_k=16)
+    hits_b = plain.search(query, k=8, reranker=b, rerank_k=16)
+    assert [h.path for h in hits_a] == [h.path for h in hits_b]
+    assert np.allclose([h.score for h in hits_a], [h.score for h in hits_b], atol=1e-3)
+    assert a.stats["encoded"] == 0 and a.stats["cached"] == 16 and b.stats["encoded"] == 16
+
+
+def test_reranker_needs_one_text_and_handles_image_to_text(open_library, shapes_small: Path, trained_reranker: Path) -> None:
+    from retrieval.errors import QueryError
+
+    lib = open_library()
+    lib.index([shapes_small / "images"])
+    reranker = lib.load_reranker(trained_reranker)
+    pairs = load_pairs(shapes_small)
+    with pytest.raises(QueryError, match="exactly one text"):
+        lib.search(image=pairs.images[0], k=3, reranker=reranker)
+    lib.add_texts(shapes_small / "pairs.jsonl")
+    hits = lib.search_texts(image=pairs.images[0], k=5, reranker=reranker, rerank_k=10)
+    assert len(hits) == 5 and all(0.0 <= h.score <= 1.0 for h in hits)
+
+
+def test_a_vanished_candidate_scores_zero_instead_of_failing(open_library, shapes_small: Path, trained_reranker: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "imgs"
+    shutil.copytree(shapes_small / "images", folder)
+    lib = open_library()
+    lib.index([folder])
+    reranker = lib.load_reranker(trained_reranker)
+    query = load_pairs(shapes_small).captions[0]
+    victim = lib.search(query, k=1)[0]
+    Path(victim.path).unlink()
+    hits = lib.search(query, k=24, reranker=reranker, rerank_k=24)
+    assert next(h for h in hits if h.id == victim.id).score == 0.0
