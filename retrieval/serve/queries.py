@@ -115,6 +115,8 @@ class Searcher:
         try:
             with PILImage.open(io.BytesIO(data)) as header:
                 width, height = header.size
+        except PILImage.DecompressionBombError as exc:  # Pillow's own bound, far above ours
+            raise UploadTooLargeError(f"the image has too many pixels ({exc}); this server takes at most {self.config.max_pixels:,}.") from exc
         except Exception:  # not an image at all: decode_bytes below says why in words
             width = height = 0
         if width * height > self.config.max_pixels:

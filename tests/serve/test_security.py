@@ -164,3 +164,16 @@ def test_broken_inputs_are_4xx_never_500(client) -> None:  # noqa: ANN001
     assert client.get("/api/items/abc").status_code == 422
     assert client.get("/api/items/1/thumbnail", params={"size": 0}).status_code == 422
     assert client.get("/api/search", params={"q": "cat", "k": "many"}).status_code == 422
+
+
+def test_a_decompression_bomb_header_is_413(client) -> None:  # noqa: ANN001
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", 60000, 60000, 8, 2, 0, 0, 0)  # declares 3.6 gigapixels in a few bytes
+    bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 10)) + chunk(b"IEND", b"")
+    response = client.post("/api/uploads", files={"file": ("bomb.png", bomb, "image/png")})
+    assert response.status_code == 413 and "pixels" in response.json()["detail"]
