@@ -128,21 +128,21 @@ def probe_file(key: object, path: str, config: DecodeConfig, preprocess: Callabl
     """
     try:
         with open(path, "rb") as f:
-            data = bytearray(os.fstat(f.fileno()).st_size)
-            got = f.readinto(data)
-            if got != len(data) or f.read(1):  # the file changed size while we read it
-                data = bytearray(data[:got]) + f.read()
+            data = f.read()  # bytes, not bytearray: BytesIO and torch.frombuffer then share them, no copy under the GIL
     except OSError as exc:
         return Probe(key, error=f"cannot read file: {exc}")
-    content_hash = hashlib.blake2b(data, digest_size=16).hexdigest()
+    content_hash = hashlib.blake2b(data, digest_size=16).hexdigest()  # releases the GIL
     try:
         header = _jpeg_header(data, config)
     except Exception:  # noqa: BLE001  (anything odd in the header: let the CPU decoder judge)
         header = None
     if header is None:
-        return cpu_probe(key, bytes(data), config, preprocess, content_hash)
+        return cpu_probe(key, data, config, preprocess, content_hash)
     meta, orientation = header
-    return Probe(key, content_hash, meta, torch.frombuffer(data, dtype=torch.uint8), orientation)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # read-only bytes: nvJPEG only reads them
+        jpeg = torch.frombuffer(data, dtype=torch.uint8)
+    return Probe(key, content_hash, meta, jpeg, orientation)
 
 
 def cpu_probe(key: object, data: bytes, config: DecodeConfig, preprocess: Callable, content_hash: str = "") -> Probe:
@@ -156,7 +156,7 @@ def cpu_probe(key: object, data: bytes, config: DecodeConfig, preprocess: Callab
         return Probe(key, content_hash, error=f"{exc.__class__.__name__}: {exc}")
 
 
-def _jpeg_header(data: bytearray, config: DecodeConfig) -> tuple[ImageMeta, int | None] | None:
+def _jpeg_header(data: bytes, config: DecodeConfig) -> tuple[ImageMeta, int | None] | None:
     """Metadata of a JPEG the GPU can decode, without decoding pixels; None sends it to the CPU."""
     if data[:3] != b"\xff\xd8\xff":
         return None
