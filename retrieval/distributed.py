@@ -273,7 +273,7 @@ def _dataset(ray: ModuleType, todo: list[FileStat], identity: ModelIdentity, con
         EmbedActor,
         batch_size=config.batch_size,
         batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors),
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors),  # grows as resources allow
         num_cpus=rc.cpus_per_actor,
         num_gpus=gpus,
         fn_constructor_kwargs={
