@@ -135,8 +135,8 @@ class BlipReranker:
     def _itm(self, ids: torch.Tensor, mask: torch.Tensor, image_embeds: torch.Tensor) -> np.ndarray:
         """``BlipForImageTextRetrieval.forward(use_itm_head=True)`` with the image encoded once.
 
-        Calling the parts lets ``rerank_texts`` encode its one image once, and builds the
-        image attention mask on the model's device (the library's forward makes it on CPU).
+        Calling the parts lets ``rerank_texts`` encode its one image once instead of once
+        per text; a test checks the result equals the library's own forward.
         """
         import torch
 
