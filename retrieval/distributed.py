@@ -201,6 +201,8 @@ def run_plan_ray(
         ModelMismatchError: a worker loaded another model than the library's.
         DistributedIndexError: the Ray run failed otherwise; committed batches are kept.
     """
+    if plan.todo:
+        attempt_import("ray.data", RAY_HINT)  # before anything is written
     texts = _CaptionEncoder(load_encoder, identity)
     apply_plan_edits(plan, texts, catalog, config)  # type: ignore[arg-type]
     if not plan.todo:
@@ -243,6 +245,9 @@ def _ray_reads(ray: ModuleType, plan: Plan, identity: ModelIdentity, config: Ing
     saved = (context.execution_options.preserve_order, context.enable_progress_bars)
     context.execution_options.preserve_order = True  # commit in plan order: same ids as a local run
     context.enable_progress_bars = False  # the CLI draws its own
+    data_logger = logging.getLogger("ray.data")
+    level = data_logger.level
+    data_logger.setLevel(max(level, logging.WARNING))  # no per-run INFO lines around the progress bar
     try:
         dataset = _dataset(ray, plan.todo, identity, config, rc)
         for batch in dataset.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=config.prefetch_batches):
@@ -256,6 +261,7 @@ def _ray_reads(ray: ModuleType, plan: Plan, identity: ModelIdentity, config: Ing
         ) from exc
     finally:
         context.execution_options.preserve_order, context.enable_progress_bars = saved
+        data_logger.setLevel(level)
 
 
 def _dataset(ray: ModuleType, todo: list[FileStat], identity: ModelIdentity, config: IngestConfig, rc: RayConfig):  # noqa: ANN202
@@ -268,10 +274,12 @@ def _dataset(ray: ModuleType, todo: list[FileStat], identity: ModelIdentity, con
     else:
         actors = max(1, int(resources.get("CPU", 1) / rc.cpus_per_actor))
     items = [{"i": i, "path": stat.path} for i, stat in enumerate(todo)]
-    blocks = min(len(items), max(1, math.ceil(len(items) / config.batch_size)))  # a block per batch: streams
+    # One block of at most batch_size files per actor call (batch_size=None below): with a
+    # batch size, Ray bundles smaller blocks into one long call and results stop streaming.
+    blocks = max(1, math.ceil(len(items) / config.batch_size))
     return ray.data.from_items(items, override_num_blocks=blocks).map_batches(
         EmbedActor,
-        batch_size=config.batch_size,
+        batch_size=None,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors),  # grows as resources allow
         num_cpus=rc.cpus_per_actor,

@@ -108,7 +108,7 @@ def test_interrupted_ray_run_keeps_its_batches_and_the_cli_resumes(ray_local, op
     assert len(kept) == 4  # the first batch is committed, the one in flight is not
     lib.close()
 
-    result = CliRunner().invoke(app, ["index", str(folder), "--library", str(library), "--ray", "--batch-size", "4", "--json"])
+    result = CliRunner().invoke(app, ["index", str(folder), "--library", str(library), "--ray", "--ray-actors", "1", "--batch-size", "4", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert (report["added"], report["unchanged"], report["failed"]) == (16, 4, 0)
