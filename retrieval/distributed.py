@@ -14,7 +14,6 @@ refuses to embed when what it loaded is not that model.
 from __future__ import annotations
 
 import logging
-import math
 import pickle
 import socket
 from collections import OrderedDict
@@ -250,7 +249,9 @@ def _ray_reads(ray: ModuleType, plan: Plan, identity: ModelIdentity, config: Ing
     data_logger.setLevel(max(level, logging.WARNING))  # no per-run INFO lines around the progress bar
     try:
         dataset = _dataset(ray, plan.todo, identity, config, rc)
-        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=config.prefetch_batches):
+        # No prefetch: Ray's iterator then holds each result back until the next ones are in.
+        # The actors run ahead regardless, as far as Ray's backpressure lets them.
+        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0):
             yield from _unpack(batch, plan.todo, texts)
     except XmrError:
         raise  # a worker's refusal (model mismatch, model not found), as it raised it
@@ -273,13 +274,14 @@ def _dataset(ray: ModuleType, todo: list[FileStat], identity: ModelIdentity, con
         actors = max(1, int(resources.get("GPU", 0) / gpus))
     else:
         actors = max(1, int(resources.get("CPU", 1) / rc.cpus_per_actor))
-    items = [{"i": i, "path": stat.path} for i, stat in enumerate(todo)]
-    # One block of at most batch_size files per actor call (batch_size=None below): with a
-    # batch size, Ray bundles smaller blocks into one long call and results stop streaming.
-    blocks = max(1, math.ceil(len(items) / config.batch_size))
-    return ray.data.from_items(items, override_num_blocks=blocks).map_batches(
+    import pyarrow as pa  # comes with ray[data]
+
+    # Blocks of exactly batch_size files: Ray bundles shorter blocks into one longer call.
+    step = config.batch_size
+    blocks = [pa.table({"i": list(range(k, min(k + step, len(todo)))), "path": [s.path for s in todo[k : k + step]]}) for k in range(0, len(todo), step)]
+    return ray.data.from_arrow(blocks).map_batches(
         EmbedActor,
-        batch_size=None,
+        batch_size=step,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors),  # grows as resources allow
         num_cpus=rc.cpus_per_actor,
