@@ -489,11 +489,13 @@ def train_reranker(
     out: Annotated[Path, typer.Option("--out", "-o", help="Reranker folder to write.")],
     pretrained: PretrainedOpt = None,
     fusion: Annotated[str, typer.Option("--fusion", help="Fusion head: cross-attention, attention-pool, single-stream, bilinear or concat.")] = "cross-attention",
-    steps: Annotated[int, typer.Option("--steps", min=1)] = 1200,
+    steps: Annotated[int, typer.Option("--steps", min=1)] = 600,
     batch_size: Annotated[int, typer.Option("--batch-size", min=2, help="Caption lines per step.")] = 64,
     lr: Annotated[float, typer.Option("--lr", min=0.0)] = 1e-3,
-    width: Annotated[int, typer.Option("--width", min=8, help="Channels inside the head.")] = 128,
+    width: Annotated[int, typer.Option("--width", min=0, help="Channels inside the head (0: the encoder's embedding size).")] = 64,
     layers: Annotated[int, typer.Option("--layers", min=1, help="Fusion layers (hops).")] = 2,
+    pool: Annotated[int, typer.Option("--pool", min=1, help="Average-pool the image patch grid by this factor first.")] = 2,
+    align: Annotated[bool, typer.Option("--align-init/--no-align-init", help="Start the head from the encoder's output projections (width 0).")] = False,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     split: Annotated[str, typer.Option("--split", help="Karpathy split to train on.")] = "train",
     images: Annotated[Optional[Path], typer.Option("--images", help="Root folder of the Karpathy images.")] = None,
@@ -508,7 +510,7 @@ def train_reranker(
     if fusion not in list_heads():
         raise typer.BadParameter(f"--fusion must be one of {', '.join(list_heads())}")
     encoder = load_encoder(ModelSpec(model, pretrained or ""), device)
-    config = RerankTrainConfig(fusion=fusion, steps=steps, batch_size=batch_size, lr=lr, width=width, layers=layers, seed=seed)
+    config = RerankTrainConfig(fusion=fusion, steps=steps, batch_size=batch_size, lr=lr, width=width, layers=layers, pool=pool, align_init=align, seed=seed)
     with _RerankProgress() as bar:
         folder = run_training(pairs, encoder, out, config, on_progress=bar.update, split=split, images_root=images)
     err.print(f"reranker written to {escape(str(folder))}; use it with  --reranker {escape(str(folder))}", highlight=False)

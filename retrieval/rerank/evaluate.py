@@ -30,7 +30,7 @@ def net_scorer(net: RerankerNet, texts: TextBank, images: ImageBank, batch: int 
         out = []
         with torch.inference_mode():
             for s in range(0, len(text_rows), batch):
-                out.append(pair_logits(net, texts, images, text_rows[s : s + batch], image_rows[s : s + batch]).float().numpy())
+                out.append(pair_logits(net, texts, images, text_rows[s : s + batch], image_rows[s : s + batch]).float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
     return score

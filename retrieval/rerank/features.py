@@ -88,3 +88,16 @@ def _text_mask(ids: np.ndarray) -> np.ndarray:
     length = ids.shape[1]
     end = ids.argmax(axis=1)  # (B,) end-of-text position
     return np.arange(length)[None, :] <= end[:, None]
+
+
+def output_projections(encoder: ClipEncoder) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The encoder's text and image output projections ``(W, E)``, or None if it has none."""
+    model = encoder.model
+    text = getattr(model, "text_projection", None)
+    if text is None and hasattr(model, "text"):
+        text = getattr(model.text, "text_projection", None)
+    image = getattr(model.visual, "proj", None)
+    if text is None or image is None:
+        return None
+    text = text.weight.T if hasattr(text, "weight") else text
+    return text.detach().float().cpu(), image.detach().float().cpu()

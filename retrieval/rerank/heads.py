@@ -57,6 +57,15 @@ class _Attend(nn.Module):
         self.kv = nn.Linear(config.width, 2 * config.width)
         self.out = nn.Linear(config.width, config.width)
 
+    @torch.no_grad()
+    def match_identity(self) -> None:
+        """Start with queries and keys unchanged, so attention follows similarity in the input space."""
+        d = self.q.weight.shape[0]
+        self.q.weight.copy_(torch.eye(d))
+        self.kv.weight[:d].copy_(torch.eye(d))
+        self.q.bias.zero_()
+        self.kv.bias[:d].zero_()
+
     def forward(self, query: torch.Tensor, context: torch.Tensor, context_pad: torch.Tensor | None = None) -> torch.Tensor:
         b, lq, d = query.shape
         h = self.heads

@@ -49,13 +49,15 @@ class RerankerConfig:
     tokens: TokenShape = TokenShape(1, 1, 1, 1)  # the encoder's token grid (set from the encoder)
     dual_weight: float = 10.0  # initial weight of the dual cosine in the logit (learned)
     pool: int = 1  # average-pool the patch grid by this factor before fusion (2: 4x fewer tokens)
+    dual_prior: bool = True  # add the (learned-weight) dual cosine to the logit; False: the head alone
+    align_init: bool = True  # start the token projections from the encoder's own (width == embed dim)
 
     def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, raw: dict) -> RerankerConfig:
-        return cls(fusion=raw["fusion"], head=HeadConfig(**raw["head"]), tokens=TokenShape(**raw["tokens"]), dual_weight=float(raw["dual_weight"]), pool=int(raw.get("pool", 1)))
+        return cls(fusion=raw["fusion"], head=HeadConfig(**raw["head"]), tokens=TokenShape(**raw["tokens"]), dual_weight=float(raw["dual_weight"]), pool=int(raw.get("pool", 1)), dual_prior=bool(raw.get("dual_prior", True)), align_init=bool(raw.get("align_init", False)))
 
     def fused_image_tokens(self) -> int:
         """Image tokens the head sees: the class token plus the (pooled) patch grid."""
@@ -87,7 +89,7 @@ class RerankerNet(nn.Module):
         nn.init.normal_(self.text_pos, std=0.02)
         nn.init.normal_(self.image_pos, std=0.02)
         self.head = create_head(config.fusion, config.head)
-        self.dual_weight = nn.Parameter(torch.tensor(float(config.dual_weight)))
+        self.dual_weight = nn.Parameter(torch.tensor(float(config.dual_weight) if config.dual_prior else 0.0), requires_grad=config.dual_prior)
         self.bias = nn.Parameter(torch.tensor(0.0))
 
     def forward(self, text: torch.Tensor, mask: torch.Tensor, image: torch.Tensor, dual: torch.Tensor) -> torch.Tensor:
@@ -96,6 +98,23 @@ class RerankerNet(nn.Module):
         image = self.image_in(self._pooled(image.float())) + self.image_pos
         return self.head(text, mask, image) + self.dual_weight * dual.float() + self.bias
 
+
+    @torch.no_grad()
+    def align_to(self, text_projection: torch.Tensor, image_projection: torch.Tensor) -> None:
+        """Initialise the token projections with the encoder's output projections ``(W, E)``.
+
+        Tokens then start in the dual encoder's joint space, where a caption word and the
+        patches showing it are already similar, and attention starts out following that
+        similarity; training refines it instead of discovering the alignment from scratch.
+        """
+        for layer, proj in ((self.text_in[1], text_projection), (self.image_in[1], image_projection)):
+            if proj.shape != (layer.in_features, layer.out_features):
+                return  # the head's width differs from the embedding size: keep the random start
+            layer.weight.copy_(proj.T.to(layer.weight.dtype))
+            layer.bias.zero_()
+        for module in self.head.modules():
+            if hasattr(module, "match_identity"):
+                module.match_identity()
 
     def _pooled(self, image: torch.Tensor) -> torch.Tensor:
         """``(B, 1 + S*S, W)`` -> ``(B, 1 + (S/p)^2, W)``: average-pool the patch grid."""

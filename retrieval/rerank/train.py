@@ -40,11 +40,11 @@ class RerankTrainConfig:
     """Settings of one reranker training run (saved with it; resuming requires the same)."""
 
     fusion: str = DEFAULT_HEAD  # fusion head name
-    width: int = 128  # channels inside the head
+    width: int = 64  # channels inside the head; 0: the encoder's embedding size
     layers: int = 2  # fusion layers (hops)
     heads: int = 4  # attention heads
-    pool: int = 1  # average-pool the image patch grid by this factor (fewer tokens, faster)
-    steps: int = 1200  # optimiser steps
+    pool: int = 2  # average-pool the image patch grid by this factor (fewer tokens, faster)
+    steps: int = 600  # optimiser steps
     batch_size: int = 64  # caption lines per step
     lr: float = 1e-3  # peak learning rate (AdamW), warm-up then cosine decay
     warmup_steps: int = 50  # linear warm-up steps
@@ -55,6 +55,10 @@ class RerankTrainConfig:
     pair_negatives: int = 3  # the pairs' own negatives per image per step (mined ones fill in)
     random_negatives: int = 1  # random images per caption per step (keeps easy cases scored low)
     bce_weight: float = 0.5  # weight of the per-pair binary loss next to the listwise loss
+    mined: bool = True  # negatives from the dual encoder's confusions; False: random ones (ablation)
+    listwise: bool = True  # softmax over each candidate group; False: the binary loss alone (ablation)
+    dual_prior: bool = True  # the dual cosine enters the logit with a learned weight (ablation: False)
+    align_init: bool = False  # start the head in the encoder's joint space (needs width == embed dim)
     seed: int = 0  # data order and initial weights
     checkpoint_seconds: float = 60.0  # write a resumable checkpoint at least this often
 
@@ -91,7 +95,7 @@ def train_reranker(pairs_dir: str | Path, encoder: ClipEncoder, out: str | Path,
     if state.get("done"):
         return out
     torch.manual_seed(config.seed)
-    net = RerankerNet(RerankerConfig(config.fusion, HeadConfig(config.width, config.layers, config.heads), token_shape(encoder), pool=config.pool))
+    net = build_net(config, encoder)
     optimizer = _optimizer(net, config)
     step = _load_checkpoint(out, net, optimizer)
     data = prepare(load_pairs(pairs_dir, split=split, images_root=images_root), encoder, config.mine_k, on_progress)
@@ -102,6 +106,19 @@ def train_reranker(pairs_dir: str | Path, encoder: ClipEncoder, out: str | Path,
     (out / CHECKPOINT).unlink(missing_ok=True)
     atomic_write_bytes(out / STATE, json.dumps({"config": dataclasses.asdict(config), "encoder": encoder.identity.to_dict(), "step": config.steps, "done": True}, indent=2).encode())
     return out
+
+
+def build_net(config: RerankTrainConfig, encoder: ClipEncoder) -> RerankerNet:
+    """A fresh reranker for ``encoder``'s tokens (aligned to its joint space when asked and possible)."""
+    from retrieval.rerank.features import output_projections
+
+    width = config.width if config.width > 0 else encoder.dim
+    head = HeadConfig(width, config.layers, config.heads)
+    net = RerankerNet(RerankerConfig(config.fusion, head, token_shape(encoder), pool=config.pool, dual_prior=config.dual_prior, align_init=config.align_init))
+    projections = output_projections(encoder) if config.align_init else None
+    if projections is not None:
+        net.align_to(*projections)
+    return net
 
 
 def prepare(pairs: PairSet, encoder: ClipEncoder, mine_k: int, on_progress: Callable[[RerankProgress], None] | None = None) -> _Data:
@@ -136,7 +153,7 @@ def _sample(data: _Data, config: RerankTrainConfig, rng: np.random.Generator) ->
     for line in lines:
         image = data.pairs.caption_image[line]
         caption = data.caption_rows[line]
-        mined = data.confusions.images[line]
+        mined = data.confusions.images[line] if config.mined else np.zeros(0, np.int64)
         mined = mined[mined >= 0]
         hard = rng.choice(mined, min(config.hard_images, len(mined)), replace=False).tolist() if len(mined) else []
         key = canonical_caption(data.pairs.captions[line])
@@ -146,7 +163,7 @@ def _sample(data: _Data, config: RerankTrainConfig, rng: np.random.Generator) ->
                 hard.append(pick)
         words = [data.texts.index[t] for t in data.pairs.negatives[line]]
         words = rng.permutation(words)[: config.pair_negatives].tolist() if words else []
-        mined_c = data.confusions.captions[image]
+        mined_c = data.confusions.captions[image] if config.mined else np.zeros(0, np.int64)
         mined_c = data.mined_rows[mined_c[mined_c >= 0]]
         extra = rng.permutation(mined_c)[: n_txt - len(words)].tolist()
         words += extra
@@ -161,26 +178,24 @@ def _sample(data: _Data, config: RerankTrainConfig, rng: np.random.Generator) ->
 
 def pair_logits(net: RerankerNet, texts: TextBank, images: ImageBank, text_rows: np.ndarray, image_rows: np.ndarray) -> torch.Tensor:
     """Reranker logits ``(P,)`` of the (text row, image row) pairs."""
+    device = net.bias.device
     dual = np.einsum("pd,pd->p", texts.vectors[text_rows], images.vectors[image_rows])
-    return net(
-        torch.from_numpy(texts.states[text_rows]),
-        torch.from_numpy(texts.mask[text_rows]),
-        torch.from_numpy(images.tokens[image_rows]),
-        torch.from_numpy(dual),
-    )
+    return net(*(torch.from_numpy(a).to(device, non_blocking=True) for a in (texts.states[text_rows], texts.mask[text_rows], images.tokens[image_rows], dual)))
 
 
-def reranker_loss(logits: torch.Tensor, batch: int, n_img: int, n_txt: int, bce_weight: float) -> torch.Tensor:
+def reranker_loss(logits: torch.Tensor, batch: int, n_img: int, n_txt: int, bce_weight: float, listwise: bool = True) -> torch.Tensor:
     """Listwise loss over each caption's and each image's candidate group + binary loss."""
     per_line = logits.view(batch, 1 + n_img + n_txt)  # [pos, image negatives, caption negatives]
     t2i = per_line[:, : 1 + n_img]
     i2t = torch.cat([per_line[:, :1], per_line[:, 1 + n_img :]], dim=1)
-    target = torch.zeros(batch, dtype=torch.long)
+    target = torch.zeros(batch, dtype=torch.long, device=logits.device)
     labels = torch.zeros_like(per_line)
     labels[:, 0] = 1.0
     weights = torch.ones_like(per_line)
     weights[:, 0] = n_img + n_txt  # balance positives against negatives
     binary = F.binary_cross_entropy_with_logits(per_line, labels, weight=weights / weights.mean())
+    if not listwise:
+        return binary
     return F.cross_entropy(t2i, target) + F.cross_entropy(i2t, target) + bce_weight * binary
 
 
@@ -193,7 +208,8 @@ def _loop(net: RerankerNet, optimizer: torch.optim.Optimizer, data: _Data, confi
             group["lr"] = _learning_rate(config, step)
         rng = np.random.default_rng([config.seed, step])
         text_rows, image_rows, n_img, n_txt = _sample(data, config, rng)
-        loss = reranker_loss(pair_logits(net, data.texts, data.images, text_rows, image_rows), config.batch_size, n_img, n_txt, config.bce_weight)
+        logits = pair_logits(net, data.texts, data.images, text_rows, image_rows)
+        loss = reranker_loss(logits, config.batch_size, n_img, n_txt, config.bce_weight, config.listwise)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
