@@ -85,14 +85,15 @@ class RowFiles:
             finally:
                 os.close(fd)
 
-    def reserve(self, rows: int) -> None:
-        """Make both files at least ``rows`` rows long, and flush everything written to disk."""
+    def reserve(self, rows: int, sync: bool = True) -> None:
+        """Make both files at least ``rows`` rows long; with ``sync``, flush everything written to disk."""
         for name, width in ((IDS_FILE, 8), (VECS_FILE, 4 * self.dim)):
             fd = os.open(self.directory / name, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 if os.fstat(fd).st_size < rows * width:
                     os.ftruncate(fd, rows * width)
-                os.fsync(fd)
+                if sync:
+                    os.fsync(fd)
             finally:
                 os.close(fd)
 
@@ -282,4 +283,5 @@ def append_rows(layout: Layout, files: RowFiles, ids: np.ndarray, vectors: np.nd
         rows += capacity
     if grown:
         dead = np.concatenate([dead, *grown])
+        files.reserve(rows, sync=False)  # a moved list's unwritten tail still counts as file rows
     return replace(layout, table=table, dead=dead, rows=rows)

@@ -170,6 +170,25 @@ def test_damaged_files_raise_a_typed_error_naming_the_fix(data, tmp_path: Path) 
         read_snapshot(sq8, DIM)
 
 
+def test_ondisk_build_in_small_chunks_moves_lists_between_chunks(data, tmp_path: Path) -> None:
+    # Chunks smaller than the lists' room: lists fill up and move while later chunks come.
+    from index.ondisk_build import build_ondisk, new_build_dir
+
+    ids, x, queries = data
+
+    def chunks():  # noqa: ANN202
+        for start in range(0, len(ids), 97):
+            yield ids[start : start + 97], x[start : start + 97]
+
+    index = build_ondisk(new_build_dir(tmp_path / "images.vec"), DIM, chunks, 300, x[:300])
+    assert len(index) == len(ids) and index.layout.rows > 2 * len(ids)  # lists were moved
+    for got, q in zip(index.search(queries, 10, nprobe=index.nlist), queries):
+        assert_topk(got, ids, x, q, 10)
+    write_snapshot(tmp_path / "images.vec", index, generation=1)
+    loaded, _ = read_snapshot(tmp_path / "images.vec", DIM)
+    assert sorted(loaded.ids().tolist()) == ids.tolist()
+
+
 def test_orphan_build_directories_are_removed_when_old(data, tmp_path: Path) -> None:
     ids, x, _ = data
     path = tmp_path / "images.vec"
