@@ -16,12 +16,12 @@ from retrieval.rerank.heads import list_heads
 from retrieval.rerank.model import RerankerMismatchError, load_reranker
 from retrieval.rerank.train import RerankTrainConfig, prepare, train_reranker
 
-FAST = {"steps": 80, "batch_size": 12, "width": 32, "layers": 1, "heads": 2, "pool": 1, "lr": 3e-3, "warmup_steps": 5, "mine_k": 4, "hard_images": 2, "hard_captions": 1, "checkpoint_seconds": 0.0}
+FAST = {"steps": 150, "batch_size": 12, "width": 32, "layers": 1, "heads": 2, "pool": 1, "lr": 3e-3, "warmup_steps": 5, "mine_k": 4, "hard_images": 2, "hard_captions": 1, "checkpoint_seconds": 0.0}
 
 
 @pytest.fixture(scope="session")
 def shapes_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return shapes_world.generate(tmp_path_factory.mktemp("rr-shapes") / "pairs", count=24, seed=5, size=32, split="train")
+    return shapes_world.generate(tmp_path_factory.mktemp("rr-shapes") / "pairs", count=24, seed=5, size=32, split="train").parent
 
 
 @pytest.fixture(scope="session")
@@ -116,7 +116,7 @@ def test_token_cache_round_trip_equals_reencoding(open_library, shapes_small: Pa
     assert found.all()
     pixels = torch.stack([tiny_encoder.preprocess(decode_file(r.path).image) for r in records])
     fresh = image_tokens(tiny_encoder, pixels)[1]
-    np.testing.assert_allclose(cached.astype(np.float32), fresh.astype(np.float32), atol=1e-3)
+    np.testing.assert_allclose(cached.astype(np.float32), fresh.astype(np.float32), rtol=2e-3, atol=2e-3)  # fp16 rounding of batch-dependent float noise
     assert cache.size_bytes() == 24 * (17 * 32 * 2 + 16)  # fp16 grid + 16-byte key per image
 
 
@@ -144,10 +144,11 @@ def test_reranking_stays_inside_the_dual_top_k(open_library, shapes_small: Path,
     lib.index([shapes_small / "images"])
     reranker = lib.load_reranker(trained_reranker)
     query = load_pairs(shapes_small).captions[0]
-    for k_rerank in (1, 5, 12):
-        dual = {h.id for h in lib.search(query, k=k_rerank)}
-        hits = lib.search(query, k=10, reranker=reranker, rerank_k=k_rerank)
-        assert {h.id for h in hits} <= dual and len(hits) == min(10, k_rerank)
+    for k_rerank, k in ((1, 1), (5, 3), (12, 10), (3, 6)):
+        pool = max(k_rerank, k)  # asking for more than K widens the pool to k (documented)
+        dual = {h.id for h in lib.search(query, k=pool)}
+        hits = lib.search(query, k=k, reranker=reranker, rerank_k=k_rerank)
+        assert {h.id for h in hits} <= dual and len(hits) == k
         assert all(0.0 <= h.score <= 1.0 and h.dual_score is not None for h in hits)
         assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     page2 = lib.search(query, k=5, offset=5, reranker=reranker, rerank_k=12)
