@@ -26,6 +26,12 @@ from index.vectors import AUTO_NPROBE, as_matrix, normalize
 
 Chunks = Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]  # yields (ids (b,), vectors (b, dim))
 ORPHAN_AGE_S = 600  # build directories unused for this long (and not current) are deleted
+MAX_SAMPLE = 1 << 18  # training vectors at most (512 MB at 512-d); faiss wants ~64 per list
+
+
+def sample_size(count: int) -> int:
+    """Vectors to train ``count`` vectors' centroids on: 64 per list, at most ``MAX_SAMPLE``."""
+    return min(count, max(1 << 12, 64 * list_count(count)), MAX_SAMPLE)
 
 
 def builds_dir(snapshot: Path) -> Path:
@@ -126,5 +132,5 @@ def build_ondisk_from_arrays(snapshot: Path, dim: int, ids: np.ndarray, vectors:
         for start in range(0, len(ids), 1 << 16):
             yield ids[start : start + (1 << 16)], vectors[start : start + (1 << 16)]
 
-    sample = training_sample(vectors, 1 << 16)
+    sample = training_sample(vectors, sample_size(len(ids)))
     return build_ondisk(new_build_dir(snapshot), dim, chunks, len(ids), sample, nprobe, target_recall)

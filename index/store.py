@@ -25,9 +25,6 @@ __all__ = ["AUTO", "IndexConfig", "VectorStore"]
 
 log = logging.getLogger(__name__)
 
-SAMPLE = 1 << 16  # vectors an on-disk build trains its centroids on, at most
-
-
 class VectorStore:
     """One corpus (images or texts) of vectors: search it, refresh it, persist it."""
 
@@ -115,11 +112,11 @@ class VectorStore:
 
     def _build_ondisk(self) -> VectorIndex:
         """Stream the catalog twice (a sample to train on, then every vector) into a new directory."""
-        from index.ondisk_build import build_ondisk, new_build_dir
+        from index.ondisk_build import build_ondisk, new_build_dir, sample_size
 
         count = len(self.catalog.vector_ids(self.corpus))
         rng = np.random.default_rng(0)
-        share = min(1.0, SAMPLE / max(count, 1))
+        share = min(1.0, sample_size(count) / max(count, 1))
         parts = [v[rng.random(len(v)) < share] for _, v in self.catalog.iter_vectors(self.corpus, -1, self.dim)]
         sample = np.concatenate(parts) if parts else np.zeros((0, self.dim), np.float32)
         directory = self._building = new_build_dir(self.path)
