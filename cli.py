@@ -496,6 +496,7 @@ def train_reranker(
     layers: Annotated[int, typer.Option("--layers", min=1, help="Fusion layers (hops).")] = 2,
     pool: Annotated[int, typer.Option("--pool", min=1, help="Average-pool the image patch grid by this factor first.")] = 2,
     align: Annotated[bool, typer.Option("--align-init/--no-align-init", help="Start the head from the encoder's output projections (width 0).")] = False,
+    mirror: Annotated[bool, typer.Option("--mirror/--no-mirror", help="Mirror half the lines: token grid columns and left/right in captions.")] = False,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     split: Annotated[str, typer.Option("--split", help="Karpathy split to train on.")] = "train",
     images: Annotated[Optional[Path], typer.Option("--images", help="Root folder of the Karpathy images.")] = None,
@@ -510,7 +511,7 @@ def train_reranker(
     if fusion not in list_heads():
         raise typer.BadParameter(f"--fusion must be one of {', '.join(list_heads())}")
     encoder = load_encoder(ModelSpec(model, pretrained or ""), device)
-    config = RerankTrainConfig(fusion=fusion, steps=steps, batch_size=batch_size, lr=lr, width=width, layers=layers, pool=pool, align_init=align, seed=seed)
+    config = RerankTrainConfig(fusion=fusion, steps=steps, batch_size=batch_size, lr=lr, width=width, layers=layers, pool=pool, align_init=align, mirror=mirror, seed=seed)
     with _RerankProgress() as bar:
         folder = run_training(pairs, encoder, out, config, on_progress=bar.update, split=split, images_root=images)
     err.print(f"reranker written to {escape(str(folder))}; use it with  --reranker {escape(str(folder))}", highlight=False)

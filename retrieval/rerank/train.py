@@ -29,7 +29,7 @@ from retrieval.rerank.features import token_shape
 from retrieval.rerank.heads import DEFAULT_HEAD, HeadConfig
 from retrieval.rerank.mining import Confusions, mine
 from retrieval.rerank.model import RerankerConfig, RerankerError, RerankerNet, save_reranker
-from retrieval.train_data import canonical_caption
+from retrieval.train_data import canonical_caption, mirror_caption
 
 CHECKPOINT = "checkpoint.pt"
 STATE = "train.json"
@@ -59,6 +59,7 @@ class RerankTrainConfig:
     listwise: bool = True  # softmax over each candidate group; False: the binary loss alone (ablation)
     dual_prior: bool = True  # the dual cosine enters the logit with a learned weight (ablation: False)
     align_init: bool = False  # start the head in the encoder's joint space (needs width == embed dim)
+    mirror: bool = False  # mirror half the lines: the token grid's columns and left/right in every caption
     seed: int = 0  # data order and initial weights
     checkpoint_seconds: float = 60.0  # write a resumable checkpoint at least this often
 
@@ -81,6 +82,7 @@ class _Data:
     image_keys: tuple[frozenset[str], ...]  # caption keys true for each image
     caption_rows: np.ndarray  # text-bank row of each line's caption
     mined_rows: np.ndarray  # text-bank row of each mined caption
+    mirrored: np.ndarray  # text-bank row of each text's mirror image (left <-> right)
 
 
 def train_reranker(pairs_dir: str | Path, encoder: ClipEncoder, out: str | Path, config: RerankTrainConfig = RerankTrainConfig(), on_progress: Callable[[RerankProgress], None] | None = None, split: str = "train", images_root: str | Path | None = None) -> Path:
@@ -131,7 +133,8 @@ def prepare(pairs: PairSet, encoder: ClipEncoder, mine_k: int, on_progress: Call
             on_progress(RerankProgress("features", done[0], len(pairs.images), 0.0, 0.0))
 
     images = encode_image_bank(encoder, pairs.images, on_batch=tick)
-    texts = encode_text_bank(encoder, pair_texts(pairs))
+    words = pair_texts(pairs)
+    texts = encode_text_bank(encoder, [*words, *(mirror_caption(t) for t in words)])
     caption_rows = np.array([texts.index[c] for c in pairs.captions])
     if on_progress:
         on_progress(RerankProgress("mining", 0, 1, 0.0, 0.0))
@@ -140,7 +143,8 @@ def prepare(pairs: PairSet, encoder: ClipEncoder, mine_k: int, on_progress: Call
     for line, image in enumerate(pairs.caption_image):
         image_keys[image].add(canonical_caption(pairs.captions[line]))
     mined_rows = np.array([texts.index[t] for t in confusions.texts])
-    return _Data(pairs, images, texts, confusions, tuple(frozenset(k) for k in image_keys), caption_rows, mined_rows)
+    mirrored = np.array([texts.index[mirror_caption(t)] for t in texts.texts])
+    return _Data(pairs, images, texts, confusions, tuple(frozenset(k) for k in image_keys), caption_rows, mined_rows, mirrored)
 
 
 def _sample(data: _Data, config: RerankTrainConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int, int]:
@@ -176,11 +180,28 @@ def _sample(data: _Data, config: RerankTrainConfig, rng: np.random.Generator) ->
     return np.array(text_rows), np.array(image_rows), n_img, n_txt
 
 
-def pair_logits(net: RerankerNet, texts: TextBank, images: ImageBank, text_rows: np.ndarray, image_rows: np.ndarray) -> torch.Tensor:
-    """Reranker logits ``(P,)`` of the (text row, image row) pairs."""
+def pair_logits(net: RerankerNet, texts: TextBank, images: ImageBank, text_rows: np.ndarray, image_rows: np.ndarray, flip: np.ndarray | None = None, mirrored: np.ndarray | None = None) -> torch.Tensor:
+    """Reranker logits ``(P,)`` of the (text row, image row) pairs.
+
+    ``flip (P,)`` mirrors those pairs: the image's patch-grid columns and the text's
+    left/right (``mirrored`` maps a text row to its mirror's row). The dual cosine stays
+    that of the unmirrored pair, which is what the dual encoder would say at search time.
+    """
     device = net.bias.device
     dual = np.einsum("pd,pd->p", texts.vectors[text_rows], images.vectors[image_rows])
-    return net(*(torch.from_numpy(a).to(device, non_blocking=True) for a in (texts.states[text_rows], texts.mask[text_rows], images.tokens[image_rows], dual)))
+    tokens = images.tokens[image_rows]
+    if flip is not None and mirrored is not None and flip.any():
+        text_rows = np.where(flip, mirrored[text_rows], text_rows)
+        tokens[flip] = _mirror_grid(tokens[flip])
+    return net(*(torch.from_numpy(a).to(device, non_blocking=True) for a in (texts.states[text_rows], texts.mask[text_rows], tokens, dual)))
+
+
+def _mirror_grid(tokens: np.ndarray) -> np.ndarray:
+    """``(n, 1 + S*S, W)`` -> the same with the patch grid's columns reversed (class token kept)."""
+    n, t, w = tokens.shape
+    side = int(round((t - 1) ** 0.5))
+    grid = tokens[:, 1:].reshape(n, side, side, w)[:, :, ::-1]
+    return np.concatenate([tokens[:, :1], grid.reshape(n, side * side, w)], axis=1)
 
 
 def reranker_loss(logits: torch.Tensor, batch: int, n_img: int, n_txt: int, bce_weight: float, listwise: bool = True) -> torch.Tensor:
@@ -208,7 +229,10 @@ def _loop(net: RerankerNet, optimizer: torch.optim.Optimizer, data: _Data, confi
             group["lr"] = _learning_rate(config, step)
         rng = np.random.default_rng([config.seed, step])
         text_rows, image_rows, n_img, n_txt = _sample(data, config, rng)
-        logits = pair_logits(net, data.texts, data.images, text_rows, image_rows)
+        flip = None
+        if config.mirror:  # per line, so a caption and its candidates are mirrored together
+            flip = np.repeat(rng.random(config.batch_size) < 0.5, len(text_rows) // config.batch_size)
+        logits = pair_logits(net, data.texts, data.images, text_rows, image_rows, flip, data.mirrored)
         loss = reranker_loss(logits, config.batch_size, n_img, n_txt, config.bce_weight, config.listwise)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
