@@ -20,20 +20,22 @@ import numpy as np
 from index.catalog import IMAGES, TEXTS, Catalog
 from index.config import remember_config
 from index.deps import require_faiss
-from index.errors import LibraryNotFoundError
 from index.layout import LibraryLayout, default_library_dir
 from index.lock import WriteLock
-from index.manifest import Manifest, ModelIdentity, read_manifest, write_manifest
+from index.manifest import Manifest, ModelIdentity
 from index.records import ImageFilter
 from index.store import IndexConfig, VectorStore
 from index.tokens import TokenCache
-from retrieval.errors import ModelMismatchError, QueryError
+from retrieval.errors import QueryError
 from retrieval.gpu_search import search_hook
+from retrieval.identity import open_manifest
 from retrieval.ingest import IngestConfig, Progress, run_plan
-from retrieval.models import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelSpec, resolve
+from retrieval.models import ModelSpec
+from retrieval.query_vector import embed_image, embed_terms, embed_text, query_vector
 from retrieval.rerank.base import DEFAULT_RERANK_K
 from retrieval.results import Hit, IndexReport, LibraryInfo, Term, TextHit, TextReport
 from retrieval.scan import make_plan, scan
+from retrieval.selections import SelectionCache
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -52,8 +54,7 @@ class Library:
         self.device = device
         self._encoder = encoder
         self._encoder_lock = threading.Lock()
-        self._selections: dict[tuple[ImageFilter, int], np.ndarray] = {}  # filter -> allowed ids
-        self._selections_lock = threading.Lock()  # not the encoder's: a model load must not block it
+        self._selections = SelectionCache(catalog)  # filter -> allowed ids
         self.images = VectorStore(layout.image_vectors, catalog, IMAGES, manifest.model.embed_dim, index_config)
         self.images.load()
         self.texts = VectorStore(layout.text_vectors, catalog, TEXTS, manifest.model.embed_dim, index_config)
@@ -96,21 +97,8 @@ class Library:
         """
         require_faiss()
         layout = LibraryLayout((Path(directory).expanduser() if directory else default_library_dir()).resolve())
-        manifest = read_manifest(layout.root)
         encoder = None if model is None or isinstance(model, (str, ModelSpec)) else model
-        if manifest is None:
-            if not create:
-                raise LibraryNotFoundError(
-                    f"no xmr library at {layout.root}. Index some photos first:  xmr index PATH"
-                    " (or pass --library DIR / set XMR_LIBRARY to use another library)."
-                )
-            identity = encoder.identity if encoder is not None else resolve(_spec(model, pretrained)).identity
-            manifest = Manifest(model=identity, catalog_url=catalog_url)
-            layout.root.mkdir(parents=True, exist_ok=True)
-            write_manifest(layout.root, manifest)
-        elif model is not None:
-            identity = encoder.identity if encoder is not None else resolve(_spec(model, pretrained)).identity
-            _check_same_model(manifest.model, identity, layout.root)
+        manifest = open_manifest(layout, model, encoder, pretrained, catalog_url, create)
         catalog = Catalog(layout.catalog_url(catalog_url or manifest.catalog_url))
         return cls(layout, manifest, catalog, device, encoder, remember_config(layout.index_config, index_config))
 
@@ -278,25 +266,11 @@ class Library:
 
     def embed_text(self, text: str) -> np.ndarray:
         """The unit vector ``(dim,)`` of a text query."""
-        if not text or not text.strip():
-            raise QueryError("the text query is empty; give some words to search for.")
-        return self.encoder.encode_texts([text])[0]
+        return embed_text(lambda: self.encoder, text)
 
     def embed_image(self, image: str | Path | Image.Image) -> np.ndarray:
         """The unit vector ``(dim,)`` of an image (a path or a PIL image)."""
-        import torch
-
-        from retrieval.decode import ImageDecodeError, decode_file, to_rgb
-
-        if isinstance(image, (str, Path)):
-            try:
-                pil = decode_file(image).image
-            except ImageDecodeError as exc:
-                raise QueryError(f"cannot use {image} as a query image: {exc}") from exc
-        else:
-            pil = to_rgb(image)
-        pixels = self.encoder.preprocess(pil)
-        return self.encoder.encode_images(torch.stack([pixels]))[0]
+        return embed_image(lambda: self.encoder, image)
 
     def search(
         self,
@@ -352,31 +326,16 @@ class Library:
 
     def _query(self, text: str | None, image: object, terms: Sequence[Term], k: int, offset: int) -> np.ndarray:
         """Check paging arguments and embed the query; a lone text or image is a weight-1 term."""
-        if k < 1 or offset < 0:
-            raise QueryError(f"k must be at least 1 and offset at least 0 (got k={k}, offset={offset}).")
-        given = [Term(text=text)] if text is not None else []
-        given += [Term(image=image)] if image is not None else []
-        return self.embed_terms([*given, *terms])
+        return query_vector(lambda: self.encoder, self.identity.embed_dim, text, image, terms, k, offset)
 
     def embed_terms(self, terms: Sequence[Term]) -> np.ndarray:
         """The renormalised weighted sum ``(dim,)`` of the terms' unit vectors."""
-        if not terms:
-            raise QueryError("search needs a query: a text, an image, or both.")
-        total = np.zeros(self.identity.embed_dim, np.float64)
-        for term in terms:
-            if (term.text is None) == (term.image is None):
-                raise QueryError("each query term is either a text or an image.")
-            vector = self.embed_text(term.text) if term.text is not None else self.embed_image(term.image)  # type: ignore[arg-type]
-            total += term.weight * vector
-        norm = float(np.linalg.norm(total))
-        if norm < 1e-6:
-            raise QueryError("the query terms cancel each other out; change their weights.")
-        return (total / norm).astype(np.float32)
+        return embed_terms(lambda: self.encoder, terms, self.identity.embed_dim)
 
     def search_vector(self, query: np.ndarray, k: int = 10, *, where: ImageFilter = ImageFilter(), offset: int = 0, min_score: float | None = None) -> list[Hit]:
         """Rank images by a unit query vector ``(dim,)``; see :meth:`search` for the options."""
         self.images.refresh()  # pick up what another process indexed meanwhile
-        allowed = self._allowed(where) if where.active else None
+        allowed = self._selections.allowed(where, self.images.generation) if where.active else None
         (found,) = self.images.search(np.asarray(query, np.float32).reshape(1, -1), k + offset, allowed)
         records = self.catalog.images(found.ids.tolist())
         hits: list[Hit] = []
@@ -386,19 +345,6 @@ class Library:
                 hits.append(Hit.of(len(hits) + 1, float(score), record))
         hits = hits[offset:]
         return [h for h in hits if min_score is None or h.score >= min_score]
-
-    def _allowed(self, where: ImageFilter) -> np.ndarray:
-        """Ids passing ``where``, cached per filter until the catalog changes (paging reuses them)."""
-        key = (where, self.images.generation)
-        with self._selections_lock:
-            cached = self._selections.get(key)
-        if cached is None:
-            cached = self.catalog.select_images(where)
-            with self._selections_lock:
-                if len(self._selections) >= 8:
-                    self._selections.pop(next(iter(self._selections)))
-                self._selections[key] = cached
-        return cached
 
     # ---- inspecting ---------------------------------------------------------------------
 
@@ -425,24 +371,6 @@ class Library:
     def failures(self, limit: int | None = None) -> list[tuple[str, str]]:
         """(path, reason) of every file that could not be indexed."""
         return [(r.path, r.error or "") for r in self.catalog.failures(limit)]
-
-
-def _spec(model: str | ModelSpec | None, pretrained: str | None) -> ModelSpec:
-    if isinstance(model, ModelSpec):
-        return model
-    name = model or DEFAULT_MODEL
-    if pretrained is None:
-        pretrained = DEFAULT_PRETRAINED if name == DEFAULT_MODEL else ""
-    return ModelSpec(name, pretrained)
-
-
-def _check_same_model(built: ModelIdentity, asked: ModelIdentity, root: Path) -> None:
-    if not built.same_model(asked):
-        raise ModelMismatchError(
-            f"the library at {root} was built with {built.label()}, not {asked.label()}. "
-            "Leave out --model to use the library's own model, or index into another library "
-            f"(--library DIR) to use {asked.label()}."
-        )
 
 
 def _hide_password(url: str) -> str:

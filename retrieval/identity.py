@@ -1,0 +1,82 @@
+"""A library's model identity on open: read the manifest (or write a new one) and refuse another model.
+
+The manifest remembers which encoder made the library's vectors, so later opens need no
+model and a different one is refused before any vector is mixed in.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from index.errors import LibraryNotFoundError
+from index.layout import LibraryLayout
+from index.manifest import Manifest, ModelIdentity, read_manifest, write_manifest
+from retrieval.errors import ModelMismatchError
+from retrieval.models import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelSpec, resolve
+
+if TYPE_CHECKING:
+    from retrieval.encoder import Encoder
+
+__all__ = ["check_same_model", "model_spec", "open_manifest"]
+
+
+def open_manifest(
+    layout: LibraryLayout,
+    model: str | ModelSpec | Encoder | None,
+    encoder: Encoder | None,
+    pretrained: str | None,
+    catalog_url: str,
+    create: bool,
+) -> Manifest:
+    """The library's manifest: read it, or write a new one for ``model`` when ``create``.
+
+    Args:
+        layout: where the library lives.
+        model: the model asked for (``None``: the library's own), as given to ``Library.open``.
+        encoder: ``model`` when it is a ready encoder, else None (its identity is used).
+        pretrained: tag or weights file going with an architecture name.
+        catalog_url: the catalog URL to remember in a new manifest.
+        create: write a new manifest when there is none.
+
+    Raises:
+        LibraryNotFoundError: no library there and ``create`` is False.
+        ModelMismatchError: the model asked for is not the one the library was built with.
+    """
+    manifest = read_manifest(layout.root)
+    if manifest is None:
+        if not create:
+            raise LibraryNotFoundError(
+                f"no xmr library at {layout.root}. Index some photos first:  xmr index PATH"
+                " (or pass --library DIR / set XMR_LIBRARY to use another library)."
+            )
+        manifest = Manifest(model=_identity(model, encoder, pretrained), catalog_url=catalog_url)
+        layout.root.mkdir(parents=True, exist_ok=True)
+        write_manifest(layout.root, manifest)
+    elif model is not None:
+        check_same_model(manifest.model, _identity(model, encoder, pretrained), layout.root)
+    return manifest
+
+
+def _identity(model: str | ModelSpec | Encoder | None, encoder: Encoder | None, pretrained: str | None) -> ModelIdentity:
+    return encoder.identity if encoder is not None else resolve(model_spec(model, pretrained)).identity  # type: ignore[arg-type]
+
+
+def model_spec(model: str | ModelSpec | None, pretrained: str | None) -> ModelSpec:
+    """The spec for ``model`` (default: ViT-B-32 with its LAION weights) and ``pretrained``."""
+    if isinstance(model, ModelSpec):
+        return model
+    name = model or DEFAULT_MODEL
+    if pretrained is None:
+        pretrained = DEFAULT_PRETRAINED if name == DEFAULT_MODEL else ""
+    return ModelSpec(name, pretrained)
+
+
+def check_same_model(built: ModelIdentity, asked: ModelIdentity, root: Path) -> None:
+    """Raise ModelMismatchError unless ``asked`` produces the same vectors as ``built``."""
+    if not built.same_model(asked):
+        raise ModelMismatchError(
+            f"the library at {root} was built with {built.label()}, not {asked.label()}. "
+            "Leave out --model to use the library's own model, or index into another library "
+            f"(--library DIR) to use {asked.label()}."
+        )

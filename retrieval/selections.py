@@ -1,0 +1,38 @@
+"""The ids passing an image filter, cached per filter until the catalog changes (paging reuses them)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from index.catalog import Catalog
+from index.records import ImageFilter
+
+__all__ = ["SelectionCache"]
+
+
+class SelectionCache:
+    """The last few filters' allowed ids, keyed by filter and the image store's generation.
+
+    Its own lock, not the encoder's: a model load must not block a filtered search.
+    """
+
+    def __init__(self, catalog: Catalog, size: int = 8) -> None:
+        self.catalog = catalog
+        self.size = size  # filters kept; the oldest goes first
+        self._cache: dict[tuple[ImageFilter, int], np.ndarray] = {}  # (filter, generation) -> allowed ids
+        self._lock = threading.Lock()
+
+    def allowed(self, where: ImageFilter, generation: int) -> np.ndarray:
+        """Ids of the images passing ``where`` as of ``generation`` of the image store."""
+        key = (where, generation)
+        with self._lock:
+            cached = self._cache.get(key)
+        if cached is None:
+            cached = self.catalog.select_images(where)
+            with self._lock:
+                if len(self._cache) >= self.size:
+                    self._cache.pop(next(iter(self._cache)))
+                self._cache[key] = cached
+        return cached
