@@ -14,11 +14,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import and_, create_engine, delete, event, func, or_, select, update
+from sqlalchemy import and_, create_engine, delete, event, func, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from index.catalog_writes import SIDECAR, insert_texts, remove_rows, write_batch
 from index.errors import CorruptFileError, LibraryVersionError
 from index.records import (
     FAILED,
@@ -36,7 +37,6 @@ from index.schema import CATALOG_SCHEMA, IMAGES, TEXTS, Base, ImageRow, Meta, Te
 
 __all__ = ["CATALOG_SCHEMA", "IMAGES", "SIDECAR", "TEXTS", "Catalog", "sqlite_url"]
 
-SIDECAR = "sidecar:"  # text source prefix of captions found next to or inside an image
 
 
 def sqlite_url(path: str) -> str:
@@ -251,10 +251,7 @@ class Catalog:
         """Insert (body, image path, vector) texts from ``source`` in one transaction."""
         with Session(self.engine) as session, session.begin():
             gen = self._bump(session)
-            session.add_all(
-                TextRow(body=body, source=source, image_path=image, vector=vector, vector_gen=gen)
-                for body, image, vector in items
-            )
+            insert_texts(session, ((body, source, image, vector) for body, image, vector in items), gen)
         return len(items)
 
     def remove_texts(self, source: str) -> int:
@@ -262,7 +259,7 @@ class Catalog:
         with Session(self.engine) as session, session.begin():
             ids = list(session.scalars(select(TextRow.id).where(TextRow.source == source)))
             if ids:
-                self._remove(session, TEXTS, ids, self._bump(session))
+                remove_rows(session, TEXTS, ids, self._bump(session))
             return len(ids)
 
     def texts(self, ids: Sequence[int]) -> dict[int, TextRecord]:
@@ -363,106 +360,22 @@ class Catalog:
         ``failed`` rows record the error (and drop any old vector); ``moved`` rows change path
         and keep their vector; ``removed`` ids are deleted; ``touched`` files changed only
         their modification time. ``captions`` replaces the sidecar texts of the image paths
-        it names (empty to drop them); moves carry their texts along.
+        it names (empty to drop them); moves carry their texts along. New rows get ids in
+        the order given, ``embedded`` before ``failed``. The rows are written in bulk (see
+        :mod:`index.catalog_writes`).
+
+        Raises:
+            ValueError: a move targets a path another row still holds; nothing was written.
+            CorruptFileError: the database refused the write (disk full, permissions);
+                nothing of this batch was written.
         """
         try:
             with Session(self.engine) as session, session.begin():
                 gen = self._bump(session)
-                for item in moved:
-                    self._move(session, item)
-                rows = self._rows_for(session, [i.stat.path for i in (*embedded, *failed)])
-                for item in embedded:
-                    self._upsert_embedded(session, rows.get(item.stat.path), item, gen)
-                for item in failed:
-                    self._upsert_failed(session, rows.get(item.stat.path), item, gen)
-                for stat in touched:
-                    session.execute(
-                        update(ImageRow)
-                        .where(ImageRow.path == stat.path)
-                        .values(size=stat.size, mtime_ns=stat.mtime_ns)
-                    )
-                self._remove(session, IMAGES, removed, gen)
-                self._move_captions(session, moved)
-                self._replace_captions(session, captions or {}, gen)
+                write_batch(session, gen, embedded, failed, moved, removed, touched, captions)
                 return gen
         except OperationalError as exc:
             raise CorruptFileError(
                 f"writing the catalog at {self.url} failed ({exc.orig}). Check free disk space "
                 "and permissions; nothing of this batch was written."
             ) from exc
-
-    @staticmethod
-    def _row_for(session: Session, path: str) -> ImageRow | None:
-        return session.scalars(select(ImageRow).where(ImageRow.path == path)).first()
-
-    def _move(self, session: Session, item: Moved) -> None:
-        # A file may have been moved onto a path that held another row: that row goes.
-        clash = self._row_for(session, item.stat.path)
-        if clash is not None and clash.id != item.id:
-            raise ValueError(f"move target {item.stat.path} is still catalogued")
-        session.execute(
-            update(ImageRow)
-            .where(ImageRow.id == item.id)
-            .values(path=item.stat.path, size=item.stat.size, mtime_ns=item.stat.mtime_ns)
-        )
-
-    def _replace_captions(self, session: Session, captions: dict[str, Captions], gen: int) -> None:
-        for path, found in captions.items():
-            source = SIDECAR + path
-            old = list(session.scalars(select(TextRow.id).where(TextRow.source == source)))
-            if old:
-                self._remove(session, TEXTS, old, gen)
-            session.add_all(TextRow(body=b, source=source, image_path=path, vector=v, vector_gen=gen) for b, v in found.items)
-            session.execute(update(ImageRow).where(ImageRow.path == path).values(captions_mtime_ns=found.mtime_ns))
-
-    @staticmethod
-    def _move_captions(session: Session, moved: Sequence[Moved]) -> None:
-        for item in moved:
-            if item.old_path:
-                session.execute(
-                    update(TextRow)
-                    .where(TextRow.source == SIDECAR + item.old_path)
-                    .values(source=SIDECAR + item.stat.path, image_path=item.stat.path)
-                )
-
-    @staticmethod
-    def _rows_for(session: Session, paths: list[str]) -> dict[str, ImageRow]:
-        """Existing rows of ``paths``, looked up in one query per 500 paths."""
-        rows: dict[str, ImageRow] = {}
-        for start in range(0, len(paths), 500):
-            query = select(ImageRow).where(ImageRow.path.in_(paths[start : start + 500]))
-            rows.update((row.path, row) for row in session.scalars(query))
-        return rows
-
-    def _upsert_embedded(self, session: Session, row: ImageRow | None, item: Embedded, gen: int) -> None:
-        if row is None:
-            row = ImageRow(path=item.stat.path)
-            session.add(row)
-        meta = item.meta
-        row.size, row.mtime_ns = item.stat.size, item.stat.mtime_ns
-        row.content_hash = item.content_hash
-        row.width, row.height, row.format = meta.width, meta.height, meta.format
-        row.captured_at, row.orientation, row.camera = meta.captured_at, meta.orientation, meta.camera
-        row.description = meta.description
-        row.state, row.error = INDEXED, None
-        row.vector, row.vector_gen = item.vector, gen
-
-    def _upsert_failed(self, session: Session, row: ImageRow | None, item: Failed, gen: int) -> None:
-        if row is None:
-            row = ImageRow(path=item.stat.path)
-            session.add(row)
-        elif row.vector is not None:
-            session.flush()
-            session.add(Tombstone(corpus=IMAGES, vector_id=row.id, gen=gen))
-        row.size, row.mtime_ns = item.stat.size, item.stat.mtime_ns
-        row.content_hash = item.content_hash
-        row.state, row.error = FAILED, item.error[:2000]
-        row.vector, row.vector_gen = None, gen
-
-    @staticmethod
-    def _remove(session: Session, corpus: str, ids: Sequence[int], gen: int) -> None:
-        table = ImageRow if corpus == IMAGES else TextRow
-        for start in range(0, len(ids), 500):
-            chunk = [int(i) for i in ids[start : start + 500]]
-            session.execute(delete(table).where(table.id.in_(chunk)))
-            session.add_all(Tombstone(corpus=corpus, vector_id=i, gen=gen) for i in chunk)
