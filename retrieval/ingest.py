@@ -2,7 +2,10 @@
 
 Pillow and torch both release the GIL while they work, so decoder threads keep the
 encoder fed without the pickling cost of processes. Each batch is written in one
-catalog transaction, so an interrupt loses at most the batch in flight.
+catalog transaction, so an interrupt loses at most the batch in flight. That transaction
+runs in a background thread while the next batch is encoded (``commit_ahead``); the next
+batch's look-up of known content (copies reuse a vector) accounts for the batch still
+being written, so the outcome is that of committing each batch before the next.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class IngestConfig:
     decode: DecodeConfig = field(default_factory=DecodeConfig)  # decoding limits
     gpu_decode: str = "auto"  # "auto": JPEGs decoded in batches on the GPU when the encoder is on CUDA; "on"; "off"
     gpu_batch_size: int = 256  # images per batch on the GPU decode path (at least batch_size)
+    commit_ahead: bool = True  # batch N's catalog transaction runs in a thread while batch N+1 is encoded
 
     def __post_init__(self) -> None:
         if self.gpu_decode not in ("auto", "on", "off"):
@@ -57,11 +61,20 @@ class Progress:
 
 @dataclass
 class Tally:
+    """What a run did, counted as its batches commit."""
+
     added: int = 0
     updated: int = 0
     touched: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
-    encoded: int = 0  # images that went through the encoder
+    encoded: int = 0  # images that went through the encoder (or a Ray worker's)
+
+    def merge(self, other: Tally) -> None:
+        self.added += other.added
+        self.updated += other.updated
+        self.touched += other.touched
+        self.failed.extend(other.failed)
+        self.encoded += other.encoded
 
 
 @dataclass(frozen=True)
@@ -180,41 +193,97 @@ def commit_reads(
     """Commit ``reads`` (in plan order) in batches of ``config.batch_size``, one transaction each.
 
     Reads carrying a ``vector`` are not encoded again; ``encoder`` embeds the rest and
-    every sidecar caption. Whatever stops the loop, the batches committed so far stay.
+    every sidecar caption. With ``config.commit_ahead`` a batch's transaction runs in a
+    background thread while the next batch is encoded (one transaction in flight, in
+    order). Whatever stops the loop, the batches committed so far stay, and no
+    transaction is still running when this returns or raises.
     """
     tally = Tally()
     start = time.perf_counter()
-    batch: list[Read] = []
     done = 0
-    for item in reads:
-        batch.append(item)
-        if len(batch) >= config.batch_size:
-            done += _commit(batch, plan, encoder, catalog, tally, tokens)
-            batch = []
-            if on_progress:
-                on_progress(Progress(done, len(plan.todo), len(tally.failed), time.perf_counter() - start))
-    if batch:
-        done += _commit(batch, plan, encoder, catalog, tally, tokens)
-    if on_progress:
-        on_progress(Progress(done, len(plan.todo), len(tally.failed), time.perf_counter() - start))
+    committer = ThreadPoolExecutor(1, thread_name_prefix="xmr-commit") if config.commit_ahead else None
+    pending: _Pending | None = None
+
+    def finish(batch: _Pending) -> None:
+        nonlocal done
+        batch.future.result()  # the transaction's own error, if it failed
+        tally.merge(batch.tally)
+        done += batch.size
+        if on_progress:
+            on_progress(Progress(done, len(plan.todo), len(tally.failed), time.perf_counter() - start))
+
+    try:
+        for batch in _batches(reads, config.batch_size):
+            writes = _prepare(batch, plan, encoder, catalog, tokens, pending)
+            if pending is not None:
+                finish(pending)  # before the next is submitted: an interrupt here keeps only what was reported
+            pending = writes.submit(catalog, committer)
+        if pending is not None:
+            finish(pending)
+            pending = None
+        if on_progress:
+            on_progress(Progress(done, len(plan.todo), len(tally.failed), time.perf_counter() - start))
+    finally:
+        if committer is not None:
+            committer.shutdown(wait=True)  # an interrupted run still lets the transaction in flight end
     return tally
 
 
-def _commit(batch: list[Read], plan: Plan, encoder: Encoder, catalog: Catalog, tally: Tally, tokens: TokenCache | None = None) -> int:
-    """Embed what needs it and write the batch in one transaction."""
+def _batches(reads: Iterable[Read], size: int) -> Iterator[list[Read]]:
+    batch: list[Read] = []
+    for item in reads:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+@dataclass
+class _Writes:
+    """One batch, embedded and ready for its catalog transaction."""
+
+    size: int  # reads in the batch
+    records: list[Embedded]
+    failed: list[Failed]
+    touched: list[FileStat]
+    captions: dict[str, Captions]
+    tally: Tally  # what the batch adds to the run's tally once committed
+
+    def submit(self, catalog: Catalog, committer: ThreadPoolExecutor | None) -> _Pending:
+        """Start the transaction (in ``committer`` when given, else here and now)."""
+        kwargs = {"embedded": self.records, "failed": self.failed, "touched": self.touched, "captions": self.captions}
+        if committer is not None:
+            future = committer.submit(catalog.apply, **kwargs)
+        else:
+            future = Future()
+            future.set_result(catalog.apply(**kwargs))
+        paths = frozenset(r.stat.path for r in (*self.records, *self.failed))
+        return _Pending(future, self.size, self.tally, paths, {r.content_hash: r.vector for r in self.records})
+
+
+@dataclass
+class _Pending:
+    """A batch whose transaction may still be running: what it will have written once it commits."""
+
+    future: Future  # catalog.apply's generation
+    size: int
+    tally: Tally
+    paths: frozenset[str]  # rows it inserts or rewrites
+    vectors: dict[str, bytes]  # content hash -> vector of the rows it writes as indexed
+
+
+def _prepare(batch: list[Read], plan: Plan, encoder: Encoder, catalog: Catalog, tokens: TokenCache | None, pending: _Pending | None) -> _Writes:
+    """Embed what needs it: copies of known bytes reuse their vector, the rest is encoded."""
     import torch
 
     failed = [Failed(r.stat, r.error, r.content_hash) for r in batch if r.error]
     read = [r for r in batch if not r.error]
     touched = [r.stat for r in read if _same_bytes(r, plan)]
     good = [r for r in read if not _same_bytes(r, plan)] if touched else read
-    known = catalog.by_hash(r.content_hash for r in good)
-    copies = catalog.vectors_for([known[r.content_hash].id for r in good if r.content_hash in known])
-    vectors: dict[str, bytes] = {}
-    for r in good:
-        row = known.get(r.content_hash)
-        if row is not None and row.id in copies:
-            vectors[r.stat.path] = copies[row.id]  # same bytes elsewhere: no need to encode
+    known = _known_vectors({r.content_hash for r in good}, catalog, pending)
+    vectors = {r.stat.path: known[r.content_hash] for r in good if r.content_hash in known}  # same bytes elsewhere: no need to encode
     fresh = [r for r in good if r.stat.path not in vectors]
     vectors.update({r.stat.path: r.vector for r in fresh if r.vector})  # embedded by a worker
     encode = [r for r in fresh if not r.vector]
@@ -229,23 +298,38 @@ def _commit(batch: list[Read], plan: Plan, encoder: Encoder, catalog: Catalog, t
             tokens.append([r.content_hash for r in encode], grids)
         for r, row in zip(encode, np.asarray(embedded, dtype="<f4")):
             vectors[r.stat.path] = row.tobytes()
-    tally.encoded += len(fresh)
     records = [Embedded(r.stat, r.content_hash, r.meta, vectors[r.stat.path]) for r in good]  # type: ignore[arg-type]
-    found = {r.stat.path: sidecar_captions(r.stat.path, r.meta.description) for r in good}  # type: ignore[attr-defined]
+    found = {r.stat.path: _captions_of(r, plan) for r in good}
     # A new image with no captions has none to replace: skipping it saves the catalog two
     # statements per image (most of a batch's commit time at GPU ingest rates).
     found = {p: texts for p, texts in found.items() if texts or p in plan.previous or plan.sidecar_mtimes.get(p)}
     captions = _embed_captions(found, plan, encoder)
     captions.update({f.stat.path: Captions(0) for f in failed})  # an unreadable file loses its captions
-    catalog.apply(embedded=records, failed=failed, touched=touched, captions=captions)
-    for r in good:
-        if r.stat.path in plan.previous:
-            tally.updated += 1
-        else:
-            tally.added += 1
-    tally.touched += len(touched)
-    tally.failed.extend((f.stat.path, f.error) for f in failed)
-    return len(batch)
+    updated = sum(r.stat.path in plan.previous for r in good)
+    tally = Tally(len(good) - updated, updated, len(touched), [(f.stat.path, f.error) for f in failed], len(fresh))
+    return _Writes(len(batch), records, failed, touched, captions, tally)
+
+
+def _known_vectors(hashes: set[str], catalog: Catalog, pending: _Pending | None) -> dict[str, bytes]:
+    """Content hash -> vector of an indexed row with those bytes, as the catalog holds them
+    once ``pending`` (the batch whose transaction may be running now) has committed."""
+    known = catalog.by_hash(hashes)  # may see the catalog from before or after `pending`
+    if pending is not None:
+        if any(row.path in pending.paths and h not in pending.vectors for h, row in known.items()):
+            pending.future.result()  # rare (a re-read file whose bytes changed): ask once it is in
+            return _known_vectors(hashes, catalog, None)
+        known = {h: row for h, row in known.items() if row.path not in pending.paths}
+    stored = catalog.vectors_for([row.id for row in known.values()])
+    vectors = {h: stored[row.id] for h, row in known.items() if row.id in stored}
+    if pending is not None:
+        vectors.update({h: v for h, v in pending.vectors.items() if h in hashes and h not in vectors})
+    return vectors
+
+
+def _captions_of(item: Read, plan: Plan) -> list[str]:
+    """The image's captions; sidecar files are looked for only where the scan saw one."""
+    description = item.meta.description  # type: ignore[attr-defined]
+    return sidecar_captions(item.stat.path, description, files=bool(plan.sidecar_mtimes.get(item.stat.path)))
 
 
 def _embed_captions(found: dict[str, list[str]], plan: Plan, encoder: Encoder) -> dict[str, Captions]:
