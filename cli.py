@@ -1,25 +1,52 @@
-"""xmr command line: a thin typer layer over ``retrieval``.
+"""xmr command line: a thin typer layer over ``retrieval``, one function per command.
 
-This is the only module that prints or exits. Errors from the library are mapped to
-messages and exit codes in one table (``_EXIT_CODES``). Heavy modules are imported
-inside the commands so ``xmr --help`` stays fast and never imports torch.
+This module is the ``xmr`` entry point. It and the helpers in ``xmr_cli/`` (shared options,
+output, progress bars, the error table) are the only code that prints or exits; errors
+from the library become messages and exit codes in one place (:func:`xmr_cli.errors.friendly_errors`).
+Heavy modules are imported inside the commands so ``xmr --help`` stays fast and never
+imports torch.
 """
 
 from __future__ import annotations
 
-import functools
-import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from typer.exceptions import TyperException
+
+from xmr_cli.errors import EXIT_NO_RESULTS, friendly_errors
+from xmr_cli.options import (
+    DEFAULT_RERANK_K,
+    CatalogOpt,
+    DeviceOpt,
+    JsonOpt,
+    LibraryOpt,
+    ModelOpt,
+    PretrainedOpt,
+    RerankerOpt,
+    RerankKOpt,
+    make_index_config,
+    make_ray_config,
+)
+from xmr_cli.output import (
+    print_failures,
+    print_hits,
+    print_info,
+    print_metrics,
+    print_no_results,
+    print_removed,
+    print_report,
+    print_serving,
+    print_text_hits,
+    print_text_report,
+    print_written,
+)
+from xmr_cli.progress import IndexProgress, RerankProgress, TrainProgress
 
 if TYPE_CHECKING:
-    from retrieval import IndexReport, Library
+    from retrieval import Library
+
+__all__ = ["app", "main"]
 
 app = typer.Typer(
     name="xmr",
@@ -28,93 +55,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
-
-# Exit codes: 0 results, 1 no results, 2 bad input or unusable library/model, 70 internal
-# error (a bug), 130 interrupted.
-EXIT_NO_RESULTS = 1
-EXIT_BAD_INPUT = 2
-EXIT_INTERNAL = 70  # EX_SOFTWARE
-EXIT_INTERRUPTED = 130
-
-LibraryOpt = Annotated[
-    Optional[Path],
-    typer.Option("--library", "-L", envvar="XMR_LIBRARY", help="Library directory [default: $XDG_DATA_HOME/xmr/default]."),
-]
-CatalogOpt = Annotated[str, typer.Option("--catalog-url", help="SQLAlchemy URL of the catalog [default: SQLite in the library].")]
-ModelOpt = Annotated[
-    Optional[str],
-    typer.Option("--model", "-m", help="open_clip name, local-dir:PATH or a model folder [default: the library's model, else ViT-B-32]."),
-]
-PretrainedOpt = Annotated[
-    Optional[str], typer.Option("--pretrained", help="Pretrained tag or weights file for --model [default: laion2b_s34b_b79k].")
-]
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
-RerankerOpt = Annotated[str, typer.Option("--reranker", help="Rescore the top results: a folder from train-reranker, or blip:HUB_NAME.")]
-DEFAULT_RERANK_K = 50  # == retrieval.rerank.base.DEFAULT_RERANK_K (not imported: --help stays light)
-RerankKOpt = Annotated[int, typer.Option("--rerank-k", min=1, help="How many dual-encoder results the reranker rescores.")]
-
-
-def _friendly_errors(command: Callable) -> Callable:
-    """Turn the library's typed errors into one-line messages and exit codes."""
-
-    @functools.wraps(command)
-    def run(*args: object, **kwargs: object) -> None:
-        from index.errors import XmrError
-
-        try:
-            command(*args, **kwargs)
-        except XmrError as exc:
-            err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
-            raise typer.Exit(EXIT_BAD_INPUT) from None
-        except KeyboardInterrupt:
-            err.print("interrupted: finished batches are saved; run the same command again to resume.")
-            raise typer.Exit(EXIT_INTERRUPTED) from None
-        except (typer.Exit, TyperException):  # exits and usage errors: typer handles them
-            raise
-        except Exception:  # a bug: say so, keep the traceback, and never exit 1 ("no results")
-            err.print_exception()
-            err.print("[red]internal error[/]: this is a bug in xmr; please report it with the traceback above.")
-            raise typer.Exit(EXIT_INTERNAL) from None
-
-    return run
-
-
-class _IndexProgress:
-    """A rich progress bar with images/s, fed by the library's progress callback."""
-
-    def __init__(self, enabled: bool) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.enabled = enabled
-        self.bar = Progress(
-            TextColumn("indexing"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]:.1f} img/s  {task.fields[failed]} failed"),
-            TimeRemainingColumn(),
-            console=err,
-            disable=not enabled,
-        )
-        self.task = self.bar.add_task("index", total=None, rate=0.0, failed=0)
-
-    def start(self, to_read: int, unchanged: int) -> None:
-        self.bar.update(self.task, total=to_read, visible=to_read > 0)
-        if self.enabled and unchanged:
-            err.print(f"{unchanged} files unchanged, {to_read} to read")
-
-    def update(self, progress: object) -> None:
-        rate = progress.done / progress.seconds if progress.seconds > 0 else 0.0  # type: ignore[attr-defined]
-        self.bar.update(self.task, completed=progress.done, rate=rate, failed=progress.failed)  # type: ignore[attr-defined]
-
-    def __enter__(self) -> _IndexProgress:
-        self.bar.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.stop()
 
 
 def _open(library: Optional[Path], model: Optional[str], pretrained: Optional[str], catalog_url: str, device: str, create: bool, index_config: object = None) -> Library:
@@ -123,20 +63,8 @@ def _open(library: Optional[Path], model: Optional[str], pretrained: Optional[st
     return Library.open(library, model=model, pretrained=pretrained, catalog_url=catalog_url, device=device, create=create, index_config=index_config)  # type: ignore[arg-type]
 
 
-def _index_config(kind: str, budget: str) -> object:
-    """An IndexConfig from --index-kind/--memory-budget; None (the library's saved one) without either."""
-    if not kind and not budget:
-        return None
-    from index.config import IndexConfig, parse_bytes
-
-    try:
-        return IndexConfig(kind=kind or "auto", memory_budget=parse_bytes(budget) if budget else 0)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
-
-
 @app.command()
-@_friendly_errors
+@friendly_errors
 def index(
     paths: Annotated[list[Path], typer.Argument(help="Folders or image files to index (recursively).")],
     library: LibraryOpt = None,
@@ -159,36 +87,16 @@ def index(
     """Index (or update) the images under PATHS: new, changed, moved and deleted files."""
     from retrieval import IngestConfig
 
-    with _open(library, model, pretrained, catalog_url, device, create=True, index_config=_index_config(index_kind, memory_budget)) as lib:
+    with _open(library, model, pretrained, catalog_url, device, create=True, index_config=make_index_config(index_kind, memory_budget)) as lib:
         config = IngestConfig(batch_size=batch_size, workers=workers, retry_failed=retry_failed)
-        on_ray = _ray_config(ray_address, ray_gpus, ray_actors) if ray or ray_address else None
-        with _IndexProgress(enabled=not as_json) as bar:
+        on_ray = make_ray_config(ray_address, ray_gpus, ray_actors) if ray or ray_address else None
+        with IndexProgress(enabled=not as_json) as bar:
             report = lib.index(paths, config=config, on_progress=bar.update, on_plan=bar.start, ray=on_ray, cache_tokens=cache_tokens)
-    if as_json:
-        typer.echo(json.dumps(report.to_json()))
-    else:
-        _print_report(report)
-
-
-def _ray_config(address: str, gpus: float, actors: int):  # noqa: ANN202
-    from retrieval.distributed import RayConfig
-
-    return RayConfig(address=address, gpus_per_actor=gpus if gpus >= 0 else -1.0, actors=actors)
-
-
-def _print_report(report: IndexReport) -> None:
-    err.print(
-        f"added {report.added}, updated {report.updated}, moved {report.moved}, removed {report.removed}, "
-        f"unchanged {report.unchanged}, failed {report.failed}  ({report.seconds:.1f} s)"
-    )
-    for path, why in report.failures[:20]:
-        err.print(f"  [yellow]skipped[/] {escape(path)}: {escape(why)}", highlight=False)
-    if len(report.failures) > 20:
-        err.print(f"  ... and {len(report.failures) - 20} more (see  xmr failures)")
+    print_report(report, as_json)
 
 
 @app.command()
-@_friendly_errors
+@friendly_errors
 def search(
     texts: Annotated[Optional[list[str]], typer.Argument(help="What to look for, in words (several add up).")] = None,
     image: Annotated[Optional[list[Path]], typer.Option("--image", "-i", help="Find images like this one (repeatable).")] = None,
@@ -228,88 +136,26 @@ def search(
     with _open(library, model, pretrained, "", device, create=False) as lib:
         rr = lib.load_reranker(reranker) if reranker else None
         if in_texts:
-            query_image = image[0] if rr is not None and image and len(image) == 1 and not (texts or not_text or not_image or weight) else None
-            if query_image is not None:  # image-to-text reranking takes the image itself
-                text_hits = lib.search_texts(image=query_image, k=top, offset=offset, min_score=min_score, reranker=rr, rerank_k=rerank_k)
-            else:
-                text_hits = lib.search_texts(terms=terms, k=top, offset=offset, min_score=min_score, reranker=rr, rerank_k=rerank_k)
+            lone = _lone_image(image, texts, not_text, not_image, weight) if rr is not None else None
+            hits = lib.search_texts(image=lone, terms=terms if lone is None else (), k=top, offset=offset, min_score=min_score, reranker=rr, rerank_k=rerank_k)
         else:
             hits = lib.search(terms=terms, k=top, where=where, offset=offset, min_score=min_score, reranker=rr, rerank_k=rerank_k)
     if in_texts:
-        _print_text_hits(text_hits, as_json)
-        if not text_hits:
-            err.print("no results: no texts matched (add some with  xmr add-texts FILE).")
-            raise typer.Exit(EXIT_NO_RESULTS)
-        return
-    if as_json:
-        for hit in hits:
-            typer.echo(json.dumps(hit.to_json()))
-    elif paths_only:
-        for hit in hits:
-            typer.echo(hit.path)
-    elif preview and _image_protocol():
-        _print_previews(hits, _image_protocol())
+        print_text_hits(hits, as_json)  # type: ignore[arg-type]
     else:
-        _print_hits(hits)
+        print_hits(hits, as_json=as_json, paths_only=paths_only, preview=preview)  # type: ignore[arg-type]
     if not hits:
-        err.print("no results" + (": nothing passed the filters or --min-score." if where.active or min_score is not None or offset else ": the library has no indexed images (run  xmr index PATH)."))
+        print_no_results(in_texts, filtered=bool(where.active or min_score is not None or offset))
         raise typer.Exit(EXIT_NO_RESULTS)
 
 
-def _image_protocol() -> str:
-    """"kitty" or "iterm2" when the terminal shows inline images, else "" (nothing breaks)."""
-    import os
-
-    if os.environ.get("KITTY_WINDOW_ID") or os.environ.get("TERM") == "xterm-kitty":
-        return "kitty"
-    if os.environ.get("TERM_PROGRAM") in {"iTerm.app", "WezTerm"} or os.environ.get("LC_TERMINAL") == "iTerm2":
-        return "iterm2"
-    return ""
-
-
-def _inline_image(png: bytes, protocol: str) -> str:
-    """The escape sequence that draws ``png`` at the cursor."""
-    import base64
-
-    data = base64.b64encode(png).decode("ascii")
-    if protocol == "iterm2":
-        return f"\x1b]1337;File=inline=1;size={len(png)};preserveAspectRatio=1:{data}\x07"
-    chunks = [data[i : i + 4096] for i in range(0, len(data), 4096)]  # kitty: 4 KiB per chunk
-    parts = [f"\x1b_Gf=100,a=T,m={int(i < len(chunks) - 1)};{c}\x1b\\" if i == 0 else f"\x1b_Gm={int(i < len(chunks) - 1)};{c}\x1b\\" for i, c in enumerate(chunks)]
-    return "".join(parts)
-
-
-def _print_previews(hits: list, protocol: str) -> None:
-    from retrieval.decode import ImageDecodeError
-    from retrieval.thumbnails import thumbnail_png
-
-    for hit in hits:
-        typer.echo(f"{hit.rank:>4}  {hit.score:.4f}  {hit.path}")
-        try:
-            typer.echo(_inline_image(thumbnail_png(hit.path), protocol))
-        except ImageDecodeError as exc:
-            typer.echo(f"      (no preview: {exc})")
-
-
-def _print_text_hits(hits: list, as_json: bool) -> None:
-    from rich.table import Table
-    from rich.text import Text
-
-    if as_json:
-        for hit in hits:
-            typer.echo(json.dumps(hit.to_json()))
-        return
-    table = Table(box=None, highlight=False)
-    table.add_column("rank", justify="right")
-    table.add_column("score", justify="right")
-    table.add_column("text", overflow="fold")
-    for hit in hits:
-        table.add_row(str(hit.rank), f"{hit.score:.4f}", Text(hit.text))
-    out.print(table)
+def _lone_image(image: Optional[list[Path]], *others: Optional[list]) -> Optional[Path]:
+    """The query's one --image when it has nothing else: image-to-text reranking takes the image itself."""
+    return image[0] if image and len(image) == 1 and not any(others) else None
 
 
 @app.command(name="add-texts")
-@_friendly_errors
+@friendly_errors
 def add_texts(
     files: Annotated[list[Path], typer.Argument(help=".txt (one text per line), pairs .jsonl, or .csv with a text column.")],
     library: LibraryOpt = None,
@@ -318,15 +164,11 @@ def add_texts(
     """Embed texts into the library's text corpus (for image-to-text search). Re-adding adds nothing twice."""
     with _open(library, None, None, "", "auto", create=False) as lib:
         for path in files:
-            report = lib.add_texts(path)
-            if as_json:
-                typer.echo(json.dumps(report.to_json()))
-            else:
-                err.print(f"{escape(report.source)}: added {report.added}, already there {report.skipped}", highlight=False)
+            print_text_report(lib.add_texts(path), as_json)
 
 
 @app.command(name="remove-texts")
-@_friendly_errors
+@friendly_errors
 def remove_texts(
     sources: Annotated[list[Path], typer.Argument(help="Files whose texts to remove (as given to add-texts).")],
     library: LibraryOpt = None,
@@ -334,49 +176,29 @@ def remove_texts(
     """Remove the texts that were added from SOURCES."""
     with _open(library, None, None, "", "auto", create=False) as lib:
         for source in sources:
-            removed = lib.remove_texts(source)
-            err.print(f"{escape(str(source))}: removed {removed}", highlight=False)
-
-
-def _print_hits(hits: list) -> None:
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(box=None, highlight=False)
-    table.add_column("rank", justify="right")
-    table.add_column("score", justify="right")
-    table.add_column("path", overflow="fold")  # a path is for copying: wrap it, never cut it
-    for hit in hits:
-        table.add_row(str(hit.rank), f"{hit.score:.4f}", Text(hit.path))
-    out.print(table)
+            print_removed(source, lib.remove_texts(source))
 
 
 @app.command()
-@_friendly_errors
+@friendly_errors
 def info(library: LibraryOpt = None, as_json: JsonOpt = False) -> None:
     """Counts, model, index kind, dimensions and size on disk of the library."""
     with _open(library, None, None, "", "auto", create=False) as lib:
         details = lib.info()
-    if as_json:
-        typer.echo(json.dumps(details.to_json()))
-        return
-    for key, value in details.to_json().items():
-        out.print(f"{key:>14}  {escape(str(value))}", highlight=False)
+    print_info(details, as_json)
 
 
 @app.command()
-@_friendly_errors
+@friendly_errors
 def failures(library: LibraryOpt = None, as_json: JsonOpt = False) -> None:
     """List the files that could not be indexed, with the reason."""
     with _open(library, None, None, "", "auto", create=False) as lib:
         rows = lib.failures()
-    for path, why in rows:
-        line = json.dumps({"path": path, "error": why}) if as_json else f"{path}\t{why}"
-        typer.echo(line)
+    print_failures(rows, as_json)
 
 
 @app.command()
-@_friendly_errors
+@friendly_errors
 def serve(
     library: LibraryOpt = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on; anything but loopback needs --token.")] = "127.0.0.1",
@@ -393,12 +215,12 @@ def serve(
     require_serve()
     config = ServeConfig(host=host, port=port, token=token, reranker=reranker, max_upload_bytes=int(max_upload_mb * 2**20))
     with _open(library, None, None, "", device, create=False) as lib:
-        err.print(f"serving {escape(str(lib.layout.root))} at http://{escape(host)}:{port}/  (Ctrl-C stops)", highlight=False)
+        print_serving(lib.layout.root, host, port)
         run_server(lib, config)
 
 
 @app.command()
-@_friendly_errors
+@friendly_errors
 def train(
     pairs: Annotated[Path, typer.Argument(help="Pairs folder (pairs.jsonl + images) or a Karpathy split JSON.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write (an open_clip local-dir).")],
@@ -419,32 +241,13 @@ def train(
     from retrieval.train import TrainConfig, train as run_training
 
     config = TrainConfig(arch=arch, init=init, init_pretrained=init_pretrained, epochs=epochs, steps=steps, batch_size=batch_size, lr=lr, warmup_steps=warmup, seed=seed, hard_negatives=hard_negatives, augment=augment)
-    with _TrainProgress() as bar:
+    with TrainProgress() as bar:
         folder = run_training(pairs, out, config, on_progress=bar.update, split=split)
-    err.print(f"model written to {escape(str(folder))}; use it with  --model {escape(str(folder))}", highlight=False)
-
-
-class _TrainProgress:
-    def __init__(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.3f}  {task.fields[rate]:.0f} pairs/s  T {task.fields[temp]:.3f}"), TimeRemainingColumn(), console=err)
-        self.task = self.bar.add_task("train", total=None, loss=0.0, rate=0.0, temp=0.0)
-
-    def update(self, progress: object) -> None:
-        p = progress
-        self.bar.start()  # on the first step, so a run that fails to start draws no bar
-        self.bar.update(self.task, completed=p.step, total=p.total, loss=p.loss, rate=p.pairs_per_second, temp=p.temperature)  # type: ignore[attr-defined]
-
-    def __enter__(self) -> _TrainProgress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.stop()
+    print_written("model", folder, "--model")
 
 
 @app.command(name="eval")
-@_friendly_errors
+@friendly_errors
 def evaluate(
     pairs: Annotated[Path, typer.Argument(help="Pairs folder (pairs.jsonl + images), pairs.jsonl, or a Karpathy split JSON.")],
     model: Annotated[str, typer.Option("--model", "-m", help="Model to evaluate (any --model value).")],
@@ -475,14 +278,11 @@ def evaluate(
         result = evaluate_reranked(pair_set, encoder, reranker, rerank_k, groups, device)
     else:
         result = run_eval(pair_set, encoder, groups)
-    if as_json:
-        typer.echo(json.dumps(result))
-        return
-    _print_metrics(result)
+    print_metrics(result, as_json)
 
 
 @app.command(name="train-reranker")
-@_friendly_errors
+@friendly_errors
 def train_reranker(
     pairs: Annotated[Path, typer.Argument(help="Pairs folder (pairs.jsonl + images; negatives used when present) or a Karpathy split JSON.")],
     model: Annotated[str, typer.Option("--model", "-m", help="The library's encoder (any --model value); it stays frozen.")],
@@ -512,41 +312,9 @@ def train_reranker(
         raise typer.BadParameter(f"--fusion must be one of {', '.join(list_heads())}")
     encoder = load_encoder(ModelSpec(model, pretrained or ""), device)
     config = RerankTrainConfig(fusion=fusion, steps=steps, batch_size=batch_size, lr=lr, width=width, layers=layers, pool=pool, align_init=align, mirror=mirror, seed=seed)
-    with _RerankProgress() as bar:
+    with RerankProgress() as bar:
         folder = run_training(pairs, encoder, out, config, on_progress=bar.update, split=split, images_root=images)
-    err.print(f"reranker written to {escape(str(folder))}; use it with  --reranker {escape(str(folder))}", highlight=False)
-
-
-class _RerankProgress:
-    def __init__(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.bar = Progress(TextColumn("{task.fields[phase]}"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.3f}  {task.fields[rate]:.0f} pairs/s"), TimeRemainingColumn(), console=err)
-        self.task = self.bar.add_task("rerank", total=None, phase="", loss=0.0, rate=0.0)
-
-    def update(self, p: object) -> None:
-        self.bar.start()
-        self.bar.update(self.task, completed=p.done, total=p.total, phase=p.phase, loss=p.loss, rate=p.pairs_per_second)  # type: ignore[attr-defined]
-
-    def __enter__(self) -> _RerankProgress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.stop()
-
-
-def _print_metrics(result: dict) -> None:
-    from rich.table import Table
-
-    table = Table("set", "captions", "t2i R@1", "R@5", "R@10", "i2t R@1", "R@5", "R@10", "binding", box=None)
-    rows = [("all", result), *result.get("groups", {}).items()]
-    for name, r in rows:
-        binding = f"{r['binding']:.3f}" if "binding" in r else "-"
-        table.add_row(name, str(r["count"]), *(f"{r['t2i'][k]:.3f}" for k in ("R@1", "R@5", "R@10")), *(f"{r['i2t'][k]:.3f}" for k in ("R@1", "R@5", "R@10")), binding)
-    out.print(table)
-    if "binding_by_negative" in result:
-        wins = ", ".join(f"{kind} {share:.3f}" for kind, share in result["binding_by_negative"].items())
-        out.print(f"caption beats its negative, by kind of negative: {wins}")
+    print_written("reranker", folder, "--reranker")
 
 
 def main() -> None:

@@ -1,0 +1,51 @@
+"""Exit codes, and the one place that maps the library's errors to messages and exit codes."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import typer
+from rich.markup import escape
+from typer.exceptions import TyperException
+
+from xmr_cli.output import err
+
+__all__ = ["EXIT_BAD_INPUT", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_NO_RESULTS", "friendly_errors"]
+
+# Exit codes: 0 results, 1 no results, 2 bad input or unusable library/model, 70 internal
+# error (a bug), 130 interrupted.
+EXIT_NO_RESULTS = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 70  # EX_SOFTWARE
+EXIT_INTERRUPTED = 130
+
+
+def friendly_errors(command: Callable) -> Callable:
+    """Wrap a command: turn the library's typed errors into one-line messages and exit codes.
+
+    ``XmrError`` (bad input, unusable library or model) exits 2 with its message; Ctrl-C
+    exits 130; typer's own exits and usage errors pass through; anything else is a bug and
+    exits 70 with the traceback (never 1, which means "no results").
+    """
+
+    @functools.wraps(command)
+    def run(*args: object, **kwargs: object) -> None:
+        from index.errors import XmrError
+
+        try:
+            command(*args, **kwargs)
+        except XmrError as exc:
+            err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+        except KeyboardInterrupt:
+            err.print("interrupted: finished batches are saved; run the same command again to resume.")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except (typer.Exit, TyperException):  # exits and usage errors: typer handles them
+            raise
+        except Exception:  # a bug: say so, keep the traceback, and never exit 1 ("no results")
+            err.print_exception()
+            err.print("[red]internal error[/]: this is a bug in xmr; please report it with the traceback above.")
+            raise typer.Exit(EXIT_INTERNAL) from None
+
+    return run

@@ -1,0 +1,198 @@
+"""What the commands print: results on stdout (a table, JSON lines, bare paths), messages on stderr.
+
+Paths and texts go through ``Text`` or ``escape`` so brackets in them are never read as markup.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+if TYPE_CHECKING:
+    from retrieval import Hit, IndexReport, LibraryInfo, TextHit, TextReport
+
+__all__ = [
+    "err",
+    "image_protocol",
+    "inline_image",
+    "out",
+    "print_failures",
+    "print_hits",
+    "print_info",
+    "print_metrics",
+    "print_no_results",
+    "print_removed",
+    "print_report",
+    "print_serving",
+    "print_text_hits",
+    "print_text_report",
+    "print_written",
+]
+
+out = Console()
+err = Console(stderr=True)
+
+
+def print_report(report: IndexReport, as_json: bool) -> None:
+    """An index run's counts (JSON on stdout, or a summary and the first failures on stderr)."""
+    if as_json:
+        typer.echo(json.dumps(report.to_json()))
+        return
+    err.print(
+        f"added {report.added}, updated {report.updated}, moved {report.moved}, removed {report.removed}, "
+        f"unchanged {report.unchanged}, failed {report.failed}  ({report.seconds:.1f} s)"
+    )
+    for path, why in report.failures[:20]:
+        err.print(f"  [yellow]skipped[/] {escape(path)}: {escape(why)}", highlight=False)
+    if len(report.failures) > 20:
+        err.print(f"  ... and {len(report.failures) - 20} more (see  xmr failures)")
+
+
+def print_hits(hits: Sequence[Hit], as_json: bool = False, paths_only: bool = False, preview: bool = False) -> None:
+    """Image hits as JSON lines, bare paths, inline thumbnails (where the terminal draws them) or a table."""
+    protocol = image_protocol() if preview else ""
+    if as_json:
+        _print_json_lines(hits)
+    elif paths_only:
+        for hit in hits:
+            typer.echo(hit.path)
+    elif protocol:
+        _print_previews(hits, protocol)
+    else:
+        _print_ranked(hits, "path", [hit.path for hit in hits])  # a path is for copying: wrap it, never cut it
+
+
+def print_text_hits(hits: Sequence[TextHit], as_json: bool) -> None:
+    """Text hits as JSON lines or a table."""
+    if as_json:
+        _print_json_lines(hits)
+    else:
+        _print_ranked(hits, "text", [hit.text for hit in hits])
+
+
+def print_no_results(in_texts: bool, filtered: bool) -> None:
+    """Why a search found nothing, and what to do about it."""
+    if in_texts:
+        err.print("no results: no texts matched (add some with  xmr add-texts FILE).")
+    elif filtered:
+        err.print("no results: nothing passed the filters or --min-score.")
+    else:
+        err.print("no results: the library has no indexed images (run  xmr index PATH).")
+
+
+def image_protocol() -> str:
+    """"kitty" or "iterm2" when the terminal shows inline images, else "" (nothing breaks)."""
+    import os
+
+    if os.environ.get("KITTY_WINDOW_ID") or os.environ.get("TERM") == "xterm-kitty":
+        return "kitty"
+    if os.environ.get("TERM_PROGRAM") in {"iTerm.app", "WezTerm"} or os.environ.get("LC_TERMINAL") == "iTerm2":
+        return "iterm2"
+    return ""
+
+
+def inline_image(png: bytes, protocol: str) -> str:
+    """The escape sequence that draws ``png`` at the cursor."""
+    import base64
+
+    data = base64.b64encode(png).decode("ascii")
+    if protocol == "iterm2":
+        return f"\x1b]1337;File=inline=1;size={len(png)};preserveAspectRatio=1:{data}\x07"
+    chunks = [data[i : i + 4096] for i in range(0, len(data), 4096)]  # kitty: 4 KiB per chunk
+    parts = [f"\x1b_Gf=100,a=T,m={int(i < len(chunks) - 1)};{c}\x1b\\" if i == 0 else f"\x1b_Gm={int(i < len(chunks) - 1)};{c}\x1b\\" for i, c in enumerate(chunks)]
+    return "".join(parts)
+
+
+def _print_previews(hits: Sequence[Hit], protocol: str) -> None:
+    from retrieval.decode import ImageDecodeError
+    from retrieval.thumbnails import thumbnail_png
+
+    for hit in hits:
+        typer.echo(f"{hit.rank:>4}  {hit.score:.4f}  {hit.path}")
+        try:
+            typer.echo(inline_image(thumbnail_png(hit.path), protocol))
+        except ImageDecodeError as exc:
+            typer.echo(f"      (no preview: {exc})")
+
+
+def _print_json_lines(hits: Sequence[Hit] | Sequence[TextHit]) -> None:
+    for hit in hits:
+        typer.echo(json.dumps(hit.to_json()))
+
+
+def _print_ranked(hits: Sequence[Hit] | Sequence[TextHit], column: str, values: list[str]) -> None:
+    """A rank, score and ``column`` table; ``values`` fold onto more lines rather than being cut."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, highlight=False)
+    table.add_column("rank", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column(column, overflow="fold")
+    for hit, value in zip(hits, values):
+        table.add_row(str(hit.rank), f"{hit.score:.4f}", Text(value))
+    out.print(table)
+
+
+def print_text_report(report: TextReport, as_json: bool) -> None:
+    """What add-texts added from one file."""
+    if as_json:
+        typer.echo(json.dumps(report.to_json()))
+    else:
+        err.print(f"{escape(report.source)}: added {report.added}, already there {report.skipped}", highlight=False)
+
+
+def print_removed(source: Path, removed: int) -> None:
+    """How many texts remove-texts removed from one file."""
+    err.print(f"{escape(str(source))}: removed {removed}", highlight=False)
+
+
+def print_info(details: LibraryInfo, as_json: bool) -> None:
+    """The library's counts, model and index, as JSON or one aligned line per field."""
+    if as_json:
+        typer.echo(json.dumps(details.to_json()))
+        return
+    for key, value in details.to_json().items():
+        out.print(f"{key:>14}  {escape(str(value))}", highlight=False)
+
+
+def print_failures(rows: Sequence[tuple[str, str]], as_json: bool) -> None:
+    """Files that could not be indexed: JSON lines or ``path<TAB>reason``."""
+    for path, why in rows:
+        line = json.dumps({"path": path, "error": why}) if as_json else f"{path}\t{why}"
+        typer.echo(line)
+
+
+def print_serving(root: Path, host: str, port: int) -> None:
+    """The address the server listens on."""
+    err.print(f"serving {escape(str(root))} at http://{escape(host)}:{port}/  (Ctrl-C stops)", highlight=False)
+
+
+def print_written(what: str, folder: Path, option: str) -> None:
+    """Where a training run wrote ``what``, and the option that uses it."""
+    err.print(f"{what} written to {escape(str(folder))}; use it with  {option} {escape(str(folder))}", highlight=False)
+
+
+def print_metrics(result: dict, as_json: bool) -> None:
+    """Recall both ways and binding, overall and per caption group: JSON or a table."""
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    from rich.table import Table
+
+    table = Table("set", "captions", "t2i R@1", "R@5", "R@10", "i2t R@1", "R@5", "R@10", "binding", box=None)
+    rows = [("all", result), *result.get("groups", {}).items()]
+    for name, r in rows:
+        binding = f"{r['binding']:.3f}" if "binding" in r else "-"
+        table.add_row(name, str(r["count"]), *(f"{r['t2i'][k]:.3f}" for k in ("R@1", "R@5", "R@10")), *(f"{r['i2t'][k]:.3f}" for k in ("R@1", "R@5", "R@10")), binding)
+    out.print(table)
+    if "binding_by_negative" in result:
+        wins = ", ".join(f"{kind} {share:.3f}" for kind, share in result["binding_by_negative"].items())
+        out.print(f"caption beats its negative, by kind of negative: {wins}")
+

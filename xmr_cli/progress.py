@@ -1,0 +1,83 @@
+"""Progress bars on stderr for indexing, training and reranker training, fed by the library's callbacks."""
+
+from __future__ import annotations
+
+from xmr_cli.output import err
+
+__all__ = ["IndexProgress", "RerankProgress", "TrainProgress"]
+
+
+class IndexProgress:
+    """A rich progress bar with images/s, fed by the library's progress callback."""
+
+    def __init__(self, enabled: bool) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.enabled = enabled
+        self.bar = Progress(
+            TextColumn("indexing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]:.1f} img/s  {task.fields[failed]} failed"),
+            TimeRemainingColumn(),
+            console=err,
+            disable=not enabled,
+        )
+        self.task = self.bar.add_task("index", total=None, rate=0.0, failed=0)
+
+    def start(self, to_read: int, unchanged: int) -> None:
+        self.bar.update(self.task, total=to_read, visible=to_read > 0)
+        if self.enabled and unchanged:
+            err.print(f"{unchanged} files unchanged, {to_read} to read")
+
+    def update(self, progress: object) -> None:
+        rate = progress.done / progress.seconds if progress.seconds > 0 else 0.0  # type: ignore[attr-defined]
+        self.bar.update(self.task, completed=progress.done, rate=rate, failed=progress.failed)  # type: ignore[attr-defined]
+
+    def __enter__(self) -> IndexProgress:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+
+class TrainProgress:
+    """Steps, loss, pairs/s and temperature of a training run."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.3f}  {task.fields[rate]:.0f} pairs/s  T {task.fields[temp]:.3f}"), TimeRemainingColumn(), console=err)
+        self.task = self.bar.add_task("train", total=None, loss=0.0, rate=0.0, temp=0.0)
+
+    def update(self, progress: object) -> None:
+        p = progress
+        self.bar.start()  # on the first step, so a run that fails to start draws no bar
+        self.bar.update(self.task, completed=p.step, total=p.total, loss=p.loss, rate=p.pairs_per_second, temp=p.temperature)  # type: ignore[attr-defined]
+
+    def __enter__(self) -> TrainProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+
+class RerankProgress:
+    """Phase, loss and pairs/s of a reranker training run."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("{task.fields[phase]}"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.3f}  {task.fields[rate]:.0f} pairs/s"), TimeRemainingColumn(), console=err)
+        self.task = self.bar.add_task("rerank", total=None, phase="", loss=0.0, rate=0.0)
+
+    def update(self, p: object) -> None:
+        self.bar.start()
+        self.bar.update(self.task, completed=p.done, total=p.total, phase=p.phase, loss=p.loss, rate=p.pairs_per_second)  # type: ignore[attr-defined]
+
+    def __enter__(self) -> RerankProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
