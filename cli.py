@@ -44,7 +44,7 @@ from xmr_cli.output import (
 from xmr_cli.progress import IndexProgress, RerankProgress, TrainProgress
 
 if TYPE_CHECKING:
-    from retrieval import Library
+    from retrieval import IndexConfig, Library
 
 __all__ = ["app", "main"]
 
@@ -57,10 +57,10 @@ app = typer.Typer(
 )
 
 
-def _open(library: Optional[Path], model: Optional[str], pretrained: Optional[str], catalog_url: str, device: str, create: bool, index_config: object = None) -> Library:
+def _open(library: Optional[Path], model: Optional[str], pretrained: Optional[str], catalog_url: str, device: str, create: bool, index_config: IndexConfig | None = None) -> Library:
     from retrieval import Library
 
-    return Library.open(library, model=model, pretrained=pretrained, catalog_url=catalog_url, device=device, create=create, index_config=index_config)  # type: ignore[arg-type]
+    return Library.open(library, model=model, pretrained=pretrained, catalog_url=catalog_url, device=device, create=create, index_config=index_config)
 
 
 @app.command()

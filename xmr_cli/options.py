@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
+
+if TYPE_CHECKING:
+    from index.config import IndexConfig
+    from retrieval.distributed import RayConfig
 
 __all__ = [
     "CatalogOpt",
@@ -40,7 +44,7 @@ DEFAULT_RERANK_K = 50  # == retrieval.rerank.base.DEFAULT_RERANK_K (not imported
 RerankKOpt = Annotated[int, typer.Option("--rerank-k", min=1, help="How many dual-encoder results the reranker rescores.")]
 
 
-def make_index_config(kind: str, budget: str) -> object:
+def make_index_config(kind: str, budget: str) -> IndexConfig | None:
     """An IndexConfig from --index-kind/--memory-budget; None (the library's saved one) without either.
 
     Raises:
@@ -56,7 +60,7 @@ def make_index_config(kind: str, budget: str) -> object:
         raise typer.BadParameter(str(exc)) from None
 
 
-def make_ray_config(address: str, gpus: float, actors: int):  # noqa: ANN201
+def make_ray_config(address: str, gpus: float, actors: int) -> RayConfig:
     """The RayConfig of --ray-address/--ray-gpus/--ray-actors (a negative --ray-gpus: decide per cluster)."""
     from retrieval.distributed import RayConfig
 
