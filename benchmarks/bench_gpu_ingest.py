@@ -101,7 +101,7 @@ def _sync() -> None:
 def stage_rates(encoder, paths: list[Path], batch: int, workers: int, sample: int) -> tuple[dict[str, float], list]:  # noqa: ANN001
     """Images/s of each ingest stage alone, and preprocessed batches for the encoder figure."""
     from retrieval.decode import DecodeConfig
-    from retrieval.gpu_decode import Preprocessor, iter_batches, pixel_spec, probe_file
+    from retrieval.gpu_decode import Preprocessor, each, iter_batches, pixel_spec, probe_file
 
     config = DecodeConfig()
     probe = lambda key, path: probe_file(key, path, config, encoder.preprocess)  # noqa: E731
@@ -131,7 +131,7 @@ def stage_rates(encoder, paths: list[Path], batch: int, workers: int, sample: in
     _sync()
     out["decode_preprocess_per_s"] = sample / (time.perf_counter() - start)
     start = time.perf_counter()
-    done = sum(len(b[0]) for b in iter_batches([(p, str(p)) for p in paths], probe, prep, batch, workers, 3))
+    done = sum(len(b[0]) for b in iter_batches([(p, str(p)) for p in paths], each(probe), prep, batch, workers, 3))
     out["read_decode_overlapped_per_s"] = done / (time.perf_counter() - start)
     return out, batches
 

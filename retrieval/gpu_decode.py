@@ -1,7 +1,8 @@
 """Batched JPEG decoding and preprocessing on the GPU (nvJPEG through torchvision).
 
 Reader threads read each file, hash its bytes and parse its header and EXIF (no pixel
-decoding); one decoder thread hands whole batches of JPEG bitstreams to
+decoding), or leave the hashing and parsing to worker processes (:mod:`retrieval.headers`,
+:func:`probe_header`) where the main process's GIL is the limit; one decoder thread hands whole batches of JPEG bitstreams to
 ``torchvision.io.decode_jpeg(list, device="cuda")`` (the hardware JPEG engines on
 A100/H100), applies the EXIF orientation, resizes with antialiasing, centre-crops and
 normalises on the GPU exactly as the model's CPU preprocess does. Everything else (PNG,
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import os
 import queue
 import threading
@@ -31,14 +31,14 @@ import torch
 import torch.nn.functional as F
 
 from index.records import ImageMeta
-from retrieval import decode as _decode
 from retrieval.decode import DecodeConfig, ImageDecodeError, decode_bytes
+from retrieval.headers import Header, jpeg_header
 
-__all__ = ["PixelSpec", "Preprocessor", "Probe", "gpu_decode_available", "iter_batches", "pixel_spec", "probe_file"]
+__all__ = ["PixelSpec", "Preprocessor", "Probe", "each", "gpu_decode_available", "iter_batches", "pixel_spec", "probe_file", "probe_header"]
 
-_GPU_MODES = frozenset({"RGB", "L"})  # nvJPEG's RGB output is right for these; CMYK/YCCK go to the CPU
-_GPU_FORMATS = frozenset({"JPEG", "MPO"})  # MPO: a JPEG followed by more JPEGs; nvJPEG reads the first
-MAX_GPU_PIXELS = 50_000_000  # larger images take the CPU path (JPEG draft decoding keeps memory small)
+# The bitstreams handed to nvJPEG are read-only bytes (nvJPEG only reads them); a filter
+# scoped to this module, because catch_warnings is not thread-safe.
+warnings.filterwarnings("ignore", message="The given buffer is not writable", category=UserWarning, module=__name__)
 _RESIZE_CHUNK = 64  # images per interpolate call: bounds the float copy of a batch of one size
 _IDENTITY_STEPS = frozenset({"MaybeConvertMode", "MaybeToTensor", "ToTensor", "_convert_to_rgb", "ConvertImageDtype"})
 
@@ -131,18 +131,39 @@ def probe_file(key: object, path: str, config: DecodeConfig, preprocess: Callabl
             data = f.read()  # bytes, not bytearray: BytesIO and torch.frombuffer then share them, no copy under the GIL
     except OSError as exc:
         return Probe(key, error=f"cannot read file: {exc}")
+    return _probe_bytes(key, data, config, preprocess)
+
+
+def probe_header(key: object, path: str, header: Header, config: DecodeConfig, preprocess: Callable) -> Probe:
+    """:func:`probe_file` for a file a worker process has hashed and parsed (see :mod:`retrieval.headers`).
+
+    The file is read again here; the worker's hash and metadata are used only when this
+    read has the size and modification time the worker's had. Otherwise (the file changed
+    in between) and for files the GPU cannot decode, this copy is hashed and judged here.
+    """
+    if header.error:
+        return Probe(key, error=header.error)
+    try:
+        with open(path, "rb") as f:
+            mtime_ns = os.fstat(f.fileno()).st_mtime_ns
+            data = f.read()
+    except OSError as exc:
+        return Probe(key, error=f"cannot read file: {exc}")
+    if header.meta is None or (len(data), mtime_ns) != (header.size, header.mtime_ns):
+        return _probe_bytes(key, data, config, preprocess)
+    return Probe(key, header.content_hash, header.meta, torch.frombuffer(data, dtype=torch.uint8), header.orientation)
+
+
+def _probe_bytes(key: object, data: bytes, config: DecodeConfig, preprocess: Callable) -> Probe:
     content_hash = hashlib.blake2b(data, digest_size=16).hexdigest()  # releases the GIL
     try:
-        header = _jpeg_header(data, config)
+        header = jpeg_header(data, config)
     except Exception:  # noqa: BLE001  (anything odd in the header: let the CPU decoder judge)
         header = None
     if header is None:
         return cpu_probe(key, data, config, preprocess, content_hash)
     meta, orientation = header
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # read-only bytes: nvJPEG only reads them
-        jpeg = torch.frombuffer(data, dtype=torch.uint8)
-    return Probe(key, content_hash, meta, jpeg, orientation)
+    return Probe(key, content_hash, meta, torch.frombuffer(data, dtype=torch.uint8), orientation)
 
 
 def cpu_probe(key: object, data: bytes, config: DecodeConfig, preprocess: Callable, content_hash: str = "") -> Probe:
@@ -154,43 +175,6 @@ def cpu_probe(key: object, data: bytes, config: DecodeConfig, preprocess: Callab
         return Probe(key, content_hash, error=str(exc))
     except Exception as exc:  # noqa: BLE001  (a bad file must never stop the run; keep the reason)
         return Probe(key, content_hash, error=f"{exc.__class__.__name__}: {exc}")
-
-
-def _jpeg_header(data: bytes, config: DecodeConfig) -> tuple[ImageMeta, int | None] | None:
-    """Metadata of a JPEG the GPU can decode, without decoding pixels; None sends it to the CPU."""
-    if data[:3] != b"\xff\xd8\xff":
-        return None
-    # A JPEG that does not end with its EOI marker is truncated (or carries a trailer):
-    # Pillow decides what that means, so such files keep the CPU path's verdict.
-    if data[-2:] != b"\xff\xd9" and bytes(data[-64:]).rstrip(b"\x00")[-2:] != b"\xff\xd9":
-        return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from PIL import Image
-
-        with Image.open(io.BytesIO(data)) as img:
-            width, height = img.size
-            if (
-                img.format not in _GPU_FORMATS
-                or img.mode not in _GPU_MODES
-                or img.info.get("progressive") or img.info.get("progression")
-                or width * height > min(config.max_pixels, MAX_GPU_PIXELS)
-            ):
-                return None
-            exif = _decode._read_exif(img)
-            orientation = _decode._orientation(exif)
-            if orientation in _decode._SWAPS_AXES:
-                width, height = height, width
-            meta = ImageMeta(
-                width=width,
-                height=height,
-                format=img.format or "JPEG",
-                captured_at=_decode._captured_at(exif),
-                orientation=orientation,
-                camera=_decode._camera(exif),
-                description=_decode._description(img, exif),
-            )
-    return meta, orientation
 
 
 def _torchvision_decode(jpegs: list[torch.Tensor], device: str) -> list[torch.Tensor]:
@@ -307,22 +291,31 @@ def _center_crop(x: torch.Tensor, crop: tuple[int, int]) -> torch.Tensor:
 _END = object()
 
 
+def each(probe: Callable[[object, str], Probe]) -> Callable[[Sequence[tuple[object, str]]], list[Probe]]:
+    """A chunk prober for :func:`iter_batches` from a per-file one (e.g. :func:`probe_file`)."""
+    return lambda chunk: [probe(key, path) for key, path in chunk]
+
+
 def iter_batches(
     items: Sequence[tuple[object, str]],
-    probe: Callable[[object, str], Probe],
+    probe: Callable[[Sequence[tuple[object, str]]], list[Probe]],
     preprocessor: Preprocessor,
     batch: int,
     workers: int,
     prefetch: int = 2,
+    chunk: int = 1,
 ) -> Iterator[tuple[list[Probe], torch.Tensor]]:
     """Probe ``(key, path)`` items in ``workers`` threads and preprocess them ``batch`` at a time.
 
-    Yields what :class:`Preprocessor` returns, batch by batch in input order. File reading,
-    batch decoding and the caller's own work (encoding, committing) overlap: the batch
-    decoder runs in its own thread, on its own CUDA stream, up to ``prefetch`` batches ahead.
+    ``probe`` turns a chunk of up to ``chunk`` items into their probes, in order (see
+    :func:`each`). Yields what :class:`Preprocessor` returns, batch by batch in input order.
+    File reading, batch decoding and the caller's own work (encoding, committing) overlap:
+    the batch decoder runs in its own thread, on its own CUDA stream, up to ``prefetch``
+    batches ahead.
     """
     results: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
     stop = threading.Event()
+    chunk = max(1, chunk)
 
     def put(value: object) -> bool:
         while not stop.is_set():
@@ -337,19 +330,22 @@ def iter_batches(
         try:
             stream = torch.cuda.Stream(preprocessor.device) if preprocessor.device.type == "cuda" else None
             with ThreadPoolExecutor(max(1, workers), thread_name_prefix="xmr-read") as pool:
-                pending: deque[Future[Probe]] = deque()
-                todo = iter(items)
-                window = batch * (max(1, prefetch) + 1)
+                pending: deque[Future[list[Probe]]] = deque()
+                ready: list[Probe] = []
+                todo = iter(range(0, len(items), chunk))
+                window = batch * (max(1, prefetch) + 1)  # files the readers keep ahead
                 while not stop.is_set():
-                    for key, path in todo:  # keep the readers `window` files ahead
-                        pending.append(pool.submit(probe, key, path))
-                        if len(pending) >= window:
+                    for start in todo:
+                        pending.append(pool.submit(probe, items[start : start + chunk]))
+                        if len(pending) * chunk >= window:
                             break
-                    if not pending:
+                    while len(ready) < batch and pending:
+                        ready += pending.popleft().result()
+                    if not ready:
                         break
-                    chunk = [pending.popleft().result() for _ in range(min(batch, len(pending)))]
+                    probes, ready = ready[:batch], ready[batch:]
                     with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
-                        done = preprocessor(chunk)
+                        done = preprocessor(probes)
                     if stream is not None:
                         stream.synchronize()  # the caller's stream may use the pixels at once
                     if not put(done):

@@ -17,7 +17,7 @@ from PIL import Image
 
 from retrieval import IngestConfig
 from retrieval.decode import DecodeConfig, decode_file
-from retrieval.gpu_decode import Preprocessor, Probe, iter_batches, orient, pixel_spec, probe_file
+from retrieval.gpu_decode import Preprocessor, Probe, each, iter_batches, orient, pixel_spec, probe_file
 from tests.conftest import add_broken_files
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -151,10 +151,11 @@ def test_iter_batches_keeps_order_and_stops_cleanly(tiny_encoder, photos: Path) 
     def probe(key, path):  # noqa: ANN001, ANN202
         return probe_file(key, path, DecodeConfig(), tiny_encoder.preprocess)
 
-    batches = list(iter_batches(items, probe, prep, batch=4, workers=3, prefetch=2))
-    assert [p.key for probes, _ in batches for p in probes] == list(range(len(paths)))
-    assert [len(probes) for probes, _ in batches] == [4] * (len(paths) // 4) + ([len(paths) % 4] if len(paths) % 4 else [])
-    stream = iter_batches(items, probe, prep, batch=2, workers=2, prefetch=1)
+    for chunk in (1, 3, 8):  # chunks that do and do not divide the batch
+        batches = list(iter_batches(items, each(probe), prep, batch=4, workers=3, prefetch=2, chunk=chunk))
+        assert [p.key for probes, _ in batches for p in probes] == list(range(len(paths)))
+        assert [len(probes) for probes, _ in batches] == [4] * (len(paths) // 4) + ([len(paths) % 4] if len(paths) % 4 else [])
+    stream = iter_batches(items, each(probe), prep, batch=2, workers=2, prefetch=1)
     next(stream)
     stream.close()  # the decoder thread must wind down, not hang
 

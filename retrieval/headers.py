@@ -1,0 +1,144 @@
+"""File headers for the GPU decode path, read in worker processes when that pays.
+
+Before a JPEG goes to the GPU decoder its bytes are hashed and its header and EXIF are
+parsed (size, orientation, capture time, camera, caption). Hashing releases the GIL;
+Pillow's header parsing does not. At thousands of files a second, reader threads spend
+most of the main process's one GIL on this, and the thread that feeds the GPU waits
+for it. :class:`HeaderReaders` moves the work into spawned worker processes that never
+import torch: each reads a file, hashes it and parses its header, and returns a small
+:class:`Header`. The main process then reads the file again (from the page cache, with
+the GIL released) for the GPU, and uses the worker's hash and metadata only when the
+size and modification time it sees are the ones the worker saw; otherwise it hashes and
+parses its own copy (:func:`retrieval.gpu_decode.probe_header`), as it does for every file
+the GPU cannot decode.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import multiprocessing
+import os
+import signal
+import threading
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+
+from index.records import ImageMeta
+from retrieval import decode as _decode
+from retrieval.decode import DecodeConfig
+
+__all__ = ["MAX_GPU_PIXELS", "Header", "HeaderReaders", "jpeg_header", "read_header", "read_headers"]
+
+_GPU_MODES = frozenset({"RGB", "L"})  # nvJPEG's RGB output is right for these; CMYK/YCCK go to the CPU
+_GPU_FORMATS = frozenset({"JPEG", "MPO"})  # MPO: a JPEG followed by more JPEGs; nvJPEG reads the first
+MAX_GPU_PIXELS = 50_000_000  # larger images take the CPU path (JPEG draft decoding keeps memory small)
+# warnings.catch_warnings swaps a process-wide filter list: two threads inside it at once can
+# leave "ignore" in place for good. Header parsing holds the GIL anyway, so a lock costs nothing.
+_WARNINGS = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Header:
+    """What a worker learnt from one file."""
+
+    content_hash: str = ""  # blake2b-128 hex of the bytes it read
+    size: int = -1  # bytes it read
+    mtime_ns: int = -1  # modification time of the file it read (fstat of the open file)
+    meta: ImageMeta | None = None  # set for JPEGs the GPU can decode; None: the CPU decoder judges the file
+    orientation: int | None = None  # EXIF orientation to apply after decoding
+    error: str = ""  # the file could not be read ("cannot read file: ...")
+
+
+def jpeg_header(data: bytes, config: DecodeConfig) -> tuple[ImageMeta, int | None] | None:
+    """``(meta, orientation)`` of a JPEG the GPU can decode, without decoding pixels; None sends it to the CPU."""
+    if data[:3] != b"\xff\xd8\xff":
+        return None
+    # A JPEG that does not end with its EOI marker is truncated (or carries a trailer):
+    # Pillow decides what that means, so such files keep the CPU path's verdict.
+    if data[-2:] != b"\xff\xd9" and bytes(data[-64:]).rstrip(b"\x00")[-2:] != b"\xff\xd9":
+        return None
+    from PIL import Image
+
+    with _WARNINGS, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pillow's decompression-bomb warning: our own limit applies
+        with Image.open(io.BytesIO(data)) as img:
+            width, height = img.size
+            if (
+                img.format not in _GPU_FORMATS
+                or img.mode not in _GPU_MODES
+                or img.info.get("progressive") or img.info.get("progression")
+                or width * height > min(config.max_pixels, MAX_GPU_PIXELS)
+            ):
+                return None
+            exif = _decode._read_exif(img)
+            orientation = _decode._orientation(exif)
+            if orientation in _decode._SWAPS_AXES:
+                width, height = height, width
+            meta = ImageMeta(
+                width=width,
+                height=height,
+                format=img.format or "JPEG",
+                captured_at=_decode._captured_at(exif),
+                orientation=orientation,
+                camera=_decode._camera(exif),
+                description=_decode._description(img, exif),
+            )
+    return meta, orientation
+
+
+def read_header(path: str, config: DecodeConfig) -> Header:
+    """Read ``path``, hash its bytes and parse its JPEG header; never raises for a bad file."""
+    try:
+        with open(path, "rb") as f:
+            mtime_ns = os.fstat(f.fileno()).st_mtime_ns
+            data = f.read()
+    except OSError as exc:
+        return Header(error=f"cannot read file: {exc}")
+    content_hash = hashlib.blake2b(data, digest_size=16).hexdigest()
+    try:
+        header = jpeg_header(data, config)
+    except Exception:  # noqa: BLE001  (anything odd in the header: let the CPU decoder judge)
+        header = None
+    if header is None:
+        return Header(content_hash, len(data), mtime_ns)
+    return Header(content_hash, len(data), mtime_ns, header[0], header[1])
+
+
+def read_headers(paths: Sequence[str], config: DecodeConfig) -> list[Header]:
+    """:func:`read_header` of each path, in order (one task for a worker process)."""
+    return [read_header(path, config) for path in paths]
+
+
+def _quiet_worker() -> None:
+    # Ctrl-C reaches the whole process group: the main process winds the pool down itself,
+    # so workers ignore it rather than print a traceback each.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class HeaderReaders:
+    """Worker processes that run :func:`read_headers` (spawned: safe next to CUDA and threads).
+
+    Use as a context manager; leaving it cancels what has not started and waits for the rest.
+    """
+
+    def __init__(self, processes: int, config: DecodeConfig) -> None:
+        self.config = config
+        self._pool = ProcessPoolExecutor(
+            max(1, processes), mp_context=multiprocessing.get_context("spawn"), initializer=_quiet_worker
+        )
+
+    def submit(self, paths: Sequence[str]) -> Future[list[Header]]:
+        """Headers of ``paths``, in order, read by one worker."""
+        return self._pool.submit(read_headers, list(paths), self.config)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> HeaderReaders:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,112 @@
+"""Hashing and header parsing in worker processes gives what reader threads give.
+
+The oracle is :func:`retrieval.gpu_decode.probe_file`, the in-thread reader: same hash,
+metadata, orientation, bitstream, CPU pixels and error words for every kind of file.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from retrieval import IngestConfig
+from retrieval.decode import DecodeConfig
+from retrieval.gpu_decode import Probe, probe_file, probe_header
+from retrieval.headers import HeaderReaders, read_header, read_headers
+from tests.conftest import add_broken_files
+from tests.index.test_catalog_writes import dump
+from tests.retrieval.test_gpu_decode import _jpeg
+
+CONFIG = DecodeConfig()
+
+
+@pytest.fixture
+def mixed(photos: Path, tmp_path: Path) -> list[Path]:
+    """Baseline JPEGs (one EXIF-rotated), PNGs, a progressive and a CMYK JPEG, broken files, a missing one."""
+    folder = tmp_path / "mixed"
+    shutil.copytree(photos, folder)
+    good = sorted(folder.rglob("*.jpg"))[0]
+    add_broken_files(folder, good)
+    _jpeg(folder / "rotated.jpg", (90, 50), 5, 6)
+    _jpeg(folder / "progressive.jpg", (80, 60), 4, progressive=True)
+    Image.open(good).convert("CMYK").save(folder / "cmyk.jpg", "JPEG")
+    return sorted(folder.rglob("*.*")) + [folder / "gone.jpg"]
+
+
+def _same(a: Probe, b: Probe) -> None:
+    assert (a.key, a.content_hash, a.meta, a.orientation, a.error) == (b.key, b.content_hash, b.meta, b.orientation, b.error)
+    assert (a.jpeg is None) == (b.jpeg is None) and (a.pixels is None) == (b.pixels is None)
+    if a.jpeg is not None:
+        assert torch.equal(a.jpeg, b.jpeg)
+    if a.pixels is not None:
+        assert torch.equal(a.pixels, b.pixels)
+
+
+def test_probe_from_a_worker_header_equals_probe_file(mixed: list[Path], tiny_encoder) -> None:  # noqa: ANN001
+    kinds = {"lane": 0, "cpu": 0, "error": 0}
+    for path in mixed:
+        header = read_header(str(path), CONFIG)
+        want = probe_file(path, str(path), CONFIG, tiny_encoder.preprocess)
+        got = probe_header(path, str(path), header, CONFIG, tiny_encoder.preprocess)
+        _same(got, want)
+        kinds["error" if want.error else "lane" if want.jpeg is not None else "cpu"] += 1
+        if want.jpeg is not None:  # the worker's own hash and metadata were used
+            assert (header.content_hash, header.meta, header.orientation) == (want.content_hash, want.meta, want.orientation)
+    assert kinds["lane"] >= 4 and kinds["cpu"] >= 5 and kinds["error"] >= 4  # every kind of file was there
+
+
+def test_a_file_changed_after_its_worker_read_is_judged_on_this_read(photos: Path, tmp_path: Path, tiny_encoder) -> None:  # noqa: ANN001
+    jpegs = sorted(photos.rglob("*.jpg"))
+    path = tmp_path / "changing.jpg"
+    shutil.copy2(jpegs[0], path)
+    header = read_header(str(path), CONFIG)
+    shutil.copyfile(jpegs[1], path)
+    os.utime(path, ns=(header.mtime_ns + 10**9, header.mtime_ns + 10**9))
+    got = probe_header("k", str(path), header, CONFIG, tiny_encoder.preprocess)
+    _same(got, probe_file("k", str(path), CONFIG, tiny_encoder.preprocess))
+    assert got.content_hash != header.content_hash
+    path.unlink()
+    assert probe_header("k", str(path), header, CONFIG, tiny_encoder.preprocess).error.startswith("cannot read file:")
+
+
+def test_worker_processes_equal_serial_reading(mixed: list[Path]) -> None:
+    paths = [str(p) for p in mixed]
+    with HeaderReaders(2, CONFIG) as readers:
+        chunks = [readers.submit(paths[i : i + 3]) for i in range(0, len(paths), 3)]
+        got = [h for future in chunks for h in future.result()]
+    assert got == read_headers(paths, CONFIG)
+
+
+def test_header_module_never_imports_torch() -> None:
+    code = "import sys, retrieval.headers; print(sorted(m for m in ('torch', 'torchvision', 'open_clip') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[2], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"  # a spawned worker pays for PIL, not for torch
+
+
+def test_header_process_count() -> None:
+    assert IngestConfig(header_processes=3).header_process_count(10) == 3
+    assert IngestConfig(header_processes=0).header_process_count(10**6) == 0
+    auto = IngestConfig().header_process_count
+    cores = os.cpu_count() or 1
+    assert auto(999) == 0 and auto(10**6) == (min(16, cores - 2) if cores >= 4 else 0)
+
+
+def test_library_index_with_header_processes_equals_threads(open_library, mixed: list[Path], tmp_path: Path) -> None:  # noqa: ANN001
+    folder = tmp_path / "mixed"
+    catalogs, reports = {}, {}
+    for processes in (0, 2):
+        lib = open_library(tmp_path / f"lib-{processes}")
+        config = IngestConfig(batch_size=4, gpu_decode="on", gpu_batch_size=4, header_processes=processes)
+        report = lib.index([folder], config=config)
+        reports[processes] = (report.added, report.failed, report.encoded, sorted(report.failures))
+        catalogs[processes] = dump(lib.catalog)
+    assert reports[2] == reports[0] and reports[0][1] == 4
+    assert catalogs[2] == catalogs[0]  # ids, hashes, metadata and vectors, byte for byte
