@@ -4,8 +4,8 @@ Before a JPEG goes to the GPU decoder its bytes are hashed and its header and EX
 parsed (size, orientation, capture time, camera, caption). Hashing releases the GIL;
 Pillow's header parsing does not. At thousands of files a second, reader threads spend
 most of the main process's one GIL on this, and the thread that feeds the GPU waits
-for it. :class:`HeaderReaders` moves the work into spawned worker processes that never
-import torch: each reads a file, hashes it and parses its header, and returns a small
+for it. :class:`HeaderReaders` moves the work into worker processes that never import
+torch: each reads a file, hashes it and parses its header, and returns a small
 :class:`Header`. The main process then reads the file again (from the page cache, with
 the GIL released) for the GPU, and uses the worker's hash and metadata only when the
 size and modification time it sees are the ones the worker saw; otherwise it hashes and
@@ -15,22 +15,26 @@ the GPU cannot decode.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
-import multiprocessing
 import os
+import pickle
+import queue
 import signal
+import subprocess
+import sys
 import threading
 import warnings
 from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 from index.records import ImageMeta
 from retrieval import decode as _decode
 from retrieval.decode import DecodeConfig
 
-__all__ = ["MAX_GPU_PIXELS", "Header", "HeaderReaders", "jpeg_header", "read_header", "read_headers"]
+__all__ = ["MAX_GPU_PIXELS", "Header", "HeaderReaders", "jpeg_header", "read_header", "read_headers", "serve"]
 
 _GPU_MODES = frozenset({"RGB", "L"})  # nvJPEG's RGB output is right for these; CMYK/YCCK go to the CPU
 _GPU_FORMATS = frozenset({"JPEG", "MPO"})  # MPO: a JPEG followed by more JPEGs; nvJPEG reads the first
@@ -112,33 +116,86 @@ def read_headers(paths: Sequence[str], config: DecodeConfig) -> list[Header]:
     return [read_header(path, config) for path in paths]
 
 
-def _quiet_worker() -> None:
-    # Ctrl-C reaches the whole process group: the main process winds the pool down itself,
-    # so workers ignore it rather than print a traceback each.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 class HeaderReaders:
-    """Worker processes that run :func:`read_headers` (spawned: safe next to CUDA and threads).
+    """Worker processes that run :func:`read_headers`; :meth:`read` is called from reader threads.
 
-    Use as a context manager; leaving it cancels what has not started and waits for the rest.
+    Workers are plain ``python -c`` subprocesses talking pickle over pipes, not a
+    multiprocessing pool: spawning through multiprocessing re-runs the caller's main
+    script in every worker, which breaks (or repeats work in) scripts without an
+    ``if __name__ == "__main__"`` guard. A worker that dies is replaced by reading in
+    the calling thread, so a run never fails for it. Use as a context manager.
     """
 
     def __init__(self, processes: int, config: DecodeConfig) -> None:
         self.config = config
-        self._pool = ProcessPoolExecutor(
-            max(1, processes), mp_context=multiprocessing.get_context("spawn"), initializer=_quiet_worker
-        )
+        root = str(Path(__file__).resolve().parents[1])  # where `retrieval` and `index` live
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
+        self._idle: queue.Queue[subprocess.Popen] = queue.Queue()
+        self._all: list[subprocess.Popen] = []
+        self._alive = 0
+        self._lock = threading.Lock()
+        for _ in range(max(1, processes)):
+            worker = subprocess.Popen([sys.executable, "-c", _WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+            self._all.append(worker)
+            self._idle.put(worker)
+            self._alive += 1
 
-    def submit(self, paths: Sequence[str]) -> Future[list[Header]]:
-        """Headers of ``paths``, in order, read by one worker."""
-        return self._pool.submit(read_headers, list(paths), self.config)
+    def read(self, paths: Sequence[str]) -> list[Header]:
+        """Headers of ``paths``, in order, read by the next idle worker (blocks until one is free)."""
+        while True:
+            with self._lock:
+                if not self._alive:
+                    return read_headers(paths, self.config)  # every worker is gone: read here
+            try:
+                worker = self._idle.get(timeout=0.2)
+                break
+            except queue.Empty:
+                continue
+        try:
+            pickle.dump((list(paths), self.config), worker.stdin)  # type: ignore[arg-type]
+            worker.stdin.flush()  # type: ignore[union-attr]
+            headers = pickle.load(worker.stdout)  # type: ignore[arg-type]  # noqa: S301 (our own worker)
+        except (OSError, EOFError, pickle.UnpicklingError):
+            worker.kill()  # gone or out of step: the others (or this thread) do its share
+            with self._lock:
+                self._alive -= 1
+            return read_headers(paths, self.config)
+        self._idle.put(worker)
+        return headers
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        for worker in self._all:
+            with contextlib.suppress(OSError):
+                worker.stdin.close()  # type: ignore[union-attr]  # EOF: the worker exits
+        for worker in self._all:
+            try:
+                worker.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+            with contextlib.suppress(OSError):
+                worker.stdout.close()  # type: ignore[union-attr]
 
     def __enter__(self) -> HeaderReaders:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def serve() -> None:
+    """A worker's loop: ``(paths, config)`` pickles in on stdin, header lists out; ends at EOF."""
+    # Ctrl-C reaches the whole process group: the main process winds the workers down itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    requests, replies = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # anything a library prints goes to stderr, not into the replies
+    while True:
+        try:
+            paths, config = pickle.load(requests)  # noqa: S301 (from the process that started us)
+        except EOFError:
+            return
+        pickle.dump(read_headers(paths, config), replies)
+        replies.flush()
+
+
+_WORKER = "from retrieval.headers import serve; serve()"

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -78,10 +79,37 @@ def test_a_file_changed_after_its_worker_read_is_judged_on_this_read(photos: Pat
 
 def test_worker_processes_equal_serial_reading(mixed: list[Path]) -> None:
     paths = [str(p) for p in mixed]
-    with HeaderReaders(2, CONFIG) as readers:
-        chunks = [readers.submit(paths[i : i + 3]) for i in range(0, len(paths), 3)]
-        got = [h for future in chunks for h in future.result()]
+    with HeaderReaders(2, CONFIG) as readers, ThreadPoolExecutor(3) as pool:
+        chunks = pool.map(readers.read, [paths[i : i + 3] for i in range(0, len(paths), 3)])
+        got = [h for chunk in chunks for h in chunk]
     assert got == read_headers(paths, CONFIG)
+
+
+def test_a_dead_worker_is_replaced_by_reading_here(mixed: list[Path]) -> None:
+    paths = [str(p) for p in mixed]
+    with HeaderReaders(1, CONFIG) as readers:
+        assert readers.read(paths[:2]) == read_headers(paths[:2], CONFIG)
+        readers._all[0].kill()
+        readers._all[0].wait()
+        assert readers.read(paths) == read_headers(paths, CONFIG)  # no worker left: read in this thread
+        assert readers.read(paths[:1]) == read_headers(paths[:1], CONFIG)
+
+
+def test_workers_do_not_run_the_callers_main_script(tmp_path: Path, photos: Path) -> None:
+    """An unguarded script (no ``if __name__ == "__main__"``) that uses workers runs once."""
+    script = tmp_path / "unguarded.py"
+    marker = tmp_path / "runs.txt"
+    script.write_text(
+        "from retrieval.decode import DecodeConfig\n"
+        "from retrieval.headers import HeaderReaders\n"
+        f"open({str(marker)!r}, 'a').write('run\\n')\n"
+        "with HeaderReaders(2, DecodeConfig()) as r:\n"
+        f"    print(len(r.read([{str(next(photos.rglob('*.jpg')))!r}])))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1" and marker.read_text() == "run\n"
 
 
 def test_header_module_never_imports_torch() -> None:
@@ -96,7 +124,7 @@ def test_header_process_count() -> None:
     assert IngestConfig(header_processes=0).header_process_count(10**6) == 0
     auto = IngestConfig().header_process_count
     cores = os.cpu_count() or 1
-    assert auto(999) == 0 and auto(10**6) == (min(16, cores - 2) if cores >= 4 else 0)
+    assert auto(999) == 0 and auto(10**6) == (min(8, cores - 2) if cores >= 4 else 0)
 
 
 def test_library_index_with_header_processes_equals_threads(open_library, mixed: list[Path], tmp_path: Path) -> None:  # noqa: ANN001
