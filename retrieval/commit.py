@@ -92,7 +92,8 @@ def commit_reads(
     tally = Tally()
     start = time.perf_counter()
     done = 0
-    committer = ThreadPoolExecutor(1, thread_name_prefix="xmr-commit") if config.commit_ahead else None
+    ahead = config.commit_ahead and not _per_thread_database(catalog)
+    committer = ThreadPoolExecutor(1, thread_name_prefix="xmr-commit") if ahead else None
     pending: _Pending | None = None
 
     def finish(batch: _Pending) -> None:
@@ -118,6 +119,12 @@ def commit_reads(
         if committer is not None:
             committer.shutdown(wait=True)  # an interrupted run still lets the transaction in flight end
     return tally
+
+
+def _per_thread_database(catalog: Catalog) -> bool:
+    """An in-memory SQLite catalog is one database per thread: its writes must stay on this one."""
+    url = catalog.engine.url
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
 def _batches(reads: Iterable[Read], size: int) -> Iterator[list[Read]]:

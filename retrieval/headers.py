@@ -155,7 +155,7 @@ class HeaderReaders:
             pickle.dump((list(paths), self.config), worker.stdin)  # type: ignore[arg-type]
             worker.stdin.flush()  # type: ignore[union-attr]
             headers = pickle.load(worker.stdout)  # type: ignore[arg-type]  # noqa: S301 (our own worker)
-        except (OSError, EOFError, pickle.UnpicklingError):
+        except (OSError, ValueError, EOFError, pickle.UnpicklingError):  # ValueError: pipe closed by close()
             worker.kill()  # gone or out of step: the others (or this thread) do its share
             with self._lock:
                 self._alive -= 1

@@ -148,6 +148,7 @@ def _gpu_reads(plan: Plan, encoder: Encoder, config: IngestConfig) -> tuple[Iter
             else:
                 probe, chunk = gpu_decode.each(lambda stat, path: gpu_decode.probe_file(stat, path, config.decode, encoder.preprocess)), 1
             batches = gpu_decode.iter_batches(items, probe, preprocessor, size, workers, config.prefetch_batches, chunk)
+            stack.callback(batches.close)  # runs first: the reader threads stop before the header processes do
             for probes, pixels in batches:
                 for row, p in enumerate(probes):
                     yield Read(p.key, p.content_hash, None if p.error else pixels[row], p.meta, p.error)  # type: ignore[arg-type]

@@ -166,3 +166,11 @@ def test_library_index_same_catalog_with_and_without_commit_ahead(open_library, 
     assert dump(libraries[True].catalog) == dump(libraries[False].catalog)
     for lib in libraries.values():
         assert lib.images.agrees_with_catalog()
+
+
+def test_an_in_memory_catalog_commits_in_turn() -> None:
+    """SQLite in memory is one database per thread: writing it from a committer thread would lose the rows."""
+    catalog = Catalog("sqlite://")
+    tally, _ = _run(catalog, ahead=True)
+    assert tally.added == 8 and len(catalog.files_under(["/"])) == 11  # the seed's 3 and 8 new paths
+    catalog.close()
