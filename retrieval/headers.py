@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import logging
 import os
 import pickle
 import queue
@@ -35,6 +36,8 @@ from retrieval import decode as _decode
 from retrieval.decode import DecodeConfig
 
 __all__ = ["MAX_GPU_PIXELS", "Header", "HeaderReaders", "jpeg_header", "read_header", "read_headers", "serve"]
+
+log = logging.getLogger(__name__)
 
 _GPU_MODES = frozenset({"RGB", "L"})  # nvJPEG's RGB output is right for these; CMYK/YCCK go to the CPU
 _GPU_FORMATS = frozenset({"JPEG", "MPO"})  # MPO: a JPEG followed by more JPEGs; nvJPEG reads the first
@@ -157,6 +160,7 @@ class HeaderReaders:
             headers = pickle.load(worker.stdout)  # type: ignore[arg-type]  # noqa: S301 (our own worker)
         except (OSError, ValueError, EOFError, pickle.UnpicklingError):  # ValueError: pipe closed by close()
             worker.kill()  # gone or out of step: the others (or this thread) do its share
+            log.warning("a header worker process stopped (exit code %s); its share is read in this process", worker.poll())
             with self._lock:
                 self._alive -= 1
             return read_headers(paths, self.config)
