@@ -2,6 +2,8 @@
 
 Every head takes projected text tokens ``(B, L, D)`` with their mask ``(B, L)`` and image
 tokens ``(B, T, D)`` (class token first) and returns one matching logit per pair ``(B,)``.
+A head class with ``reads_positions = False`` (it pools before it fuses) gets position
+embeddings that start at zero instead of sine-cosine codes.
 The registry maps a name to a constructor so configs, the CLI and tests pick heads by name:
 
 - ``cross-attention``: bidirectional co-attention (text attends to image, image to
@@ -147,6 +149,8 @@ class SingleStreamHead(nn.Module):
 class BilinearHead(nn.Module):
     """Low-rank bilinear pooling (MLB): ``w . (tanh(U t) * tanh(V v))``."""
 
+    reads_positions = False  # sees one pooled token per side: position codes would only add noise
+
     def __init__(self, config: HeadConfig) -> None:
         super().__init__()
         self.text = nn.Sequential(nn.LayerNorm(config.width), nn.Linear(config.width, config.rank), nn.Tanh())
@@ -159,6 +163,8 @@ class BilinearHead(nn.Module):
 
 class ConcatHead(nn.Module):
     """An MLP over the concatenated pooled text and image features."""
+
+    reads_positions = False  # sees one pooled token per side: position codes would only add noise
 
     def __init__(self, config: HeadConfig) -> None:
         super().__init__()

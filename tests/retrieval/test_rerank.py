@@ -196,3 +196,61 @@ def test_a_vanished_candidate_scores_zero_instead_of_failing(open_library, shape
     Path(victim.path).unlink()
     hits = lib.search(query, k=24, reranker=reranker, rerank_k=24)
     assert next(h for h in hits if h.id == victim.id).score == 0.0
+
+
+def test_binding_term_is_a_softmax_over_the_caption_and_its_own_negatives() -> None:
+    """Oracle: the binding term adds exactly CE([positive, own negatives]) per line that has them."""
+    import torch
+    import torch.nn.functional as F
+
+    from retrieval.rerank.train import reranker_loss
+
+    batch, n_img, n_txt = 3, 2, 4
+    logits = torch.randn(batch * (1 + n_img + n_txt), generator=torch.Generator().manual_seed(0))
+    own = torch.tensor([[True, True, False, False], [False] * 4, [True, True, True, False]])
+    base = reranker_loss(logits, batch, n_img, n_txt, 0.5)
+    with_term = reranker_loss(logits, batch, n_img, n_txt, 0.5, own=own, binding_weight=2.0)
+    rows = logits.view(batch, -1)
+    expected = []
+    for line in (0, 2):
+        group = torch.cat([rows[line, :1], rows[line, 1 + n_img :][own[line]]])
+        expected.append(F.cross_entropy(group[None], torch.zeros(1, dtype=torch.long)))
+    assert torch.allclose(with_term - base, 2.0 * torch.stack(expected).mean(), atol=1e-6)
+
+
+def test_position_codes_tell_every_patch_apart_and_share_columns() -> None:
+    from retrieval.rerank.model import sincos_1d, sincos_grid
+
+    codes = sincos_grid(1 + 4 * 4, 32)  # class token + 4x4 grid
+    assert codes.shape == (17, 32)
+    assert torch_all_zero(codes[0])
+    grid = codes[1:].reshape(4, 4, 32)
+    assert np.allclose(grid[0, :, :16], grid[3, :, :16])  # the x half depends on the column only
+    assert np.allclose(grid[:, 0, 16:], grid[:, 2, 16:])  # the y half on the row only
+    flat = codes[1:].numpy()
+    distances = np.linalg.norm(flat[:, None] - flat[None], axis=-1)
+    assert (distances + np.eye(16) > 1e-3).all()  # no two patches share a code
+    assert sincos_1d(16, 33).shape == (16, 33)  # odd widths are padded
+    assert sincos_grid(10, 8).shape == (10, 8)  # not a square grid: 1-D codes
+
+
+def torch_all_zero(t) -> bool:  # noqa: ANN001
+    return bool((t == 0).all())
+
+
+def test_binding_steps_pair_each_image_with_its_caption_and_own_negatives(shapes_small: Path, tiny_encoder) -> None:  # noqa: ANN001
+    from retrieval.rerank.train import _sample_binding
+
+    pairs = load_pairs(shapes_small)
+    data = prepare(pairs, tiny_encoder, mine_k=4)
+    config = RerankTrainConfig(**{**FAST, "binding_steps": 10})
+    text_rows, image_rows, own = _sample_binding(data, config, np.random.default_rng(0))
+    n = config.pair_negatives
+    assert own.shape == (2 * config.batch_size, n) and text_rows.shape == image_rows.shape == (own.size + len(own),)
+    for at, (texts, images) in enumerate(zip(text_rows.reshape(-1, 1 + n), image_rows.reshape(-1, 1 + n))):
+        assert len(set(images.tolist())) == 1
+        lines = [j for j, image in enumerate(pairs.caption_image) if image == images[0]]
+        captions = {pairs.captions[j] for j in lines}
+        negatives = {t for j in lines for t in pairs.negatives[j]}
+        assert data.texts.texts[texts[0]] in captions
+        assert {data.texts.texts[r] for r in texts[1:][own[at]]} <= negatives
