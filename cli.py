@@ -297,6 +297,7 @@ def train_reranker(
     pool: Annotated[int, typer.Option("--pool", min=1, help="Average-pool the image patch grid by this factor first.")] = 2,
     align: Annotated[bool, typer.Option("--align-init/--no-align-init", help="Start the head from the encoder's output projections (width 0).")] = False,
     mirror: Annotated[bool, typer.Option("--mirror/--no-mirror", help="Mirror half the lines: token grid columns and left/right in captions.")] = False,
+    relation_steps: Annotated[int, typer.Option("--relation-steps", min=0, help="First steps on caption vs relations-reversed caption alone (part of --steps).")] = 0,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     split: Annotated[str, typer.Option("--split", help="Karpathy split to train on.")] = "train",
     images: Annotated[Optional[Path], typer.Option("--images", help="Root folder of the Karpathy images.")] = None,
@@ -311,7 +312,7 @@ def train_reranker(
     if fusion not in list_heads():
         raise typer.BadParameter(f"--fusion must be one of {', '.join(list_heads())}")
     encoder = load_encoder(ModelSpec(model, pretrained or ""), device)
-    config = RerankTrainConfig(fusion=fusion, steps=steps, batch_size=batch_size, lr=lr, width=width, layers=layers, pool=pool, align_init=align, mirror=mirror, seed=seed)
+    config = RerankTrainConfig(fusion=fusion, steps=steps, batch_size=batch_size, lr=lr, width=width, layers=layers, pool=pool, align_init=align, mirror=mirror, relation_steps=relation_steps, seed=seed)
     with RerankProgress() as bar:
         folder = run_training(pairs, encoder, out, config, on_progress=bar.update, split=split, images_root=images)
     print_written("reranker", folder, "--reranker")

@@ -36,6 +36,19 @@ def canonical_caption(text: str) -> str:
     return text
 
 
+_SPATIAL = re.compile(r"\b(left|right|above|below)\b")
+_OPPOSITE = {"left": "right", "right": "left", "above": "below", "below": "above"}
+
+
+def reverse_relations(text: str) -> str:
+    """The caption with every spatial relation reversed ("left" <-> "right", "above" <-> "below").
+
+    False for the caption's image unless the scene is symmetric: a negative that differs from
+    the truth only in where things are (returns ``text`` itself when it names no relation).
+    """
+    return _SPATIAL.sub(lambda m: _OPPOSITE[m.group(1)], text)
+
+
 def mirror_caption(text: str) -> str:
     """The caption of the horizontally flipped image: "left" and "right" swapped."""
     return _LEFT_RIGHT.sub(lambda m: "right" if m.group(1) == "left" else "left", text)

@@ -254,3 +254,28 @@ def test_binding_steps_pair_each_image_with_its_caption_and_own_negatives(shapes
         negatives = {t for j in lines for t in pairs.negatives[j]}
         assert data.texts.texts[texts[0]] in captions
         assert {data.texts.texts[r] for r in texts[1:][own[at]]} <= negatives
+
+
+def test_relation_term_contrasts_each_caption_with_its_reversal_on_the_same_image(shapes_small: Path, tiny_encoder) -> None:  # noqa: ANN001
+    """Oracle: the term equals CE([caption, reversed caption]) over the lines that name a relation."""
+    import torch
+    import torch.nn.functional as F
+
+    from retrieval.rerank.train import _relation_loss, build_net, pair_logits
+    from retrieval.train_data import reverse_relations
+
+    pairs = load_pairs(shapes_small)
+    data = prepare(pairs, tiny_encoder, mine_k=4)
+    torch.manual_seed(0)
+    net = build_net(RerankTrainConfig(**FAST), tiny_encoder).eval()
+    captions, images = data.caption_rows, np.asarray(pairs.caption_image)
+    expected = []
+    for row, image in zip(captions, images):
+        text = data.texts.texts[row]
+        if reverse_relations(text) != text:
+            rows = np.array([row, data.texts.index[reverse_relations(text)]])
+            logits = pair_logits(net, data.texts, data.images, rows, np.array([image, image]))
+            expected.append(F.cross_entropy(logits[None], torch.zeros(1, dtype=torch.long)))
+    assert expected, "the generated set has two-object captions"
+    with torch.no_grad():
+        assert torch.allclose(_relation_loss(net, data, captions, images), torch.stack(expected).mean(), atol=1e-5)

@@ -186,6 +186,16 @@ def test_mirrored_captions_swap_left_and_right_only() -> None:
     assert mirror_caption("a bright room") == "a bright room"
 
 
+def test_reverse_relations_swaps_both_axes_and_leaves_other_words() -> None:
+    from retrieval.train_data import reverse_relations
+
+    assert reverse_relations("a red circle to the left of a blue square") == "a red circle to the right of a blue square"
+    assert reverse_relations("a red circle below a blue square") == "a red circle above a blue square"
+    assert reverse_relations("a cat above a dog, left of a tree") == "a cat below a dog, right of a tree"
+    assert reverse_relations("leftover bread on a belowground shelf") == "leftover bread on a belowground shelf"
+    assert reverse_relations(reverse_relations("a green square above a red circle")) == "a green square above a red circle"
+
+
 def test_canonical_caption_joins_converse_relations() -> None:
     from retrieval.train_data import canonical_caption
 
