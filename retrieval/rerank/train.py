@@ -263,8 +263,8 @@ def reranker_loss(logits: torch.Tensor, batch: int, n_img: int, n_txt: int, bce_
     loss = F.cross_entropy(t2i, target) + F.cross_entropy(i2t, target) + bce_weight * binary
     if own is not None and binding_weight > 0 and bool(own.any()):
         rows = own.any(dim=1)  # lines that have negatives of their own
-        binding = torch.cat([per_line[:, :1], per_line[:, 1 + n_img :].masked_fill(~own, float("-inf"))], dim=1)
-        loss = loss + binding_weight * F.cross_entropy(binding[rows], target[rows])
+        captions = torch.cat([per_line[:, :1], per_line[:, 1 + n_img :]], dim=1)  # [caption, caption negatives]
+        loss = loss + binding_weight * binding_loss(captions[rows].reshape(-1), own[rows])
     return loss
 
 

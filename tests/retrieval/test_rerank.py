@@ -223,7 +223,7 @@ def test_position_codes_tell_every_patch_apart_and_share_columns() -> None:
 
     codes = sincos_grid(1 + 4 * 4, 32)  # class token + 4x4 grid
     assert codes.shape == (17, 32)
-    assert torch_all_zero(codes[0])
+    assert bool((codes[0] == 0).all())  # the class token has no place on the grid
     grid = codes[1:].reshape(4, 4, 32)
     assert np.allclose(grid[0, :, :16], grid[3, :, :16])  # the x half depends on the column only
     assert np.allclose(grid[:, 0, 16:], grid[:, 2, 16:])  # the y half on the row only
@@ -232,10 +232,6 @@ def test_position_codes_tell_every_patch_apart_and_share_columns() -> None:
     assert (distances + np.eye(16) > 1e-3).all()  # no two patches share a code
     assert sincos_1d(16, 33).shape == (16, 33)  # odd widths are padded
     assert sincos_grid(10, 8).shape == (10, 8)  # not a square grid: 1-D codes
-
-
-def torch_all_zero(t) -> bool:  # noqa: ANN001
-    return bool((t == 0).all())
 
 
 def test_binding_steps_pair_each_image_with_its_caption_and_own_negatives(shapes_small: Path, tiny_encoder) -> None:  # noqa: ANN001
