@@ -70,6 +70,7 @@ class Read:
     meta: object = None  # ImageMeta
     error: str = ""
     vector: bytes = b""  # "<f4" unit vector made elsewhere (a Ray worker): no encoding here
+    grid: bytes = b""  # float16 token grid made with ``vector`` (a Ray worker filling the token cache)
 
 
 def commit_reads(
@@ -184,6 +185,9 @@ def _prepare(batch: list[Read], plan: Plan, encoder: Encoder, catalog: Catalog, 
     vectors = {r.stat.path: known[r.content_hash] for r in good if r.content_hash in known}  # same bytes elsewhere: no need to encode
     fresh = [r for r in good if r.stat.path not in vectors]
     vectors.update({r.stat.path: r.vector for r in fresh if r.vector})  # embedded by a worker
+    gridded = [r for r in fresh if r.vector and r.grid]
+    if tokens is not None and gridded:  # a worker's token grids, durable before the commit like local ones
+        tokens.append([r.content_hash for r in gridded], np.stack([np.frombuffer(r.grid, "<f2").reshape(tokens.shape) for r in gridded]))
     encode = [r for r in fresh if not r.vector]
     if encode:
         pixels = torch.stack([r.pixels for r in encode])

@@ -31,6 +31,7 @@ from index.deps import attempt_import
 from index.errors import XmrError
 from index.manifest import ModelIdentity
 from index.records import FileStat
+from index.tokens import TokenCache
 from retrieval.decode import DecodeConfig, ImageDecodeError, decode_file
 from retrieval.errors import ModelMismatchError
 from retrieval.ingest import IngestConfig, Progress, Read, Tally, apply_plan_edits, commit_reads
@@ -80,11 +81,12 @@ class EmbedActor:
 
     A batch is ``{"i": (B,), "path": (B,)}``; the result adds ``hash``, ``error``, ``payload``
     (pickled ``(ImageMeta, [(caption, vector bytes)])``), ``vector`` ``(B, D)`` float32
-    (zeros where the file failed) and ``refusal`` (a pickled XmrError when this worker could
-    not load the library's model: it embeds nothing then).
+    (zeros where the file failed), ``grid`` (with ``tokens``: each image's float16 token grid
+    as bytes, from the same forward pass; else empty) and ``refusal`` (a pickled XmrError when
+    this worker could not load the library's model: it embeds nothing then).
     """
 
-    def __init__(self, identity: dict[str, object], device: str, decode: DecodeConfig, threads: int) -> None:
+    def __init__(self, identity: dict[str, object], device: str, decode: DecodeConfig, threads: int, tokens: bool = False) -> None:
         import torch
 
         from retrieval.encoder import load_encoder
@@ -92,6 +94,7 @@ class EmbedActor:
         torch.set_num_threads(max(1, threads))
         self.expected = ModelIdentity.from_dict(identity)
         self.decode = decode
+        self.tokens = tokens
         self.pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="xmr-ray-decode")
         self.refusal: XmrError | None = None
         try:
@@ -109,8 +112,15 @@ class EmbedActor:
             return self._refuse(batch, len(paths))
         reads = list(self.pool.map(self._read, paths))
         vectors = np.zeros((len(paths), self.expected.embed_dim), np.float32)  # (B, D)
+        grids = np.array([b""] * len(paths), dtype=object)
         ok = [j for j, r in enumerate(reads) if not r[1]]
-        if ok:
+        if ok and self.tokens:
+            from retrieval.rerank.features import image_tokens
+
+            vectors[ok], made = image_tokens(self.encoder, torch.stack([reads[j][3] for j in ok]))  # type: ignore[arg-type]
+            for j, grid in zip(ok, made):
+                grids[j] = np.ascontiguousarray(grid, "<f2").tobytes()
+        elif ok:
             vectors[ok] = self.encoder.encode_images(torch.stack([reads[j][3] for j in ok]))
         payloads = [pickle.dumps((r[2], self._captions(path, r[2]))) if not r[1] else b"" for path, r in zip(paths, reads)]
         return {
@@ -119,6 +129,7 @@ class EmbedActor:
             "error": np.array([r[1] for r in reads], dtype=object),
             "payload": np.array(payloads, dtype=object),
             "vector": vectors,
+            "grid": grids,
             "refusal": np.array([b""] * len(paths), dtype=object),
         }
 
@@ -131,6 +142,7 @@ class EmbedActor:
             "error": empty,
             "payload": np.array([b""] * n, dtype=object),
             "vector": np.zeros((n, self.expected.embed_dim), np.float32),
+            "grid": np.array([b""] * n, dtype=object),
             "refusal": np.array([pickle.dumps(self.refusal)] * n, dtype=object),
         }
 
@@ -189,11 +201,14 @@ def run_plan_ray(
     config: IngestConfig,
     ray_config: RayConfig = RayConfig(),
     on_progress: Callable[[Progress], None] | None = None,
+    tokens: TokenCache | None = None,
 ) -> Tally:
     """Like :func:`retrieval.ingest.run_plan`, with ``plan.todo`` read and embedded by Ray actors.
 
     ``load_encoder`` gives the library's encoder; the driver calls it only for captions the
-    workers did not embed (sidecars edited meanwhile, caption-only updates).
+    workers did not embed (sidecars edited meanwhile, caption-only updates). With ``tokens``
+    the workers also send each image's token grid, which the driver appends to that cache
+    before committing the batch, as a local run does.
 
     Raises:
         MissingDependencyError: Ray is not installed.
@@ -207,8 +222,8 @@ def run_plan_ray(
     if not plan.todo:
         return commit_reads((), plan, texts, catalog, config, on_progress)  # type: ignore[arg-type]
     with _connected(ray_config.address) as ray:
-        reads = _ray_reads(ray, plan, identity, config, ray_config, texts)
-        return commit_reads(reads, plan, texts, catalog, config, on_progress)  # type: ignore[arg-type]
+        reads = _ray_reads(ray, plan, identity, config, ray_config, texts, tokens is not None)
+        return commit_reads(reads, plan, texts, catalog, config, on_progress, tokens)  # type: ignore[arg-type]
 
 
 @contextmanager
@@ -238,7 +253,7 @@ def _connected(address: str) -> Iterator[ModuleType]:
         ray.shutdown()
 
 
-def _ray_reads(ray: ModuleType, plan: Plan, identity: ModelIdentity, config: IngestConfig, rc: RayConfig, texts: _CaptionEncoder) -> Iterator[Read]:
+def _ray_reads(ray: ModuleType, plan: Plan, identity: ModelIdentity, config: IngestConfig, rc: RayConfig, texts: _CaptionEncoder, tokens: bool) -> Iterator[Read]:  # noqa: PLR0913
     """The workers' reads of ``plan.todo``, in plan order."""
     context = ray.data.DataContext.get_current()
     saved = (context.execution_options.preserve_order, context.enable_progress_bars)
@@ -248,7 +263,7 @@ def _ray_reads(ray: ModuleType, plan: Plan, identity: ModelIdentity, config: Ing
     level = data_logger.level
     data_logger.setLevel(max(level, logging.WARNING))  # no per-run INFO lines around the progress bar
     try:
-        dataset = _dataset(ray, plan.todo, identity, config, rc)
+        dataset = _dataset(ray, plan.todo, identity, config, rc, tokens)
         # No prefetch: Ray's iterator then holds each result back until the next ones are in.
         # The actors run ahead regardless, as far as Ray's backpressure lets them.
         for batch in dataset.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0):
@@ -265,7 +280,7 @@ def _ray_reads(ray: ModuleType, plan: Plan, identity: ModelIdentity, config: Ing
         data_logger.setLevel(level)
 
 
-def _dataset(ray: ModuleType, todo: list[FileStat], identity: ModelIdentity, config: IngestConfig, rc: RayConfig):  # noqa: ANN202
+def _dataset(ray: ModuleType, todo: list[FileStat], identity: ModelIdentity, config: IngestConfig, rc: RayConfig, tokens: bool):  # noqa: ANN202, PLR0913
     resources = ray.cluster_resources()
     gpus = rc.gpus_per_actor if rc.gpus_per_actor >= 0 else (1.0 if resources.get("GPU", 0) >= 1 else 0.0)
     if rc.actors > 0:
@@ -291,12 +306,13 @@ def _dataset(ray: ModuleType, todo: list[FileStat], identity: ModelIdentity, con
             "device": "cuda" if gpus > 0 else "cpu",
             "decode": config.decode,
             "threads": max(1, int(rc.cpus_per_actor)),
+            "tokens": tokens,
         },
     )
 
 
 def _unpack(batch: dict[str, np.ndarray], todo: list[FileStat], texts: _CaptionEncoder) -> Iterator[Read]:
-    for i, digest, error, payload, vector, refusal in zip(batch["i"], batch["hash"], batch["error"], batch["payload"], batch["vector"], batch["refusal"]):
+    for i, digest, error, payload, vector, grid, refusal in zip(batch["i"], batch["hash"], batch["error"], batch["payload"], batch["vector"], batch["grid"], batch["refusal"]):
         if refusal:
             raise pickle.loads(refusal)  # noqa: S301 (our own workers' output)
         stat = todo[int(i)]
@@ -305,4 +321,4 @@ def _unpack(batch: dict[str, np.ndarray], todo: list[FileStat], texts: _CaptionE
             continue
         meta, captions = pickle.loads(payload)  # noqa: S301 (our own workers' output)
         texts.remember(captions)
-        yield Read(stat, str(digest), None, meta, vector=np.asarray(vector, "<f4").tobytes())
+        yield Read(stat, str(digest), None, meta, vector=np.asarray(vector, "<f4").tobytes(), grid=bytes(grid))

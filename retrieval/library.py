@@ -164,7 +164,9 @@ class Library:
                 if ray is not None:
                     from retrieval.distributed import run_plan_ray
 
-                    tally = run_plan_ray(plan, self.identity, lambda: self.encoder, self.catalog, config, ray, on_progress)
+                    # A token cache's grid shape comes from the model, so the driver loads it then.
+                    tokens = self._token_cache(create=cache_tokens) if plan.todo else None
+                    tally = run_plan_ray(plan, self.identity, lambda: self.encoder, self.catalog, config, ray, on_progress, tokens)
                 else:
                     encoder = self.encoder if plan.todo or plan.recaption else None
                     tokens = self._token_cache(create=cache_tokens) if plan.todo else None

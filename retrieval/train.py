@@ -18,14 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from index.atomic import atomic_write_bytes, atomic_writer
+from index.atomic import atomic_write_bytes
 from index.errors import XmrError
+from retrieval.checkpoints import RunFolder
 from retrieval.pairs import PairSet, load_pairs
 from retrieval.train_data import ImageCache, canonical_caption, make_batch, step_order
 
 CONFIG_DIR = Path(__file__).parent / "model_configs"
-CHECKPOINT = "checkpoint.pt"
-TRAIN_STATE = "train.json"
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -170,7 +169,8 @@ def train(pairs_dir: str | Path, out: str | Path, config: TrainConfig = TrainCon
     pairs = load_pairs(pairs_dir, split=split)
     if config.hard_negatives and not pairs.has_negatives:
         config = dataclasses.replace(config, hard_negatives=False)
-    state = _resume_state(out, config)
+    run = RunFolder(out, {"config": dataclasses.asdict(config)}, TrainingError)
+    state = run.resume_state()
     if state.get("done"):
         return out
     torch.manual_seed(config.seed)
@@ -180,13 +180,13 @@ def train(pairs_dir: str | Path, out: str | Path, config: TrainConfig = TrainCon
     tokenizer = open_clip.get_tokenizer("local-dir:" + str(_write_config(out, name, cfg, mean, std)))
     optimizer = _optimizer(model, config)
     total = config.total_steps(len(pairs))
-    step = _load_checkpoint(out, model, optimizer)
-    _loop(model, tokenizer, optimizer, pairs, config, (mean, std), out, step, total, on_progress)
-    _export(out, model, config, total)
+    step = run.load({"model": model, "optimizer": optimizer})
+    _loop(model, tokenizer, optimizer, pairs, config, (mean, std), run, step, total, on_progress)
+    _export(run, model, total)
     return out
 
 
-def _loop(model, tokenizer, optimizer, pairs: PairSet, config: TrainConfig, norm, out: Path, step: int, total: int, on_progress) -> None:  # noqa: ANN001, PLR0913
+def _loop(model, tokenizer, optimizer, pairs: PairSet, config: TrainConfig, norm, run: RunFolder, step: int, total: int, on_progress) -> None:  # noqa: ANN001, PLR0913
     import torch
 
     model.train()
@@ -209,7 +209,7 @@ def _loop(model, tokenizer, optimizer, pairs: PairSet, config: TrainConfig, norm
             step += 1
             window = (window + [loss.item()])[-20:]
             if time.monotonic() - last_save > config.checkpoint_seconds or step == total:
-                _save_checkpoint(out, model, optimizer, step, config)
+                run.save({"model": model, "optimizer": optimizer}, step)
                 last_save = time.monotonic()
             if on_progress:
                 rate = (step - done_at_start) * config.batch_size / max(1e-9, time.monotonic() - started)
@@ -218,17 +218,6 @@ def _loop(model, tokenizer, optimizer, pairs: PairSet, config: TrainConfig, norm
         cache.close()
 
 
-def _resume_state(out: Path, config: TrainConfig) -> dict:
-    state_file = out / TRAIN_STATE
-    if not state_file.is_file():
-        return {}
-    state = json.loads(state_file.read_text())
-    if state.get("config") != dataclasses.asdict(config):
-        raise TrainingError(
-            f"{out} holds a training run with other settings ({state_file}); pass another --out, "
-            "or repeat that run's settings to resume it."
-        )
-    return state
 
 
 def _write_config(out: Path, name: str, cfg: dict, mean, std) -> Path:  # noqa: ANN001
@@ -238,35 +227,14 @@ def _write_config(out: Path, name: str, cfg: dict, mean, std) -> Path:  # noqa: 
     return out
 
 
-def _save_checkpoint(out: Path, model, optimizer, step: int, config: TrainConfig) -> None:  # noqa: ANN001
-    import torch
-
-    with atomic_writer(out / CHECKPOINT) as handle:
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step}, handle)
-    state = {"config": dataclasses.asdict(config), "step": step, "done": False}
-    atomic_write_bytes(out / TRAIN_STATE, json.dumps(state, indent=2).encode())
 
 
-def _load_checkpoint(out: Path, model, optimizer) -> int:  # noqa: ANN001
-    import torch
-
-    path = out / CHECKPOINT
-    if not path.is_file():
-        return 0
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-    except Exception as exc:  # a damaged checkpoint must say so, not crash obscurely
-        raise TrainingError(f"checkpoint {path} is unreadable ({exc}); delete it to start the run over.") from exc
-    return int(saved["step"])
 
 
-def _export(out: Path, model, config: TrainConfig, total: int) -> None:  # noqa: ANN001
+def _export(run: RunFolder, model, total: int) -> None:  # noqa: ANN001
     from safetensors.torch import save
 
     model.eval()
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    atomic_write_bytes(out / "open_clip_model.safetensors", save(state))
-    (out / CHECKPOINT).unlink(missing_ok=True)  # optimiser state is 2x the weights; the run is done
-    atomic_write_bytes(out / TRAIN_STATE, json.dumps({"config": dataclasses.asdict(config), "step": total, "done": True}, indent=2).encode())
+    atomic_write_bytes(run.out / "open_clip_model.safetensors", save(state))
+    run.finish(total)

@@ -12,7 +12,6 @@ own negatives alone (binding), and against itself with its spatial relations rev
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from collections.abc import Callable
@@ -23,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from index.atomic import atomic_write_bytes, atomic_writer
+from retrieval.checkpoints import RunFolder
 from retrieval.encoder import ClipEncoder
 from retrieval.pairs import PairSet, load_pairs
 from retrieval.rerank.corpus import ImageBank, TextBank, encode_image_bank, encode_text_bank, pair_texts
@@ -33,8 +32,6 @@ from retrieval.rerank.mining import Confusions, mine
 from retrieval.rerank.model import RerankerConfig, RerankerError, RerankerNet, save_reranker
 from retrieval.train_data import canonical_caption, mirror_caption, reverse_relations
 
-CHECKPOINT = "checkpoint.pt"
-STATE = "train.json"
 
 
 @dataclass(frozen=True)
@@ -102,20 +99,20 @@ def train_reranker(pairs_dir: str | Path, encoder: ClipEncoder, out: str | Path,
         RerankerError: unknown fusion head, or ``out`` holds a run with other settings.
     """
     out = Path(out).expanduser().resolve()
-    state = _resume_state(out, config, encoder)
+    run = RunFolder(out, {"config": dataclasses.asdict(config), "encoder": encoder.identity.to_dict()}, RerankerError, "reranker run")
+    state = run.resume_state()
     if state.get("done"):
         return out
     torch.manual_seed(config.seed)
     net = build_net(config, encoder)
     optimizer = _optimizer(net, config)
-    step = _load_checkpoint(out, net, optimizer)
+    step = run.load({"net": net, "optimizer": optimizer})
     data = prepare(load_pairs(pairs_dir, split=split, images_root=images_root), encoder, config.mine_k, on_progress)
     started = time.monotonic()
-    losses = _loop(net, optimizer, data, config, out, step, encoder, on_progress)
+    losses = _loop(net, optimizer, data, config, run, step, on_progress)
     summary = {"pairs": str(Path(pairs_dir).expanduser().resolve()), "lines": len(data.pairs), "images": len(data.pairs.images), "config": dataclasses.asdict(config), "final_loss": losses[-1] if losses else None, "train_seconds": round(time.monotonic() - started, 1)}
     save_reranker(out, net, encoder.identity, summary)
-    (out / CHECKPOINT).unlink(missing_ok=True)
-    atomic_write_bytes(out / STATE, json.dumps({"config": dataclasses.asdict(config), "encoder": encoder.identity.to_dict(), "step": config.steps, "done": True}, indent=2).encode())
+    run.finish(config.steps)
     return out
 
 
@@ -268,7 +265,7 @@ def reranker_loss(logits: torch.Tensor, batch: int, n_img: int, n_txt: int, bce_
     return loss
 
 
-def _loop(net: RerankerNet, optimizer: torch.optim.Optimizer, data: _Data, config: RerankTrainConfig, out: Path, step: int, encoder: ClipEncoder, on_progress) -> list[float]:  # noqa: ANN001, PLR0913
+def _loop(net: RerankerNet, optimizer: torch.optim.Optimizer, data: _Data, config: RerankTrainConfig, run: RunFolder, step: int, on_progress) -> list[float]:  # noqa: ANN001, PLR0913
     net.train()
     window: list[float] = []
     last_save, started, first, pairs = time.monotonic(), time.monotonic(), step, 0
@@ -284,7 +281,7 @@ def _loop(net: RerankerNet, optimizer: torch.optim.Optimizer, data: _Data, confi
         step, pairs = step + 1, pairs + len(text_rows)
         window = (window + [loss.item()])[-20:]
         if time.monotonic() - last_save > config.checkpoint_seconds and step < config.steps:
-            _save_checkpoint(out, net, optimizer, step, config, encoder)
+            run.save({"net": net, "optimizer": optimizer}, step)
             last_save = time.monotonic()
         if on_progress:
             on_progress(RerankProgress("training", step, config.steps, sum(window) / len(window), pairs / max(1e-9, time.monotonic() - started)))
@@ -317,9 +314,10 @@ def _relation_loss(net: RerankerNet, data: _Data, caption_rows: np.ndarray, imag
     """Each line's caption against the same caption with its relations reversed, on its image.
 
     The two differ in one word and have the same dual score, so only where things are can
-    tell them apart. Trained on this contrast alone (constant learning rate, no clipping) a
-    head learnt Shapes World relations in ~500 steps; as a term of the full loss, or as
-    warm-up steps under this trainer's schedule, it has not yet (benchmarks/README.md).
+    tell them apart. Trained on this contrast alone, a head escapes a long plateau by chance:
+    on Shapes World by step 500 or 1,000 in two seeds, not within 1,500 in a third; as a term
+    of the full loss, or as warm-up steps before it, relations stayed at chance
+    (benchmarks/README.md, sessions 3 and 4).
     """
     flipped = data.reversed[caption_rows]
     has = flipped != caption_rows
@@ -341,33 +339,3 @@ def _optimizer(net: RerankerNet, config: RerankTrainConfig) -> torch.optim.Optim
     decay = [p for p in net.parameters() if p.ndim >= 2]
     rest = [p for p in net.parameters() if p.ndim < 2]
     return torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay}, {"params": rest, "weight_decay": 0.0}], lr=config.lr)
-
-
-def _resume_state(out: Path, config: RerankTrainConfig, encoder: ClipEncoder) -> dict:
-    path = out / STATE
-    if not path.is_file():
-        return {}
-    state = json.loads(path.read_text())
-    if state.get("config") != dataclasses.asdict(config) or state.get("encoder") != encoder.identity.to_dict():
-        raise RerankerError(f"{out} holds a reranker run with other settings or another encoder ({path}); pass another --out, or repeat that run's settings to resume it.")
-    return state
-
-
-def _save_checkpoint(out: Path, net: RerankerNet, optimizer: torch.optim.Optimizer, step: int, config: RerankTrainConfig, encoder: ClipEncoder) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_writer(out / CHECKPOINT) as handle:
-        torch.save({"net": net.state_dict(), "optimizer": optimizer.state_dict(), "step": step}, handle)
-    atomic_write_bytes(out / STATE, json.dumps({"config": dataclasses.asdict(config), "encoder": encoder.identity.to_dict(), "step": step, "done": False}, indent=2).encode())
-
-
-def _load_checkpoint(out: Path, net: RerankerNet, optimizer: torch.optim.Optimizer) -> int:
-    path = out / CHECKPOINT
-    if not path.is_file():
-        return 0
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        net.load_state_dict(saved["net"])
-        optimizer.load_state_dict(saved["optimizer"])
-    except Exception as exc:  # a damaged checkpoint must say so, not crash obscurely
-        raise RerankerError(f"checkpoint {path} is unreadable ({exc}); delete it to start the run over.") from exc
-    return int(saved["step"])

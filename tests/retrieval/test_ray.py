@@ -18,6 +18,7 @@ import pytest
 
 from index.catalog import TEXTS
 from index.records import FileStat
+from index.tokens import TokenCache
 from retrieval import IngestConfig, ModelMismatchError
 from retrieval.distributed import RayConfig, check_worker_model
 from tests.conftest import add_broken_files
@@ -70,9 +71,9 @@ def test_ray_run_equals_local_run(ray_local, open_library, photos: Path, tmp_pat
     shutil.copy2(coffee, photos / "nested" / f"copy{coffee.suffix}")  # same bytes: one vector copied
     config = IngestConfig(batch_size=3)
 
-    local = open_library(tmp_path / "local").index([photos], config=config)
+    local = open_library(tmp_path / "local").index([photos], config=config, cache_tokens=True)
     lib = open_library(tmp_path / "ray")
-    distributed = lib.index([photos], config=config, ray=RayConfig(actors=2))
+    distributed = lib.index([photos], config=config, ray=RayConfig(actors=2), cache_tokens=True)
 
     for field in ("added", "updated", "failed", "failures", "encoded"):
         assert getattr(distributed, field) == getattr(local, field), field
@@ -87,6 +88,12 @@ def test_ray_run_equals_local_run(ray_local, open_library, photos: Path, tmp_pat
     for key, vector in want_captions.items():
         np.testing.assert_allclose(got_captions[key], vector, atol=1e-5)
     assert lib.images.agrees_with_catalog() and lib.texts.agrees_with_catalog()
+    # The workers' token grids fill the library's token cache as a local run's do.
+    hashes = sorted({row[2] for row in want.values() if row[2] and not row[5]})
+    want_tokens, want_found = TokenCache.open(tmp_path / "local").get(hashes)
+    got_tokens, got_found = TokenCache.open(lib.layout.root).get(hashes)
+    assert len(hashes) == 6 and want_found.all() and got_found.all()  # 7 added, one a copy of another's bytes
+    np.testing.assert_allclose(got_tokens.astype(np.float32), want_tokens.astype(np.float32), rtol=2e-3, atol=2e-3)
 
 
 def test_interrupted_ray_run_keeps_its_batches_and_the_cli_resumes(ray_local, open_library, tmp_path: Path, tiny_model_dir: Path) -> None:  # noqa: ANN001
