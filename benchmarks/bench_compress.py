@@ -27,7 +27,7 @@ from pathlib import Path
 
 import _common  # noqa: F401  (sets sys.path before the library imports)
 import numpy as np
-from _common import REPO_ROOT, environment, environment_line, markdown_table, median, write_json
+from _common import REPO_ROOT, environment, environment_line, markdown_table, write_json
 from bench_query import DIM, K, Clustered
 
 KINDS = ("exact", "ivf", "sq8", "ivfpq", "ondisk")

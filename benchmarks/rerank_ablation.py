@@ -17,9 +17,6 @@ from retrieval.encoder import load_encoder
 from retrieval.models import ModelSpec
 from retrieval.pairs import load_pairs
 from retrieval.rerank.train import RerankTrainConfig, prepare, _loop, _optimizer
-from retrieval.rerank.model import RerankerNet, RerankerConfig
-from retrieval.rerank.heads import HeadConfig
-from retrieval.rerank.features import token_shape
 from retrieval.rerank.corpus import encode_image_bank, encode_text_bank, pair_texts
 from retrieval.rerank.evaluate import net_scorer, reranked_scores
 from retrieval.evaluate import report, dual_scores, PairEmbeddings

@@ -33,7 +33,6 @@ from retrieval.rerank.model import RerankerConfig, RerankerError, RerankerNet, s
 from retrieval.train_data import canonical_caption, mirror_caption, reverse_relations
 
 
-
 @dataclass(frozen=True)
 class RerankTrainConfig:
     """Settings of one reranker training run (saved with it; resuming requires the same)."""
@@ -268,7 +267,7 @@ def reranker_loss(logits: torch.Tensor, batch: int, n_img: int, n_txt: int, bce_
 def _loop(net: RerankerNet, optimizer: torch.optim.Optimizer, data: _Data, config: RerankTrainConfig, run: RunFolder, step: int, on_progress) -> list[float]:  # noqa: ANN001, PLR0913
     net.train()
     window: list[float] = []
-    last_save, started, first, pairs = time.monotonic(), time.monotonic(), step, 0
+    last_save, started, pairs = time.monotonic(), time.monotonic(), 0
     while step < config.steps:
         for group in optimizer.param_groups:
             group["lr"] = _learning_rate(config, step)
