@@ -17,6 +17,8 @@ from retrieval.encoder import load_encoder
 from retrieval.models import ModelSpec
 from retrieval.pairs import load_pairs
 from retrieval.rerank.train import RerankTrainConfig, prepare, _loop, _optimizer
+from retrieval.checkpoints import RunFolder
+from retrieval.rerank.model import RerankerError
 from retrieval.rerank.corpus import encode_image_bank, encode_text_bank, pair_texts
 from retrieval.rerank.evaluate import net_scorer, reranked_scores
 from retrieval.evaluate import report, dual_scores, PairEmbeddings
@@ -49,7 +51,7 @@ for name, over in configs:
       net = build_net(cfg, enc).to(DEV)
       opt = _optimizer(net, cfg)
       t = time.time()
-      losses = _loop(net, opt, data, cfg, work / name, 0, enc, None)
+      losses = _loop(net, opt, data, cfg, RunFolder(work / name, {}, RerankerError), 0, None)  # checkpoint_seconds 1e9: never writes
       train_s = time.time() - t
       score = net_scorer(net, ttext, timg)
       trs = net_scorer(net, data.texts, data.images)
