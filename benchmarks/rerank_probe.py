@@ -66,6 +66,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    unknown = set(args.kinds.split(",")) - set(KINDS)
+    if unknown:
+        parser.error(f"--kinds: unknown {', '.join(sorted(unknown))}; choose from {', '.join(KINDS)}")
 
     start = time.time()
     encoder = load_encoder(ModelSpec(str(args.encoder), ""), args.device)
@@ -75,6 +78,8 @@ def main() -> None:
     print(f"features {time.time() - start:.0f} s", file=sys.stderr, flush=True)
 
     pool = contrast_rows(train, texts, set(args.kinds.split(",")))
+    if not len(pool):
+        sys.exit(f"{args.train} has no negatives of kind {args.kinds}: the probe needs Shapes World pairs with negatives")
     held_out = {kind: contrast_rows(test, test_texts, {kind}) for kind in KINDS}
     config = dataclasses.replace(RerankTrainConfig(checkpoint_seconds=1e9), **json.loads(args.cfg))
     torch.manual_seed(args.seed)

@@ -33,12 +33,17 @@ class RunFolder:
         """The saved state (empty for a new run).
 
         Raises:
-            error: the folder holds a run with other settings.
+            error: the folder holds a run with other settings, or its state file is unreadable.
         """
         path = self.out / STATE
         if not path.is_file():
             return {}
-        state = json.loads(path.read_text())
+        try:
+            state = json.loads(path.read_text())
+            if not isinstance(state, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as exc:
+            raise self.error(f"{path} is unreadable ({exc}); delete it and {CHECKPOINT} there to start the run over, or pass another --out.") from exc
         if any(state.get(key) != value for key, value in self.identity.items()):
             raise self.error(f"{self.out} holds a {self.what} with other settings{self._others()} ({path}); pass another --out, or repeat that run's settings to resume it.")
         return state

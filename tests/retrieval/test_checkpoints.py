@@ -56,3 +56,9 @@ def test_finish_drops_the_checkpoint_and_marks_the_run_done(tmp_path: Path) -> N
     run.finish(5)
     assert not (tmp_path / CHECKPOINT).exists()
     assert run.resume_state() == {"config": {"steps": 5}, "step": 5, "done": True}
+
+
+def test_a_damaged_state_file_says_so_and_names_the_fix(tmp_path: Path) -> None:
+    (tmp_path / STATE).write_text('{"config": ')  # torn by a crash or an editor
+    with pytest.raises(RerankerError, match=f"unreadable.*delete it and {CHECKPOINT}"):
+        RunFolder(tmp_path, {"config": {}}, RerankerError).resume_state()
