@@ -289,7 +289,7 @@ def train_reranker(
     out: Annotated[Path, typer.Option("--out", "-o", help="Reranker folder to write.")],
     pretrained: PretrainedOpt = None,
     fusion: Annotated[str, typer.Option("--fusion", help="Fusion head: cross-attention, attention-pool, single-stream, bilinear or concat.")] = "cross-attention",
-    steps: Annotated[int, typer.Option("--steps", min=1)] = 600,
+    steps: Annotated[int, typer.Option("--steps", min=1)] = 800,
     batch_size: Annotated[int, typer.Option("--batch-size", min=2, help="Caption lines per step.")] = 64,
     lr: Annotated[float, typer.Option("--lr", min=0.0)] = 1e-3,
     width: Annotated[int, typer.Option("--width", min=0, help="Channels inside the head (0: the encoder's embedding size).")] = 64,
@@ -297,7 +297,8 @@ def train_reranker(
     pool: Annotated[int, typer.Option("--pool", min=1, help="Average-pool the image patch grid by this factor first.")] = 2,
     align: Annotated[bool, typer.Option("--align-init/--no-align-init", help="Start the head from the encoder's output projections (width 0).")] = False,
     mirror: Annotated[bool, typer.Option("--mirror/--no-mirror", help="Mirror half the lines: token grid columns and left/right in captions.")] = False,
-    relation_steps: Annotated[int, typer.Option("--relation-steps", min=0, help="First steps on caption vs relations-reversed caption alone (part of --steps).")] = 0,
+    spatial: Annotated[bool, typer.Option("--spatial/--no-spatial", help="The head's spatial readout (where each word looks, into the score).")] = True,
+    relation_steps: Annotated[int, typer.Option("--relation-steps", min=0, help="First steps on caption vs relations-reversed caption alone (part of --steps).")] = 200,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     split: Annotated[str, typer.Option("--split", help="Karpathy split to train on.")] = "train",
     images: Annotated[Optional[Path], typer.Option("--images", help="Root folder of the Karpathy images.")] = None,
@@ -312,7 +313,7 @@ def train_reranker(
     if fusion not in list_heads():
         raise typer.BadParameter(f"--fusion must be one of {', '.join(list_heads())}")
     encoder = load_encoder(ModelSpec(model, pretrained or ""), device)
-    config = RerankTrainConfig(fusion=fusion, steps=steps, batch_size=batch_size, lr=lr, width=width, layers=layers, pool=pool, align_init=align, mirror=mirror, relation_steps=relation_steps, seed=seed)
+    config = RerankTrainConfig(fusion=fusion, steps=steps, batch_size=batch_size, lr=lr, width=width, layers=layers, pool=pool, align_init=align, mirror=mirror, spatial=spatial, relation_steps=relation_steps, seed=seed)
     with RerankProgress() as bar:
         folder = run_training(pairs, encoder, out, config, on_progress=bar.update, split=split, images_root=images)
     print_written("reranker", folder, "--reranker")

@@ -17,7 +17,7 @@ batch=${BATCH:-256}
 lr=${LR:-2e-3}
 rerank=${RERANK:-1}
 rr_fusion=${RR_FUSION:-cross-attention}
-rr_steps=${RR_STEPS:-600}
+rr_steps=${RR_STEPS:-800}
 rr_k=${RR_K:-50}
 export HF_HUB_OFFLINE=1
 mkdir -p "$out"

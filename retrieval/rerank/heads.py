@@ -34,6 +34,7 @@ class HeadConfig:
     heads: int = 4  # attention heads
     rank: int = 256  # bilinear rank (bilinear head only)
     dropout: float = 0.0  # dropout inside attention and MLPs
+    spatial: bool = True  # add a SpatialReadout (token-sequence heads); rerankers saved before it have False
 
 
 def pooled_text(text: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -78,6 +79,43 @@ class _Attend(nn.Module):
         return query + self.out(out.transpose(1, 2).reshape(b, lq, d))
 
 
+class SpatialReadout(nn.Module):
+    """Where each text token looks in the image, read out directly into the logit.
+
+    Each text token attends (one head) over the patch grid; the attention-weighted mean of
+    the patches' coordinates (x, y in [-1, 1]) is dotted with a direction the token's own
+    state proposes, and the sum over the text's tokens is added to the matching logit:
+    ``sum_i w(t_i) . E_{a_i}[xy]``. A spatial relation then needs two simple things learnt
+    together (where a phrase is, which way its words point) instead of a chain through
+    attention, MLPs and the pooled token, which the heads alone escaped only by chance
+    (benchmarks/README.md, sessions 4 and 5). Not a square patch grid: contributes zero.
+
+    ``scale`` (a saved buffer, not trained) multiplies the readout. Training sets it after
+    the last step from ranking on training lines (``calibrate_spatial`` in
+    retrieval.rerank.train): trained to tell a caption from its reversal, the readout grows
+    large enough to drown the content scores when one caption is ranked against many images.
+    """
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.query = nn.Linear(width, width)
+        self.key = nn.Linear(width, width)
+        self.direction = nn.Linear(width, 2)
+        self.register_buffer("scale", torch.ones(()))
+
+    def forward(self, text: torch.Tensor, mask: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
+        """``text (B, L, D)`` (normed), ``mask (B, L)``, ``patches (B, S*S, D)`` row by row -> ``(B,)``."""
+        side = int(round(patches.shape[1] ** 0.5))
+        if side < 2 or side * side != patches.shape[1]:
+            return text.new_zeros(text.shape[0])
+        line = torch.linspace(-1.0, 1.0, side, device=text.device, dtype=text.dtype)
+        coords = torch.stack([line.repeat(side), line.repeat_interleave(side)], dim=1)  # (S*S, 2): x varies fastest
+        scores = self.query(text) @ self.key(self.norm(patches)).transpose(1, 2) / text.shape[-1] ** 0.5  # (B, L, S*S)
+        where = scores.softmax(dim=-1) @ coords  # (B, L, 2)
+        return self.scale * ((self.direction(text) * where).sum(dim=-1) * mask).sum(dim=-1)
+
+
 class _FeedForward(nn.Module):
     def __init__(self, config: HeadConfig) -> None:
         super().__init__()
@@ -115,15 +153,18 @@ class CrossAttentionHead(nn.Module):
         self.bidirectional = bidirectional
         self.norm = nn.LayerNorm(config.width)
         self.match = _mlp(config.width, (2 if bidirectional else 1) * config.width, config.dropout)
+        self.spatial = SpatialReadout(config.width) if config.spatial else None
 
     def forward(self, text: torch.Tensor, mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         pad = ~mask
         for layer in self.layers:
             text, image = layer(text, pad, image)
-        pooled = pooled_text(self.norm(text), mask)  # (B, D)
+        text = self.norm(text)
+        pooled = pooled_text(text, mask)  # (B, D)
         if self.bidirectional:
             pooled = torch.cat([pooled, self.norm(image[:, 0])], dim=-1)  # + image class token
-        return self.match(pooled).squeeze(-1)
+        logit = self.match(pooled).squeeze(-1)
+        return logit if self.spatial is None else logit + self.spatial(text, mask, image[:, 1:])
 
 
 class SingleStreamHead(nn.Module):
@@ -137,13 +178,17 @@ class SingleStreamHead(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(config.width)
         self.match = nn.Linear(config.width, 1)
+        self.spatial = SpatialReadout(config.width) if config.spatial else None
 
     def forward(self, text: torch.Tensor, mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-        b = text.shape[0]
+        b, length = text.shape[:2]
         tokens = torch.cat([self.cls.expand(b, -1, -1), text + self.modality[0], image + self.modality[1]], dim=1)
         keep = torch.cat([mask.new_ones(b, 1), mask, mask.new_ones(b, image.shape[1])], dim=1)
-        out = self.encoder(tokens, src_key_padding_mask=~keep)
-        return self.match(self.norm(out[:, 0])).squeeze(-1)
+        out = self.norm(self.encoder(tokens, src_key_padding_mask=~keep))
+        logit = self.match(out[:, 0]).squeeze(-1)
+        if self.spatial is None:
+            return logit
+        return logit + self.spatial(out[:, 1 : 1 + length], mask, out[:, 2 + length :])  # text tokens; patches (after the image class token)
 
 
 class BilinearHead(nn.Module):

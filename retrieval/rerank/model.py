@@ -29,7 +29,8 @@ CONFIG_NAME = "reranker.json"
 WEIGHTS_NAME = "reranker.safetensors"
 FORMAT = "xmr-reranker"
 # 1: first release (token projections + fusion head + dual-score prior).
-SCHEMA_VERSION = 1
+# 2: token-sequence heads may carry a spatial readout (HeadConfig.spatial); schema-1 folders load without one.
+SCHEMA_VERSION = 2
 
 
 class RerankerError(XmrError, ValueError):
@@ -57,7 +58,7 @@ class RerankerConfig:
 
     @classmethod
     def from_dict(cls, raw: dict) -> RerankerConfig:
-        return cls(fusion=raw["fusion"], head=HeadConfig(**raw["head"]), tokens=TokenShape(**raw["tokens"]), dual_weight=float(raw["dual_weight"]), pool=int(raw.get("pool", 1)), dual_prior=bool(raw.get("dual_prior", True)), align_init=bool(raw.get("align_init", False)))
+        return cls(fusion=raw["fusion"], head=HeadConfig(**{"spatial": False, **raw["head"]}), tokens=TokenShape(**raw["tokens"]), dual_weight=float(raw["dual_weight"]), pool=int(raw.get("pool", 1)), dual_prior=bool(raw.get("dual_prior", True)), align_init=bool(raw.get("align_init", False)))
 
     def fused_image_tokens(self) -> int:
         """Image tokens the head sees: the class token plus the (pooled) patch grid."""

@@ -42,7 +42,8 @@ class RerankTrainConfig:
     layers: int = 2  # fusion layers (hops)
     heads: int = 4  # attention heads
     pool: int = 2  # average-pool the image patch grid by this factor (fewer tokens, faster)
-    steps: int = 600  # optimiser steps
+    spatial: bool = True  # the head's spatial readout (where each word looks, straight into the logit)
+    steps: int = 800  # optimiser steps
     batch_size: int = 64  # caption lines per step
     lr: float = 1e-3  # peak learning rate (AdamW), warm-up then cosine decay
     warmup_steps: int = 50  # linear warm-up steps
@@ -56,12 +57,14 @@ class RerankTrainConfig:
     binding_weight: float = 0.0  # weight of the softmax over each image's caption and the pairs' own negatives
     binding_steps: int = 0  # first steps on binding groups alone (caption vs its own negatives), part of ``steps``
     relation_weight: float = 0.0  # weight of caption vs relations-reversed caption on the same image (lines naming a relation)
-    relation_steps: int = 0  # first steps on that contrast alone (after any binding steps), part of ``steps``
+    relation_steps: int = 200  # first steps on that contrast alone (after any binding steps), part of ``steps``
     mined: bool = True  # negatives from the dual encoder's confusions; False: random ones (ablation)
     listwise: bool = True  # softmax over each candidate group; False: the binary loss alone (ablation)
     dual_prior: bool = True  # the dual cosine enters the logit with a learned weight (ablation: False)
     align_init: bool = False  # start the head in the encoder's joint space (needs width == embed dim)
     mirror: bool = False  # mirror half the lines: the token grid's columns and left/right in every caption
+    calibrate_lines: int = 1000  # training lines (and as many images) that set the spatial readout's scale; 0: keep 1
+    calibrate_k: int = 50  # dual top-K reranked while calibrating
     seed: int = 0  # data order and initial weights
     checkpoint_seconds: float = 60.0  # write a resumable checkpoint at least this often
 
@@ -109,7 +112,8 @@ def train_reranker(pairs_dir: str | Path, encoder: ClipEncoder, out: str | Path,
     data = prepare(load_pairs(pairs_dir, split=split, images_root=images_root), encoder, config.mine_k, on_progress)
     started = time.monotonic()
     losses = _loop(net, optimizer, data, config, run, step, on_progress)
-    summary = {"pairs": str(Path(pairs_dir).expanduser().resolve()), "lines": len(data.pairs), "images": len(data.pairs.images), "config": dataclasses.asdict(config), "final_loss": losses[-1] if losses else None, "train_seconds": round(time.monotonic() - started, 1)}
+    calibration = calibrate_spatial(net, data, config)
+    summary = {"pairs": str(Path(pairs_dir).expanduser().resolve()), "lines": len(data.pairs), "images": len(data.pairs.images), "config": dataclasses.asdict(config), "final_loss": losses[-1] if losses else None, "train_seconds": round(time.monotonic() - started, 1), "spatial_calibration": calibration}
     save_reranker(out, net, encoder.identity, summary)
     run.finish(config.steps)
     return out
@@ -120,7 +124,7 @@ def build_net(config: RerankTrainConfig, encoder: ClipEncoder) -> RerankerNet:
     from retrieval.rerank.features import output_projections
 
     width = config.width if config.width > 0 else encoder.dim
-    head = HeadConfig(width, config.layers, config.heads)
+    head = HeadConfig(width, config.layers, config.heads, spatial=config.spatial)
     net = RerankerNet(RerankerConfig(config.fusion, head, token_shape(encoder), pool=config.pool, dual_prior=config.dual_prior, align_init=config.align_init))
     projections = output_projections(encoder) if config.align_init else None
     if projections is not None:
@@ -325,6 +329,56 @@ def _relation_loss(net: RerankerNet, data: _Data, caption_rows: np.ndarray, imag
     texts = np.concatenate([caption_rows[has], flipped[has]])
     logits = pair_logits(net, data.texts, data.images, texts, np.concatenate([image_rows[has]] * 2)).view(2, -1).T  # (n, 2)
     return F.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long, device=logits.device))
+
+
+SPATIAL_SCALES = (1.0, 0.5, 0.25, 0.125, 0.0625)  # tried by calibrate_spatial, largest first
+
+
+def calibrate_spatial(net: RerankerNet, data: _Data, config: RerankTrainConfig) -> dict[str, object]:
+    """Set the head's spatial readout scale to what ranks training lines best; returns the record.
+
+    For ``calibrate_lines`` captions (each against its dual top-``calibrate_k`` images) and as
+    many images (each against its top-K distinct captions), the share of queries whose
+    reranked first candidate is true (any image showing the caption, any caption true of the
+    image) under each scale in :data:`SPATIAL_SCALES`; the best mean of the two wins, ties to
+    the larger scale. One forward pass serves every scale (the readout is additive).
+    """
+    readout = getattr(net.head, "spatial", None)
+    if readout is None or config.calibrate_lines <= 0:
+        return {}
+    rng = np.random.default_rng([config.seed, 1])
+    k = max(1, min(config.calibrate_k, len(data.pairs.images)))
+    keys = [canonical_caption(t) for t in data.texts.texts]
+    lines = rng.choice(len(data.pairs), min(config.calibrate_lines, len(data.pairs)), replace=False)
+    captions = data.caption_rows[lines]
+    images = _top_k(data.texts.vectors[captions] @ data.images.vectors.T, k)  # (q, k)
+    t2i = _scale_queries(net, data, np.repeat(captions, k), images.ravel(), [[keys[c] in data.image_keys[i] for i in row] for c, row in zip(captions, images)])
+    pictures = rng.choice(len(data.pairs.images), min(config.calibrate_lines, len(data.pairs.images)), replace=False)
+    distinct = np.unique(data.caption_rows)
+    texts = distinct[_top_k(data.images.vectors[pictures] @ data.texts.vectors[distinct].T, min(k, len(distinct)))]  # (q, k)
+    i2t = _scale_queries(net, data, texts.ravel(), np.repeat(pictures, texts.shape[1]), [[keys[t] in data.image_keys[p] for t in row] for p, row in zip(pictures, texts)])
+    shares = {scale: round((t2i(scale) + i2t(scale)) / 2, 4) for scale in SPATIAL_SCALES}
+    best = max(SPATIAL_SCALES, key=lambda scale: (shares[scale], scale))
+    readout.scale.fill_(best)
+    return {"scale": best, "first_true": {str(scale): share for scale, share in shares.items()}, "queries": len(lines) + len(pictures), "k": k}
+
+
+def _scale_queries(net: RerankerNet, data: _Data, text_rows: np.ndarray, image_rows: np.ndarray, hits: list[list[bool]]) -> Callable[[float], float]:
+    """``scale -> share of queries whose top candidate is a hit``, from one pass with and without the readout."""
+    from retrieval.rerank.evaluate import net_scorer
+
+    readout, queries = net.head.spatial, len(hits)
+    readout.scale.fill_(0.0)
+    base = net_scorer(net, data.texts, data.images)(text_rows, image_rows).reshape(queries, -1)
+    readout.scale.fill_(1.0)
+    spatial = net_scorer(net, data.texts, data.images)(text_rows, image_rows).reshape(queries, -1) - base
+    hit = np.asarray(hits, dtype=bool)
+    return lambda scale: float(hit[np.arange(queries), np.argmax(base + scale * spatial, axis=1)].mean())
+
+
+def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of each row's ``k`` highest scores (any order)."""
+    return np.argpartition(-scores, k - 1, axis=1)[:, :k]
 
 
 def _learning_rate(config: RerankTrainConfig, step: int) -> float:
