@@ -382,3 +382,50 @@ def test_rerankers_saved_before_the_spatial_readout_still_load(trained_reranker:
     args = (torch.randn(3, shape.text, shape.text_width), torch.ones(3, shape.text, dtype=torch.bool), torch.randn(3, shape.image, shape.image_width), torch.rand(3))
     with torch.no_grad():
         assert torch.allclose(loaded(*args), old.eval()(*args))
+
+
+def test_spatial_calibration_picks_the_scale_that_ranks_training_lines_best(shapes_small: Path, tiny_encoder) -> None:  # noqa: ANN001
+    """Oracle: rescoring every candidate at each scale gives the shares the calibration
+    records, and it keeps the best scale (ties to the larger) in the readout."""
+    import torch
+
+    from retrieval.rerank.evaluate import net_scorer
+    from retrieval.rerank.train import SPATIAL_SCALES, build_net, calibrate_spatial
+    from retrieval.train_data import canonical_caption
+
+    pairs = load_pairs(shapes_small)
+    data = prepare(pairs, tiny_encoder, mine_k=4)
+    config = RerankTrainConfig(**{**FAST, "calibrate_lines": 10, "calibrate_k": 5})
+    torch.manual_seed(0)
+    net = build_net(config, tiny_encoder).eval()
+    with torch.no_grad():
+        net.head.spatial.direction.weight.mul_(50.0)  # a readout large enough to reorder candidates
+        net.head.spatial.query.weight.mul_(20.0)  # and attention sharp enough to differ between images
+    record = calibrate_spatial(net, data, config)
+    rng = np.random.default_rng([config.seed, 1])  # the calibration's own draws, replayed
+    lines = rng.choice(len(pairs), 10, replace=False)
+    pictures = rng.choice(len(pairs.images), min(10, len(pairs.images)), replace=False)
+    distinct = np.unique(data.caption_rows)
+    expected = {}
+    for scale in SPATIAL_SCALES:
+        net.head.spatial.scale.fill_(scale)
+        score = net_scorer(net, data.texts, data.images)
+        hits = []
+        for line in lines:
+            caption = data.caption_rows[line]
+            candidates = np.argsort(-(data.images.vectors @ data.texts.vectors[caption]))[:5]
+            best = candidates[np.argmax(score(np.full(5, caption), candidates))]
+            hits.append(canonical_caption(pairs.captions[line]) in data.image_keys[best])
+        t2i = np.mean(hits)
+        hits = []
+        for picture in pictures:
+            candidates = distinct[np.argsort(-(data.texts.vectors[distinct] @ data.images.vectors[picture]))[:5]]
+            best = candidates[np.argmax(score(candidates, np.full(5, picture)))]
+            hits.append(canonical_caption(data.texts.texts[best]) in data.image_keys[picture])
+        expected[str(scale)] = round((t2i + np.mean(hits)) / 2, 4)
+    assert len(set(expected.values())) > 1, "the scales must rank differently for the test to mean anything"
+    assert record["first_true"] == pytest.approx(expected, abs=1e-4)
+    best = max(SPATIAL_SCALES, key=lambda s: (expected[str(s)], s))
+    assert record["scale"] == best
+    net.head.spatial.scale.fill_(1.0)
+    assert calibrate_spatial(net, data, config)["scale"] == best and float(net.head.spatial.scale) == best
