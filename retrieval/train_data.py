@@ -17,7 +17,6 @@ import numpy as np
 from retrieval.decode import decode_file
 from retrieval.pairs import PairSet
 
-_LEFT_RIGHT = re.compile(r"\b(left|right)\b")
 _CONVERSE = (
     (re.compile(r"^(.+) to the right of (.+)$"), "{1} to the left of {0}"),
     (re.compile(r"^(.+) below (.+)$"), "{1} above {0}"),
@@ -37,7 +36,12 @@ def canonical_caption(text: str) -> str:
 
 
 _SPATIAL = re.compile(r"\b(left|right|above|below)\b")
+_LEFT_RIGHT = re.compile(r"\b(left|right)\b")
 _OPPOSITE = {"left": "right", "right": "left", "above": "below", "below": "above"}
+
+
+def _swap(pattern: re.Pattern[str], text: str) -> str:
+    return pattern.sub(lambda m: _OPPOSITE[m.group(1)], text)
 
 
 def reverse_relations(text: str) -> str:
@@ -46,12 +50,12 @@ def reverse_relations(text: str) -> str:
     False for the caption's image unless the scene is symmetric: a negative that differs from
     the truth only in where things are (returns ``text`` itself when it names no relation).
     """
-    return _SPATIAL.sub(lambda m: _OPPOSITE[m.group(1)], text)
+    return _swap(_SPATIAL, text)
 
 
 def mirror_caption(text: str) -> str:
     """The caption of the horizontally flipped image: "left" and "right" swapped."""
-    return _LEFT_RIGHT.sub(lambda m: "right" if m.group(1) == "left" else "left", text)
+    return _swap(_LEFT_RIGHT, text)
 
 
 @dataclass(frozen=True)
