@@ -43,6 +43,10 @@ class LibraryLayout:
         return self.root / "texts.vec"
 
     @property
+    def query_cache(self) -> Path:
+        return self.root / "queries.sqlite"
+
+    @property
     def index_config(self) -> Path:
         return self.root / "index.json"
 

@@ -162,6 +162,13 @@ def _upload(vectors: np.ndarray, device: torch.device) -> torch.Tensor:
     return out
 
 
+MIN_GPU_VECTORS = 50_000  # exact indexes smaller than this are searched on the CPU
+
+
+def _large_exact(index: VectorIndex, min_vectors: int) -> bool:
+    return hasattr(index, "vectors") and len(index) >= max(1, min_vectors)
+
+
 class GpuSearch:
     """The :class:`index.store.VectorStore` search hook: a GPU searcher for large exact indexes.
 
@@ -171,7 +178,7 @@ class GpuSearch:
         memory_fraction: the fp16 copy must fit in this share of the device's free memory.
     """
 
-    def __init__(self, device: str = "cuda", min_vectors: int = 50_000, memory_fraction: float = 0.5) -> None:
+    def __init__(self, device: str = "cuda", min_vectors: int = MIN_GPU_VECTORS, memory_fraction: float = 0.5) -> None:
         self.device = device
         self.min_vectors = min_vectors
         self.memory_fraction = memory_fraction
@@ -179,7 +186,7 @@ class GpuSearch:
         self._last: tuple[VectorIndex, TorchExactIndex] | None = None
 
     def __call__(self, index: VectorIndex) -> VectorIndex:
-        if not hasattr(index, "vectors") or len(index) < max(1, self.min_vectors):
+        if not _large_exact(index, self.min_vectors):
             return index
         with self._lock:
             last = self._last
@@ -221,8 +228,9 @@ def gpu_search_for(device: str) -> GpuSearch | None:
 
 
 class LazyGpuSearch:
-    """Decides on the first search whether :func:`gpu_search_for` applies, so that opening a
-    library does not import torch; afterwards it is that hook, or a pass-through."""
+    """Decides on the first search of a large exact index whether :func:`gpu_search_for`
+    applies, so that opening a library, or searching a small or compressed index, does not
+    import torch (seconds of a command-line search); afterwards it is that hook, or a pass-through."""
 
     def __init__(self, device: str) -> None:
         self.device = device
@@ -231,6 +239,8 @@ class LazyGpuSearch:
         self._lock = threading.Lock()
 
     def __call__(self, index: VectorIndex) -> VectorIndex:
+        if not _large_exact(index, MIN_GPU_VECTORS):
+            return index
         if not self._decided:
             with self._lock:
                 if not self._decided:

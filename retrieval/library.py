@@ -23,6 +23,7 @@ from index.deps import require_faiss
 from index.layout import LibraryLayout, default_library_dir
 from index.lock import WriteLock
 from index.manifest import Manifest, ModelIdentity
+from index.query_cache import QueryVectorCache
 from index.records import ImageFilter
 from index.store import IndexConfig, VectorStore
 from index.tokens import TokenCache
@@ -55,6 +56,7 @@ class Library:
         self._encoder = encoder
         self._encoder_lock = threading.Lock()
         self._selections = SelectionCache(catalog)  # filter -> allowed ids
+        self.query_cache = QueryVectorCache(layout.query_cache, _query_cache_key(manifest.model), manifest.model.embed_dim)  # repeated text queries need no model
         self.images = VectorStore(layout.image_vectors, catalog, IMAGES, manifest.model.embed_dim, index_config)
         self.images.load()
         self.texts = VectorStore(layout.text_vectors, catalog, TEXTS, manifest.model.embed_dim, index_config)
@@ -268,7 +270,7 @@ class Library:
 
     def embed_text(self, text: str) -> np.ndarray:
         """The unit vector ``(dim,)`` of a text query."""
-        return embed_text(lambda: self.encoder, text)
+        return embed_text(lambda: self.encoder, text, self.query_cache)
 
     def embed_image(self, image: str | Path | Image.Image) -> np.ndarray:
         """The unit vector ``(dim,)`` of an image (a path or a PIL image)."""
@@ -328,11 +330,11 @@ class Library:
 
     def _query(self, text: str | None, image: object, terms: Sequence[Term], k: int, offset: int) -> np.ndarray:
         """Check paging arguments and embed the query; a lone text or image is a weight-1 term."""
-        return query_vector(lambda: self.encoder, self.identity.embed_dim, text, image, terms, k, offset)
+        return query_vector(lambda: self.encoder, self.identity.embed_dim, text, image, terms, k, offset, self.query_cache)
 
     def embed_terms(self, terms: Sequence[Term]) -> np.ndarray:
         """The renormalised weighted sum ``(dim,)`` of the terms' unit vectors."""
-        return embed_terms(lambda: self.encoder, terms, self.identity.embed_dim)
+        return embed_terms(lambda: self.encoder, terms, self.identity.embed_dim, self.query_cache)
 
     def search_vector(self, query: np.ndarray, k: int = 10, *, where: ImageFilter = ImageFilter(), offset: int = 0, min_score: float | None = None) -> list[Hit]:
         """Rank images by a unit query vector ``(dim,)``; see :meth:`search` for the options."""
@@ -382,3 +384,14 @@ def _hide_password(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # an unparsable URL is shown as given
         return url
+
+
+def _query_cache_key(model: ModelIdentity) -> str:
+    """What a cached query vector depends on: the model's weights and open_clip's text pipeline."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        open_clip_version = version("open_clip_torch")
+    except PackageNotFoundError:
+        open_clip_version = "?"
+    return f"{model.arch}|{model.pretrained}|{model.weights_sha256}|{model.embed_dim}|open_clip {open_clip_version}"

@@ -19,6 +19,7 @@ from retrieval.results import Term
 if TYPE_CHECKING:
     from PIL import Image
 
+    from index.query_cache import QueryVectorCache
     from retrieval.encoder import Encoder
 
 __all__ = ["embed_image", "embed_terms", "embed_text", "query_vector"]
@@ -26,11 +27,20 @@ __all__ = ["embed_image", "embed_terms", "embed_text", "query_vector"]
 EncoderFn = Callable[[], "Encoder"]  # the encoder, loaded on first call
 
 
-def embed_text(encoder: EncoderFn, text: str) -> np.ndarray:
-    """The unit vector ``(dim,)`` of a text query. Raises QueryError for an empty text."""
+def embed_text(encoder: EncoderFn, text: str, cache: QueryVectorCache | None = None) -> np.ndarray:
+    """The unit vector ``(dim,)`` of a text query. Raises QueryError for an empty text.
+
+    With ``cache``, a text embedded before is answered from it without loading the model,
+    and a new one is added to it.
+    """
     if not text or not text.strip():
         raise QueryError("the text query is empty; give some words to search for.")
-    return encoder().encode_texts([text])[0]
+    vector = cache.get(text) if cache is not None else None
+    if vector is None:
+        vector = encoder().encode_texts([text])[0]
+        if cache is not None:
+            cache.put(text, vector)
+    return vector
 
 
 def embed_image(encoder: EncoderFn, image: str | Path | Image.Image) -> np.ndarray:
@@ -55,8 +65,8 @@ def embed_image(encoder: EncoderFn, image: str | Path | Image.Image) -> np.ndarr
     return model.encode_images(torch.stack([pixels]))[0]
 
 
-def embed_terms(encoder: EncoderFn, terms: Sequence[Term], dim: int) -> np.ndarray:
-    """The renormalised weighted sum ``(dim,)`` of the terms' unit vectors.
+def embed_terms(encoder: EncoderFn, terms: Sequence[Term], dim: int, cache: QueryVectorCache | None = None) -> np.ndarray:
+    """The renormalised weighted sum ``(dim,)`` of the terms' unit vectors (texts through ``cache``).
 
     Raises:
         QueryError: no terms, a term that is neither (or both) a text and an image, terms
@@ -68,7 +78,7 @@ def embed_terms(encoder: EncoderFn, terms: Sequence[Term], dim: int) -> np.ndarr
     for term in terms:
         if (term.text is None) == (term.image is None):
             raise QueryError("each query term is either a text or an image.")
-        vector = embed_text(encoder, term.text) if term.text is not None else embed_image(encoder, term.image)  # type: ignore[arg-type]
+        vector = embed_text(encoder, term.text, cache) if term.text is not None else embed_image(encoder, term.image)  # type: ignore[arg-type]
         total += term.weight * vector
     norm = float(np.linalg.norm(total))
     if norm < 1e-6:
@@ -76,7 +86,7 @@ def embed_terms(encoder: EncoderFn, terms: Sequence[Term], dim: int) -> np.ndarr
     return (total / norm).astype(np.float32)
 
 
-def query_vector(encoder: EncoderFn, dim: int, text: str | None, image: object, terms: Sequence[Term], k: int, offset: int) -> np.ndarray:
+def query_vector(encoder: EncoderFn, dim: int, text: str | None, image: object, terms: Sequence[Term], k: int, offset: int, cache: QueryVectorCache | None = None) -> np.ndarray:
     """Check paging arguments and embed the query ``(dim,)``; a lone text or image is a weight-1 term.
 
     Raises:
@@ -86,4 +96,4 @@ def query_vector(encoder: EncoderFn, dim: int, text: str | None, image: object, 
         raise QueryError(f"k must be at least 1 and offset at least 0 (got k={k}, offset={offset}).")
     given = [Term(text=text)] if text is not None else []
     given += [Term(image=image)] if image is not None else []
-    return embed_terms(encoder, [*given, *terms], dim)
+    return embed_terms(encoder, [*given, *terms], dim, cache)

@@ -157,3 +157,28 @@ def test_preview_draws_thumbnails_only_where_the_terminal_can(run, photos: Path,
     payload = payload.split("\x1b")[0].split("\x07")[0]
     with Image.open(io.BytesIO(base64.b64decode(payload + "=" * (-len(payload) % 4)))) as thumb:
         assert max(thumb.size) <= 160  # a real, small PNG
+
+
+def test_a_repeated_search_imports_no_torch(run, photos: Path) -> None:  # noqa: ANN001
+    """The second `xmr search "..."` takes its vector from the library's query cache: no torch, open_clip or model."""
+    import os
+    import subprocess
+    import sys
+
+    assert run("index", str(photos), "--model", run.model).exit_code == 0
+    first = run("search", "a man riding a horse", "-k", "3", "--paths")
+    assert first.exit_code == 0, first.output
+    probe = (
+        "import sys, cli\n"
+        "try:\n"
+        f"    cli.app(['search', 'a man riding a horse', '-k', '3', '--paths', '--library', {str(run.library)!r}])\n"
+        "except SystemExit as done:\n"
+        "    assert not done.code, done.code\n"
+        "print('heavy:', sorted(m for m in ('torch', 'torchvision', 'open_clip') if m in sys.modules))\n"
+    )
+    repo = Path(cli.__file__).resolve().parent
+    done = subprocess.run([sys.executable, "-c", probe], cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)}, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    *paths, heavy = done.stdout.splitlines()
+    assert paths == first.stdout.splitlines()
+    assert heavy == "heavy: []"

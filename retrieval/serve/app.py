@@ -77,7 +77,7 @@ def create_app(library: "Library", config: ServeConfig = ServeConfig(), reranker
         import anyio.to_thread
 
         anyio.to_thread.current_default_thread_limiter().total_tokens = config.threads
-        await anyio.to_thread.run_sync(library.embed_text, "warm up")  # load the model before the first query
+        await anyio.to_thread.run_sync(lambda: library.encoder.encode_texts(["warm up"]))  # load the model before the first query
         yield
 
     app = FastAPI(title="xmr", version="1", summary="Search a photo library by text, by image, or like one of its photos.", lifespan=lifespan)

@@ -276,3 +276,35 @@ def test_without_faiss_every_open_names_the_install_command(tmp_path: Path, monk
         Library.open(tmp_path / "library")
     result = CliRunner().invoke(cli.app, ["info", "--library", str(tmp_path / "library")])
     assert result.exit_code == 2 and "xmr[cpu]" in result.stderr
+
+
+def test_a_repeated_text_query_is_answered_without_loading_the_model(open_library, photos: Path, tiny_encoder, tmp_path: Path) -> None:  # noqa: ANN001
+    from retrieval import Library
+
+    lib = open_library()
+    lib.index([photos])
+    first = lib.search(text="a cat on a table", k=6)
+    lib.close()
+    with Library.open(tmp_path / "library") as again:  # as a second `xmr search` would
+        page_two = again.search(text="a cat on a table", k=3, offset=3)
+        assert again._encoder is None  # the vector came from queries.sqlite
+        assert [(h.id, h.score) for h in page_two] == [(h.id, h.score) for h in first[3:]]
+        cached = again.query_cache.get("a cat on a table")
+        assert np.array_equal(cached, tiny_encoder.encode_texts(["a cat on a table"])[0])  # oracle: the encoder's own vector
+        again.search(text="a dog", k=1)  # a new text loads the model, and is remembered
+        assert again._encoder is not None and again.query_cache.get("a dog") is not None
+
+
+def test_a_query_cache_of_another_model_is_never_used(open_library, photos: Path, tiny_encoder) -> None:  # noqa: ANN001
+    from index.query_cache import QueryVectorCache
+
+    lib = open_library()
+    lib.index([photos])
+    dim = lib.identity.embed_dim
+    QueryVectorCache(lib.layout.query_cache, "some other model", dim).put("a cat on a table", -tiny_encoder.encode_texts(["a cat on a table"])[0])
+    lib.query_cache = QueryVectorCache(lib.layout.query_cache, lib.query_cache.model, dim)  # a fresh process's view of the file
+    hits = lib.search(text="a cat on a table", k=6)
+    query = tiny_encoder.encode_texts(["a cat on a table"])[0]
+    stored = lib.catalog.vectors_for([h.id for h in hits])
+    assert [h.score for h in hits] == pytest.approx([float(np.frombuffer(stored[h.id], "<f4") @ query) for h in hits], abs=1e-5)
+    assert hits[0].score >= hits[-1].score

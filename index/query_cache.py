@@ -1,0 +1,132 @@
+"""Vectors of text queries already embedded, so that a repeated query needs no model.
+
+Loading an open_clip model costs seconds (importing torch, torchvision and open_clip alone
+takes most of them); a text query's vector costs milliseconds once the model is in memory.
+A command-line ``xmr search`` pays the loading on every call, so the second page of
+results (``--offset``) or the same search run again would cost as much as the first. This
+cache keeps each text's unit vector in a small SQLite file in the library directory
+(standard-library ``sqlite3``, whatever the catalog's URL): the text, its float32 vector
+and when it was last used, at most ``capacity`` rows, least recently used dropped first.
+
+The file records its format and the model whose vectors it holds; a file of another format
+or another model is emptied before use. It is only a cache: an error reading or writing it
+(a read-only directory, a locked or damaged file) is logged and the query is embedded as if
+it were not there; a damaged file is deleted so the next query starts a new one.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1  # 1: table vectors(text, vector float32 bytes, used); table meta(format, model)
+DEFAULT_CAPACITY = 10_000
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS vectors (text TEXT PRIMARY KEY, vector BLOB NOT NULL, used REAL NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS vectors_used ON vectors (used)",
+)
+
+
+class QueryVectorCache:
+    """Unit vectors ``(dim,)`` of text queries for one model, in the SQLite file ``path``."""
+
+    def __init__(self, path: Path, model: str, dim: int, capacity: int = DEFAULT_CAPACITY, timeout: float = 2.0) -> None:
+        self.path = Path(path)
+        self.timeout = timeout  # seconds to wait for another process's write before giving up
+        self.model = model  # the model's identity, as a string; vectors of another are never returned
+        self.dim = dim
+        self.capacity = capacity
+        self._lock = threading.Lock()
+        self._checked = False  # format and model checked (and the file emptied if they differ)
+
+    def get(self, text: str) -> np.ndarray | None:
+        """The cached vector of ``text``, or None (not cached, no file, or the file unusable)."""
+        if not self.path.exists():
+            return None
+        row = self._run(self._get, text)
+        if row is None or len(row) != 4 * self.dim:
+            return None
+        return np.frombuffer(row, dtype="<f4").copy()
+
+    def put(self, text: str, vector: np.ndarray) -> None:
+        """Remember ``vector`` as the vector of ``text`` (best effort: failures are only logged)."""
+        data = np.ascontiguousarray(vector, dtype="<f4").reshape(-1)
+        if data.shape[0] != self.dim:
+            raise ValueError(f"a {data.shape[0]}-d vector for a {self.dim}-d cache")
+        self._run(self._put, text, data.tobytes())
+
+    def __len__(self) -> int:
+        if not self.path.exists():
+            return 0
+        return self._run(lambda db: db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]) or 0
+
+    # ---- internals ------------------------------------------------------------------------
+
+    def _run(self, operation, *args):  # noqa: ANN001, ANN202
+        """``operation(db, *args)`` in one transaction; None when the file cannot be used."""
+        with self._lock:
+            try:
+                db = sqlite3.connect(self.path, timeout=self.timeout)
+            except sqlite3.Error as exc:
+                log.info("query cache %s not opened (%s); embedding without it", self.path, exc)
+                return None
+            try:
+                with db:
+                    self._prepare(db)
+                    return operation(db, *args)
+            except sqlite3.DatabaseError as exc:
+                self._discard(exc)
+                return None
+            finally:
+                db.close()
+
+    def _prepare(self, db: sqlite3.Connection) -> None:
+        if self._checked:
+            return
+        for statement in _SCHEMA:
+            db.execute(statement)
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        if meta != {"format": str(FORMAT), "model": self.model}:
+            if meta:
+                log.info("query cache %s was written for %s (format %s); emptied", self.path, meta.get("model"), meta.get("format"))
+            db.execute("DELETE FROM vectors")
+            db.execute("DELETE FROM meta")
+            db.executemany("INSERT INTO meta VALUES (?, ?)", [("format", str(FORMAT)), ("model", self.model)])
+        self._checked = True
+
+    def _get(self, db: sqlite3.Connection, text: str) -> bytes | None:
+        row = db.execute("SELECT vector FROM vectors WHERE text = ?", (text,)).fetchone()
+        if row is None:
+            return None
+        try:
+            db.execute("UPDATE vectors SET used = ? WHERE text = ?", (time.time(), text))
+        except sqlite3.OperationalError:  # read-only or locked: the vector is still good
+            pass
+        return bytes(row[0])
+
+    def _put(self, db: sqlite3.Connection, text: str, blob: bytes) -> None:
+        db.execute("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)", (text, blob, time.time()))
+        excess = db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0] - self.capacity
+        if excess > 0:
+            db.execute("DELETE FROM vectors WHERE text IN (SELECT text FROM vectors ORDER BY used LIMIT ?)", (excess,))
+
+    def _discard(self, exc: Exception) -> None:
+        """A read-only or locked file is left alone; a damaged one is deleted (it is only a cache)."""
+        if isinstance(exc, sqlite3.OperationalError):  # read-only, locked, disk full: not damage
+            log.info("query cache %s not usable now (%s); embedding without it", self.path, exc)
+            return
+        log.warning("query cache %s is damaged (%s); deleted, a new one starts with the next query", self.path, exc)
+        self._checked = False
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError as unlink_error:
+            log.warning("could not delete %s (%s); delete it by hand", self.path, unlink_error)
