@@ -31,6 +31,7 @@ from retrieval.errors import QueryError
 from retrieval.gpu_search import search_hook
 from retrieval.identity import open_manifest
 from retrieval.ingest import IngestConfig, Progress, run_plan
+from retrieval.known_vectors import LibraryVectors
 from retrieval.models import ModelSpec
 from retrieval.query_vector import embed_image, embed_terms, embed_text, query_vector
 from retrieval.rerank.base import DEFAULT_RERANK_K
@@ -56,7 +57,8 @@ class Library:
         self._encoder = encoder
         self._encoder_lock = threading.Lock()
         self._selections = SelectionCache(catalog)  # filter -> allowed ids
-        self.query_cache = QueryVectorCache(layout.query_cache, _query_cache_key(manifest.model), manifest.model.embed_dim)  # repeated text queries need no model
+        # Texts searched before and unchanged indexed files are queried without loading the model.
+        self.known = LibraryVectors(catalog, QueryVectorCache(layout.query_cache, _query_cache_key(manifest.model), manifest.model.embed_dim))
         self.images = VectorStore(layout.image_vectors, catalog, IMAGES, manifest.model.embed_dim, index_config)
         self.images.load()
         self.texts = VectorStore(layout.text_vectors, catalog, TEXTS, manifest.model.embed_dim, index_config)
@@ -112,6 +114,11 @@ class Library:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def query_cache(self) -> QueryVectorCache:
+        """The vectors of text queries searched before (``queries.sqlite``)."""
+        return self.known.cache
 
     @property
     def identity(self) -> ModelIdentity:
@@ -270,11 +277,11 @@ class Library:
 
     def embed_text(self, text: str) -> np.ndarray:
         """The unit vector ``(dim,)`` of a text query."""
-        return embed_text(lambda: self.encoder, text, self.query_cache)
+        return embed_text(lambda: self.encoder, text, self.known)
 
     def embed_image(self, image: str | Path | Image.Image) -> np.ndarray:
         """The unit vector ``(dim,)`` of an image (a path or a PIL image)."""
-        return embed_image(lambda: self.encoder, image)
+        return embed_image(lambda: self.encoder, image, self.known)
 
     def search(
         self,
@@ -330,11 +337,11 @@ class Library:
 
     def _query(self, text: str | None, image: object, terms: Sequence[Term], k: int, offset: int) -> np.ndarray:
         """Check paging arguments and embed the query; a lone text or image is a weight-1 term."""
-        return query_vector(lambda: self.encoder, self.identity.embed_dim, text, image, terms, k, offset, self.query_cache)
+        return query_vector(lambda: self.encoder, self.identity.embed_dim, text, image, terms, k, offset, self.known)
 
     def embed_terms(self, terms: Sequence[Term]) -> np.ndarray:
         """The renormalised weighted sum ``(dim,)`` of the terms' unit vectors."""
-        return embed_terms(lambda: self.encoder, terms, self.identity.embed_dim, self.query_cache)
+        return embed_terms(lambda: self.encoder, terms, self.identity.embed_dim, self.known)
 
     def search_vector(self, query: np.ndarray, k: int = 10, *, where: ImageFilter = ImageFilter(), offset: int = 0, min_score: float | None = None) -> list[Hit]:
         """Rank images by a unit query vector ``(dim,)``; see :meth:`search` for the options."""

@@ -3,13 +3,15 @@
 A lone text or image is a term of weight 1; a negative weight steers away from a term.
 Every function takes ``encoder``, a zero-argument callable returning the encoder, and calls
 it only once the query has passed its checks: a bad query is refused before a model loads.
+With ``known`` (:class:`KnownVectors`), vectors the library already holds (a text searched
+before, an indexed image file that has not changed) are used without loading the model.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -19,36 +21,45 @@ from retrieval.results import Term
 if TYPE_CHECKING:
     from PIL import Image
 
-    from index.query_cache import QueryVectorCache
     from retrieval.encoder import Encoder
 
-__all__ = ["embed_image", "embed_terms", "embed_text", "query_vector"]
+__all__ = ["KnownVectors", "embed_image", "embed_terms", "embed_text", "query_vector"]
 
 EncoderFn = Callable[[], "Encoder"]  # the encoder, loaded on first call
 
 
-def embed_text(encoder: EncoderFn, text: str, cache: QueryVectorCache | None = None) -> np.ndarray:
-    """The unit vector ``(dim,)`` of a text query. Raises QueryError for an empty text.
+class KnownVectors(Protocol):
+    """Unit vectors a query can use instead of running the encoder (each None when unknown)."""
 
-    With ``cache``, a text embedded before is answered from it without loading the model,
-    and a new one is added to it.
-    """
+    def text(self, text: str) -> np.ndarray | None: ...
+
+    def remember_text(self, text: str, vector: np.ndarray) -> None: ...
+
+    def image(self, path: str | Path) -> np.ndarray | None: ...
+
+
+def embed_text(encoder: EncoderFn, text: str, known: KnownVectors | None = None) -> np.ndarray:
+    """The unit vector ``(dim,)`` of a text query. Raises QueryError for an empty text."""
     if not text or not text.strip():
         raise QueryError("the text query is empty; give some words to search for.")
-    vector = cache.get(text) if cache is not None else None
+    vector = known.text(text) if known is not None else None
     if vector is None:
         vector = encoder().encode_texts([text])[0]
-        if cache is not None:
-            cache.put(text, vector)
+        if known is not None:
+            known.remember_text(text, vector)
     return vector
 
 
-def embed_image(encoder: EncoderFn, image: str | Path | Image.Image) -> np.ndarray:
+def embed_image(encoder: EncoderFn, image: str | Path | Image.Image, known: KnownVectors | None = None) -> np.ndarray:
     """The unit vector ``(dim,)`` of an image (a path or a PIL image).
 
     Raises:
         QueryError: the file cannot be decoded as an image.
     """
+    if known is not None and isinstance(image, (str, Path)):
+        stored = known.image(image)
+        if stored is not None:
+            return stored
     import torch
 
     from retrieval.decode import ImageDecodeError, decode_file, to_rgb
@@ -65,8 +76,8 @@ def embed_image(encoder: EncoderFn, image: str | Path | Image.Image) -> np.ndarr
     return model.encode_images(torch.stack([pixels]))[0]
 
 
-def embed_terms(encoder: EncoderFn, terms: Sequence[Term], dim: int, cache: QueryVectorCache | None = None) -> np.ndarray:
-    """The renormalised weighted sum ``(dim,)`` of the terms' unit vectors (texts through ``cache``).
+def embed_terms(encoder: EncoderFn, terms: Sequence[Term], dim: int, known: KnownVectors | None = None) -> np.ndarray:
+    """The renormalised weighted sum ``(dim,)`` of the terms' unit vectors.
 
     Raises:
         QueryError: no terms, a term that is neither (or both) a text and an image, terms
@@ -78,7 +89,7 @@ def embed_terms(encoder: EncoderFn, terms: Sequence[Term], dim: int, cache: Quer
     for term in terms:
         if (term.text is None) == (term.image is None):
             raise QueryError("each query term is either a text or an image.")
-        vector = embed_text(encoder, term.text, cache) if term.text is not None else embed_image(encoder, term.image)  # type: ignore[arg-type]
+        vector = embed_text(encoder, term.text, known) if term.text is not None else embed_image(encoder, term.image, known)  # type: ignore[arg-type]
         total += term.weight * vector
     norm = float(np.linalg.norm(total))
     if norm < 1e-6:
@@ -86,7 +97,7 @@ def embed_terms(encoder: EncoderFn, terms: Sequence[Term], dim: int, cache: Quer
     return (total / norm).astype(np.float32)
 
 
-def query_vector(encoder: EncoderFn, dim: int, text: str | None, image: object, terms: Sequence[Term], k: int, offset: int, cache: QueryVectorCache | None = None) -> np.ndarray:
+def query_vector(encoder: EncoderFn, dim: int, text: str | None, image: object, terms: Sequence[Term], k: int, offset: int, known: KnownVectors | None = None) -> np.ndarray:
     """Check paging arguments and embed the query ``(dim,)``; a lone text or image is a weight-1 term.
 
     Raises:
@@ -96,4 +107,4 @@ def query_vector(encoder: EncoderFn, dim: int, text: str | None, image: object, 
         raise QueryError(f"k must be at least 1 and offset at least 0 (got k={k}, offset={offset}).")
     given = [Term(text=text)] if text is not None else []
     given += [Term(image=image)] if image is not None else []
-    return embed_terms(encoder, [*given, *terms], dim, cache)
+    return embed_terms(encoder, [*given, *terms], dim, known)

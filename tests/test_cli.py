@@ -159,8 +159,8 @@ def test_preview_draws_thumbnails_only_where_the_terminal_can(run, photos: Path,
         assert max(thumb.size) <= 160  # a real, small PNG
 
 
-def test_a_repeated_search_imports_no_torch(run, photos: Path) -> None:  # noqa: ANN001
-    """The second `xmr search "..."` takes its vector from the library's query cache: no torch, open_clip or model."""
+def test_known_queries_import_no_torch(run, photos: Path) -> None:  # noqa: ANN001
+    """A repeated text and an indexed, unchanged image need no model: no torch, open_clip or torchvision."""
     import os
     import subprocess
     import sys
@@ -168,17 +168,21 @@ def test_a_repeated_search_imports_no_torch(run, photos: Path) -> None:  # noqa:
     assert run("index", str(photos), "--model", run.model).exit_code == 0
     first = run("search", "a man riding a horse", "-k", "3", "--paths")
     assert first.exit_code == 0, first.output
+    query = next(photos.rglob("coffee.*"))
+    by_image = run("search", "--image", str(query), "-k", "2", "--paths")
     probe = (
         "import sys, cli\n"
-        "try:\n"
-        f"    cli.app(['search', 'a man riding a horse', '-k', '3', '--paths', '--library', {str(run.library)!r}])\n"
-        "except SystemExit as done:\n"
-        "    assert not done.code, done.code\n"
+        f"for args in (['a man riding a horse', '-k', '3'], ['--image', {str(query)!r}, '-k', '2']):\n"
+        "    try:\n"
+        f"        cli.app(['search', *args, '--paths', '--library', {str(run.library)!r}])\n"
+        "    except SystemExit as done:\n"
+        "        assert not done.code, done.code\n"
         "print('heavy:', sorted(m for m in ('torch', 'torchvision', 'open_clip') if m in sys.modules))\n"
     )
     repo = Path(cli.__file__).resolve().parent
     done = subprocess.run([sys.executable, "-c", probe], cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)}, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     *paths, heavy = done.stdout.splitlines()
-    assert paths == first.stdout.splitlines()
+    assert paths == first.stdout.splitlines() + by_image.stdout.splitlines()
+    assert by_image.stdout.splitlines()[0] == str(query)
     assert heavy == "heavy: []"

@@ -302,9 +302,33 @@ def test_a_query_cache_of_another_model_is_never_used(open_library, photos: Path
     lib.index([photos])
     dim = lib.identity.embed_dim
     QueryVectorCache(lib.layout.query_cache, "some other model", dim).put("a cat on a table", -tiny_encoder.encode_texts(["a cat on a table"])[0])
-    lib.query_cache = QueryVectorCache(lib.layout.query_cache, lib.query_cache.model, dim)  # a fresh process's view of the file
+    lib.known.cache = QueryVectorCache(lib.layout.query_cache, lib.query_cache.model, dim)  # a fresh process's view of the file
     hits = lib.search(text="a cat on a table", k=6)
     query = tiny_encoder.encode_texts(["a cat on a table"])[0]
     stored = lib.catalog.vectors_for([h.id for h in hits])
     assert [h.score for h in hits] == pytest.approx([float(np.frombuffer(stored[h.id], "<f4") @ query) for h in hits], abs=1e-5)
     assert hits[0].score >= hits[-1].score
+
+
+def test_an_indexed_unchanged_image_is_queried_with_its_stored_vector(open_library, photos: Path, tiny_encoder, tmp_path: Path) -> None:  # noqa: ANN001
+    from retrieval import Library
+
+    lib = open_library()
+    lib.index([photos])
+    query = next(photos.rglob("coffee.*"))
+    lib.close()
+    with Library.open(tmp_path / "library") as again:
+        hits = again.search(image=query, k=6)
+        assert again._encoder is None  # no model: the catalog had the vector
+        stored = again.catalog.vectors_for([h.id for h in hits])
+        mine = np.frombuffer(stored[hits[0].id], "<f4")
+        assert hits[0].path == str(query) and hits[0].score == pytest.approx(1.0, abs=1e-6)
+        assert [h.score for h in hits] == pytest.approx([float(np.frombuffer(stored[h.id], "<f4") @ mine) for h in hits], abs=1e-5)
+        # Oracle: the stored vector is what the encoder gives for the file.
+        from retrieval.query_vector import embed_image
+
+        assert float(embed_image(lambda: tiny_encoder, query) @ mine) > 0.9999
+
+        os.utime(query, ns=(query.stat().st_atime_ns, query.stat().st_mtime_ns + 10**9))  # changed since indexing
+        assert again.search(image=query, k=1)[0].path == str(query)
+        assert again._encoder is not None  # re-embedded from the file, not the stale row
