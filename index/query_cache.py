@@ -80,6 +80,7 @@ class QueryVectorCache:
                 log.info("query cache %s not opened (%s); embedding without it", self.path, exc)
                 return None
             try:
+                db.execute("PRAGMA synchronous = OFF")  # no fsync: a killed process is still safe; a file an OS crash damages is replaced
                 with db:
                     self._prepare(db)
                     return operation(db, *args)
