@@ -46,7 +46,6 @@ class QueryVectorCache:
         self.dim = dim
         self.capacity = capacity
         self._lock = threading.Lock()
-        self._checked = False  # format and model checked (and the file emptied if they differ)
 
     def get(self, text: str) -> np.ndarray | None:
         """The cached vector of ``text``, or None (not cached, no file, or the file unusable)."""
@@ -91,8 +90,8 @@ class QueryVectorCache:
                 db.close()
 
     def _prepare(self, db: sqlite3.Connection) -> None:
-        if self._checked:
-            return
+        """Tables there, format and model ours (else emptied); checked on every call, since
+        another process may delete or replace the file at any time (a few tens of µs)."""
         for statement in _SCHEMA:
             db.execute(statement)
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
@@ -102,7 +101,6 @@ class QueryVectorCache:
             db.execute("DELETE FROM vectors")
             db.execute("DELETE FROM meta")
             db.executemany("INSERT INTO meta VALUES (?, ?)", [("format", str(FORMAT)), ("model", self.model)])
-        self._checked = True
 
     def _get(self, db: sqlite3.Connection, text: str) -> bytes | None:
         row = db.execute("SELECT vector FROM vectors WHERE text = ?", (text,)).fetchone()
@@ -126,7 +124,6 @@ class QueryVectorCache:
             log.info("query cache %s not usable now (%s); embedding without it", self.path, exc)
             return
         log.warning("query cache %s is damaged (%s); deleted, a new one starts with the next query", self.path, exc)
-        self._checked = False
         try:
             self.path.unlink(missing_ok=True)
         except OSError as unlink_error:

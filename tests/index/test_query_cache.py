@@ -69,3 +69,12 @@ def test_a_damaged_file_is_replaced_and_a_locked_one_skipped(tmp_path: Path) -> 
 def test_a_vector_of_the_wrong_width_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="4-d vector for a 8-d cache"):
         QueryVectorCache(tmp_path / "q.sqlite", "m", 8).put("x", np.zeros(4, np.float32))
+
+
+def test_a_file_deleted_under_a_running_process_is_started_again(tmp_path: Path) -> None:
+    cache = QueryVectorCache(tmp_path / "q.sqlite", "m", 8)
+    cache.put("x", _unit(0))
+    cache.path.unlink()  # `rm queries.sqlite` while `xmr serve` runs
+    assert cache.get("x") is None
+    cache.put("x", _unit(1))
+    assert np.array_equal(cache.get("x"), _unit(1)) and len(cache) == 1
