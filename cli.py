@@ -41,7 +41,7 @@ from xmr_cli.output import (
     print_text_report,
     print_written,
 )
-from xmr_cli.progress import IndexProgress, RerankProgress, TrainProgress
+from xmr_cli.progress import IndexProgress, RerankProgress, TrainProgress, working
 
 if TYPE_CHECKING:
     from retrieval import IndexConfig, Library
@@ -133,7 +133,7 @@ def search(
     where = build_filter([str(p) for p in under or []], after, before, ext or [])
     if in_texts and where.active:
         raise typer.BadParameter("--under/--after/--before/--ext filter images; they do not apply with --texts")
-    with _open(library, model, pretrained, "", device, create=False) as lib:
+    with _open(library, model, pretrained, "", device, create=False) as lib, working("searching"):
         rr = lib.load_reranker(reranker) if reranker else None
         if in_texts:
             lone = _lone_image(image, texts, not_text, not_image, weight) if rr is not None else None

@@ -186,3 +186,19 @@ def test_known_queries_import_no_torch(run, photos: Path) -> None:  # noqa: ANN0
     assert paths == first.stdout.splitlines() + by_image.stdout.splitlines()
     assert by_image.stdout.splitlines()[0] == str(query)
     assert heavy == "heavy: []"
+
+
+def test_search_shows_a_spinner_on_terminals_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import time
+
+    from rich.console import Console
+
+    import xmr_cli.progress as progress
+
+    for terminal, expected in ((True, True), (False, False)):
+        stream = io.StringIO()
+        monkeypatch.setattr(progress, "err", Console(file=stream, force_terminal=terminal))
+        with progress.working("searching"):
+            time.sleep(0.3)  # long enough for the spinner to draw a frame
+        assert ("searching" in stream.getvalue()) is expected

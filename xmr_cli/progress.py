@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from xmr_cli.output import err
 
-__all__ = ["IndexProgress", "RerankProgress", "TrainProgress"]
+__all__ = ["IndexProgress", "RerankProgress", "TrainProgress", "working"]
+
+
+@contextlib.contextmanager
+def working(what: str) -> Iterator[None]:
+    """A transient spinner on stderr while ``what`` runs (terminals only): a first search
+    spends seconds loading the model, and a silent terminal looks hung."""
+    if not err.is_terminal:
+        yield
+        return
+    with err.status(what, spinner="dots"):
+        yield
 
 
 class IndexProgress:
