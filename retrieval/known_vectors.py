@@ -2,9 +2,10 @@
 
 A text searched before has its vector in the library's query cache (``queries.sqlite``); an
 image file that is in the catalog, indexed and unchanged since (same size and modification
-time, the rule incremental indexing uses) has its vector in the catalog. Either is exactly
-what the encoder would give again (for the image: what it gave when it indexed the file),
-so results do not change; only the seconds of importing torch and loading the model go.
+time, the rule incremental indexing uses) has its vector in the catalog. Either is what the
+encoder gave for it before (on the same device, exactly what it would give again; a vector
+made on a GPU in bf16 differs from a CPU one by rounding only), so results do not change;
+only the seconds of importing torch and loading the model go.
 """
 
 from __future__ import annotations
