@@ -429,3 +429,20 @@ def test_spatial_calibration_picks_the_scale_that_ranks_training_lines_best(shap
     assert record["scale"] == best
     net.head.spatial.scale.fill_(1.0)
     assert calibrate_spatial(net, data, config)["scale"] == best and float(net.head.spatial.scale) == best
+
+
+def test_calibration_lines_are_held_out_of_training_by_image(shapes_small: Path) -> None:
+    from retrieval.rerank.train import split_calibration
+
+    pairs = load_pairs(shapes_small)
+    config = RerankTrainConfig(**{**FAST, "calibrate_lines": max(1, len(pairs.images) // 5)})
+    train, held = split_calibration(pairs, config)
+    assert held is not None and len(held.images) == config.calibrate_lines
+    assert not set(train.images) & set(held.images)  # no image is seen in training and calibration
+    assert len(train) + len(held) == len(pairs)
+    assert sorted(zip(train.captions + held.captions, [str(train.images[i]) for i in train.caption_image] + [str(held.images[i]) for i in held.caption_image])) == sorted(zip(pairs.captions, [str(pairs.images[i]) for i in pairs.caption_image]))
+    assert split_calibration(pairs, config) == (train, held)  # seeded
+    too_few = RerankTrainConfig(**{**FAST, "calibrate_lines": len(pairs.images) // 5 + 1})
+    assert split_calibration(pairs, too_few) == (pairs, None)  # fewer than 5x: calibrate on training lines
+    assert split_calibration(pairs, config, readout=False) == (pairs, None)
+    assert split_calibration(pairs, RerankTrainConfig(**{**FAST, "calibrate_held_out": False})) == (pairs, None)
