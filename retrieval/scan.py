@@ -53,6 +53,9 @@ def scan(roots: Iterable[str | Path], extensions: frozenset[str]) -> ScanResult:
     absolute: list[str] = []
     for root in roots:
         path = os.path.abspath(os.path.expanduser(str(root)))
+        if not _storable(path):
+            errors.append((printable_path(path), _NOT_UTF8))
+            continue
         absolute.append(path)
         if os.path.isfile(path):
             _add(files, errors, path, extensions, explicit=True)
@@ -75,7 +78,10 @@ def _walk(top: str, files: dict[str, FileStat], errors: list[tuple[str, str]], e
                 for entry in entries:
                     if entry.name.startswith("."):
                         continue  # .thumbnails, .git, macOS "._IMG.jpg" sidecars: not photos
-                    if entry.is_dir(follow_symlinks=False):
+                    if not _storable(entry.name):
+                        if entry.is_dir(follow_symlinks=False) or _has_extension(entry.name, extensions):
+                            errors.append((printable_path(entry.path), _NOT_UTF8))
+                    elif entry.is_dir(follow_symlinks=False):
                         stack.append(entry.path)
                     elif entry.name.lower().endswith(".txt") and entry.is_file():
                         texts[entry.path] = entry.stat().st_mtime_ns  # a possible sidecar caption
@@ -85,8 +91,30 @@ def _walk(top: str, files: dict[str, FileStat], errors: list[tuple[str, str]], e
             errors.append((folder, f"cannot list folder: {exc.strerror or exc}"))
 
 
+# The catalog stores paths as text; a name in another encoding (bytes Python keeps as lone
+# surrogates) cannot be stored, so such files are reported and skipped, never fatal.
+_NOT_UTF8 = "the name is not valid UTF-8, so it cannot be stored; rename it (e.g. convmv -f latin1 -t utf8 --notest) to index it"
+
+
+def _storable(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable_path(path: str) -> str:
+    """``path`` with undecodable bytes shown as ``\\xNN`` (for messages)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _has_extension(name: str, extensions: frozenset[str]) -> bool:
+    return os.path.splitext(name)[1].lower() in extensions
+
+
 def _add(files: dict[str, FileStat], errors: list[tuple[str, str]], path: str, extensions: frozenset[str], explicit: bool = False) -> None:
-    if os.path.splitext(path)[1].lower() not in extensions:
+    if not _has_extension(path, extensions):
         if explicit:
             errors.append((path, "not a supported image extension"))
         return

@@ -265,6 +265,24 @@ def test_hidden_files_and_folders_are_skipped(open_library, photos: Path) -> Non
     assert (report.added, report.failed) == (6, 0)
 
 
+def test_names_that_are_not_utf8_are_reported_and_skipped(open_library, photos: Path) -> None:
+    # A latin-1 name (from an old archive) reaches Python as lone surrogates, which the
+    # catalog cannot store: it is listed with the fix; the rest of the run is unaffected.
+    source = next(photos.rglob("coffee.*"))
+    shutil.copy2(source, os.path.join(os.fsencode(photos), b"caf\xe9.jpg"))
+    folder = os.path.join(os.fsencode(photos), b"f\xeate")
+    os.mkdir(folder)
+    shutil.copy2(source, os.path.join(folder, b"x.jpg"))
+    lib = open_library()
+    report = lib.index([photos])
+    assert (report.added, report.failed) == (6, 0)
+    reasons = dict(report.failures)
+    assert set(reasons) == {f"{photos}/caf\\xe9.jpg", f"{photos}/f\\xeate"}
+    assert all("not valid UTF-8" in why and "rename" in why for why in reasons.values())
+    again = lib.index([photos, os.fsdecode(folder)])  # named as a root, too
+    assert again.unchanged == 6 and f"{photos}/f\\xeate" in dict(again.failures)
+
+
 def test_without_faiss_every_open_names_the_install_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
