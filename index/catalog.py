@@ -15,12 +15,12 @@ from datetime import datetime
 
 import numpy as np
 from sqlalchemy import and_, create_engine, delete, event, func, or_, select
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from index.catalog_writes import SIDECAR, insert_texts, remove_rows, write_batch
-from index.errors import CorruptFileError, LibraryVersionError
+from index.errors import CatalogUnavailableError, CorruptFileError, LibraryVersionError, MissingDependencyError
 from index.records import (
     FAILED,
     Captions,
@@ -35,12 +35,32 @@ from index.records import (
 )
 from index.schema import CATALOG_SCHEMA, IMAGES, TEXTS, Base, ImageRow, Meta, TextRow, Tombstone
 
-__all__ = ["CATALOG_SCHEMA", "IMAGES", "SIDECAR", "TEXTS", "Catalog", "sqlite_url"]
-
+__all__ = ["CATALOG_SCHEMA", "IMAGES", "SIDECAR", "TEXTS", "Catalog", "same_database", "shown_url", "sqlite_url"]
 
 
 def sqlite_url(path: str) -> str:
     return f"sqlite:///{path}"
+
+
+def shown_url(url: str) -> str:
+    """``url`` with its password masked (for messages and ``xmr info``)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:  # not a URL: nothing to mask
+        return url
+
+
+def same_database(a: str, b: str) -> bool:
+    """Whether two catalog URLs name the same database (the password and driver may differ)."""
+    try:
+        first, second = make_url(a), make_url(b)
+    except ArgumentError:
+        return a == b
+
+    def key(url: URL) -> tuple:
+        return (url.get_backend_name(), url.username, url.host, url.port, url.database, sorted(url.query.items()))
+
+    return key(first) == key(second)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 (DBAPI objects)
@@ -88,21 +108,40 @@ class Catalog:
         """Open (and create if needed) the catalog at a SQLAlchemy ``url``.
 
         Raises:
-            CorruptFileError: the database cannot be opened or is not an xmr catalog.
+            CorruptFileError: the SQLite file cannot be opened or is not an xmr catalog.
+            CatalogUnavailableError: the database server cannot be reached, or refuses.
+            MissingDependencyError: the URL's database driver is not installed.
             LibraryVersionError: the catalog was written by a newer xmr.
         """
         self.url = url
         try:
             self.engine: Engine = create_engine(url, pool_pre_ping=True)
+        except NoSuchModuleError as exc:
+            raise CatalogUnavailableError(f"{shown_url(url)} names a database or driver SQLAlchemy does not know ({exc}); e.g. postgresql+psycopg://user@host/xmr") from exc
+        except ArgumentError as exc:
+            raise CatalogUnavailableError(f"{shown_url(url)} is not a SQLAlchemy database URL ({exc}); e.g. postgresql+psycopg://user@host/xmr") from exc
+        except ImportError as exc:  # the dialect's DBAPI module
+            hint = " (pip install 'xmr[postgres]')" if url.startswith("postgres") else ""
+            raise MissingDependencyError(
+                f"the catalog URL {shown_url(url)} needs the database driver {exc.name or exc}, which is not installed{hint}."
+            ) from exc
+        try:
             if self.engine.dialect.name == "sqlite":
                 event.listen(self.engine, "connect", _sqlite_pragmas)
             self._create_tables()
             self._check_schema()
         except SQLAlchemyError as exc:
-            raise CorruptFileError(
-                f"cannot open the catalog at {url} ({exc.__class__.__name__}: {exc}). "
-                "If it is a file that was damaged, restore it from a backup or index again "
-                "into a new library directory."
+            self.engine.dispose()
+            reason = f"{exc.__class__.__name__}: {getattr(exc, 'orig', None) or exc}"
+            if self.engine.dialect.name == "sqlite":
+                raise CorruptFileError(
+                    f"cannot open the catalog at {url} ({reason}). If it is a file that was damaged, "
+                    "restore it from a backup or index again into a new library directory."
+                ) from exc
+            raise CatalogUnavailableError(
+                f"cannot use the catalog database {shown_url(url)} ({reason.strip()}). Check that the "
+                "server is running, the database exists (e.g. createdb NAME) and the URL's user and "
+                "password are right."
             ) from exc
 
     def _create_tables(self) -> None:
@@ -112,8 +151,10 @@ class Catalog:
             try:
                 Base.metadata.create_all(self.engine)
                 return
-            except OperationalError as exc:
-                if "already exists" not in str(exc) or attempt == 4:
+            except (OperationalError, ProgrammingError, IntegrityError) as exc:
+                # SQLite: "table ... already exists"; PostgreSQL: that, or a duplicate key
+                # in its catalog of types when both CREATE TABLEs run at the same moment.
+                if not any(s in str(exc) for s in ("already exists", "duplicate key")) or attempt == 4:
                     raise
                 time.sleep(0.05 * (attempt + 1))
 
@@ -132,7 +173,7 @@ class Catalog:
                 session.add(Meta(key="tombstone_floor", value="0"))
             elif int(version.value) > CATALOG_SCHEMA:
                 raise LibraryVersionError(
-                    f"the catalog at {self.url} has schema {version.value}; this xmr reads up "
+                    f"the catalog at {shown_url(self.url)} has schema {version.value}; this xmr reads up "
                     f"to {CATALOG_SCHEMA}. Upgrade xmr (pip install -U xmr)."
                 )
 
@@ -376,6 +417,6 @@ class Catalog:
                 return gen
         except OperationalError as exc:
             raise CorruptFileError(
-                f"writing the catalog at {self.url} failed ({exc.orig}). Check free disk space "
+                f"writing the catalog at {shown_url(self.url)} failed ({exc.orig}). Check free disk space "
                 "and permissions; nothing of this batch was written."
             ) from exc

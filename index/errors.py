@@ -27,6 +27,14 @@ class CorruptFileError(XmrError, ValueError):
     """A persisted file is unreadable; the message says which file and how to recover."""
 
 
+class CatalogUnavailableError(XmrError, ConnectionError):
+    """The catalog's database server cannot be reached or refused the connection."""
+
+
+class CatalogMismatchError(XmrError, ValueError):
+    """The catalog URL given is not the one the library was created with."""
+
+
 class DimensionMismatchError(XmrError, ValueError):
     """Vectors of the wrong width were handed to a vector index."""
 

@@ -4,6 +4,8 @@ Importing this package is cheap: torch and open_clip load only when a model is n
 """
 
 from index.errors import (
+    CatalogMismatchError,
+    CatalogUnavailableError,
     CorruptFileError,
     LibraryBusyError,
     LibraryNotFoundError,
@@ -20,6 +22,8 @@ from index.records import ImageFilter
 from retrieval.results import Hit, IndexReport, LibraryInfo, Term, TextHit, TextReport
 
 __all__ = [
+    "CatalogMismatchError",
+    "CatalogUnavailableError",
     "CorruptFileError",
     "Hit",
     "IndexConfig",

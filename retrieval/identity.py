@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from index.errors import LibraryNotFoundError
+from index.catalog import same_database, shown_url
+from index.errors import CatalogMismatchError, LibraryNotFoundError
 from index.layout import LibraryLayout
 from index.manifest import Manifest, ModelIdentity, read_manifest, write_manifest
 from retrieval.errors import ModelMismatchError
@@ -18,7 +19,7 @@ from retrieval.models import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelSpec, resol
 if TYPE_CHECKING:
     from retrieval.encoder import Encoder
 
-__all__ = ["check_same_model", "model_spec", "open_manifest"]
+__all__ = ["check_same_model", "model_spec", "open_manifest", "save_new"]
 
 
 def open_manifest(
@@ -28,20 +29,21 @@ def open_manifest(
     pretrained: str | None,
     catalog_url: str,
     create: bool,
-) -> Manifest:
-    """The library's manifest: read it, or write a new one for ``model`` when ``create``.
+) -> tuple[Manifest, bool]:
+    """The library's manifest, and whether it is new (not yet written: see :func:`save_new`).
 
     Args:
         layout: where the library lives.
         model: the model asked for (``None``: the library's own), as given to ``Library.open``.
         encoder: ``model`` when it is a ready encoder, else None (its identity is used).
         pretrained: tag or weights file going with an architecture name.
-        catalog_url: the catalog URL to remember in a new manifest.
-        create: write a new manifest when there is none.
+        catalog_url: the catalog URL asked for ("": the library's own, or SQLite for a new one).
+        create: make a new manifest when there is none.
 
     Raises:
         LibraryNotFoundError: no library there and ``create`` is False.
         ModelMismatchError: the model asked for is not the one the library was built with.
+        CatalogMismatchError: the catalog asked for is not the one the library was built with.
     """
     manifest = read_manifest(layout.root)
     if manifest is None:
@@ -50,12 +52,21 @@ def open_manifest(
                 f"no xmr library at {layout.root}. Index some photos first:  xmr index PATH"
                 " (or pass --library DIR / set XMR_LIBRARY to use another library)."
             )
-        manifest = Manifest(model=_identity(model, encoder, pretrained), catalog_url=catalog_url)
-        layout.root.mkdir(parents=True, exist_ok=True)
-        write_manifest(layout.root, manifest)
-    elif model is not None:
+        return Manifest(model=_identity(model, encoder, pretrained), catalog_url=catalog_url), True
+    if model is not None:
         check_same_model(manifest.model, _identity(model, encoder, pretrained), layout.root)
-    return manifest
+    if catalog_url and not same_database(catalog_url, layout.catalog_url(manifest.catalog_url)):
+        raise CatalogMismatchError(
+            f"the library at {layout.root} keeps its catalog in {shown_url(layout.catalog_url(manifest.catalog_url))}, "
+            f"not {shown_url(catalog_url)}. Leave out --catalog-url to use the library's own catalog, "
+            "or index into another library directory (--library DIR) to use that database."
+        )
+    return manifest, False
+
+
+def save_new(layout: LibraryLayout, manifest: Manifest) -> None:
+    """Write a new library's manifest (after its catalog opened: a bad URL leaves no library)."""
+    write_manifest(layout.root, manifest)
 
 
 def _identity(model: str | ModelSpec | Encoder | None, encoder: Encoder | None, pretrained: str | None) -> ModelIdentity:

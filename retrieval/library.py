@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -17,9 +18,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from index.catalog import IMAGES, TEXTS, Catalog
+from index.catalog import IMAGES, TEXTS, Catalog, shown_url
 from index.config import remember_config
 from index.deps import require_faiss
+from index.errors import CatalogMismatchError, XmrError
 from index.layout import LibraryLayout, default_library_dir
 from index.lock import WriteLock
 from index.manifest import Manifest, ModelIdentity
@@ -29,7 +31,7 @@ from index.store import IndexConfig, VectorStore
 from index.tokens import TokenCache
 from retrieval.errors import QueryError
 from retrieval.gpu_search import search_hook
-from retrieval.identity import open_manifest
+from retrieval.identity import open_manifest, save_new
 from retrieval.ingest import IngestConfig, Progress, run_plan
 from retrieval.known_vectors import LibraryVectors
 from retrieval.models import ModelSpec
@@ -98,12 +100,29 @@ class Library:
             LibraryNotFoundError: no library there and ``create`` is False.
             ModelMismatchError: ``model`` is not the model the library was built with.
             ModelNotFoundError, WeightsUnavailableError: the model cannot be loaded.
+            CatalogMismatchError: ``catalog_url`` is not the catalog the library was made with,
+                or (for a new library) already holds another library's catalog.
+            CatalogUnavailableError, CorruptFileError: the catalog cannot be opened (a new
+                library is then not created).
         """
         require_faiss()
         layout = LibraryLayout((Path(directory).expanduser() if directory else default_library_dir()).resolve())
         encoder = None if model is None or isinstance(model, (str, ModelSpec)) else model
-        manifest = open_manifest(layout, model, encoder, pretrained, catalog_url, create)
-        catalog = Catalog(layout.catalog_url(catalog_url or manifest.catalog_url))
+        manifest, new = open_manifest(layout, model, encoder, pretrained, catalog_url, create)
+        made_root = new and not layout.root.exists()
+        if new:
+            layout.root.mkdir(parents=True, exist_ok=True)
+        try:
+            catalog = Catalog(layout.catalog_url(catalog_url or manifest.catalog_url))
+            if new and catalog.generation() > 0:
+                catalog.close()
+                raise CatalogMismatchError(_catalog_in_use(layout, catalog.url))
+        except XmrError:
+            if made_root:  # a bad catalog URL leaves no half-made library behind
+                shutil.rmtree(layout.root, ignore_errors=True)
+            raise
+        if new:
+            save_new(layout, manifest)
         return cls(layout, manifest, catalog, device, encoder, remember_config(layout.index_config, index_config))
 
     def close(self) -> None:
@@ -365,7 +384,7 @@ class Library:
         self.images.refresh()
         return LibraryInfo(
             directory=str(self.layout.root),
-            catalog_url=_hide_password(self.catalog.url),
+            catalog_url=shown_url(self.catalog.url),
             model=self.identity.label(),
             model_spec=self.identity.spec,
             embed_dim=self.identity.embed_dim,
@@ -384,13 +403,17 @@ class Library:
         return [(r.path, r.error or "") for r in self.catalog.failures(limit)]
 
 
-def _hide_password(url: str) -> str:
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # an unparsable URL is shown as given
-        return url
+def _catalog_in_use(layout: LibraryLayout, url: str) -> str:
+    if url == layout.catalog_url():
+        return (
+            f"{layout.root} has a catalog ({layout.catalog_file.name}) but no {layout.manifest.name}, which "
+            "says which model made its vectors: restore that file from a backup, or index into a "
+            "new library directory. Nothing was changed."
+        )
+    return (
+        f"the catalog database {shown_url(url)} already holds another library's catalog; a new "
+        "library needs an empty database (e.g. createdb xmr2). Nothing in it was changed."
+    )
 
 
 def _query_cache_key(model: ModelIdentity) -> str:

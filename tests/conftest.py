@@ -26,6 +26,27 @@ def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 
 
 @pytest.fixture(scope="session")
+def postgres_server():  # noqa: ANN201
+    """A throwaway PostgreSQL server (see tests/postgres.py); skips the test without one."""
+    from tests.postgres import PostgresServer, Unavailable
+
+    try:
+        server = PostgresServer.start()
+    except Unavailable as exc:
+        if os.environ.get("XMR_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"XMR_REQUIRE_POSTGRES=1 but no PostgreSQL to test against: {exc}")
+        pytest.skip(f"no PostgreSQL to test against: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> str:  # noqa: ANN001
+    """The SQLAlchemy URL of a new, empty PostgreSQL database."""
+    return postgres_server.new_database()
+
+
+@pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A local-dir model folder (seed 0); copy it before changing it."""
     return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import Phase, event, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import create_engine, text
 
 from index.catalog import IMAGES, Catalog, sqlite_url
 from index.errors import CorruptFileError, LibraryVersionError
@@ -211,6 +213,30 @@ def test_vector_ids_are_never_reused(catalog_url: str, rng: np.random.Generator)
     reopened.close()
 
 
+def test_opening_a_new_catalog_from_several_places_at_once(catalog_url: str) -> None:
+    # An index run and a search opening a new library together both create the tables.
+    start = threading.Barrier(4)
+    opened: list[Catalog] = []
+    errors: list[BaseException] = []
+
+    def open_it() -> None:
+        start.wait()
+        try:
+            opened.append(Catalog(catalog_url))
+        except BaseException as exc:  # noqa: BLE001 (reported below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and len(opened) == 4
+    assert {c.generation() for c in opened} == {0}
+    for catalog in opened:
+        catalog.close()
+
+
 def test_catalog_from_a_newer_xmr_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "catalog.sqlite"
     Catalog(sqlite_url(str(path))).close()
@@ -242,11 +268,12 @@ def _store(path: Path, catalog: Catalog, config: IndexConfig | None = None, dim:
 
 def _catalog_vectors(catalog: Catalog) -> tuple[np.ndarray, np.ndarray]:
     """The oracle's data: every (id, vector) the catalog holds, read straight from SQL."""
-    with sqlite3.connect(catalog.url.removeprefix("sqlite:///")) as db:
-        rows = db.execute("SELECT id, vector FROM images WHERE vector IS NOT NULL ORDER BY id").fetchall()
-    db.close()
+    engine = create_engine(catalog.url)  # its own connection, not the catalog's ORM
+    with engine.connect() as db:
+        rows = db.execute(text("SELECT id, vector FROM images WHERE vector IS NOT NULL ORDER BY id")).all()
+    engine.dispose()
     ids = np.array([r[0] for r in rows], np.int64)
-    vecs = np.array([np.frombuffer(r[1], "<f4") for r in rows], np.float32).reshape(len(rows), DIM)
+    vecs = np.array([np.frombuffer(bytes(r[1]), "<f4") for r in rows], np.float32).reshape(len(rows), DIM)
     return ids, vecs
 
 

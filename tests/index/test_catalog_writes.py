@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
-import sqlite3
-import tempfile
+import itertools
+from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import create_engine, text
 
 from index.catalog import Catalog, sqlite_url
 from index.records import Captions, Embedded, ImageMeta, Moved
@@ -24,17 +23,42 @@ HASHES = ["h0", "h1", "h2", "h3"]  # few: copies (same bytes at several paths) a
 
 
 def dump(catalog: Catalog) -> dict[str, list]:
-    """Every table's rows; tombstones as a sorted multiset (their seq order means nothing)."""
-    with sqlite3.connect(catalog.url.removeprefix("sqlite:///")) as db:
+    """Every table's rows, read with plain SQL; tombstones as a sorted multiset (their seq
+    order means nothing); the id counters (which must never hand out an id twice)."""
+    engine = create_engine(catalog.url)
+    with engine.connect() as db:
+
+        def rows(sql: str) -> list[tuple]:
+            return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row) for row in db.execute(text(sql))]
+
         out = {
-            "images": db.execute("SELECT * FROM images ORDER BY id").fetchall(),
-            "texts": db.execute("SELECT * FROM texts ORDER BY id").fetchall(),
-            "tombstones": sorted(db.execute("SELECT corpus, vector_id, gen FROM tombstones").fetchall()),
-            "meta": db.execute("SELECT * FROM meta ORDER BY key").fetchall(),
-            "sequence": db.execute("SELECT * FROM sqlite_sequence ORDER BY name").fetchall(),
+            "images": rows("SELECT * FROM images ORDER BY id"),
+            "texts": rows("SELECT * FROM texts ORDER BY id"),
+            "tombstones": sorted(rows("SELECT corpus, vector_id, gen FROM tombstones")),
+            "meta": rows("SELECT * FROM meta ORDER BY key"),
+            "sequence": rows(
+                "SELECT name, seq FROM sqlite_sequence ORDER BY name"
+                if engine.dialect.name == "sqlite"
+                else "SELECT sequencename, last_value FROM pg_sequences ORDER BY sequencename"
+            ),
         }
-    db.close()
+    engine.dispose()
     return out
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def new_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Callable[[], str]:
+    """Factory of URLs of new, empty catalog databases (SQLite files, or PostgreSQL's)."""
+    if request.param == "postgresql":
+        server = request.getfixturevalue("postgres_server")
+        return server.new_database
+    folder = tmp_path_factory.mktemp("catalogs")
+    names = itertools.count()
+    return lambda: sqlite_url(str(folder / f"{next(names)}.sqlite"))
+
+
+def _pair(new_url: Callable[[], str]) -> tuple[Catalog, RowwiseCatalog]:
+    return Catalog(new_url()), RowwiseCatalog(new_url())
 
 
 def _ids(catalog: Catalog) -> dict[str, int]:
@@ -96,20 +120,14 @@ def draw_batch(data: st.DataObject, ids: dict[str, int]) -> dict:
     return {**batch, "moved": moved, "captions": _captions(data, rng, written + [p for p in known if p not in busy])}
 
 
-@pytest.fixture(scope="module")
-def empty_catalog_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("template") / "catalog.sqlite"
-    Catalog(sqlite_url(str(path))).close()
-    return path
+def test_bulk_writes_equal_row_by_row_writes(new_url: Callable[[], str], request: pytest.FixtureRequest) -> None:
+    # PostgreSQL gets fewer examples: each needs two new databases (the SQL is the same).
+    examples = FAST.max_examples if "sqlite" in request.node.callspec.id else 12
 
-
-@settings(FAST, phases=[Phase.explicit, Phase.generate])
-@given(data=st.data())
-def test_bulk_writes_equal_row_by_row_writes(empty_catalog_file: Path, data: st.DataObject) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        shutil.copyfile(empty_catalog_file, f"{tmp}/bulk.sqlite")
-        shutil.copyfile(empty_catalog_file, f"{tmp}/rows.sqlite")
-        bulk, rows = Catalog(sqlite_url(f"{tmp}/bulk.sqlite")), RowwiseCatalog(sqlite_url(f"{tmp}/rows.sqlite"))
+    @settings(FAST, max_examples=examples, phases=[Phase.explicit, Phase.generate])
+    @given(data=st.data())
+    def check(data: st.DataObject) -> None:
+        bulk, rows = _pair(new_url)
         try:
             for _ in range(data.draw(st.integers(1, 6), label="steps")):
                 batch = draw_batch(data, _ids(rows))
@@ -119,9 +137,11 @@ def test_bulk_writes_equal_row_by_row_writes(empty_catalog_file: Path, data: st.
             bulk.close()
             rows.close()
 
+    check()
 
-def test_move_onto_a_catalogued_path_is_refused_by_both(tmp_path: Path, rng: np.random.Generator) -> None:
-    bulk, rows = Catalog(sqlite_url(str(tmp_path / "a.sqlite"))), RowwiseCatalog(sqlite_url(str(tmp_path / "b.sqlite")))
+
+def test_move_onto_a_catalogued_path_is_refused_by_both(new_url: Callable[[], str], rng: np.random.Generator) -> None:
+    bulk, rows = _pair(new_url)
     v = unit_rows(rng, 2, DIM)
     for catalog in (bulk, rows):
         catalog.apply(embedded=[embedded("/lib/a.jpg", v[0], "ha"), embedded("/lib/b.jpg", v[1], "hb")])
@@ -134,9 +154,9 @@ def test_move_onto_a_catalogued_path_is_refused_by_both(tmp_path: Path, rng: np.
     rows.close()
 
 
-def test_a_large_batch_spans_several_in_lists(tmp_path: Path, rng: np.random.Generator) -> None:
+def test_a_large_batch_spans_several_in_lists(new_url: Callable[[], str], rng: np.random.Generator) -> None:
     """More than 500 paths, ids and captions in one batch (the writes chunk their IN lists)."""
-    bulk, rows = Catalog(sqlite_url(str(tmp_path / "a.sqlite"))), RowwiseCatalog(sqlite_url(str(tmp_path / "b.sqlite")))
+    bulk, rows = _pair(new_url)
     vs = unit_rows(rng, 1300, DIM)
     first = [embedded(f"/big/{i:04d}.jpg", v, f"h{i % 700}") for i, v in enumerate(vs[:1200])]
     caps = {f"/big/{i:04d}.jpg": Captions(3, (("old", vs[i].tobytes()),)) for i in range(0, 1200, 2)}

@@ -283,6 +283,22 @@ def test_names_that_are_not_utf8_are_reported_and_skipped(open_library, photos: 
     assert again.unchanged == 6 and f"{photos}/f\\xeate" in dict(again.failures)
 
 
+def test_a_catalog_without_its_manifest_is_not_adopted(open_library, photos: Path, tmp_path: Path, other_model_dir: Path) -> None:
+    # The manifest says which model made the vectors; without it another model's vectors
+    # would be mixed in. The catalog is left as it was.
+    from retrieval import CatalogMismatchError
+
+    lib = open_library()
+    lib.index([photos])
+    lib.close()
+    (tmp_path / "library" / "manifest.json").unlink()
+    before = (tmp_path / "library" / "catalog.sqlite").read_bytes()
+    with pytest.raises(CatalogMismatchError, match="(?s)no manifest.json.*backup"):
+        open_library(model=f"local-dir:{other_model_dir}")
+    assert (tmp_path / "library" / "catalog.sqlite").read_bytes() == before
+    assert not (tmp_path / "library" / "manifest.json").exists()
+
+
 def test_without_faiss_every_open_names_the_install_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
