@@ -56,6 +56,11 @@ def scan(roots: Iterable[str | Path], extensions: frozenset[str]) -> ScanResult:
         if not _storable(path):
             errors.append((printable_path(path), _NOT_UTF8))
             continue
+        if not os.path.exists(path):
+            # Not a root: an unplugged drive or a typo must not read as "everything under it
+            # was deleted", so the catalog's rows under it are kept.
+            errors.append((path, "no such file or folder (its images in the library are kept)"))
+            continue
         absolute.append(path)
         if os.path.isfile(path):
             _add(files, errors, path, extensions, explicit=True)
@@ -65,7 +70,7 @@ def scan(roots: Iterable[str | Path], extensions: frozenset[str]) -> ScanResult:
         elif os.path.isdir(path):
             _walk(path, files, errors, extensions, texts)
         else:
-            errors.append((path, "no such file or folder"))
+            errors.append((path, "not a regular file or folder"))
     return ScanResult(files, tuple(absolute), tuple(errors), texts)
 
 
@@ -74,21 +79,32 @@ def _walk(top: str, files: dict[str, FileStat], errors: list[tuple[str, str]], e
     while stack:
         folder = stack.pop()
         try:
-            with os.scandir(folder) as entries:
-                for entry in entries:
-                    if entry.name.startswith("."):
-                        continue  # .thumbnails, .git, macOS "._IMG.jpg" sidecars: not photos
-                    if not _storable(entry.name):
-                        if entry.is_dir(follow_symlinks=False) or _has_extension(entry.name, extensions):
-                            errors.append((printable_path(entry.path), _NOT_UTF8))
-                    elif entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
-                    elif entry.name.lower().endswith(".txt") and entry.is_file():
-                        texts[entry.path] = entry.stat().st_mtime_ns  # a possible sidecar caption
-                    elif entry.is_file():
-                        _add(files, errors, entry.path, extensions)
+            with os.scandir(folder) as listing:
+                entries = list(listing)
         except OSError as exc:
-            errors.append((folder, f"cannot list folder: {exc.strerror or exc}"))
+            errors.append((printable_path(folder), f"cannot list folder: {exc.strerror or exc}"))
+            continue
+        for entry in entries:
+            try:
+                _visit(entry, stack, files, errors, extensions, texts)
+            except OSError as exc:  # one bad entry (a symlink loop, no permission) skips only itself
+                errors.append((printable_path(entry.path), f"cannot read: {exc.strerror or exc}"))
+
+
+def _visit(entry: os.DirEntry, stack: list[str], files: dict[str, FileStat], errors: list[tuple[str, str]], extensions: frozenset[str], texts: dict[str, int]) -> None:
+    if entry.name.startswith("."):
+        return  # .thumbnails, .git, macOS "._IMG.jpg" sidecars: not photos
+    if not _storable(entry.name):
+        if entry.is_dir(follow_symlinks=False) or _has_extension(entry.name, extensions):
+            errors.append((printable_path(entry.path), _NOT_UTF8))
+    elif entry.is_dir(follow_symlinks=False):
+        stack.append(entry.path)
+    elif entry.name.lower().endswith(".txt") and entry.is_file():
+        texts[entry.path] = entry.stat().st_mtime_ns  # a possible sidecar caption
+    elif entry.is_file():
+        _add(files, errors, entry.path, extensions)
+    elif entry.is_symlink() and _has_extension(entry.name, extensions):
+        errors.append((entry.path, "a symbolic link to nothing (its target is missing)"))
 
 
 # The catalog stores paths as text; a name in another encoding (bytes Python keeps as lone
@@ -142,13 +158,23 @@ def make_plan(found: ScanResult, catalog: Catalog, retry_failed: bool = False) -
             if row.state != FAILED and sidecar_mtime(path, found.text_files) != row.captions_mtime_ns:
                 plan.recaption.append(row)
     plan.sidecar_mtimes = {path: sidecar_mtime(path, found.text_files) for path in found.files}
-    gone = [row for path, row in known.items() if path not in found.files and not os.path.exists(path)]
+    # A row is gone when its path holds no regular file now (deleted, or replaced by a folder
+    # or a FIFO), unless the walk could not look there (then it is kept).
+    unseen = tuple(path for path, _ in found.errors)
+    gone = [
+        row for path, row in known.items()
+        if path not in found.files and not os.path.isfile(path) and not _under_any(path, unseen)
+    ]
     plan.moved, moved_paths = _find_moves(gone, [s for s in plan.todo if s.path not in plan.previous])
     plan.todo = [s for s in plan.todo if s.path not in moved_paths]
     moved_ids = {m.id for m in plan.moved}
     plan.removed = [row.id for row in gone if row.id not in moved_ids]
     plan.removed_paths = [row.path for row in gone if row.id not in moved_ids]
     return plan
+
+
+def _under_any(path: str, folders: tuple[str, ...]) -> bool:
+    return any(path == f or path.startswith(f.rstrip("/") + "/") for f in folders)
 
 
 def _find_moves(gone: list[ImageRecord], new: list[FileStat]) -> tuple[list[Moved], set[str]]:

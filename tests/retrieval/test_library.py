@@ -283,6 +283,42 @@ def test_names_that_are_not_utf8_are_reported_and_skipped(open_library, photos: 
     assert again.unchanged == 6 and f"{photos}/f\\xeate" in dict(again.failures)
 
 
+def test_a_missing_folder_keeps_its_images(open_library, photos: Path, tmp_path: Path) -> None:
+    # An unplugged drive (or a typo) is not "every photo under it was deleted".
+    lib = open_library()
+    lib.index([photos])
+    unplugged = tmp_path / "unplugged"
+    photos.rename(unplugged)
+    report = lib.index([photos])
+    assert (report.removed, lib.info().images) == (0, 6)
+    assert "kept" in dict(report.failures)[str(photos)]
+    unplugged.rename(photos)
+    assert lib.index([photos]).unchanged == 6
+
+
+def test_one_bad_entry_does_not_hide_the_rest_of_its_folder(open_library, photos: Path) -> None:
+    (photos / "loop_a.jpg").symlink_to("loop_b.jpg")
+    (photos / "loop_b.jpg").symlink_to("loop_a.jpg")
+    (photos / "dangling.jpg").symlink_to("nowhere.jpg")
+    report = open_library().index([photos])
+    assert report.added == 6
+    reasons = dict(report.failures)
+    assert "symbolic links" in reasons[str(photos / "loop_a.jpg")] and "missing" in reasons[str(photos / "dangling.jpg")]
+
+
+def test_a_file_replaced_by_a_folder_or_fifo_leaves_the_library(open_library, photos: Path) -> None:
+    lib = open_library()
+    lib.index([photos])
+    coffee, rocket = next(photos.rglob("coffee.*")), next(photos.rglob("rocket.*"))
+    coffee.unlink()
+    coffee.mkdir()
+    rocket.unlink()
+    os.mkfifo(rocket)
+    report = lib.index([photos])
+    assert (report.removed, lib.info().images) == (2, 4)
+    assert {h.path for h in lib.search(text="anything", k=10)}.isdisjoint({str(coffee), str(rocket)})
+
+
 def test_a_catalog_without_its_manifest_is_not_adopted(open_library, photos: Path, tmp_path: Path, other_model_dir: Path) -> None:
     # The manifest says which model made the vectors; without it another model's vectors
     # would be mixed in. The catalog is left as it was.
