@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from index.manifest import ModelIdentity
+from index.errors import XmrError
+from retrieval.errors import DeviceError, ModelNotFoundError
 from retrieval.models import ModelSpec, ResolvedModel, resolve
 
 if TYPE_CHECKING:
@@ -40,7 +42,16 @@ def pick_device(requested: str = "auto") -> str:
     import torch
 
     if requested not in DEVICES and not requested.startswith("cuda:"):
-        raise ValueError(f"device must be one of {', '.join(DEVICES)} (or cuda:N), not {requested!r}")
+        raise DeviceError(f"device must be one of {', '.join(DEVICES)} (or cuda:N), not {requested!r}")
+    if requested.startswith("cuda"):
+        index = requested.partition(":")[2]
+        if not torch.cuda.is_available() or (index.isdigit() and int(index) >= torch.cuda.device_count()):
+            raise DeviceError(f"{requested} is not available here (torch sees {torch.cuda.device_count()} CUDA devices); use --device cpu or auto")
+        return requested
+    if requested == "mps":
+        if getattr(torch.backends, "mps", None) is None or not torch.backends.mps.is_available():
+            raise DeviceError("mps (Apple GPU) is not available here; use --device cpu or auto")
+        return requested
     if requested != "auto":
         return requested
     if torch.cuda.is_available():
@@ -147,13 +158,22 @@ def load_encoder(spec: ModelSpec | ResolvedModel, device: str = "auto") -> ClipE
     with _LOAD_LOCK:
         if not resolved.checkpoint:
             torch.manual_seed(0)  # "random" weights are the same in every process
-        model, _, preprocess = open_clip.create_model_and_transforms(
-            resolved.arch,
-            pretrained=None if resolved.arch.startswith("local-dir:") else (resolved.checkpoint or None),
-            force_quick_gelu=bool(overrides.get("quick_gelu", False)),
-            device=device,
-            **kwargs,
-        )
+        try:
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                resolved.arch,
+                pretrained=None if resolved.arch.startswith("local-dir:") else (resolved.checkpoint or None),
+                force_quick_gelu=bool(overrides.get("quick_gelu", False)),
+                device=device,
+                **kwargs,
+            )
+        except XmrError:
+            raise
+        except Exception as exc:  # noqa: BLE001 (a damaged or foreign checkpoint fails in many ways)
+            raise ModelNotFoundError(
+                f"cannot load {resolved.identity.label()}: {exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}. "
+                "Check that the weights file is an open_clip checkpoint of that architecture (not damaged "
+                "or truncated), or pick another --model / --pretrained."
+            ) from exc
         tokenizer = open_clip.get_tokenizer(resolved.arch)
     model.eval()
     return ClipEncoder(model, preprocess, tokenizer, resolved.identity, device)

@@ -13,6 +13,10 @@ class WeightsUnavailableError(XmrError, RuntimeError):
     """Weights are not cached and cannot be downloaded (offline or unreachable)."""
 
 
+class DeviceError(XmrError, ValueError):
+    """The device asked for is unknown or not available on this machine."""
+
+
 class ModelMismatchError(XmrError, ValueError):
     """The library was built with another model than the one asked for."""
 

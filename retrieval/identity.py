@@ -19,7 +19,7 @@ from retrieval.models import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelSpec, resol
 if TYPE_CHECKING:
     from retrieval.encoder import Encoder
 
-__all__ = ["check_same_model", "model_spec", "open_manifest", "save_new"]
+__all__ = ["check_same_model", "model_spec", "open_manifest", "rebind_empty", "save_new"]
 
 
 def open_manifest(
@@ -62,6 +62,14 @@ def open_manifest(
             "or index into another library directory (--library DIR) to use that database."
         )
     return manifest, False
+
+
+def rebind_empty(layout: LibraryLayout, model: str | ModelSpec | Encoder | None, encoder: Encoder | None, pretrained: str | None) -> None:
+    """A new manifest for ``model`` in a library that holds no vector yet (its first run
+    failed, e.g. on bad weights), so a retry with the right model is not refused."""
+    old = read_manifest(layout.root)
+    assert old is not None
+    write_manifest(layout.root, Manifest(model=_identity(model, encoder, pretrained), catalog_url=old.catalog_url))
 
 
 def save_new(layout: LibraryLayout, manifest: Manifest) -> None:

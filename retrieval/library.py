@@ -24,14 +24,14 @@ from index.deps import require_faiss
 from index.errors import CatalogMismatchError, XmrError
 from index.layout import LibraryLayout, default_library_dir
 from index.lock import WriteLock
-from index.manifest import Manifest, ModelIdentity
+from index.manifest import Manifest, ModelIdentity, read_manifest
 from index.query_cache import QueryVectorCache
 from index.records import ImageFilter
 from index.store import IndexConfig, VectorStore
 from index.tokens import TokenCache
-from retrieval.errors import QueryError
+from retrieval.errors import ModelMismatchError, QueryError
 from retrieval.gpu_search import search_hook
-from retrieval.identity import open_manifest, save_new
+from retrieval.identity import open_manifest, rebind_empty, save_new
 from retrieval.ingest import IngestConfig, Progress, run_plan
 from retrieval.known_vectors import LibraryVectors
 from retrieval.models import ModelSpec
@@ -108,7 +108,13 @@ class Library:
         require_faiss()
         layout = LibraryLayout((Path(directory).expanduser() if directory else default_library_dir()).resolve())
         encoder = None if model is None or isinstance(model, (str, ModelSpec)) else model
-        manifest, new = open_manifest(layout, model, encoder, pretrained, catalog_url, create)
+        try:
+            manifest, new = open_manifest(layout, model, encoder, pretrained, catalog_url, create)
+        except ModelMismatchError:
+            if not _never_written(layout):
+                raise
+            rebind_empty(layout, model, encoder, pretrained)
+            manifest, new = open_manifest(layout, model, encoder, pretrained, catalog_url, create)
         made_root = new and not layout.root.exists()
         if new:
             layout.root.mkdir(parents=True, exist_ok=True)
@@ -151,7 +157,15 @@ class Library:
                 from retrieval.encoder import load_encoder
 
                 model = self.identity
-                self._encoder = load_encoder(ModelSpec(model.spec, model.spec_pretrained), self.device)
+                encoder = load_encoder(ModelSpec(model.spec, model.spec_pretrained), self.device)
+                if not model.same_model(encoder.identity):  # e.g. weights retrained in place
+                    raise ModelMismatchError(
+                        f"the model files of the library at {self.layout.root} changed since it was built: "
+                        f"built with {model.label()}, the files now hold {encoder.identity.label()}. "
+                        "Restore the original weights, or index into a new library (--library DIR) "
+                        "to use the new ones; mixing the two would make every search wrong."
+                    )
+                self._encoder = encoder
             return self._encoder
 
     # ---- indexing -----------------------------------------------------------------------
@@ -401,6 +415,18 @@ class Library:
     def failures(self, limit: int | None = None) -> list[tuple[str, str]]:
         """(path, reason) of every file that could not be indexed."""
         return [(r.path, r.error or "") for r in self.catalog.failures(limit)]
+
+
+def _never_written(layout: LibraryLayout) -> bool:
+    """Whether the library's catalog has never been written (no run got as far as a batch)."""
+    manifest = read_manifest(layout.root)
+    if manifest is None:
+        return False
+    catalog = Catalog(layout.catalog_url(manifest.catalog_url))
+    try:
+        return catalog.generation() == 0
+    finally:
+        catalog.close()
 
 
 def _catalog_in_use(layout: LibraryLayout, url: str) -> str:

@@ -193,6 +193,60 @@ def test_other_model_is_refused_with_both_names(open_library, photos: Path, tmp_
     assert "tiny-0" in message and "tiny-1" in message and "--library" in message
 
 
+def test_weights_changed_in_place_are_refused(open_library, photos: Path, tmp_path: Path, tiny_model_dir: Path, other_model_dir: Path) -> None:
+    # Retraining into the same folder must not mix two models' vectors in one library.
+    from retrieval import Library, ModelMismatchError
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    open_library(model=f"local-dir:{folder}").index([photos])
+    for weights in other_model_dir.glob("*.safetensors"):
+        shutil.copy(weights, folder / weights.name)
+    with Library.open(tmp_path / "library") as lib:
+        with pytest.raises(ModelMismatchError, match="(?s)changed since it was built.*Restore"):
+            lib.search(text="a new text", k=3)
+        assert lib.info().images == 6
+
+
+def test_a_library_that_never_got_a_vector_takes_another_model(tmp_path: Path, tiny_model_dir: Path, other_model_dir: Path, photos: Path) -> None:
+    # A first run that failed before its first batch (bad weights) must not pin the model.
+    from retrieval import Library, ModelMismatchError
+
+    Library.open(tmp_path / "library", model=f"local-dir:{tiny_model_dir}").close()
+    with Library.open(tmp_path / "library", model=f"local-dir:{other_model_dir}") as lib:
+        assert lib.identity.spec == f"local-dir:{other_model_dir}"
+        lib.index([photos])
+    with pytest.raises(ModelMismatchError):  # now it holds vectors: refused
+        Library.open(tmp_path / "library", model=f"local-dir:{tiny_model_dir}")
+
+
+def test_a_damaged_weights_file_is_a_model_error(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from retrieval import ModelNotFoundError
+    from retrieval.encoder import load_encoder
+    from retrieval.models import ModelSpec
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    for weights in folder.glob("*.safetensors"):
+        weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(ModelNotFoundError, match="(?s)cannot load.*damaged"):
+        load_encoder(ModelSpec(f"local-dir:{folder}"), device="cpu")
+
+
+def test_unknown_or_missing_devices_are_typed_errors() -> None:
+    import torch
+
+    from retrieval.encoder import pick_device
+    from retrieval.errors import DeviceError
+
+    with pytest.raises(DeviceError, match="must be one of"):
+        pick_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="--device cpu"):
+            pick_device("cuda:0")
+    assert pick_device("cpu") == "cpu"
+
+
 def test_missing_library_is_not_created_for_search(tmp_path: Path) -> None:
     from retrieval import Library, LibraryNotFoundError
 
