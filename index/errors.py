@@ -35,6 +35,10 @@ class CatalogMismatchError(XmrError, ValueError):
     """The catalog URL given is not the one the library was created with."""
 
 
+class FilterError(XmrError, ValueError):
+    """A search filter (:class:`index.records.ImageFilter`) that cannot mean what was asked."""
+
+
 class DimensionMismatchError(XmrError, ValueError):
     """Vectors of the wrong width were handed to a vector index."""
 

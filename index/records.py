@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import datetime
+
+from index.errors import FilterError
 
 INDEXED = "indexed"
 FAILED = "failed"
@@ -89,6 +92,20 @@ class ImageFilter:
     before: datetime | None = None  # capture time (else file modification time) before
     extensions: tuple[str, ...] = ()  # lower-case suffixes with the dot, e.g. (".jpg", ".png")
 
+    def __post_init__(self) -> None:
+        # Callers of the library API pass a lone string, relative folders or "JPG": taken
+        # as meant, never silently matching everything (a str is a tuple of characters).
+        under = (self.under,) if isinstance(self.under, (str, os.PathLike)) else self.under
+        object.__setattr__(self, "under", tuple(os.path.abspath(os.path.expanduser(os.fspath(u))) for u in under))
+        extensions = (self.extensions,) if isinstance(self.extensions, str) else self.extensions
+        object.__setattr__(self, "extensions", tuple("." + e.lower().lstrip(".") for e in extensions))
+        for name in ("after", "before"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, datetime):
+                raise FilterError(f"ImageFilter.{name} must be a datetime (e.g. datetime(2024, 1, 1)), not {type(value).__name__}")
+        if self.after is not None and self.before is not None and _ordered(self.after, self.before) is False:
+            raise FilterError(f"ImageFilter.after ({self.after}) must be earlier than before ({self.before}): nothing would match")
+
     @property
     def active(self) -> bool:
         return bool(self.under or self.after or self.before or self.extensions)
@@ -110,3 +127,12 @@ class Captions:
 
     mtime_ns: int  # newest sidecar file's mtime; 0 when there is none
     items: tuple[tuple[str, bytes], ...] = ()  # (text, float32 vector bytes)
+
+
+def _ordered(first: datetime, second: datetime) -> bool | None:
+    """Whether ``first < second`` (aware times compared in local time); None if unknowable."""
+    try:
+        a, b = (m.astimezone().replace(tzinfo=None) if m.tzinfo else m for m in (first, second))
+    except (OverflowError, ValueError, OSError):  # out of the platform's time range
+        return None
+    return a < b

@@ -7,6 +7,7 @@ from index.errors import (
     CatalogMismatchError,
     CatalogUnavailableError,
     CorruptFileError,
+    FilterError,
     LibraryBusyError,
     LibraryNotFoundError,
     LibraryVersionError,
@@ -14,7 +15,7 @@ from index.errors import (
     XmrError,
 )
 from index.store import IndexConfig
-from retrieval.errors import ModelMismatchError, ModelNotFoundError, QueryError, WeightsUnavailableError
+from retrieval.errors import DeviceError, ModelMismatchError, ModelNotFoundError, QueryError, WeightsUnavailableError
 from retrieval.ingest import IngestConfig, Progress
 from retrieval.library import Library
 from retrieval.models import ModelSpec
@@ -25,6 +26,8 @@ __all__ = [
     "CatalogMismatchError",
     "CatalogUnavailableError",
     "CorruptFileError",
+    "DeviceError",
+    "FilterError",
     "Hit",
     "IndexConfig",
     "ImageFilter",

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
@@ -172,7 +173,7 @@ class Library:
 
     def index(
         self,
-        paths: Sequence[str | Path],
+        paths: str | Path | Sequence[str | Path],
         *,
         config: IngestConfig = IngestConfig(),
         on_progress: Callable[[Progress], None] | None = None,
@@ -198,7 +199,7 @@ class Library:
 
         start = time.perf_counter()
         with WriteLock(self.layout.lock):
-            found = scan(paths, image_extensions())
+            found = scan([paths] if isinstance(paths, (str, os.PathLike)) else paths, image_extensions())
             plan = make_plan(found, self.catalog, retry_failed=config.retry_failed)
             if on_plan:
                 on_plan(len(plan.todo), plan.unchanged)
@@ -370,6 +371,9 @@ class Library:
 
     def _query(self, text: str | None, image: object, terms: Sequence[Term], k: int, offset: int) -> np.ndarray:
         """Check paging arguments and embed the query; a lone text or image is a weight-1 term."""
+        _check_query_types(text, image, terms, k, offset)
+        if isinstance(image, (str, os.PathLike)):
+            image = os.path.expanduser(os.fspath(image))
         return query_vector(lambda: self.encoder, self.identity.embed_dim, text, image, terms, k, offset, self.known)
 
     def embed_terms(self, terms: Sequence[Term]) -> np.ndarray:
@@ -378,6 +382,11 @@ class Library:
 
     def search_vector(self, query: np.ndarray, k: int = 10, *, where: ImageFilter = ImageFilter(), offset: int = 0, min_score: float | None = None) -> list[Hit]:
         """Rank images by a unit query vector ``(dim,)``; see :meth:`search` for the options."""
+        _check_query_types(None, None, (), k, offset)
+        if k < 1 or offset < 0:
+            raise QueryError(f"k must be at least 1 and offset at least 0 (got k={k}, offset={offset})")
+        if not isinstance(where, ImageFilter):
+            raise QueryError(f"where must be an ImageFilter, not {type(where).__name__}")
         self.images.refresh()  # pick up what another process indexed meanwhile
         allowed = self._selections.allowed(where, self.images.generation) if where.active else None
         (found,) = self.images.search(np.asarray(query, np.float32).reshape(1, -1), k + offset, allowed)
@@ -415,6 +424,21 @@ class Library:
     def failures(self, limit: int | None = None) -> list[tuple[str, str]]:
         """(path, reason) of every file that could not be indexed."""
         return [(r.path, r.error or "") for r in self.catalog.failures(limit)]
+
+
+def _check_query_types(text: object, image: object, terms: object, k: object, offset: object) -> None:
+    """Wrong argument types from API callers fail here, with the fix, not deep inside."""
+    if text is not None and not isinstance(text, str):
+        raise QueryError(f"text must be a string, not {type(text).__name__}")
+    if image is not None and not isinstance(image, (str, os.PathLike)) and not type(image).__module__.startswith("PIL."):
+        raise QueryError(f"image must be a file path or a PIL image, not {type(image).__name__} (for bytes: PIL.Image.open(io.BytesIO(data)))")
+    if getattr(image, "width", 1) == 0 or getattr(image, "height", 1) == 0:
+        raise QueryError("the query image is empty (0 pixels wide or high)")
+    if isinstance(terms, (str, Term)) or not all(isinstance(t, Term) for t in terms):  # type: ignore[union-attr]
+        raise QueryError("terms must be a list of Term(...) objects, e.g. [Term(text='a dog', weight=2)]")
+    for name, value in (("k", k), ("offset", offset)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise QueryError(f"{name} must be a whole number, not {value!r}")
 
 
 def _never_written(layout: LibraryLayout) -> bool:

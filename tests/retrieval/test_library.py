@@ -247,6 +247,43 @@ def test_unknown_or_missing_devices_are_typed_errors() -> None:
     assert pick_device("cpu") == "cpu"
 
 
+def test_api_arguments_of_the_wrong_kind_are_query_errors(open_library, photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import datetime
+
+    from PIL import Image
+
+    from retrieval import FilterError, ImageFilter, QueryError, Term
+
+    lib = open_library()
+    assert lib.index(str(photos)).added == 6  # one folder as a string, not its characters
+    bad = [
+        dict(text=123), dict(image=b"\xff\xd8"), dict(image=Image.new("RGB", (0, 0))),
+        dict(text="x", k="5"), dict(text="x", k=1.5), dict(text="x", terms=["red"]), dict(text="x", terms=Term(text="red")),
+    ]
+    for kwargs in bad:
+        with pytest.raises(QueryError):
+            lib.search(**kwargs)
+    with pytest.raises(QueryError, match="at least 1"):
+        lib.search_vector(lib.embed_text("x"), k=0)
+    with pytest.raises(QueryError, match="ImageFilter"):
+        lib.search_vector(lib.embed_text("x"), where=None)
+    # A lone string, a relative folder and "PNG" mean what they say.
+    nested = photos / "nested"
+    monkeypatch.chdir(photos)
+    expected = {h.path for h in lib.search(text="x", k=10, where=ImageFilter(under=(str(nested),)))}
+    assert {h.path for h in lib.search(text="x", k=10, where=ImageFilter(under=str(nested)))} == expected
+    assert {h.path for h in lib.search(text="x", k=10, where=ImageFilter(under=("nested",)))} == expected
+    assert all(h.path.endswith(".png") for h in lib.search(text="x", k=10, where=ImageFilter(extensions="PNG")))
+    with pytest.raises(FilterError, match="datetime"):
+        ImageFilter(after="2024-01-01")
+    with pytest.raises(FilterError, match="earlier"):
+        ImageFilter(after=datetime(2024, 1, 1), before=datetime(2023, 1, 1))
+    # "~" in an example image's path is the home folder, as in Library.open and index.
+    monkeypatch.setenv("HOME", str(photos))
+    coffee = next(photos.rglob("coffee.*"))
+    assert lib.search(image=f"~/{coffee.relative_to(photos)}", k=1)[0].path == str(coffee)
+
+
 def test_missing_library_is_not_created_for_search(tmp_path: Path) -> None:
     from retrieval import Library, LibraryNotFoundError
 
