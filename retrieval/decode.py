@@ -33,6 +33,7 @@ __all__ = [
     "decode_file",
     "hash_file",
     "image_extensions",
+    "image_formats",
     "to_rgb",
 ]
 
@@ -45,6 +46,9 @@ _BASE_EXTENSIONS = frozenset(
     | {".pnm", ".ppm", ".pgm", ".pbm"}
 )
 _HEIF_EXTENSIONS = frozenset({".heic", ".heif"})
+# Pillow formats of those extensions (MPO opens through JPEG, DIB is headerless BMP). No other
+# Pillow plugin ever sees our bytes: EPS, for one, runs Ghostscript on whatever it is given.
+_BASE_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "DIB", "TIFF", "PPM")
 # ISO-BMFF brands of HEIF stills, to explain a failure when pillow-heif is missing.
 _HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
 _HASH_CHUNK = 1 << 20  # 1 MiB
@@ -113,6 +117,23 @@ def image_extensions() -> frozenset[str]:
     return frozenset(extensions)
 
 
+@functools.cache
+def image_formats() -> tuple[str, ...]:
+    """Return the Pillow format names :func:`decode_bytes` opens: those of :func:`image_extensions`.
+
+    Bytes in any other format (EPS, PSD, ICO, ...) are "not an image file (or an unsupported
+    format)", whatever the file is named.
+    """
+    wanted = list(_BASE_FORMATS)
+    extensions = image_extensions()  # registers pillow-heif's opener when it is installed
+    if extensions & _HEIF_EXTENSIONS:
+        wanted.append("HEIF")
+    if ".avif" in extensions:
+        wanted.append("AVIF")
+    Image.init()  # load every plugin, so that OPEN lists all this Pillow build can open
+    return tuple(name for name in wanted if name in Image.OPEN)  # Image.open raises KeyError on others
+
+
 def __getattr__(name: str) -> frozenset[str]:
     # PEP 562: IMAGE_EXTENSIONS is computed on first use, not at import.
     if name == "IMAGE_EXTENSIONS":
@@ -163,7 +184,7 @@ def decode_bytes(data: bytes, config: DecodeConfig = DecodeConfig()) -> Decoded:
         with warnings.catch_warnings():
             # Our own max_pixels check replaces Pillow's decompression-bomb warning.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as img:
+            with Image.open(io.BytesIO(data), formats=image_formats()) as img:
                 return _decode_opened(img, data, config)
     except ImageDecodeError:
         raise

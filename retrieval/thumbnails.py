@@ -5,16 +5,18 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from retrieval.decode import DecodeConfig, decode_file
+from retrieval.decode import DecodeConfig, decode_bytes, decode_file
 
 
-def thumbnail_bytes(path: str | Path, side: int = 160, format: str = "PNG", quality: int = 85) -> bytes:
-    """The image at ``path`` encoded as ``format`` ("PNG", "JPEG" or "WEBP"), at most ``side`` px on its longer side.
+def thumbnail_bytes(source: str | Path | bytes, side: int = 160, format: str = "PNG", quality: int = 85) -> bytes:
+    """The image at ``source`` (a path, or the file's bytes) encoded as ``format`` ("PNG",
+    "JPEG" or "WEBP"), at most ``side`` px on its longer side.
 
     Raises:
         ImageDecodeError: the file can no longer be read.
     """
-    image = decode_file(path, DecodeConfig(draft_side=side)).image
+    config = DecodeConfig(draft_side=side)
+    image = (decode_bytes(source, config) if isinstance(source, bytes) else decode_file(source, config)).image
     image.thumbnail((side, side))
     buffer = io.BytesIO()
     options = {"optimize": False} if format == "PNG" else {"quality": quality}

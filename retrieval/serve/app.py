@@ -7,18 +7,20 @@ thread-safe and pick up what other processes index meanwhile).
 
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from importlib import resources
-from typing import TYPE_CHECKING, Annotated, Any, Optional, Union
+from pathlib import PurePath
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, Optional, Union
+from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, File, Form, Path, Query, Request, UploadFile
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
 from index.errors import MissingDependencyError, XmrError
 from retrieval.errors import QueryError
 from retrieval.serve.config import ServeConfig
-from retrieval.serve.items import ItemFileError, ItemNotFoundError, ThumbnailCache, item_json, item_record, media_type, original_file
+from retrieval.serve.items import ItemFileError, ItemNotFoundError, ThumbnailCache, item_json, item_record, media_type, open_original
 from retrieval.serve.queries import RequestLimitError, RerankUnavailableError, Searcher, UploadNotFoundError, UploadTooLargeError
 from retrieval.serve.schemas import Health, ImageHitOut, InfoOut, ItemOut, Limits, SearchRequest, SearchResponse, TextHitOut, TextSearchResponse, UploadOut, limited_request
 from retrieval.serve.security import Guard
@@ -219,11 +221,26 @@ def _add_item_routes(api: APIRouter, library: "Library", thumbs: ThumbnailCache,
         return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})
 
     @api.get("/items/{item_id}/file", response_class=FileResponse, tags=["items"], responses={200: {"content": {"image/*": {}}}})
-    def original(item_id: ItemIdPath) -> FileResponse:
-        """The original image file, as indexed."""
+    def original(item_id: ItemIdPath) -> StreamingResponse:
+        """The original image file, as indexed (404 once it changed: run xmr index)."""
         record = item_record(library.catalog, item_id)
-        path = original_file(record)
-        return FileResponse(path, media_type=media_type(record), filename=path.name, content_disposition_type="inline")
+        handle, status = open_original(record)  # checked on the descriptor that is then read
+        headers = {"Content-Length": str(status.st_size), "Content-Disposition": _inline(PurePath(record.path).name)}
+        return StreamingResponse(_chunks(handle, status.st_size), media_type=media_type(record), headers=headers)
+
+
+def _chunks(handle: BinaryIO, length: int, chunk_size: int = 1 << 16) -> Iterator[bytes]:
+    """The first ``length`` bytes of an open file (its checked size) in chunks; closes it when done or when the client goes."""
+    with handle:
+        while length > 0 and (chunk := handle.read(min(chunk_size, length))):
+            length -= len(chunk)
+            yield chunk
+
+
+def _inline(filename: str) -> str:
+    """A Content-Disposition header showing ``filename`` inline (RFC 6266, as Starlette's FileResponse writes it)."""
+    quoted = quote(filename)
+    return f"inline; filename*=utf-8''{quoted}" if quoted != filename else f'inline; filename="{filename}"'
 
 
 def _add_info_routes(api: APIRouter, library: "Library", config: ServeConfig, reranker: object) -> None:

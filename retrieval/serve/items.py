@@ -1,16 +1,20 @@
 """Catalog items for the server: metadata by id, and thumbnails generated once and cached on disk.
 
 Files are reached only through catalog ids: a request names an id, the catalog names the
-path, so no request can point the server at a file the catalog does not list.
+path, so no request can point the server at a file the catalog does not list. A file is
+served only while it is still the file that was indexed (same size and mtime, the rule
+incremental indexing uses), so swapping a photo for a symlink to another file serves nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import tempfile
 import threading
 from pathlib import Path
+from typing import BinaryIO
 
 from index.errors import XmrError
 from index.records import INDEXED, ImageRecord
@@ -63,15 +67,54 @@ def media_type(record: ImageRecord) -> str:
 
 
 def original_file(record: ImageRecord) -> Path:
-    """The catalogued file, checked to still be a regular file.
+    """The catalogued file, checked to still be the regular file that was indexed.
 
     Raises:
-        ItemFileError: it was moved or deleted since it was indexed.
+        ItemFileError: it was moved, deleted or changed since it was indexed.
     """
-    path = Path(record.path)
-    if not path.is_file():
-        raise ItemFileError(f"image {record.id} is no longer at {record.path}; run  xmr index  to update the library.")
-    return path
+    try:
+        status = os.stat(record.path)
+    except OSError as exc:
+        raise ItemFileError(_gone_message(record)) from exc
+    _check_unchanged(record, status)
+    return Path(record.path)
+
+
+def open_original(record: ImageRecord) -> tuple[BinaryIO, os.stat_result]:
+    """The catalogued file opened for reading, and its status, checked on the open descriptor.
+
+    Checking ``fstat`` of the descriptor that is then read leaves no gap in which the path
+    could be swapped for another file. The caller closes the handle.
+
+    Raises:
+        ItemFileError: it was moved, deleted or changed since it was indexed.
+    """
+    try:  # O_NONBLOCK: a FIFO put in the file's place must not hang the request
+        fd = os.open(record.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise ItemFileError(_gone_message(record)) from exc
+    handle = os.fdopen(fd, "rb")
+    try:
+        status = os.fstat(fd)
+        _check_unchanged(record, status)
+    except BaseException:
+        handle.close()
+        raise
+    return handle, status
+
+
+def _check_unchanged(record: ImageRecord, status: os.stat_result) -> None:
+    """Raise ItemFileError unless ``status`` is a regular file of the indexed size and mtime."""
+    if not stat.S_ISREG(status.st_mode):
+        raise ItemFileError(_gone_message(record))
+    if (status.st_size, status.st_mtime_ns) != (record.size, record.mtime_ns):
+        raise ItemFileError(
+            f"image {record.id} at {record.path} changed since it was indexed; run  xmr index  to update the library."
+        )
+
+
+def _gone_message(record: ImageRecord) -> str:
+    return f"image {record.id} is no longer at {record.path}; run  xmr index  to update the library."
 
 
 class ThumbnailCache:
@@ -96,24 +139,37 @@ class ThumbnailCache:
         """The cached thumbnail file of ``record`` at ``side`` px, made now if missing.
 
         Raises:
-            ItemFileError: the original can no longer be read.
+            ItemFileError: the original can no longer be read, or changed since it was indexed.
         """
-        from retrieval.decode import ImageDecodeError
-        from retrieval.thumbnails import thumbnail_bytes
-
         target = self.path_for(record, side)
+        original_file(record)  # even a cached thumbnail is served only while the original is unchanged
         if target.is_file():
             return target
         with self._locks[hash(target.name) % len(self._locks)]:
             if target.is_file():  # made by another request meanwhile
                 return target
-            try:
-                data = thumbnail_bytes(original_file(record), side, "JPEG")
-            except ImageDecodeError as exc:
-                raise ItemFileError(f"image {record.id} at {record.path} cannot be read now: {exc}") from exc
+            data = _thumbnail_of(record, side)
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
             os.replace(tmp, target)  # atomic: a reader never sees half a file
         return target
+
+
+def _thumbnail_of(record: ImageRecord, side: int) -> bytes:
+    """A JPEG thumbnail of the indexed file, read through one checked descriptor.
+
+    Raises:
+        ItemFileError: the original can no longer be read, or changed since it was indexed.
+    """
+    from retrieval.decode import ImageDecodeError
+    from retrieval.thumbnails import thumbnail_bytes
+
+    handle, _ = open_original(record)
+    try:
+        with handle:
+            data = handle.read()
+        return thumbnail_bytes(data, side, "JPEG")
+    except (OSError, ImageDecodeError) as exc:
+        raise ItemFileError(f"image {record.id} at {record.path} cannot be read now: {exc}") from exc

@@ -26,6 +26,7 @@ from retrieval.decode import (
     decode_file,
     hash_file,
     image_extensions,
+    image_formats,
 )
 
 RED = (255, 0, 0)
@@ -353,6 +354,66 @@ def test_text_file_with_image_name_is_refused(tmp_path: Path) -> None:
     path.write_text("these are not the pixels you are looking for\n" * 20)
     with pytest.raises(ImageDecodeError, match=r"not an image file \(or an unsupported format\)"):
         decode_file(path)
+
+
+EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n%%EOF\n"
+
+
+def _no_subprocess(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if anything starts a process or reaches Pillow's Ghostscript bridge."""
+    from PIL import EpsImagePlugin
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"a subprocess was started: {args!r}")
+
+    for name in ("Popen", "check_call", "check_output", "run"):
+        monkeypatch.setattr(subprocess, name, forbidden)
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", forbidden)
+
+
+def test_eps_is_refused_without_running_ghostscript(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_subprocess(monkeypatch)
+    path = tmp_path / "holiday.jpg"  # named like a photo, PostScript inside
+    path.write_bytes(EPS)
+    with pytest.raises(ImageDecodeError, match=r"^not an image file \(or an unsupported format\)$"):
+        decode_bytes(EPS)
+    with pytest.raises(ImageDecodeError, match=r"^not an image file \(or an unsupported format\)$"):
+        decode_file(path)
+
+
+@pytest.mark.parametrize("format", ["ICO", "PCX", "TGA"])
+def test_formats_xmr_does_not_index_are_refused(format: str, tmp_path: Path) -> None:
+    path = tmp_path / "photo.png"
+    _photo(32, 32).save(path, format=format)
+    with pytest.raises(ImageDecodeError, match=r"not an image file \(or an unsupported format\)"):
+        decode_file(path)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "mode", "expected"),
+    [(".jpg", "RGB", "JPEG"), (".png", "RGB", "PNG"), (".webp", "RGB", "WEBP"), (".gif", "P", "GIF"),
+     (".bmp", "RGB", "BMP"), (".tif", "RGB", "TIFF"), (".ppm", "RGB", "PPM"), (".pgm", "L", "PPM"), (".pbm", "1", "PPM")],
+)
+def test_every_indexed_format_still_decodes(suffix: str, mode: str, expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_subprocess(monkeypatch)
+    path = tmp_path / f"photo{suffix}"
+    _photo(40, 30).convert(mode).save(path)
+    decoded = decode_file(path)
+    assert decoded.meta.format == expected and decoded.image.size == (40, 30) and decoded.image.mode == "RGB"
+
+
+def test_mpo_decodes_through_the_jpeg_format(tmp_path: Path) -> None:
+    path = tmp_path / "stereo.jpg"
+    _photo(40, 30).save(path, format="MPO", save_all=True, append_images=[_photo(40, 30)])
+    assert decode_file(path).meta.format == "MPO"
+
+
+def test_image_formats_match_image_extensions() -> None:
+    formats = image_formats()
+    assert {"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "PPM"} <= set(formats)
+    assert "EPS" not in formats and set(formats) <= set(Image.OPEN)
+    assert ("AVIF" in formats) == (".avif" in image_extensions())
+    assert ("HEIF" in formats) == (".heic" in image_extensions())
 
 
 def test_truncated_jpeg_is_refused(tmp_path: Path) -> None:
