@@ -22,7 +22,7 @@ import numpy as np
 from index.catalog import IMAGES, TEXTS, Catalog, shown_url
 from index.config import remember_config
 from index.deps import require_faiss
-from index.errors import CatalogMismatchError, XmrError
+from index.errors import CatalogMismatchError, CorruptFileError, XmrError
 from index.layout import LibraryLayout, default_library_dir
 from index.lock import WriteLock
 from index.manifest import Manifest, ModelIdentity, read_manifest
@@ -130,6 +130,8 @@ class Library:
             raise
         if new:
             save_new(layout, manifest)
+        else:
+            _check_catalog_not_emptied(layout, catalog)
         return cls(layout, manifest, catalog, device, encoder, remember_config(layout.index_config, index_config))
 
     def close(self) -> None:
@@ -439,6 +441,27 @@ def _check_query_types(text: object, image: object, terms: object, k: object, of
     for name, value in (("k", k), ("offset", offset)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise QueryError(f"{name} must be a whole number, not {value!r}")
+
+
+def _check_catalog_not_emptied(layout: LibraryLayout, catalog: Catalog) -> None:
+    """Refuse a catalog that was truncated or replaced by an empty one while the index files
+    remember vectors: opening would reconcile the index down to nothing."""
+    from index.snapshot import read_header
+
+    if catalog.generation() > 0 or not layout.image_vectors.is_file():
+        return
+    try:
+        header, _ = read_header(layout.image_vectors)
+    except XmrError:
+        return  # a damaged snapshot is rebuilt from the catalog as usual
+    if header.generation > 0:
+        catalog.close()
+        raise CorruptFileError(
+            f"the catalog {shown_url(catalog.url)} is empty, but {layout.image_vectors.name} holds "
+            f"{header.count} vectors from catalog generation {header.generation}: the catalog was "
+            "truncated or replaced. Restore it from a backup; nothing was changed (to start over, "
+            "index into a new library directory)."
+        )
 
 
 def _never_written(layout: LibraryLayout) -> bool:

@@ -410,6 +410,21 @@ def test_a_file_replaced_by_a_folder_or_fifo_leaves_the_library(open_library, ph
     assert {h.path for h in lib.search(text="anything", k=10)}.isdisjoint({str(coffee), str(rocket)})
 
 
+def test_an_emptied_catalog_is_refused_not_reconciled_to_nothing(open_library, photos: Path, tmp_path: Path) -> None:
+    from retrieval import CorruptFileError
+
+    lib = open_library()
+    lib.index([photos])
+    lib.close()
+    (tmp_path / "library" / "catalog.sqlite").write_bytes(b"")  # truncated by a disk or a user
+    for name in ("catalog.sqlite-wal", "catalog.sqlite-shm"):
+        (tmp_path / "library" / name).unlink(missing_ok=True)
+    snapshot = (tmp_path / "library" / "images.vec").read_bytes()
+    with pytest.raises(CorruptFileError, match="(?s)empty.*6 vectors.*backup"):
+        open_library()
+    assert (tmp_path / "library" / "images.vec").read_bytes() == snapshot
+
+
 def test_a_catalog_without_its_manifest_is_not_adopted(open_library, photos: Path, tmp_path: Path, other_model_dir: Path) -> None:
     # The manifest says which model made the vectors; without it another model's vectors
     # would be mixed in. The catalog is left as it was.
