@@ -127,10 +127,11 @@ def search(
 
     Exit 1 when nothing matches.
     """
-    from retrieval.query import build_filter, build_terms
+    from retrieval.query import build_filter, build_terms, check_min_score
 
     terms = build_terms(texts or [], [str(p) for p in image or []], not_text or [], [str(p) for p in not_image or []], weight or [])
     where = build_filter([str(p) for p in under or []], after, before, ext or [])
+    check_min_score(min_score)
     if in_texts and where.active:
         raise typer.BadParameter("--under/--after/--before/--ext filter images; they do not apply with --texts")
     with _open(library, model, pretrained, "", device, create=False) as lib, working("searching"):

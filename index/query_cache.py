@@ -48,8 +48,9 @@ class QueryVectorCache:
         self._lock = threading.Lock()
 
     def get(self, text: str) -> np.ndarray | None:
-        """The cached vector of ``text``, or None (not cached, no file, or the file unusable)."""
-        if not self.path.exists():
+        """The cached vector of ``text``, or None (not cached, no file, the file unusable, or a
+        text SQLite cannot store: lone surrogates are not UTF-8)."""
+        if not _storable(text) or not self.path.exists():
             return None
         row = self._run(self._get, text)
         if row is None or len(row) != 4 * self.dim:
@@ -57,10 +58,14 @@ class QueryVectorCache:
         return np.frombuffer(row, dtype="<f4").copy()
 
     def put(self, text: str, vector: np.ndarray) -> None:
-        """Remember ``vector`` as the vector of ``text`` (best effort: failures are only logged)."""
+        """Remember ``vector`` as the vector of ``text`` (best effort: failures are only logged;
+        a text that is not valid UTF-8 is not remembered)."""
         data = np.ascontiguousarray(vector, dtype="<f4").reshape(-1)
         if data.shape[0] != self.dim:
             raise ValueError(f"a {data.shape[0]}-d vector for a {self.dim}-d cache")
+        if not _storable(text):
+            log.info("query %r not cached: it is not valid UTF-8", text)
+            return
         self._run(self._put, text, data.tobytes())
 
     def __len__(self) -> int:
@@ -128,3 +133,12 @@ class QueryVectorCache:
             self.path.unlink(missing_ok=True)
         except OSError as unlink_error:
             log.warning("could not delete %s (%s); delete it by hand", self.path, unlink_error)
+
+
+def _storable(text: str) -> bool:
+    """Whether SQLite can store ``text``: it must encode as UTF-8 (no lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

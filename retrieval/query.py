@@ -7,6 +7,7 @@ Syntax (documented in README.md): positive texts and ``--image`` paths, ``--not 
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from datetime import datetime
@@ -15,9 +16,17 @@ from index.records import ImageFilter
 from retrieval.errors import QueryError
 from retrieval.results import Term
 
+MAX_WEIGHT = 1e6  # larger weights gain nothing (the sum is renormalised) and can overflow it
+FIRST_YEAR, LAST_YEAR = 1900, 9999  # dates --after/--before take: every one converts to a timestamp
+
 
 def parse_weights(specs: Sequence[str]) -> dict[str, float]:
-    """``["2:beach", "0.5:ref.jpg"]`` -> ``{"beach": 2.0, "ref.jpg": 0.5}``."""
+    """``["2:beach", "0.5:ref.jpg"]`` -> ``{"beach": 2.0, "ref.jpg": 0.5}``.
+
+    Raises:
+        QueryError: not WEIGHT:TERM, or a weight that is not a number above 0 and at most
+            :data:`MAX_WEIGHT` (``nan``, ``inf`` and ``1e309`` are refused).
+    """
     weights: dict[str, float] = {}
     for spec in specs:
         number, sep, term = spec.partition(":")
@@ -25,14 +34,51 @@ def parse_weights(specs: Sequence[str]) -> dict[str, float]:
             weight = float(number)
         except ValueError:
             weight = float("nan")
-        if not sep or not term or not weight > 0:
-            raise QueryError(f"--weight takes WEIGHT:TERM with a positive number, e.g. --weight 2:beach (got {spec!r}).")
+        if not sep or not term or not 0 < weight <= MAX_WEIGHT:  # False for nan
+            raise QueryError(f"--weight takes WEIGHT:TERM with a positive number at most {MAX_WEIGHT:,.0f}, e.g. --weight 2:beach (got {spec!r}).")
         weights[term] = weight
     return weights
 
 
+def check_text(text: str, option: str = "the query text") -> str:
+    """``text`` itself when it can be stored and embedded (encodes as UTF-8).
+
+    A command-line argument with bytes that are not UTF-8 arrives with lone surrogates.
+
+    Raises:
+        QueryError: the text has lone surrogates.
+    """
+    if not is_utf8(text):
+        raise QueryError(f"{option} is not valid UTF-8 (got {text!r}); retype it or fix the terminal's encoding.")
+    return text
+
+
+def is_utf8(text: str) -> bool:
+    """Whether ``text`` encodes as UTF-8 (it has no lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_min_score(value: float | None, option: str = "--min-score") -> float | None:
+    """``value`` itself unless it is NaN, which no score passes.
+
+    Raises:
+        QueryError: ``value`` is NaN.
+    """
+    if value is not None and math.isnan(value):
+        raise QueryError(f"{option} takes a number such as 0.2, not nan.")
+    return value
+
+
 def build_terms(texts: Sequence[str] = (), images: Sequence[str] = (), not_texts: Sequence[str] = (), not_images: Sequence[str] = (), weights: Sequence[str] = ()) -> list[Term]:
     """Query terms from the options; every ``--weight`` must name a given term."""
+    for text in texts:
+        check_text(text)
+    for text in not_texts:
+        check_text(text, "the --not text")
     table = parse_weights(weights)
     named = {*texts, *not_texts, *map(str, images), *map(str, not_images)}
     unknown = sorted(set(table) - named)
@@ -48,18 +94,46 @@ def build_terms(texts: Sequence[str] = (), images: Sequence[str] = (), not_texts
 
 
 def parse_when(value: str | None, option: str) -> datetime | None:
-    """An ISO date or date-time (``2024-06-01``, ``2024-06-01T18:30``) as local naive time."""
+    """An ISO date or date-time (``2024-06-01``, ``2024-06-01T18:30``) as local naive time.
+
+    Raises:
+        QueryError: not an ISO date, or outside years :data:`FIRST_YEAR` to :data:`LAST_YEAR`
+            (or one this system cannot turn into a timestamp, as the catalog must).
+    """
     if value is None:
         return None
     try:
         moment = datetime.fromisoformat(value)
     except ValueError as exc:
         raise QueryError(f"{option} takes a date like 2024-06-01 or 2024-06-01T18:30 (got {value!r}).") from exc
-    return moment.astimezone().replace(tzinfo=None) if moment.tzinfo else moment
+    out_of_range = QueryError(f"{option} takes a date from {FIRST_YEAR}-01-01 to {LAST_YEAR}-12-31 (got {value!r}).")
+    if not FIRST_YEAR <= moment.year <= LAST_YEAR:
+        raise out_of_range
+    try:
+        local = moment.astimezone().replace(tzinfo=None) if moment.tzinfo else moment
+    except (ValueError, OverflowError, OSError) as exc:  # shifted past year 1 or 9999
+        raise out_of_range from exc
+    if not FIRST_YEAR <= local.year <= LAST_YEAR:
+        raise out_of_range
+    try:
+        local.timestamp()  # what the catalog compares file times with
+    except (ValueError, OverflowError, OSError) as exc:  # e.g. before 1970 on some systems
+        raise QueryError(f"{option} {value!r} cannot be turned into a timestamp on this system ({exc}); give a later date.") from exc
+    return local
 
 
 def build_filter(under: Sequence[str] = (), after: str | None = None, before: str | None = None, extensions: Sequence[str] = ()) -> ImageFilter:
-    """An image filter from ``--under``, ``--after``, ``--before`` and ``--ext`` values."""
+    """An image filter from ``--under``, ``--after``, ``--before`` and ``--ext`` values.
+
+    Raises:
+        QueryError: a date :func:`parse_when` refuses, --after not before --before, or a
+            folder or extension that is not valid UTF-8 (no indexed path has such a name).
+    """
+    for folder in map(str, under):
+        if not is_utf8(folder):
+            raise QueryError(f"--under {folder!r} is not valid UTF-8; xmr skips files with such names when indexing, so none is under it.")
+    for value in extensions:
+        check_text(value, "--ext")
     folders = tuple(os.path.abspath(os.path.expanduser(str(folder))) for folder in under)
     suffixes = tuple(sorted({"." + e.strip().lower().lstrip(".") for value in extensions for e in value.split(",") if e.strip()}))
     start, end = parse_when(after, "--after"), parse_when(before, "--before")

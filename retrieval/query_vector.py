@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from retrieval.errors import QueryError
+from retrieval.query import MAX_WEIGHT, check_text, is_utf8
 from retrieval.results import Term
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
     from retrieval.encoder import Encoder
 
-__all__ = ["KnownVectors", "embed_image", "embed_terms", "embed_text", "query_vector"]
+__all__ = ["KnownVectors", "embed_image", "embed_terms", "embed_text", "normalised", "query_vector"]
 
 EncoderFn = Callable[[], "Encoder"]  # the encoder, loaded on first call
 
@@ -39,9 +40,11 @@ class KnownVectors(Protocol):
 
 
 def embed_text(encoder: EncoderFn, text: str, known: KnownVectors | None = None) -> np.ndarray:
-    """The unit vector ``(dim,)`` of a text query. Raises QueryError for an empty text."""
+    """The unit vector ``(dim,)`` of a text query. Raises QueryError for an empty text or one
+    that is not valid UTF-8 (lone surrogates)."""
     if not text or not text.strip():
         raise QueryError("the text query is empty; give some words to search for.")
+    check_text(text)
     vector = known.text(text) if known is not None else None
     if vector is None:
         vector = encoder().encode_texts([text])[0]
@@ -56,7 +59,7 @@ def embed_image(encoder: EncoderFn, image: str | Path | Image.Image, known: Know
     Raises:
         QueryError: the file cannot be decoded as an image.
     """
-    if known is not None and isinstance(image, (str, Path)):
+    if known is not None and isinstance(image, (str, Path)) and is_utf8(str(image)):  # no other name is indexed
         stored = known.image(image)
         if stored is not None:
             return stored
@@ -80,8 +83,8 @@ def embed_terms(encoder: EncoderFn, terms: Sequence[Term], dim: int, known: Know
     """The renormalised weighted sum ``(dim,)`` of the terms' unit vectors.
 
     Raises:
-        QueryError: no terms, a term that is neither (or both) a text and an image, terms
-            that cancel out, or an unusable text or image.
+        QueryError: no terms, a term that is neither (or both) a text and an image, a weight
+            beyond ±MAX_WEIGHT or NaN, terms that cancel out, or an unusable text or image.
     """
     if not terms:
         raise QueryError("search needs a query: a text, an image, or both.")
@@ -89,9 +92,23 @@ def embed_terms(encoder: EncoderFn, terms: Sequence[Term], dim: int, known: Know
     for term in terms:
         if (term.text is None) == (term.image is None):
             raise QueryError("each query term is either a text or an image.")
+        if not abs(term.weight) <= MAX_WEIGHT:  # also False for nan
+            raise QueryError(f"a query term's weight is at most {MAX_WEIGHT:,.0f} either way (got {term.weight} for {term.text if term.image is None else term.image!r}).")
         vector = embed_text(encoder, term.text, known) if term.text is not None else embed_image(encoder, term.image, known)  # type: ignore[arg-type]
         total += term.weight * vector
-    norm = float(np.linalg.norm(total))
+    return normalised(total)
+
+
+def normalised(total: np.ndarray) -> np.ndarray:
+    """``total / |total|`` as float32.
+
+    Raises:
+        QueryError: the norm is not finite (weights too large, or NaN) or about zero (terms cancel).
+    """
+    with np.errstate(over="ignore", invalid="ignore"):  # reported below, in words
+        norm = float(np.linalg.norm(total))
+    if not np.isfinite(norm):
+        raise QueryError(f"the query's weights are too large to combine; keep each weight above 0 and at most {MAX_WEIGHT:,.0f}.")
     if norm < 1e-6:
         raise QueryError("the query terms cancel each other out; change their weights.")
     return (total / norm).astype(np.float32)

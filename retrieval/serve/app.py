@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, Optional, Union
 from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, File, Form, Path, Query, Request, UploadFile
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
@@ -21,7 +23,7 @@ from index.errors import MissingDependencyError, XmrError
 from retrieval.errors import QueryError
 from retrieval.serve.config import ServeConfig
 from retrieval.serve.items import ItemFileError, ItemNotFoundError, ThumbnailCache, item_json, item_record, media_type, open_original
-from retrieval.serve.queries import RequestLimitError, RerankUnavailableError, Searcher, UploadNotFoundError, UploadTooLargeError
+from retrieval.serve.queries import RequestLimitError, RerankUnavailableError, Searcher, UploadNotFoundError, UploadTooLargeError, json_safe
 from retrieval.serve.schemas import Health, ImageHitOut, InfoOut, ItemOut, Limits, SearchRequest, SearchResponse, TextHitOut, TextSearchResponse, UploadOut, limited_request
 from retrieval.serve.security import Guard
 
@@ -88,6 +90,12 @@ def create_app(library: "Library", config: ServeConfig = ServeConfig(), reranker
     @app.exception_handler(XmrError)
     async def _typed_error(_: Request, exc: XmrError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=error_status(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes each bad input and fails (500) when JSON cannot carry
+        # it (a lone surrogate, NaN); the same list of errors, made JSON-safe.
+        return JSONResponse({"detail": json_safe(jsonable_encoder(exc.errors()))}, status_code=422)
 
     api = APIRouter(prefix="/api", responses=_ERRORS)  # type: ignore[arg-type]
     _add_search_routes(api, searcher)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import io
+import math
 import secrets
 import threading
 from collections import OrderedDict
@@ -20,7 +21,8 @@ import numpy as np
 
 from index.errors import XmrError
 from retrieval.errors import QueryError
-from retrieval.query import build_filter, build_terms
+from retrieval.query import build_filter, build_terms, check_min_score
+from retrieval.query_vector import normalised
 from retrieval.results import Hit, Term, TextHit
 from retrieval.serve.config import ServeConfig
 from retrieval.serve.items import ItemNotFoundError, item_record, original_file
@@ -170,7 +172,9 @@ class Searcher:
 
         Raises:
             RequestLimitError: page too large or deep, too many terms, a text too long.
+            QueryError: ``min_score`` is NaN.
         """
+        check_min_score(req.min_score, "min_score")
         cfg = self.config
         if req.k > cfg.max_k or req.offset > cfg.max_offset:
             raise RequestLimitError(f"k is at most {cfg.max_k} and offset at most {cfg.max_offset} on this server (got k={req.k}, offset={req.offset}).")
@@ -203,10 +207,7 @@ class Searcher:
             else:
                 vector = self.uploads.get(str(term.image)).vector
             total += term.weight * vector
-        norm = float(np.linalg.norm(total))
-        if norm < 1e-6:
-            raise QueryError("the query terms cancel each other out; change their weights.")
-        return (total / norm).astype(np.float32)
+        return normalised(total)
 
     def _item_vectors(self, ids: list[int]) -> dict[int, np.ndarray]:
         if not ids:
@@ -229,6 +230,21 @@ class Searcher:
             else:
                 out.append(term)
         return out
+
+
+def json_safe(value: object) -> object:
+    """``value`` (JSON-like: dicts, lists, strings, numbers) with what JSON cannot carry made
+    printable: lone surrogates as ``\\udXXX`` escapes, NaN and infinities as ``"nan"``,
+    ``"inf"``. Request validation errors echo the bad input, which may be such a value."""
+    if isinstance(value, dict):
+        return {json_safe(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    return value
 
 
 def _is_item(term: Term) -> bool:

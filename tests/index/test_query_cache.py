@@ -78,3 +78,13 @@ def test_a_file_deleted_under_a_running_process_is_started_again(tmp_path: Path)
     assert cache.get("x") is None
     cache.put("x", _unit(1))
     assert np.array_equal(cache.get("x"), _unit(1)) and len(cache) == 1
+
+
+def test_a_text_that_is_not_utf8_is_neither_looked_up_nor_stored(tmp_path: Path) -> None:
+    cache = QueryVectorCache(tmp_path / "q.sqlite", "m", 8)
+    cache.put("a cat", _unit(0))
+    for text in ("red \udcff circle", "\ud800"):  # lone surrogates: a non-UTF-8 argv byte, a JSON "\ud800"
+        assert cache.get(text) is None
+        cache.put(text, _unit(1))  # skipped, not a crash
+        assert cache.get(text) is None
+    assert len(cache) == 1 and np.array_equal(cache.get("a cat"), _unit(0))

@@ -276,6 +276,8 @@ def test_api_arguments_of_the_wrong_kind_are_query_errors(open_library, photos: 
     assert all(h.path.endswith(".png") for h in lib.search(text="x", k=10, where=ImageFilter(extensions="PNG")))
     with pytest.raises(FilterError, match="datetime"):
         ImageFilter(after="2024-01-01")
+    with pytest.raises(FilterError, match="outside the dates"):
+        ImageFilter(after=datetime(1, 1, 1))
     with pytest.raises(FilterError, match="earlier"):
         ImageFilter(after=datetime(2024, 1, 1), before=datetime(2023, 1, 1))
     # "~" in an example image's path is the home folder, as in Library.open and index.

@@ -121,3 +121,109 @@ def test_option_parsing() -> None:
     for bad in (lambda: build_filter(after="2024-06-02", before="2024-06-01"), lambda: build_terms(["a"], weights=["-1:a"]), lambda: build_terms([], not_texts=["a"])):
         with pytest.raises(QueryError):
             bad()
+
+
+@pytest.mark.parametrize("number", ["inf", "Infinity", "1e309", "1e308", "1000001", "nan", "-inf", "0"])
+def test_weights_must_be_finite_positive_and_at_most_a_million(number: str) -> None:
+    from retrieval import QueryError
+    from retrieval.query import build_terms, parse_weights
+
+    assert parse_weights(["1e6:a", "0.001:b"]) == {"a": 1e6, "b": 0.001}
+    with pytest.raises(QueryError, match="positive number at most 1,000,000"):
+        build_terms(["a"], weights=[f"{number}:a"])
+
+
+def test_a_sum_that_overflows_is_refused_not_searched_with_nan() -> None:
+    from retrieval import QueryError
+    from retrieval.query_vector import embed_terms, normalised
+
+    class Fixed:
+        def encode_texts(self, texts):  # noqa: ANN001, ANN202
+            return np.ones((len(texts), 4), np.float32) / 2
+
+    for weight in (1e308, float("inf"), float("-inf"), float("nan"), 1e6 + 1):
+        with pytest.raises(QueryError, match="weight is at most 1,000,000 either way"):
+            embed_terms(Fixed, [Term(text="a", weight=weight), Term(text="b", weight=1.0)], 4)
+    assert embed_terms(Fixed, [Term(text="a", weight=1e6), Term(text="b", weight=1e6)], 4) == pytest.approx(np.full(4, 0.5))
+    with pytest.raises(QueryError, match="too large to combine"):
+        normalised(np.array([1e308, 1e308]))  # what the server's own sum ends with
+    with pytest.raises(QueryError, match="too large to combine"):
+        normalised(np.array([np.nan, 1.0]))
+
+
+@pytest.mark.parametrize("value", ["0001-01-01", "0001-01-01T00:00:00+14:00", "1899-12-31", "9999-12-31T23:00-12:00", "1900-01-01T00:00+14:00"])
+def test_dates_outside_the_years_a_timestamp_holds_are_refused(value: str) -> None:
+    from retrieval import QueryError
+    from retrieval.query import build_filter
+
+    with pytest.raises(QueryError, match=r"--after takes a date from 1900-01-01 to 9999-12-31"):
+        build_filter(after=value)
+    with pytest.raises(QueryError, match="--before takes a date from 1900"):
+        build_filter(before=value)
+    assert build_filter(after="1900-01-01", before="9999-12-31").before == datetime(9999, 12, 31)
+
+
+def test_edge_dates_filter_the_library(dated_library) -> None:  # noqa: ANN001
+    from retrieval.query import build_filter
+
+    everything = dated_library.search(text="a photo", k=100)
+    assert dated_library.search(text="a photo", k=100, where=build_filter(after="1900-01-01", before="9999-12-31")) == everything
+
+
+def test_query_text_that_is_not_utf8_is_refused(open_library) -> None:  # noqa: ANN001
+    from retrieval import QueryError
+    from retrieval.query import build_filter, build_terms
+
+    with pytest.raises(QueryError, match="the query text is not valid UTF-8"):
+        build_terms(["red \udcff circle"])
+    with pytest.raises(QueryError, match="the --not text is not valid UTF-8"):
+        build_terms(["red"], not_texts=["\ud800"])
+    with pytest.raises(QueryError, match="the query text is not valid UTF-8"):
+        open_library().search(text="\ud800 red", k=2)  # the Python API, past build_terms
+    with pytest.raises(QueryError, match="--under .* is not valid UTF-8"):
+        build_filter(under=["/photos/\udcff"])
+    with pytest.raises(QueryError, match="--ext is not valid UTF-8"):
+        build_filter(extensions=["jp\udcffg"])
+
+
+def test_a_query_image_whose_name_is_not_utf8_is_decoded_not_looked_up(open_library, photos: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    import shutil
+
+    lib = open_library()
+    lib.index([photos])
+    source = next(photos.rglob("coffee.*"))
+    odd = os.fsdecode(os.fsencode(tmp_path) + b"/caf\xff" + os.fsencode(source.suffix))  # a name with a byte that is not UTF-8
+    shutil.copy(source, os.fsencode(odd))
+    assert [h.path for h in lib.search(image=odd, k=1)] == [str(source)]
+
+
+def test_min_score_nan_is_refused() -> None:
+    from retrieval import QueryError
+    from retrieval.query import check_min_score
+
+    assert check_min_score(None) is None and check_min_score(0.25) == 0.25
+    with pytest.raises(QueryError, match="--min-score takes a number"):
+        check_min_score(float("nan"))
+
+
+def test_cli_refuses_bad_weights_dates_and_texts_with_exit_2(tmp_path: Path, tiny_model_dir: Path, photos: Path) -> None:
+    from typer.testing import CliRunner
+
+    import cli
+
+    runner = CliRunner()
+    library = str(tmp_path / "library")
+    assert runner.invoke(cli.app, ["index", str(photos), "--model", f"local-dir:{tiny_model_dir}", "--library", library]).exit_code == 0
+    cases = [
+        (["circle", "--weight", "inf:circle"], "at most 1,000,000"),
+        (["circle", "--weight", "1e308:circle"], "at most 1,000,000"),
+        (["circle", "--weight", "nan:circle"], "at most 1,000,000"),
+        (["red", "--after", "0001-01-01"], "1900-01-01 to 9999-12-31"),
+        (["red", "--before", "0001-01-01T00:00:00+14:00"], "1900-01-01 to 9999-12-31"),
+        (["red \udcff circle"], "not valid UTF-8"),  # what argv holds for the byte 0xff
+        (["red", "--under", "/photos/\udcff"], "not valid UTF-8"),
+    ]
+    for args, message in cases:
+        result = runner.invoke(cli.app, ["search", *args, "--library", library, "-k", "2"])
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.stderr and "no results" not in result.stderr
