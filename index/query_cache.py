@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from index.records import is_utf8
+
 log = logging.getLogger(__name__)
 
 FORMAT = 1  # 1: table vectors(text, vector float32 bytes, used); table meta(format, model)
@@ -50,7 +52,7 @@ class QueryVectorCache:
     def get(self, text: str) -> np.ndarray | None:
         """The cached vector of ``text``, or None (not cached, no file, the file unusable, or a
         text SQLite cannot store: lone surrogates are not UTF-8)."""
-        if not _storable(text) or not self.path.exists():
+        if not is_utf8(text) or not self.path.exists():
             return None
         row = self._run(self._get, text)
         if row is None or len(row) != 4 * self.dim:
@@ -63,7 +65,7 @@ class QueryVectorCache:
         data = np.ascontiguousarray(vector, dtype="<f4").reshape(-1)
         if data.shape[0] != self.dim:
             raise ValueError(f"a {data.shape[0]}-d vector for a {self.dim}-d cache")
-        if not _storable(text):
+        if not is_utf8(text):
             log.info("query %r not cached: it is not valid UTF-8", text)
             return
         self._run(self._put, text, data.tobytes())
@@ -133,12 +135,3 @@ class QueryVectorCache:
             self.path.unlink(missing_ok=True)
         except OSError as unlink_error:
             log.warning("could not delete %s (%s); delete it by hand", self.path, unlink_error)
-
-
-def _storable(text: str) -> bool:
-    """Whether SQLite can store ``text``: it must encode as UTF-8 (no lone surrogates)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True

@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from datetime import datetime
 
-from index.records import ImageFilter
+from index.records import ImageFilter, is_utf8
 from retrieval.errors import QueryError
 from retrieval.results import Term
 
@@ -51,15 +51,6 @@ def check_text(text: str, option: str = "the query text") -> str:
     if not is_utf8(text):
         raise QueryError(f"{option} is not valid UTF-8 (got {text!r}); retype it or fix the terminal's encoding.")
     return text
-
-
-def is_utf8(text: str) -> bool:
-    """Whether ``text`` encodes as UTF-8 (it has no lone surrogates)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def check_min_score(value: float | None, option: str = "--min-score") -> float | None:

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from index.records import is_utf8
 from retrieval.errors import QueryError
-from retrieval.query import MAX_WEIGHT, check_text, is_utf8
+from retrieval.query import MAX_WEIGHT, check_text
 from retrieval.results import Term
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from index.catalog import Catalog
-from index.records import FAILED, FileStat, ImageRecord, Moved
+from index.records import FAILED, FileStat, ImageRecord, Moved, is_utf8
 from retrieval.decode import hash_file
 from retrieval.sidecars import sidecar_mtime, sidecar_paths
 
@@ -53,7 +53,7 @@ def scan(roots: Iterable[str | Path], extensions: frozenset[str]) -> ScanResult:
     absolute: list[str] = []
     for root in roots:
         path = os.path.abspath(os.path.expanduser(str(root)))
-        if not _storable(path):
+        if not is_utf8(path):
             errors.append((printable_path(path), _NOT_UTF8))
             continue
         if not os.path.exists(path):
@@ -94,7 +94,7 @@ def _walk(top: str, files: dict[str, FileStat], errors: list[tuple[str, str]], e
 def _visit(entry: os.DirEntry, stack: list[str], files: dict[str, FileStat], errors: list[tuple[str, str]], extensions: frozenset[str], texts: dict[str, int]) -> None:
     if entry.name.startswith("."):
         return  # .thumbnails, .git, macOS "._IMG.jpg" sidecars: not photos
-    if not _storable(entry.name):
+    if not is_utf8(entry.name):
         if entry.is_dir(follow_symlinks=False) or _has_extension(entry.name, extensions):
             errors.append((printable_path(entry.path), _NOT_UTF8))
     elif entry.is_dir(follow_symlinks=False):
@@ -110,14 +110,6 @@ def _visit(entry: os.DirEntry, stack: list[str], files: dict[str, FileStat], err
 # The catalog stores paths as text; a name in another encoding (bytes Python keeps as lone
 # surrogates) cannot be stored, so such files are reported and skipped, never fatal.
 _NOT_UTF8 = "the name is not valid UTF-8, so it cannot be stored; rename it (e.g. convmv -f latin1 -t utf8 --notest) to index it"
-
-
-def _storable(name: str) -> bool:
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def printable_path(path: str) -> str:
