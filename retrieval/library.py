@@ -36,7 +36,7 @@ from retrieval.identity import open_manifest, rebind_empty, save_new
 from retrieval.ingest import IngestConfig, Progress, run_plan
 from retrieval.known_vectors import LibraryVectors
 from retrieval.models import ModelSpec
-from retrieval.query_vector import embed_image, embed_terms, embed_text, query_vector
+from retrieval.query_vector import check_paging, embed_image, embed_terms, embed_text, query_vector
 from retrieval.rerank.base import DEFAULT_RERANK_K
 from retrieval.results import Hit, IndexReport, LibraryInfo, Term, TextHit, TextReport
 from retrieval.scan import make_plan, scan
@@ -374,8 +374,6 @@ class Library:
     def _query(self, text: str | None, image: object, terms: Sequence[Term], k: int, offset: int) -> np.ndarray:
         """Check paging arguments and embed the query; a lone text or image is a weight-1 term."""
         _check_query_types(text, image, terms, k, offset)
-        if isinstance(image, (str, os.PathLike)):
-            image = os.path.expanduser(os.fspath(image))
         return query_vector(lambda: self.encoder, self.identity.embed_dim, text, image, terms, k, offset, self.known)
 
     def embed_terms(self, terms: Sequence[Term]) -> np.ndarray:
@@ -385,8 +383,7 @@ class Library:
     def search_vector(self, query: np.ndarray, k: int = 10, *, where: ImageFilter = ImageFilter(), offset: int = 0, min_score: float | None = None) -> list[Hit]:
         """Rank images by a unit query vector ``(dim,)``; see :meth:`search` for the options."""
         _check_query_types(None, None, (), k, offset)
-        if k < 1 or offset < 0:
-            raise QueryError(f"k must be at least 1 and offset at least 0 (got k={k}, offset={offset})")
+        check_paging(k, offset)
         if not isinstance(where, ImageFilter):
             raise QueryError(f"where must be an ImageFilter, not {type(where).__name__}")
         self.images.refresh()  # pick up what another process indexed meanwhile

@@ -9,6 +9,7 @@ before, an indexed image file that has not changed) are used without loading the
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
     from retrieval.encoder import Encoder
 
-__all__ = ["KnownVectors", "embed_image", "embed_terms", "embed_text", "normalised", "query_vector"]
+__all__ = ["KnownVectors", "check_paging", "embed_image", "embed_terms", "embed_text", "normalised", "query_vector"]
 
 EncoderFn = Callable[[], "Encoder"]  # the encoder, loaded on first call
 
@@ -60,7 +61,9 @@ def embed_image(encoder: EncoderFn, image: str | Path | Image.Image, known: Know
     Raises:
         QueryError: the file cannot be decoded as an image.
     """
-    if known is not None and isinstance(image, (str, Path)) and is_utf8(str(image)):  # no other name is indexed
+    if isinstance(image, (str, Path)):
+        image = os.path.expanduser(image)  # "~/cat.jpg", as Library.open and index take it
+    if known is not None and isinstance(image, str) and is_utf8(image):  # no other name is indexed
         stored = known.image(image)
         if stored is not None:
             return stored
@@ -115,14 +118,19 @@ def normalised(total: np.ndarray) -> np.ndarray:
     return (total / norm).astype(np.float32)
 
 
+def check_paging(k: int, offset: int) -> None:
+    """Raise QueryError unless ``k`` >= 1 and ``offset`` >= 0."""
+    if k < 1 or offset < 0:
+        raise QueryError(f"k must be at least 1 and offset at least 0 (got k={k}, offset={offset}).")
+
+
 def query_vector(encoder: EncoderFn, dim: int, text: str | None, image: object, terms: Sequence[Term], k: int, offset: int, known: KnownVectors | None = None) -> np.ndarray:
     """Check paging arguments and embed the query ``(dim,)``; a lone text or image is a weight-1 term.
 
     Raises:
         QueryError: ``k`` < 1, ``offset`` < 0, or anything :func:`embed_terms` refuses.
     """
-    if k < 1 or offset < 0:
-        raise QueryError(f"k must be at least 1 and offset at least 0 (got k={k}, offset={offset}).")
+    check_paging(k, offset)
     given = [Term(text=text)] if text is not None else []
     given += [Term(image=image)] if image is not None else []
     return embed_terms(encoder, [*given, *terms], dim, known)
