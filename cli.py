@@ -207,6 +207,7 @@ def serve(
     token: Annotated[str, typer.Option("--token", envvar="XMR_TOKEN", help="Secret every request must carry (Bearer header, ?token= or cookie).")] = "",
     reranker: Annotated[str, typer.Option("--reranker", help="Reranker to load for requests that ask for rerank.")] = "",
     max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", min=0.01, help="Largest uploaded query image.")] = 20.0,
+    allow_host: Annotated[Optional[list[str]], typer.Option("--allow-host", help="A host name to answer besides localhost, e.g. a reverse proxy's (repeatable).")] = None,
     device: DeviceOpt = "auto",
 ) -> None:
     """Serve the library over HTTP: a JSON API (docs at /docs) and a search page at /."""
@@ -214,7 +215,7 @@ def serve(
 
     check_bind(host, token)  # before the model loads: a refusal should be instant
     require_serve()
-    config = ServeConfig(host=host, port=port, token=token, reranker=reranker, max_upload_bytes=int(max_upload_mb * 2**20))
+    config = ServeConfig(host=host, port=port, token=token, reranker=reranker, max_upload_bytes=int(max_upload_mb * 2**20), allowed_hosts=tuple(allow_host or ()))
     with _open(library, None, None, "", device, create=False) as lib:
         print_serving(lib.layout.root, host, port)
         run_server(lib, config)

@@ -9,11 +9,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -111,11 +112,8 @@ class Library:
         encoder = None if model is None or isinstance(model, (str, ModelSpec)) else model
         try:
             manifest, new = open_manifest(layout, model, encoder, pretrained, catalog_url, create)
-        except ModelMismatchError:
-            if not _never_written(layout):
-                raise
-            rebind_empty(layout, model, encoder, pretrained)
-            manifest, new = open_manifest(layout, model, encoder, pretrained, catalog_url, create)
+        except ModelMismatchError as mismatch:
+            manifest, new = _rebind_if_never_written(layout, model, encoder, pretrained, catalog_url, create, mismatch)
         made_root = new and not layout.root.exists()
         if new:
             layout.root.mkdir(parents=True, exist_ok=True)
@@ -200,7 +198,7 @@ class Library:
         from retrieval.decode import image_extensions
 
         start = time.perf_counter()
-        with WriteLock(self.layout.lock):
+        with self._writing():
             found = scan([paths] if isinstance(paths, (str, os.PathLike)) else paths, image_extensions())
             plan = make_plan(found, self.catalog, retry_failed=config.retry_failed)
             if on_plan:
@@ -232,6 +230,23 @@ class Library:
             seconds=time.perf_counter() - start,
         )
 
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold the write lock, and make sure the library still belongs to this model.
+
+        Another process may have given a library that never got a vector to another model
+        between this open and the lock (see :func:`_rebind_if_never_written`).
+        """
+        with WriteLock(self.layout.lock):
+            on_disk = read_manifest(self.layout.root)
+            if on_disk is not None and not on_disk.model.same_model(self.identity):
+                raise ModelMismatchError(
+                    f"the library at {self.layout.root} was given to {on_disk.model.label()} by another "
+                    f"xmr process after this one opened it with {self.identity.label()}; nothing was written. "
+                    "Open it again (leave out --model to use its model now)."
+                )
+            yield
+
     def _token_cache(self, create: bool) -> TokenCache | None:
         """The library's token cache (created for this encoder when asked), or None."""
         if not create and not TokenCache.exists(self.layout.root):
@@ -257,7 +272,7 @@ class Library:
 
         source = str(Path(path).expanduser().resolve())
         items = read_texts(source)
-        with WriteLock(self.layout.lock):
+        with self._writing():
             known = self.catalog.text_keys(source)
             fresh = [item for item in items if item not in known]
             for start in range(0, len(fresh), batch_size):  # a transaction per batch: resumable
@@ -269,7 +284,7 @@ class Library:
 
     def remove_texts(self, source: str | Path) -> int:
         """Remove every text added from ``source`` (a path as given to :meth:`add_texts`)."""
-        with WriteLock(self.layout.lock):
+        with self._writing():
             removed = self.catalog.remove_texts(str(Path(source).expanduser().resolve()))
             self.texts.persist()
         return removed
@@ -459,6 +474,36 @@ def _check_catalog_not_emptied(layout: LibraryLayout, catalog: Catalog) -> None:
             "truncated or replaced. Restore it from a backup; nothing was changed (to start over, "
             "index into a new library directory)."
         )
+
+
+def _rebind_if_never_written(
+    layout: LibraryLayout,
+    model: str | ModelSpec | Encoder | None,
+    encoder: Encoder | None,
+    pretrained: str | None,
+    catalog_url: str,
+    create: bool,
+    mismatch: ModelMismatchError,
+) -> tuple[Manifest, bool]:
+    """Give a library that never got a vector to the model asked for, under its write lock.
+
+    Another process holding the lock may be in the first run with the library's own model
+    (no batch committed yet): rebinding then would let that run write its vectors under the
+    new model's name, so the mismatch stands.
+    """
+    lock = WriteLock(layout.lock)
+    if not lock.acquire():
+        raise ModelMismatchError(
+            f"{mismatch} (Another xmr process is writing to this library with its own model right now, "
+            "so it cannot be given to another model.)"
+        ) from mismatch
+    try:
+        if not _never_written(layout):  # checked again under the lock: a run may have committed meanwhile
+            raise mismatch
+        rebind_empty(layout, model, encoder, pretrained)
+        return open_manifest(layout, model, encoder, pretrained, catalog_url, create)
+    finally:
+        lock.release()
 
 
 def _never_written(layout: LibraryLayout) -> bool:

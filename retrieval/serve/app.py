@@ -53,7 +53,7 @@ class ErrorOut(BaseModel):
     detail: Union[str, list[dict[str, Any]]]  # a sentence naming the problem; request validation lists each field
 
 
-_ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 404, 411, 413, 422)}
+_ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 411, 413, 421, 422)}
 ItemIdPath = Annotated[int, Path(ge=0, le=2**63 - 1, description="A catalog id from search results.")]
 
 
@@ -85,7 +85,7 @@ def create_app(library: "Library", config: ServeConfig = ServeConfig(), reranker
         yield
 
     app = FastAPI(title="xmr", version="1", summary="Search a photo library by text, by image, or like one of its photos.", lifespan=lifespan)
-    app.add_middleware(Guard, token=config.token, max_body=config.max_upload_bytes + 64 * 1024)
+    app.add_middleware(Guard, token=config.token, max_body=config.max_upload_bytes + 64 * 1024, allowed_hosts=frozenset((config.host, *config.allowed_hosts)))
 
     @app.exception_handler(XmrError)
     async def _typed_error(_: Request, exc: XmrError) -> JSONResponse:

@@ -24,6 +24,7 @@ class ServeConfig:
     host: str = DEFAULT_HOST  # address to bind; anything but loopback needs a token
     port: int = DEFAULT_PORT  # TCP port
     token: str = ""  # when set, every request must carry it (header, ?token= or cookie)
+    allowed_hosts: tuple[str, ...] = ()  # host names answered without a token besides localhost (a reverse proxy's)
     max_upload_bytes: int = 20 * 2**20  # largest uploaded query image, in bytes
     max_pixels: int = 50_000_000  # largest uploaded query image, in pixels (header-checked)
     max_query_chars: int = 1_000  # longest text in a query

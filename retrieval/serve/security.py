@@ -1,5 +1,6 @@
 """Safe defaults of ``xmr serve``: loopback unless a token is set, a token on every request,
-and request bodies bounded before anything reads them.
+only this machine's host names without a token (DNS rebinding), same-origin writes, and
+request bodies bounded before anything reads them.
 
 The checks are plain ASGI middleware (no FastAPI import here), so they sit in front of every
 route, the OpenAPI page and the static files alike.
@@ -55,6 +56,24 @@ def check_bind(host: str, token: str) -> None:
         )
 
 
+def host_name(value: str) -> str:
+    """The host part of a ``Host`` header or an origin's authority: ``[::1]:8765`` -> ``::1``."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1:].split("]", 1)[0]
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+def host_allowed(host: str, allowed: frozenset[str]) -> bool:
+    """True for loopback names and addresses, ``*.localhost`` and the names in ``allowed``.
+
+    A server without a token must not answer a page that reached it through DNS rebinding:
+    the browser then sends the attacker's host name, never one of these.
+    """
+    name = host_name(host)
+    return bool(name) and (is_loopback(name) or name.endswith(".localhost") or name in allowed)
+
+
 def request_token(scope: Scope) -> str:
     """The token a request carries: Bearer header, X-XMR-Token header, ?token= or the cookie."""
     headers = dict(scope.get("headers") or [])
@@ -74,6 +93,19 @@ def request_token(scope: Scope) -> str:
     return cookie[COOKIE].value if COOKIE in cookie else ""
 
 
+def same_origin(origin: bytes | None, host: str, allowed: frozenset[str] = frozenset()) -> bool:
+    """True when a request has no ``Origin`` (not a browser), or one naming this very host or
+    a host name in ``allowed`` (a reverse proxy that rewrites ``Host``)."""
+    if origin is None:
+        return True
+    value = origin.decode("latin-1").strip().lower()
+    scheme, sep, authority = value.partition("://")
+    if not sep or scheme not in {"http", "https"}:  # "null" (sandboxed frames, file:) included
+        return False
+    authority = authority.split("/", 1)[0]
+    return (bool(host) and authority == host.strip().lower()) or host_name(authority) in allowed
+
+
 async def _reply(send: Send, status: int, detail: str, extra: list[tuple[bytes, bytes]] = ()) -> None:  # type: ignore[assignment]
     body = json.dumps({"detail": detail}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra]
@@ -82,21 +114,33 @@ async def _reply(send: Send, status: int, detail: str, extra: list[tuple[bytes, 
 
 
 class Guard:
-    """ASGI middleware: token check (when a token is set) and a request-body size bound.
+    """ASGI middleware: Host and Origin checks, the token (when one is set) and a body bound.
 
+    Without a token only loopback host names (and ``allowed_hosts``) are answered, so a web
+    page that rebinds its own name to 127.0.0.1 cannot read the library. Requests that
+    change state (POST and the like) from a browser must come from the server's own origin.
     A page request carrying ``?token=`` is answered with a cookie and a redirect to the
     same page without it, so the token leaves the address bar and the browser sends it
     with every later request (thumbnails included).
     """
 
-    def __init__(self, app: ASGIApp, token: str, max_body: int) -> None:
+    def __init__(self, app: ASGIApp, token: str, max_body: int, allowed_hosts: frozenset[str] = frozenset()) -> None:
         self.app = app
         self.token = token
         self.max_body = max_body
+        self.allowed_hosts = frozenset(host_name(h) for h in allowed_hosts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        host = headers.get(b"host", b"").decode("latin-1")
+        if not self.token and not host_allowed(host, self.allowed_hosts):
+            await _reply(send, 421, f"this server answers only to localhost and 127.0.0.1, not to the host name {host!r} (a page of another site may be trying to read it). To use another name, start it with --allow-host NAME or with a token.")
+            return
+        if scope.get("method") not in {"GET", "HEAD", "OPTIONS"} and not same_origin(headers.get(b"origin"), host, self.allowed_hosts):
+            await _reply(send, 403, "this request came from a page of another site; xmr serve takes searches only from its own page or from clients that send no Origin header.")
             return
         if self.token and not hmac.compare_digest(request_token(scope).encode(), self.token.encode()):
             await _reply(send, 401, "this server needs a token: send 'Authorization: Bearer TOKEN' or open /?token=TOKEN once.", [(b"www-authenticate", b"Bearer")])

@@ -510,3 +510,33 @@ def test_an_indexed_unchanged_image_is_queried_with_its_stored_vector(open_libra
         os.utime(query, ns=(query.stat().st_atime_ns, query.stat().st_mtime_ns + 10**9))  # changed since indexing
         assert again.search(image=query, k=1)[0].path == str(query)
         assert again._encoder is not None  # re-embedded from the file, not the stale row
+
+
+def test_another_model_cannot_take_a_library_during_its_first_run(tmp_path: Path, tiny_model_dir: Path, other_model_dir: Path) -> None:
+    # `xmr index --model A` holds the write lock before its first batch is committed; a
+    # `xmr search --model B` meanwhile must not rebind the library to B under A's feet.
+    from index.layout import LibraryLayout
+    from index.lock import WriteLock
+    from index.manifest import read_manifest
+    from retrieval import Library, ModelMismatchError
+
+    root = tmp_path / "library"
+    Library.open(root, model=f"local-dir:{tiny_model_dir}").close()
+    with WriteLock(LibraryLayout(root).lock):  # the first run, in "another process" (its own lock fd)
+        with pytest.raises(ModelMismatchError, match="Another xmr process is writing"):
+            Library.open(root, model=f"local-dir:{other_model_dir}")
+    manifest = read_manifest(root)
+    assert manifest is not None and manifest.model.spec == f"local-dir:{tiny_model_dir}"
+
+
+def test_a_run_refuses_to_write_once_another_model_took_the_library(tmp_path: Path, tiny_model_dir: Path, other_model_dir: Path, photos: Path) -> None:
+    # The rebind raced ahead of the first run's lock: the run must notice and write nothing.
+    from retrieval import Library, ModelMismatchError
+
+    root = tmp_path / "library"
+    first = Library.open(root, model=f"local-dir:{tiny_model_dir}")
+    Library.open(root, model=f"local-dir:{other_model_dir}").close()  # never written: rebound to B
+    with pytest.raises(ModelMismatchError, match="given to .* by another xmr process"):
+        first.index([photos])
+    assert first.catalog.counts()["images"] == 0
+    first.close()

@@ -26,7 +26,8 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 def api_schema(shared_library, tmp_path_factory):  # noqa: ANN001, ANN201
     from retrieval.serve import ServeConfig, create_app
 
-    app = create_app(shared_library, ServeConfig(cache_dir=tmp_path_factory.mktemp("fuzz-thumbs")))
+    # The ASGI client names itself "testserver"; DNS-rebinding refusals are tested in test_security.
+    app = create_app(shared_library, ServeConfig(cache_dir=tmp_path_factory.mktemp("fuzz-thumbs"), allowed_hosts=("testserver",)))
     return schemathesis.openapi.from_asgi("/openapi.json", app)
 
 

@@ -177,3 +177,36 @@ def test_a_decompression_bomb_header_is_413(client) -> None:  # noqa: ANN001
     bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 10)) + chunk(b"IEND", b"")
     response = client.post("/api/uploads", files={"file": ("bomb.png", bomb, "image/png")})
     assert response.status_code == 413 and "pixels" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("host", ["attacker.example:8765", "attacker.example", "192.168.1.5:8765", "127.0.0.1.attacker.example", ""])
+def test_without_a_token_other_host_names_are_refused(make_client, shared_library, host: str) -> None:  # noqa: ANN001
+    # DNS rebinding: a page of attacker.example whose name now resolves to 127.0.0.1 sends
+    # its own host name; it must not read the library's photos or its info.
+    client = make_client()
+    item = shared_library.search(text="x", k=1)[0].id
+    for route in ["/", "/api/info", f"/api/items/{item}/file", f"/api/items/{item}/thumbnail", "/api/search?q=cat"]:
+        response = client.get(route, headers={"Host": host})
+        assert response.status_code == 421, (route, host)
+        assert "--allow-host" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:8765", "localhost:8765", "LOCALHOST", "[::1]:8765", "127.0.0.2", "xmr.localhost:8765"])
+def test_loopback_host_names_are_answered(make_client, host: str) -> None:  # noqa: ANN001
+    assert make_client().get("/api/health", headers={"Host": host}).status_code == 200
+
+
+def test_allowed_hosts_and_tokens_open_other_host_names(make_client) -> None:  # noqa: ANN001
+    assert make_client(allowed_hosts=("photos.lan",)).get("/api/health", headers={"Host": "photos.lan:8765"}).status_code == 200
+    with_token = make_client(token=SECRET)
+    assert with_token.get("/api/health", headers={"Host": "photos.example", "Authorization": f"Bearer {SECRET}"}).status_code == 200
+
+
+def test_state_changing_requests_from_another_origin_are_refused(make_client) -> None:  # noqa: ANN001
+    client = make_client()
+    body = {"q": ["cat"]}
+    assert client.post("/api/search", json=body, headers={"Origin": "https://attacker.example"}).status_code == 403
+    assert client.post("/api/search", json=body, headers={"Origin": "null"}).status_code == 403
+    assert client.post("/api/uploads", files={"file": ("x.png", b"x")}, headers={"Origin": "http://localhost:9999"}).status_code == 403
+    assert client.post("/api/search", json=body, headers={"Origin": "http://127.0.0.1:8765"}).status_code == 200  # its own page
+    assert client.post("/api/search", json=body).status_code == 200  # curl and scripts send no Origin
