@@ -127,7 +127,7 @@ def search(
 
     Exit 1 when nothing matches.
     """
-    from retrieval.query import build_filter, build_terms, check_min_score
+    from retrieval.search.query import build_filter, build_terms, check_min_score
 
     terms = build_terms(texts or [], [str(p) for p in image or []], not_text or [], [str(p) for p in not_image or []], weight or [])
     where = build_filter([str(p) for p in under or []], after, before, ext or [])
@@ -240,7 +240,8 @@ def train(
     split: Annotated[str, typer.Option("--split", help="Karpathy split to train on.")] = "train",
 ) -> None:
     """Train a dual encoder contrastively on PAIRS into --out (resumes an interrupted run)."""
-    from retrieval.train import TrainConfig, train as run_training
+    from retrieval.training.dual import TrainConfig
+    from retrieval.training.dual import train as run_training
 
     config = TrainConfig(arch=arch, init=init, init_pretrained=init_pretrained, epochs=epochs, steps=steps, batch_size=batch_size, lr=lr, warmup_steps=warmup, seed=seed, hard_negatives=hard_negatives, augment=augment)
     with TrainProgress() as bar:
@@ -265,17 +266,18 @@ def evaluate(
     """Recall@1/5/10 both ways and binding (when lines carry negatives) of a model on PAIRS.
 
     With --reranker, each query's dual top --rerank-k is rescored first (same metrics)."""
-    from retrieval.encoder import load_encoder
-    from retrieval.evaluate import GROUPINGS, evaluate as run_eval
-    from retrieval.models import ModelSpec
-    from retrieval.pairs import load_pairs
+    from retrieval.ingest.pairs import load_pairs
+    from retrieval.models.encoder import load_encoder
+    from retrieval.models.specs import ModelSpec
+    from retrieval.training.evaluate import evaluate as run_eval
+    from retrieval.training.evaluate import list_groupings
 
-    if groups is not None and groups not in GROUPINGS:
-        raise typer.BadParameter(f"--groups must be one of {', '.join(GROUPINGS)}")
+    if groups is not None and groups not in list_groupings():
+        raise typer.BadParameter(f"--groups must be one of {', '.join(list_groupings())}")
     pair_set = load_pairs(pairs, split=split, images_root=images)
     encoder = load_encoder(ModelSpec(model, pretrained or ""), device)
     if reranker:
-        from retrieval.rerank.evaluate import evaluate_reranked
+        from retrieval.training.rerank_eval import evaluate_reranked
 
         result = evaluate_reranked(pair_set, encoder, reranker, rerank_k, groups, device)
     else:
@@ -307,10 +309,11 @@ def train_reranker(
     device: DeviceOpt = "auto",
 ) -> None:
     """Train a reranker over MODEL's frozen token features on PAIRS into --out (resumes)."""
-    from retrieval.encoder import load_encoder
-    from retrieval.models import ModelSpec
+    from retrieval.models.encoder import load_encoder
+    from retrieval.models.specs import ModelSpec
     from retrieval.rerank.heads import list_heads
-    from retrieval.rerank.train import RerankTrainConfig, train_reranker as run_training
+    from retrieval.training.rerank_train import RerankTrainConfig
+    from retrieval.training.rerank_train import train_reranker as run_training
 
     if fusion not in list_heads():
         raise typer.BadParameter(f"--fusion must be one of {', '.join(list_heads())}")

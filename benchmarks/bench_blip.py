@@ -24,7 +24,14 @@ from pathlib import Path
 
 import _common  # noqa: F401  (sys.path)
 import numpy as np
-from _common import environment, environment_line, markdown_table, median, timed, write_json
+from _common import (
+    environment,
+    environment_line,
+    markdown_table,
+    median,
+    timed,
+    write_json,
+)
 
 QUERY = "a man in a red jacket riding a bicycle down the street"
 WORDS = sorted(set(QUERY.split()) | {"a", "photo", "of", "dog", "cat", "on", "the", "beach"})
@@ -78,7 +85,7 @@ def make_files(folder: Path, n: int) -> list[str]:
 
 
 def bench(reranker, paths: list[str], ks: list[int], repeats: int) -> list[dict[str, float]]:  # noqa: ANN001
-    from retrieval.decode import decode_file
+    from retrieval.images.decode import decode_file
     from retrieval.rerank.base import ImageRef
 
     refs = [ImageRef(id=i, path=p) for i, p in enumerate(paths)]
@@ -109,7 +116,7 @@ def main() -> int:
 
     import torch
 
-    from retrieval.encoder import pick_device
+    from retrieval.models.encoder import pick_device
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -28,7 +28,7 @@ from pathlib import Path
 import _common  # noqa: F401  (sets sys.path before the library imports)
 import numpy as np
 from _common import REPO_ROOT, environment, environment_line, markdown_table, write_json
-from bench_query import DIM, K, Clustered
+from bench_query import DIM, Clustered, K
 
 KINDS = ("exact", "ivf", "sq8", "ivfpq", "ondisk")
 
@@ -68,10 +68,10 @@ def _size_on_disk(path: Path) -> int:
 
 
 def _build(kind: str, ids: np.ndarray, x: np.ndarray, path: Path):  # noqa: ANN202
-    from index.compressed import build_compressed
-    from index.exact import ExactIndex
-    from index.ivf import IVFIndex
-    from index.ondisk_build import build_ondisk_from_arrays
+    from index.kinds.compressed import build_compressed
+    from index.kinds.exact import ExactIndex
+    from index.kinds.ivf import IVFIndex
+    from index.kinds.ondisk_build import build_ondisk_from_arrays
 
     if kind == "exact":
         return ExactIndex(DIM, ids, x)
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
 
-    from index.exact import ExactIndex
+    from index.kinds.exact import ExactIndex
     from index.snapshot import write_snapshot
 
     gen = Clustered(DIM, args.clusters, args.seed)

@@ -20,10 +20,18 @@ from pathlib import Path
 
 import _common  # noqa: F401  (sets sys.path before the library imports)
 import numpy as np
-from _common import environment, environment_line, markdown_table, median, percentile, write_json
-from bench_query import DIM, K, Clustered
+from _common import (
+    environment,
+    environment_line,
+    markdown_table,
+    median,
+    percentile,
+    write_json,
+)
+from bench_query import DIM, Clustered, K
 
-from index.vectors import ExactIndex, IVFIndex
+from index.kinds.exact import ExactIndex
+from index.kinds.ivf import IVFIndex
 
 
 def _latencies(search, queries: np.ndarray, warmup: int = 5) -> tuple[list[float], list]:  # noqa: ANN001

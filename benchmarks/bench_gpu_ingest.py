@@ -102,8 +102,14 @@ def _sync() -> None:
 
 def stage_rates(encoder, paths: list[Path], batch: int, workers: int, sample: int) -> tuple[dict[str, float], list]:  # noqa: ANN001
     """Images/s of each ingest stage alone, and preprocessed batches for the encoder figure."""
-    from retrieval.decode import DecodeConfig
-    from retrieval.gpu_decode import Preprocessor, each, iter_batches, pixel_spec, probe_file
+    from retrieval.images.decode import DecodeConfig
+    from retrieval.images.gpu_decode import (
+        Preprocessor,
+        each,
+        iter_batches,
+        pixel_spec,
+        probe_file,
+    )
 
     config = DecodeConfig()
     probe = lambda key, path: probe_file(key, path, config, encoder.preprocess)  # noqa: E731
@@ -140,10 +146,10 @@ def stage_rates(encoder, paths: list[Path], batch: int, workers: int, sample: in
 
 
 def _header_process_rates(paths: list[Path], config, workers: int) -> dict[str, float]:  # noqa: ANN001
-    """The reader stage with hashing and header parsing in worker processes (retrieval/headers.py)."""
-    from retrieval.gpu_decode import probe_header
-    from retrieval.headers import HeaderReaders
-    from retrieval.ingest import IngestConfig
+    """The reader stage with hashing and header parsing in worker processes (retrieval/images/headers.py)."""
+    from retrieval.images.gpu_decode import probe_header
+    from retrieval.images.headers import HeaderReaders
+    from retrieval.ingest.config import IngestConfig
 
     processes = max(1, IngestConfig().header_process_count(10**6))
     files = [str(p) for p in paths]
@@ -163,7 +169,7 @@ def agreement(encoder, paths: list[Path], batch: list) -> dict[str, float]:  # n
     """GPU-preprocessed pixels and vectors against the CPU preprocess of the same files."""
     import torch
 
-    from retrieval.decode import decode_file
+    from retrieval.images.decode import decode_file
 
     cpu = torch.stack([encoder.preprocess(decode_file(p).image) for p in paths[: len(batch)]])
     gpu = batch[: len(cpu)].float().cpu()
@@ -185,7 +191,7 @@ def encoder_rate(encoder, batches: list, repeats: int) -> list[float]:  # noqa: 
 
 def index_run(encoder, folder: Path, count: int, scratch: Path, **config: object) -> dict[str, float]:  # noqa: ANN001
     """Index ``folder`` into a fresh library; images/s from the report, encoder busy share."""
-    from retrieval.ingest import IngestConfig
+    from retrieval.ingest.config import IngestConfig
     from retrieval.library import Library
 
     timed = TimedEncoder(encoder)
@@ -225,8 +231,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from retrieval.encoder import load_encoder
-    from retrieval.models import ModelSpec
+    from retrieval.models.encoder import load_encoder
+    from retrieval.models.specs import ModelSpec
 
     env = environment()
     env["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"

@@ -1,4 +1,4 @@
-"""GPU exact search latency: the torch searcher (``retrieval.gpu_search``) at millions of vectors.
+"""GPU exact search latency: the torch searcher (``retrieval.search.gpu_search``) at millions of vectors.
 
     python benchmarks/bench_gpu_search.py --sizes 1000000,10000000 --out gpu_search.json
 
@@ -19,7 +19,13 @@ import time
 
 import _common  # noqa: F401  (sys.path)
 import numpy as np
-from _common import environment, environment_line, markdown_table, percentile, write_json
+from _common import (
+    environment,
+    environment_line,
+    markdown_table,
+    percentile,
+    write_json,
+)
 
 
 def make_vectors(n: int, dim: int, seed: int, device: str):  # noqa: ANN201
@@ -60,8 +66,8 @@ def recall(found: list, truth: np.ndarray) -> float:
 def measure(n: int, dim: int, args: argparse.Namespace) -> dict[str, object]:
     import torch
 
-    from index.vectors import ExactIndex
-    from retrieval.gpu_search import TorchExactIndex
+    from index.kinds.exact import ExactIndex
+    from retrieval.search.gpu_search import TorchExactIndex
 
     start = time.perf_counter()
     dev_vectors, dev_queries = make_vectors(n, dim, n, args.device)

@@ -88,7 +88,7 @@ def generate_photos(folder: Path, count: int, size: tuple[int, int]) -> list[Pat
 
 def decode_all(paths: list[Path], encoder) -> tuple[dict[str, float], list]:  # noqa: ANN001
     """Seconds of decoding + preprocessing every file in one thread, and the tensors."""
-    from retrieval.decode import decode_file
+    from retrieval.images.decode import decode_file
 
     start = time.perf_counter()
     tensors = [encoder.preprocess(decode_file(p).image) for p in paths]
@@ -130,7 +130,7 @@ class TimedEncoder:
 
 def pipeline_run(encoder, photos: Path, count: int, batch_size: int, workers: int, scratch: Path) -> dict[str, float]:  # noqa: ANN001
     """Index ``photos`` into a fresh library; rates from the report and the progress callback."""
-    from retrieval.ingest import IngestConfig
+    from retrieval.ingest.config import IngestConfig
     from retrieval.library import Library
 
     progress: list[tuple[int, float]] = []
@@ -162,8 +162,8 @@ def measure(args: argparse.Namespace, paths: list[Path], workers: list[int]) -> 
     """One warm-up round, then ``args.repeats`` interleaved rounds of every measurement."""
     import torch
 
-    from retrieval.encoder import load_encoder
-    from retrieval.models import ModelSpec
+    from retrieval.models.encoder import load_encoder
+    from retrieval.models.specs import ModelSpec
 
     encoder = load_encoder(ModelSpec("ViT-B-32", "random"), "cpu")
     _, tensors = decode_all(paths, encoder)

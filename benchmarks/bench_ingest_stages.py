@@ -50,8 +50,8 @@ def _files(p: dict) -> list[Path]:
 def stage_reader(p: dict) -> dict[str, float]:
     from concurrent.futures import ThreadPoolExecutor
 
-    from retrieval.decode import DecodeConfig
-    from retrieval.gpu_decode import probe_file
+    from retrieval.images.decode import DecodeConfig
+    from retrieval.images.gpu_decode import probe_file
 
     files, config, workers = [str(f) for f in _files(p)], DecodeConfig(), p["workers"]
     for f in files:  # page cache: measure the CPU work, not the disk
@@ -68,8 +68,8 @@ def stage_reader(p: dict) -> dict[str, float]:
 
 
 def _with_header_processes(pool, files: list[str], config, processes: int) -> list:  # noqa: ANN001
-    from retrieval.gpu_decode import probe_header
-    from retrieval.headers import HeaderReaders
+    from retrieval.images.gpu_decode import probe_header
+    from retrieval.images.headers import HeaderReaders
 
     readers = HeaderReaders(processes, config)
     try:
@@ -135,8 +135,9 @@ def stage_pipeline(p: dict) -> dict[str, float]:
     import torch
 
     from index.catalog import Catalog, sqlite_url
-    from retrieval.ingest import IngestConfig, Read, commit_reads
-    from retrieval.scan import Plan
+    from retrieval.ingest.commit import Read, commit_reads
+    from retrieval.ingest.config import IngestConfig
+    from retrieval.ingest.scan import Plan
 
     rows = _embedded(p["sample"], 512, 3)
     pixels = torch.zeros(3, 1, 1)
@@ -157,12 +158,12 @@ def stage_index(p: dict) -> dict[str, float]:
     import shutil
 
     import torch
-
     from bench_index import TimedEncoder
-    from retrieval.encoder import load_encoder
-    from retrieval.ingest import IngestConfig
+
+    from retrieval.ingest.config import IngestConfig
     from retrieval.library import Library
-    from retrieval.models import ModelSpec
+    from retrieval.models.encoder import load_encoder
+    from retrieval.models.specs import ModelSpec
 
     torch.set_num_threads(1)
     encoder = TimedEncoder(load_encoder(ModelSpec(p["model"], p.get("pretrained")), p["device"]))

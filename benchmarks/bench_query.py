@@ -83,7 +83,8 @@ def bench_size(
     """Latency and recall of every method over ``vectors``; one row per method."""
     import faiss
 
-    from index.vectors import ExactIndex, IVFIndex, ivf_lists, tune_nprobe
+    from index.kinds.exact import ExactIndex
+    from index.kinds.ivf import IVFIndex, ivf_lists, tune_nprobe
 
     n = len(vectors)
     ids = np.arange(n, dtype=np.int64)

@@ -57,7 +57,7 @@ def main() -> None:
 
     import ray
 
-    from retrieval.distributed import RayConfig
+    from retrieval.ingest.distributed import RayConfig
 
     work = Path(args.work or tempfile.mkdtemp(prefix="xmr-bench-ray-"))
     width, height = (int(v) for v in args.size.split("x"))

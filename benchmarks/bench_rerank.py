@@ -34,9 +34,9 @@ def main() -> None:
 
     from index.tokens import TokenCache
     from retrieval import Library
-    from retrieval.pairs import load_pairs
+    from retrieval.ingest.pairs import load_pairs
     from retrieval.rerank.model import save_reranker
-    from retrieval.rerank.train import RerankTrainConfig, build_net
+    from retrieval.training.rerank_train import RerankTrainConfig, build_net
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -28,7 +28,14 @@ from pathlib import Path
 
 import _common  # noqa: F401  (sets sys.path before the library imports)
 import numpy as np
-from _common import environment, environment_line, markdown_table, median, percentile, write_json
+from _common import (
+    environment,
+    environment_line,
+    markdown_table,
+    median,
+    percentile,
+    write_json,
+)
 from bench_query import DIM, Clustered
 
 WORDS = "dog cat beach sunset mountain city night snow forest river car bicycle child portrait food market boat bridge garden flower".split()

@@ -24,13 +24,14 @@ from pathlib import Path
 import _common
 import numpy as np
 
-from retrieval.encoder import load_encoder
-from retrieval.evaluate import _WORD_KINDS, shapes_world_negative_kind
-from retrieval.models import ModelSpec
-from retrieval.pairs import load_pairs
-from retrieval.rerank.corpus import encode_image_bank, encode_text_bank, pair_texts
+from retrieval.ingest.pairs import load_pairs
+from retrieval.models.encoder import load_encoder
+from retrieval.models.specs import ModelSpec
+from retrieval.training.corpus import encode_image_bank, encode_text_bank, pair_texts
+from retrieval.training.shapes_world import negative_kind as shapes_world_negative_kind
+from retrieval.training.shapes_world import word_kinds
 
-_WORDS = dict(_WORD_KINDS)
+_WORDS = word_kinds()
 
 
 def scene(caption: str) -> str:
@@ -76,8 +77,8 @@ def main() -> None:
     images, texts = encode_image_bank(encoder, pairs.images), encode_text_bank(encoder, pair_texts(pairs))
     result = {"dual": breakdown(pairs, texts, images, lambda t, i: np.einsum("pd,pd->p", texts.vectors[t], images.vectors[i]))}
     if args.reranker:
-        from retrieval.rerank.evaluate import net_scorer
         from retrieval.rerank.model import load_reranker
+        from retrieval.training.rerank_eval import net_scorer
 
         result["reranker"] = breakdown(pairs, texts, images, net_scorer(load_reranker(args.reranker, encoder.identity).net, texts, images))
     for name, scenes in result.items():

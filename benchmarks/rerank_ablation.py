@@ -9,20 +9,34 @@ benchmarks/README.md "Reranking" come from runs of this script on a lent H100:
 
     ENCODER=OUT/encoder python benchmarks/rerank_ablation.py '[["full", {"ks": [20, 50, 100]}], ["concat", {"cfg": {"fusion": "concat"}}]]'
 """
-import dataclasses, json, os, sys, time
+import dataclasses
+import json
+import os
+import sys
+import time
+
 sys.path.insert(0, ".")
-import numpy as np, torch
-from benchmarks import shapes_world
-from retrieval.encoder import load_encoder
-from retrieval.models import ModelSpec
-from retrieval.pairs import load_pairs
-from retrieval.rerank.train import RerankTrainConfig, prepare, _loop, _optimizer
-from retrieval.checkpoints import RunFolder
-from retrieval.rerank.model import RerankerError
-from retrieval.rerank.corpus import encode_image_bank, encode_text_bank, pair_texts
-from retrieval.rerank.evaluate import net_scorer, reranked_scores
-from retrieval.evaluate import report, dual_scores, PairEmbeddings
 from pathlib import Path
+
+import numpy as np
+import torch
+
+from retrieval.ingest.pairs import load_pairs
+from retrieval.models.encoder import load_encoder
+from retrieval.models.specs import ModelSpec
+from retrieval.rerank.model import RerankerError
+from retrieval.training import shapes_world
+from retrieval.training.checkpoints import RunFolder
+from retrieval.training.corpus import encode_image_bank, encode_text_bank, pair_texts
+from retrieval.training.evaluate import PairEmbeddings, dual_scores, report
+from retrieval.training.rerank_eval import net_scorer, reranked_scores
+from retrieval.training.rerank_train import (
+    RerankTrainConfig,
+    _loop,
+    _optimizer,
+    prepare,
+)
+
 out = Path(os.environ.get("OUT", "/tmp/out")); out.mkdir(parents=True, exist_ok=True); work = Path(os.environ.get("WORK", "/tmp/rrwork")); work.mkdir(exist_ok=True)
 t0 = time.time()
 train_dir, test_dir = work / "train", work / "test"
@@ -43,11 +57,12 @@ results = {"dual": short(report(test, dual_scores(test, emb), "shapes-world"))}
 print("dual", json.dumps(results["dual"]), flush=True)
 configs = json.loads(sys.argv[1])
 import traceback
+
 for name, over in configs:
   try:
       cfg = dataclasses.replace(RerankTrainConfig(checkpoint_seconds=1e9), **over.get("cfg", {}))
       torch.manual_seed(0)
-      from retrieval.rerank.train import build_net
+      from retrieval.training.rerank_train import build_net
       net = build_net(cfg, enc).to(DEV)
       opt = _optimizer(net, cfg)
       t = time.time()

@@ -28,13 +28,23 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from retrieval.encoder import load_encoder
-from retrieval.evaluate import shapes_world_negative_kind
-from retrieval.models import ModelSpec
-from retrieval.pairs import PairSet, load_pairs
-from retrieval.rerank.corpus import TextBank, encode_image_bank, encode_text_bank, pair_texts
-from retrieval.rerank.evaluate import net_scorer
-from retrieval.rerank.train import RerankTrainConfig, _optimizer, build_net, pair_logits
+from retrieval.ingest.pairs import PairSet, load_pairs
+from retrieval.models.encoder import load_encoder
+from retrieval.models.specs import ModelSpec
+from retrieval.training.corpus import (
+    TextBank,
+    encode_image_bank,
+    encode_text_bank,
+    pair_texts,
+)
+from retrieval.training.rerank_eval import net_scorer
+from retrieval.training.rerank_train import (
+    RerankTrainConfig,
+    _optimizer,
+    build_net,
+    pair_logits,
+)
+from retrieval.training.shapes_world import negative_kind as shapes_world_negative_kind
 
 KINDS = ("relation", "colour", "shape")
 

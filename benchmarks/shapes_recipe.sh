@@ -26,8 +26,8 @@ start=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - start )) s] $*" | tee -a "$log"; }
 
 stamp "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown); $(nproc) cores"
-[ -f "$out/train/pairs.jsonl" ] || "$py" benchmarks/shapes_world.py "$out/train" --count "$train_count" --seed 1 --split train
-[ -f "$out/test/pairs.jsonl" ] || "$py" benchmarks/shapes_world.py "$out/test" --count "$test_count" --seed 2 --split eval
+[ -f "$out/train/pairs.jsonl" ] || "$py" retrieval/training/shapes_world.py "$out/train" --count "$train_count" --seed 1 --split train
+[ -f "$out/test/pairs.jsonl" ] || "$py" retrieval/training/shapes_world.py "$out/test" --count "$test_count" --seed 2 --split eval
 stamp "data ready: $train_count train pairs (seed 1), $test_count test pairs (seed 2)"
 "$xmr" train "$out/train" --out "$out/encoder" --arch "$arch" --steps "$steps" --batch-size "$batch" --lr "$lr" --seed 0
 stamp "trained $arch: $steps steps x $batch pairs, lr $lr"

@@ -16,15 +16,27 @@ from datetime import datetime
 import numpy as np
 from sqlalchemy import and_, create_engine, delete, event, func, or_, select
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError, ProgrammingError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    IntegrityError,
+    NoSuchModuleError,
+    OperationalError,
+    ProgrammingError,
+    SQLAlchemyError,
+)
 from sqlalchemy.orm import Session
 
 from index.catalog_writes import SIDECAR, insert_texts, remove_rows, write_batch
-from index.errors import CatalogUnavailableError, CorruptFileError, LibraryVersionError, MissingDependencyError
+from index.errors import (
+    CatalogUnavailableError,
+    CorruptFileError,
+    LibraryVersionError,
+    MissingDependencyError,
+)
 from index.records import (
     FAILED,
-    Captions,
     INDEXED,
+    Captions,
     Embedded,
     Failed,
     FileStat,
@@ -33,7 +45,16 @@ from index.records import (
     Moved,
     TextRecord,
 )
-from index.schema import CATALOG_SCHEMA, IMAGES, TEXTS, Base, ImageRow, Meta, TextRow, Tombstone
+from index.schema import (
+    CATALOG_SCHEMA,
+    IMAGES,
+    TEXTS,
+    Base,
+    ImageRow,
+    Meta,
+    TextRow,
+    Tombstone,
+)
 
 __all__ = ["CATALOG_SCHEMA", "IMAGES", "SIDECAR", "TEXTS", "Catalog", "same_database", "shown_url", "sqlite_url"]
 

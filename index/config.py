@@ -53,8 +53,8 @@ def estimate_bytes(kind: str, count: int, dim: int) -> int:
     compressed kinds rerank with, the on-disk rows) are page cache the OS can drop, so
     they are not counted.
     """
-    from index.compressed import code_bytes
-    from index.ivf import ivf_lists
+    from index.kinds.compressed import code_bytes
+    from index.kinds.ivf import ivf_lists
 
     centroids = 4 * dim * ivf_lists(count)
     if kind == EXACT:

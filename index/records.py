@@ -8,6 +8,7 @@ from datetime import datetime
 
 from index.errors import FilterError
 
+
 def is_utf8(text: str) -> bool:
     """Whether ``text`` can be stored (catalog, query cache): it encodes as UTF-8, which a
     file name or argument in another encoding (lone surrogates in Python) does not."""

@@ -8,7 +8,7 @@ Layout: ``MAGIC`` (8 bytes), header length (uint32 LE), JSON header, then the pa
   the same order (memory-mapped on open: the rerank copies), a serialized faiss index;
 - ondisk: centroids ``float32[nlist, dim]``, the list table ``int64[nlist, 3]`` and the
   dead-row bitmap ``uint8[ceil(rows / 8)]``; the rows themselves live in the build
-  directory the header names (see :mod:`index.ondisk`), so replacing this file atomically
+  directory the header names (see :mod:`index.kinds.ondisk`), so replacing this file atomically
   switches builds or publishes appended rows.
 
 The header records the catalog generation the snapshot reflects, so a stale snapshot is
@@ -26,11 +26,11 @@ import numpy as np
 
 from index.atomic import atomic_writer
 from index.errors import CorruptFileError, LibraryVersionError
-from index.compressed import COMPRESSED_KINDS, CompressedIndex
-from index.exact import ExactIndex
-from index.ivf import IVFIndex
-from index.ondisk import Layout, OnDiskIndex, RowFiles
-from index.rows import FloatRows
+from index.kinds.compressed import COMPRESSED_KINDS, CompressedIndex
+from index.kinds.exact import ExactIndex
+from index.kinds.ivf import IVFIndex
+from index.kinds.ondisk import Layout, OnDiskIndex, RowFiles
+from index.kinds.rows import FloatRows
 from index.vectors import EXACT, IVF, ONDISK, VectorIndex
 
 MAGIC = b"XMRVEC\x00\x01"

@@ -18,8 +18,18 @@ import numpy as np
 from index.catalog import Catalog
 from index.config import AUTO, IndexConfig
 from index.errors import CorruptFileError
+from index.kinds.exact import ExactIndex
+from index.kinds.factory import build_index
 from index.snapshot import read_snapshot, write_snapshot
-from index.vectors import EXACT, IVF_MIN_VECTORS, ONDISK, SQ8, IVFPQ, ExactIndex, Neighbors, VectorIndex, build_index
+from index.vectors import (
+    EXACT,
+    IVF_MIN_VECTORS,
+    IVFPQ,
+    ONDISK,
+    SQ8,
+    Neighbors,
+    VectorIndex,
+)
 
 __all__ = ["AUTO", "IndexConfig", "VectorStore"]
 
@@ -100,19 +110,11 @@ class VectorStore:
         if kind == ONDISK:
             return self._build_ondisk()
         ids, vectors = self.catalog.vectors_since(self.corpus, -1, self.dim)
-        if kind in (SQ8, IVFPQ) and len(ids) >= IVF_MIN_VECTORS:
-            from index.compressed import build_compressed
-
-            return build_compressed(kind, self.dim, ids, vectors, cfg.nprobe, target_recall=cfg.target_recall, refine=cfg.refine)
-        if kind != EXACT and len(ids) >= IVF_MIN_VECTORS:
-            from index.ivf import IVFIndex
-
-            return IVFIndex.build(self.dim, ids, vectors, cfg.nprobe, target_recall=cfg.target_recall)
-        return build_index(EXACT, self.dim, ids, vectors)
+        return build_index(kind, self.dim, ids, vectors, cfg.nprobe, target_recall=cfg.target_recall, refine=cfg.refine)
 
     def _build_ondisk(self) -> VectorIndex:
         """Stream the catalog twice (a sample to train on, then every vector) into a new directory."""
-        from index.ondisk_build import build_ondisk, new_build_dir, sample_size
+        from index.kinds.ondisk_build import build_ondisk, new_build_dir, sample_size
 
         count = len(self.catalog.vector_ids(self.corpus))
         rng = np.random.default_rng(0)
@@ -158,7 +160,7 @@ class VectorStore:
         if self._index.kind in (SQ8, IVFPQ):  # serve the float rows from the file just written
             self._index, _ = read_snapshot(self.path, self.dim)
         if self._index.kind == ONDISK:
-            from index.ondisk_build import remove_orphans
+            from index.kinds.ondisk_build import remove_orphans
 
             remove_orphans(self.path, [p for p in (self._index.layout.directory, self._building) if p])  # type: ignore[attr-defined]
 

@@ -1,8 +1,9 @@
 """The vector-index contract shared by every kind, and the helpers they have in common.
 
-Kinds live one per module: :mod:`index.exact` (brute force), :mod:`index.ivf` (faiss
-IVF-Flat), :mod:`index.compressed` (IVF-SQ8 and IVF-PQ codes, reranked with float
-vectors) and :mod:`index.ondisk` (an IVF layout memory-mapped from disk).
+Kinds live one per module in :mod:`index.kinds`: ``exact`` (brute force), ``ivf`` (faiss
+IVF-Flat), ``compressed`` (IVF-SQ8 and IVF-PQ codes, reranked with float vectors) and
+``ondisk`` (an IVF layout memory-mapped from disk); :mod:`index.kinds.factory` builds one
+by name. This module imports none of them.
 
 Array contract at every boundary: ids ``int64 (n,)``; vectors ``float32``, C-contiguous,
 ``(n, d)``, L2-normalised; scores are inner products (cosine similarity). Indexes are
@@ -84,40 +85,10 @@ def membership(ids: np.ndarray, allowed: np.ndarray) -> tuple[np.ndarray, np.nda
     return table[ids], table
 
 
-def _last_wins(ids: np.ndarray, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def last_wins(ids: np.ndarray, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Drop earlier duplicates of an id, as a sequence of single upserts would."""
     if len(ids) != len(vectors):
         raise DimensionMismatchError(f"{len(ids)} ids for {len(vectors)} vectors")
     _, last = np.unique(ids[::-1], return_index=True)
     pick = np.sort(len(ids) - 1 - last)
     return ids[pick], np.ascontiguousarray(vectors[pick])
-
-
-def build_index(kind: str, dim: int, ids: np.ndarray, vectors: np.ndarray, nprobe: int = AUTO_NPROBE) -> VectorIndex:
-    """Build an in-memory index of ``kind`` over ``ids``/``vectors``.
-
-    Approximate kinds need at least ``IVF_MIN_VECTORS`` vectors to train; below that the
-    index is exact. The on-disk kind needs a directory: see :func:`index.ondisk.build_ondisk`.
-    """
-    from index.exact import ExactIndex
-
-    if kind in (IVF, SQ8, IVFPQ) and len(ids) >= IVF_MIN_VECTORS:
-        from index.compressed import build_compressed
-        from index.ivf import IVFIndex
-
-        if kind == IVF:
-            return IVFIndex.build(dim, ids, vectors, nprobe)
-        return build_compressed(kind, dim, ids, vectors, nprobe)
-    return ExactIndex(dim, np.asarray(ids, np.int64), as_matrix(vectors, dim).copy())
-
-
-_MOVED = {"ExactIndex": "index.exact", "IVFIndex": "index.ivf", "ivf_lists": "index.ivf", "tune_nprobe": "index.ivf"}
-
-
-def __getattr__(name: str) -> object:
-    """The index classes moved to their own modules; old imports from here still work."""
-    if name in _MOVED:
-        import importlib
-
-        return getattr(importlib.import_module(_MOVED[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,12 +14,19 @@ from index.errors import (
     MissingDependencyError,
     XmrError,
 )
-from index.store import IndexConfig
-from retrieval.errors import DeviceError, ModelMismatchError, ModelNotFoundError, QueryError, WeightsUnavailableError
-from retrieval.ingest import IngestConfig, Progress
-from retrieval.library import Library
-from retrieval.models import ModelSpec
 from index.records import ImageFilter
+from index.store import IndexConfig
+from retrieval.errors import (
+    DeviceError,
+    ModelMismatchError,
+    ModelNotFoundError,
+    QueryError,
+    WeightsUnavailableError,
+)
+from retrieval.ingest.commit import Progress
+from retrieval.ingest.config import IngestConfig
+from retrieval.library import Library
+from retrieval.models.specs import ModelSpec
 from retrieval.results import Hit, IndexReport, LibraryInfo, Term, TextHit, TextReport
 
 __all__ = [

@@ -32,22 +32,30 @@ from index.records import ImageFilter
 from index.store import IndexConfig, VectorStore
 from index.tokens import TokenCache
 from retrieval.errors import ModelMismatchError, QueryError
-from retrieval.gpu_search import search_hook
-from retrieval.identity import open_manifest, rebind_empty, save_new
-from retrieval.ingest import IngestConfig, Progress, run_plan
-from retrieval.known_vectors import LibraryVectors
-from retrieval.models import ModelSpec
-from retrieval.query_vector import check_paging, embed_image, embed_terms, embed_text, query_vector
+from retrieval.ingest.commit import Progress
+from retrieval.ingest.config import IngestConfig
+from retrieval.ingest.pipeline import run_plan
+from retrieval.ingest.scan import make_plan, scan
+from retrieval.models.identity import open_manifest, rebind_empty, save_new
+from retrieval.models.specs import ModelSpec
 from retrieval.rerank.base import DEFAULT_RERANK_K
 from retrieval.results import Hit, IndexReport, LibraryInfo, Term, TextHit, TextReport
-from retrieval.scan import make_plan, scan
-from retrieval.selections import SelectionCache
+from retrieval.search.gpu_search import search_hook
+from retrieval.search.known_vectors import LibraryVectors
+from retrieval.search.query_vector import (
+    check_paging,
+    embed_image,
+    embed_terms,
+    embed_text,
+    query_vector,
+)
+from retrieval.search.selections import SelectionCache
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from retrieval.distributed import RayConfig
-    from retrieval.encoder import Encoder
+    from retrieval.ingest.distributed import RayConfig
+    from retrieval.models.encoder import Encoder
     from retrieval.rerank.base import Reranker
 
 class Library:
@@ -155,7 +163,7 @@ class Library:
         """The library's encoder, loaded once on first use."""
         with self._encoder_lock:
             if self._encoder is None:
-                from retrieval.encoder import load_encoder
+                from retrieval.models.encoder import load_encoder
 
                 model = self.identity
                 encoder = load_encoder(ModelSpec(model.spec, model.spec_pretrained), self.device)
@@ -186,7 +194,7 @@ class Library:
         Unchanged files are skipped, changed ones re-embedded, vanished ones removed, moved
         ones keep their vector. Unreadable files are recorded and reported, never fatal.
         ``on_plan(to_read, unchanged)`` is called once before reading starts. With ``ray``,
-        Ray actors decode and embed the files (see :mod:`retrieval.distributed`); planning,
+        Ray actors decode and embed the files (see :mod:`retrieval.ingest.distributed`); planning,
         commits and their guarantees stay here. ``cache_tokens`` starts a token cache (each
         image's encoder tokens on disk, for reranking without decoding); once a library has
         one, every later run fills it.
@@ -195,7 +203,7 @@ class Library:
             LibraryBusyError: another process is indexing this library.
             MissingDependencyError, ModelMismatchError, DistributedIndexError: with ``ray`` only.
         """
-        from retrieval.decode import image_extensions
+        from retrieval.images.decode import image_extensions
 
         start = time.perf_counter()
         with self._writing():
@@ -205,7 +213,7 @@ class Library:
                 on_plan(len(plan.todo), plan.unchanged)
             try:
                 if ray is not None:
-                    from retrieval.distributed import run_plan_ray
+                    from retrieval.ingest.distributed import run_plan_ray
 
                     # A token cache's grid shape comes from the model, so the driver loads it then.
                     tokens = self._token_cache(create=cache_tokens) if plan.todo else None
@@ -251,7 +259,7 @@ class Library:
         """The library's token cache (created for this encoder when asked), or None."""
         if not create and not TokenCache.exists(self.layout.root):
             return None
-        from retrieval.rerank.features import token_shape
+        from retrieval.models.features import token_shape
 
         shape = token_shape(self.encoder)  # type: ignore[arg-type]
         return TokenCache.create(self.layout.root, shape.image, shape.image_width, self.identity.label())
@@ -267,8 +275,7 @@ class Library:
             PairsFormatError: the file cannot be read (the message names the line).
             LibraryBusyError: another process is writing to this library.
         """
-        from retrieval.evaluate import embed_texts
-        from retrieval.texts import read_texts
+        from retrieval.ingest.texts import read_texts
 
         source = str(Path(path).expanduser().resolve())
         items = read_texts(source)
@@ -277,7 +284,7 @@ class Library:
             fresh = [item for item in items if item not in known]
             for start in range(0, len(fresh), batch_size):  # a transaction per batch: resumable
                 chunk = fresh[start : start + batch_size]
-                vectors = embed_texts([body for body, _ in chunk], self.encoder)  # (B, D)
+                vectors = self.encoder.encode_texts([body for body, _ in chunk])  # (B, D)
                 self.catalog.add_texts(source, [(b, i, v.astype("<f4").tobytes()) for (b, i), v in zip(chunk, vectors)])
             self.texts.persist()
         return TextReport(source=source, added=len(fresh), skipped=len(items) - len(fresh))

@@ -12,7 +12,7 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from tests.tiny_model import make_tiny_model  # noqa: E402
+from tests.helpers.tiny_model import make_tiny_model  # noqa: E402
 
 PHOTO_NAMES = ("astronaut", "coffee", "chelsea", "camera", "rocket", "coins")
 
@@ -27,8 +27,8 @@ def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 
 @pytest.fixture(scope="session")
 def postgres_server():  # noqa: ANN201
-    """A throwaway PostgreSQL server (see tests/postgres.py); skips the test without one."""
-    from tests.postgres import PostgresServer, Unavailable
+    """A throwaway PostgreSQL server (see tests/helpers/postgres.py); skips the test without one."""
+    from tests.helpers.postgres import PostgresServer, Unavailable
 
     try:
         server = PostgresServer.start()
@@ -61,8 +61,8 @@ def other_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_encoder(tiny_model_dir: Path):  # noqa: ANN201
     """The tiny model loaded once through the real loading path."""
-    from retrieval.encoder import load_encoder
-    from retrieval.models import ModelSpec
+    from retrieval.models.encoder import load_encoder
+    from retrieval.models.specs import ModelSpec
 
     return load_encoder(ModelSpec(f"local-dir:{tiny_model_dir}"), device="cpu")
 
@@ -91,30 +91,6 @@ def photos(photo_source: Path, tmp_path: Path) -> Path:
     for i, source in enumerate(sorted(photo_source.iterdir())):
         shutil.copy2(source, folder / ("nested" if i % 3 == 0 else ".") / source.name)
     return folder
-
-
-def add_broken_files(folder: Path, good_jpeg: Path) -> dict[str, Path]:
-    """Truncated JPEG, zero bytes, text with an image extension, huge declared size."""
-    import struct
-    import zlib
-
-    data = good_jpeg.read_bytes()
-    files = {
-        "truncated": folder / "truncated.jpg",
-        "empty": folder / "empty.png",
-        "text": folder / "notes.jpg",
-        "huge": folder / "huge.png",
-    }
-    files["truncated"].write_bytes(data[: len(data) // 2])
-    files["empty"].write_bytes(b"")
-    files["text"].write_text("this is not an image\n")
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    header = struct.pack(">IIBBBBB", 60000, 60000, 8, 2, 0, 0, 0)  # declares 3.6 gigapixels
-    files["huge"].write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 10)) + chunk(b"IEND", b""))
-    return files
 
 
 @pytest.fixture

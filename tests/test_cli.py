@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 import cli
-from tests.conftest import add_broken_files
+from tests.helpers.files import add_broken_files
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import typer
 
 if TYPE_CHECKING:
     from index.config import IndexConfig
-    from retrieval.distributed import RayConfig
+    from retrieval.ingest.distributed import RayConfig
 
 __all__ = [
     "CatalogOpt",
@@ -62,6 +62,6 @@ def make_index_config(kind: str, budget: str) -> IndexConfig | None:
 
 def make_ray_config(address: str, gpus: float, actors: int) -> RayConfig:
     """The RayConfig of --ray-address/--ray-gpus/--ray-actors (a negative --ray-gpus: decide per cluster)."""
-    from retrieval.distributed import RayConfig
+    from retrieval.ingest.distributed import RayConfig
 
     return RayConfig(address=address, gpus_per_actor=gpus if gpus >= 0 else -1.0, actors=actors)

@@ -110,8 +110,8 @@ def inline_image(png: bytes, protocol: str) -> str:
 
 
 def _print_previews(hits: Sequence[Hit], protocol: str) -> None:
-    from retrieval.decode import ImageDecodeError
-    from retrieval.thumbnails import thumbnail_png
+    from retrieval.images.decode import ImageDecodeError
+    from retrieval.images.thumbnails import thumbnail_png
 
     for hit in hits:
         typer.echo(f"{hit.rank:>4}  {hit.score:.4f}  {hit.path}")

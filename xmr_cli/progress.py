@@ -25,7 +25,13 @@ class IndexProgress:
     """A rich progress bar with images/s, fed by the library's progress callback."""
 
     def __init__(self, enabled: bool) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
         self.enabled = enabled
         self.bar = Progress(
@@ -60,7 +66,13 @@ class TrainProgress:
     """Steps, loss, pairs/s and temperature of a training run."""
 
     def __init__(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
         self.bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.3f}  {task.fields[rate]:.0f} pairs/s  T {task.fields[temp]:.3f}"), TimeRemainingColumn(), console=err)
         self.task = self.bar.add_task("train", total=None, loss=0.0, rate=0.0, temp=0.0)
@@ -81,7 +93,13 @@ class RerankProgress:
     """Phase, loss and pairs/s of a reranker training run."""
 
     def __init__(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
         self.bar = Progress(TextColumn("{task.fields[phase]}"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.3f}  {task.fields[rate]:.0f} pairs/s"), TimeRemainingColumn(), console=err)
         self.task = self.bar.add_task("rerank", total=None, phase="", loss=0.0, rate=0.0)

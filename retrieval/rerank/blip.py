@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from index.deps import attempt_import
-from retrieval.decode import ImageDecodeError, decode_file
+from retrieval.images.decode import ImageDecodeError, decode_file
 from retrieval.rerank.base import ImageRef
 from retrieval.rerank.model import RerankerError
 
@@ -181,7 +181,7 @@ def load_blip_reranker(name: str, device: str = "auto", batch_size: int = BATCH_
             cannot be loaded.
     """
     transformers = attempt_import("transformers", BLIP_HINT)
-    from retrieval.encoder import pick_device
+    from retrieval.models.encoder import pick_device
 
     device = pick_device(device)
     source = _resolve_source(name)

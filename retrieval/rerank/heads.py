@@ -92,7 +92,7 @@ class SpatialReadout(nn.Module):
 
     ``scale`` (a saved buffer, not trained) multiplies the readout. Training sets it after
     the last step from ranking on training lines (``calibrate_spatial`` in
-    retrieval.rerank.train): trained to tell a caption from its reversal, the readout grows
+    retrieval.training.rerank_train): trained to tell a caption from its reversal, the readout grows
     large enough to drown the content scores when one caption is ranked against many images.
     """
 

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 
 from index.tokens import TokenCache
-from retrieval.encoder import ClipEncoder
+from retrieval.models.encoder import ClipEncoder
+from retrieval.models.features import image_tokens, text_tokens
 from retrieval.rerank.base import ImageRef
-from retrieval.rerank.features import image_tokens, text_tokens
 from retrieval.rerank.model import RerankerNet, load_reranker
 
 
@@ -73,7 +73,7 @@ class TokenReranker:
         return out, ok
 
     def _encode(self, images: Sequence[ImageRef]) -> tuple[np.ndarray, np.ndarray]:
-        from retrieval.decode import ImageDecodeError, decode_file, to_rgb
+        from retrieval.images.decode import ImageDecodeError, decode_file, to_rgb
 
         size = self.encoder.image_size
         pixels, ok = [], []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from index.tokens import TokenCache
-from retrieval.encoder import ClipEncoder
+from retrieval.models.encoder import ClipEncoder
 from retrieval.rerank.base import Reranker
 
 BLIP_PREFIX = "blip:"

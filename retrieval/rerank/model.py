@@ -22,7 +22,7 @@ from torch import nn
 from index.atomic import atomic_write_bytes
 from index.errors import CorruptFileError, XmrError
 from index.manifest import ModelIdentity
-from retrieval.rerank.features import TokenShape
+from retrieval.models.features import TokenShape
 from retrieval.rerank.heads import DEFAULT_HEAD, HeadConfig, create_head, list_heads
 
 CONFIG_NAME = "reranker.json"

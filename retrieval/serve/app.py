@@ -16,15 +16,48 @@ from urllib.parse import quote
 from fastapi import APIRouter, FastAPI, File, Form, Path, Query, Request, UploadFile
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    Response,
+    StreamingResponse,
+)
 from pydantic import BaseModel
 
 from index.errors import MissingDependencyError, XmrError
 from retrieval.errors import QueryError
 from retrieval.serve.config import ServeConfig
-from retrieval.serve.items import ItemFileError, ItemNotFoundError, ThumbnailCache, item_json, item_record, media_type, open_original
-from retrieval.serve.queries import RequestLimitError, RerankUnavailableError, Searcher, UploadNotFoundError, UploadTooLargeError, json_safe
-from retrieval.serve.schemas import Health, ImageHitOut, InfoOut, ItemOut, Limits, SearchRequest, SearchResponse, TextHitOut, TextSearchResponse, UploadOut, limited_request
+from retrieval.serve.items import (
+    ItemFileError,
+    ItemNotFoundError,
+    ThumbnailCache,
+    item_json,
+    item_record,
+    media_type,
+    open_original,
+)
+from retrieval.serve.queries import (
+    RequestLimitError,
+    RerankUnavailableError,
+    Searcher,
+    UploadNotFoundError,
+    UploadTooLargeError,
+    json_safe,
+)
+from retrieval.serve.schemas import (
+    Health,
+    ImageHitOut,
+    InfoOut,
+    ItemOut,
+    Limits,
+    SearchRequest,
+    SearchResponse,
+    TextHitOut,
+    TextSearchResponse,
+    UploadOut,
+    limited_request,
+)
 from retrieval.serve.security import Guard
 
 if TYPE_CHECKING:

@@ -163,8 +163,8 @@ def _thumbnail_of(record: ImageRecord, side: int) -> bytes:
     Raises:
         ItemFileError: the original can no longer be read, or changed since it was indexed.
     """
-    from retrieval.decode import ImageDecodeError
-    from retrieval.thumbnails import thumbnail_bytes
+    from retrieval.images.decode import ImageDecodeError
+    from retrieval.images.thumbnails import thumbnail_bytes
 
     handle, _ = open_original(record)
     try:

@@ -1,4 +1,4 @@
-"""Turn API requests into library searches with the CLI's query algebra (retrieval.query).
+"""Turn API requests into library searches with the CLI's query algebra (retrieval.search.query).
 
 Terms are named as in the CLI: texts by themselves, example images by an upload id and
 catalog items by ``#ID``, so ``weights`` takes the CLI's ``WEIGHT:TERM`` syntax. Without
@@ -21,9 +21,9 @@ import numpy as np
 
 from index.errors import XmrError
 from retrieval.errors import QueryError
-from retrieval.query import build_filter, build_terms, check_min_score
-from retrieval.query_vector import normalised
 from retrieval.results import Hit, Term, TextHit
+from retrieval.search.query import build_filter, build_terms, check_min_score
+from retrieval.search.query_vector import normalised
 from retrieval.serve.config import ServeConfig
 from retrieval.serve.items import ItemNotFoundError, item_record, original_file
 
@@ -110,7 +110,7 @@ class Searcher:
         """
         from PIL import Image as PILImage
 
-        from retrieval.decode import DecodeConfig, ImageDecodeError, decode_bytes
+        from retrieval.images.decode import DecodeConfig, ImageDecodeError, decode_bytes
 
         if len(data) > self.config.max_upload_bytes:
             raise UploadTooLargeError(f"the image is {len(data)} bytes; this server takes at most {self.config.max_upload_bytes}.")

@@ -6,7 +6,6 @@ from typing import Annotated, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-
 ItemId = Annotated[int, Field(ge=0, le=2**63 - 1)]
 
 

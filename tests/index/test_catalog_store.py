@@ -16,11 +16,20 @@ from sqlalchemy import create_engine, text
 
 from index.catalog import IMAGES, Catalog, sqlite_url
 from index.errors import CorruptFileError, LibraryVersionError
+from index.kinds.exact import ExactIndex
 from index.records import FAILED, INDEXED, Moved
 from index.snapshot import read_header, write_snapshot
 from index.store import IndexConfig, VectorStore
-from index.vectors import EXACT, IVF, ExactIndex
-from tests.index.oracles import FAST, assert_topk, embedded, failed, rewrite_snapshot_header, stat, unit_rows
+from index.vectors import EXACT, IVF
+from tests.helpers.oracles import (
+    FAST,
+    assert_topk,
+    embedded,
+    failed,
+    rewrite_snapshot_header,
+    stat,
+    unit_rows,
+)
 
 DIM = 8
 

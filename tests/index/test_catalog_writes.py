@@ -10,40 +10,16 @@ import numpy as np
 import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import create_engine, text
 
 from index.catalog import Catalog, sqlite_url
 from index.records import Captions, Embedded, ImageMeta, Moved
-from tests.index.oracles import FAST, embedded, failed, stat, unit_rows
-from tests.index.rowwise_catalog import RowwiseCatalog
+from tests.helpers.catalog_dump import dump
+from tests.helpers.oracles import FAST, embedded, failed, stat, unit_rows
+from tests.helpers.rowwise_catalog import RowwiseCatalog
 
 DIM = 4
 PATHS = [f"/lib/{i:02d}.jpg" for i in range(12)]
 HASHES = ["h0", "h1", "h2", "h3"]  # few: copies (same bytes at several paths) are common
-
-
-def dump(catalog: Catalog) -> dict[str, list]:
-    """Every table's rows, read with plain SQL; tombstones as a sorted multiset (their seq
-    order means nothing); the id counters (which must never hand out an id twice)."""
-    engine = create_engine(catalog.url)
-    with engine.connect() as db:
-
-        def rows(sql: str) -> list[tuple]:
-            return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row) for row in db.execute(text(sql))]
-
-        out = {
-            "images": rows("SELECT * FROM images ORDER BY id"),
-            "texts": rows("SELECT * FROM texts ORDER BY id"),
-            "tombstones": sorted(rows("SELECT corpus, vector_id, gen FROM tombstones")),
-            "meta": rows("SELECT * FROM meta ORDER BY key"),
-            "sequence": rows(
-                "SELECT name, seq FROM sqlite_sequence ORDER BY name"
-                if engine.dialect.name == "sqlite"
-                else "SELECT sequencename, last_value FROM pg_sequences ORDER BY sequencename"
-            ),
-        }
-    engine.dispose()
-    return out
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

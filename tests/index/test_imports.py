@@ -25,9 +25,9 @@ print(json.dumps({"imported": sorted(sys.argv[1:]), "heavy": [m for m in %r if m
 @pytest.fixture(scope="module")
 def fresh_import() -> dict[str, list[str]]:
     """Import every module of the index package in a new interpreter; report what came along."""
-    modules = sorted(f"index.{m.name}" for m in pkgutil.iter_modules([str(REPO / "index")]))
-    on_disk = sorted(f"index.{p.stem}" for p in (REPO / "index").glob("*.py") if p.stem != "__init__")
-    assert modules == on_disk and "index.vectors" in modules and "index.store" in modules
+    modules = sorted(m.name for m in pkgutil.walk_packages([str(REPO / "index")], prefix="index."))
+    on_disk = sorted(".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__") for p in (REPO / "index").rglob("*.py") if p.parent != REPO / "index" or p.stem != "__init__")
+    assert modules == on_disk and "index.vectors" in modules and "index.kinds.exact" in modules
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run(
         [sys.executable, "-c", PROBE, "index", *modules],

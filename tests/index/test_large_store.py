@@ -15,12 +15,12 @@ import pytest
 
 from index.catalog import IMAGES, Catalog
 from index.config import IndexConfig, estimate_bytes, format_bytes, parse_bytes
-from index.exact import ExactIndex
-from index.ondisk_build import builds_dir
+from index.kinds.exact import ExactIndex
+from index.kinds.ondisk_build import builds_dir
 from index.snapshot import read_header
 from index.store import VectorStore
 from index.vectors import EXACT, IVF, IVFPQ, ONDISK, SQ8
-from tests.index.oracles import assert_topk, clustered_rows, embedded
+from tests.helpers.oracles import assert_topk, clustered_rows, embedded
 
 DIM = 16
 REPO = Path(__file__).resolve().parents[2]
@@ -196,7 +196,7 @@ def test_a_failed_retrain_leaves_the_old_index_serving(tmp_path: Path, catalog: 
 CHILD = """
 import sys, time, numpy as np
 from pathlib import Path
-import index.ondisk_build as ob
+import index.kinds.ondisk_build as ob
 from index.catalog import Catalog, IMAGES
 from index.config import IndexConfig
 from index.store import VectorStore

@@ -11,9 +11,17 @@ import pytest
 
 import index.atomic as atomic_mod
 from index.errors import CorruptFileError, LibraryVersionError
-from index.snapshot import MAGIC, SNAPSHOT_VERSION, read_header, read_snapshot, write_snapshot
-from index.vectors import EXACT, IVF, ExactIndex, IVFIndex, ivf_lists
-from tests.index.oracles import assert_topk, rewrite_snapshot_header, unit_rows
+from index.kinds.exact import ExactIndex
+from index.kinds.ivf import IVFIndex, ivf_lists
+from index.snapshot import (
+    MAGIC,
+    SNAPSHOT_VERSION,
+    read_header,
+    read_snapshot,
+    write_snapshot,
+)
+from index.vectors import EXACT, IVF
+from tests.helpers.oracles import assert_topk, rewrite_snapshot_header, unit_rows
 
 DIM = 12
 

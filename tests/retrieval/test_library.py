@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import add_broken_files
+from tests.helpers.files import add_broken_files
 
 
 def _ids_by_name(lib) -> dict[str, int]:  # noqa: ANN001
@@ -222,8 +222,8 @@ def test_a_library_that_never_got_a_vector_takes_another_model(tmp_path: Path, t
 
 def test_a_damaged_weights_file_is_a_model_error(tmp_path: Path, tiny_model_dir: Path) -> None:
     from retrieval import ModelNotFoundError
-    from retrieval.encoder import load_encoder
-    from retrieval.models import ModelSpec
+    from retrieval.models.encoder import load_encoder
+    from retrieval.models.specs import ModelSpec
 
     folder = tmp_path / "model"
     shutil.copytree(tiny_model_dir, folder)
@@ -236,8 +236,8 @@ def test_a_damaged_weights_file_is_a_model_error(tmp_path: Path, tiny_model_dir:
 def test_unknown_or_missing_devices_are_typed_errors() -> None:
     import torch
 
-    from retrieval.encoder import pick_device
     from retrieval.errors import DeviceError
+    from retrieval.models.encoder import pick_device
 
     with pytest.raises(DeviceError, match="must be one of"):
         pick_device("tpu")
@@ -503,7 +503,7 @@ def test_an_indexed_unchanged_image_is_queried_with_its_stored_vector(open_libra
         assert hits[0].path == str(query) and hits[0].score == pytest.approx(1.0, abs=1e-6)
         assert [h.score for h in hits] == pytest.approx([float(np.frombuffer(stored[h.id], "<f4") @ mine) for h in hits], abs=1e-5)
         # Oracle: the stored vector is what the encoder gives for the file.
-        from retrieval.query_vector import embed_image
+        from retrieval.search.query_vector import embed_image
 
         assert float(embed_image(lambda: tiny_encoder, query) @ mine) > 0.9999
 

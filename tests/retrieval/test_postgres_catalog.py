@@ -14,9 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from index.errors import CatalogMismatchError, CatalogUnavailableError, MissingDependencyError
+from index.errors import (
+    CatalogMismatchError,
+    CatalogUnavailableError,
+    MissingDependencyError,
+)
 from index.records import ImageFilter
-from tests.conftest import add_broken_files
+from tests.helpers.files import add_broken_files
 
 
 def _session(lib, photos: Path, notes: Path) -> list:  # noqa: ANN001

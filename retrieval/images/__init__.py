@@ -1,0 +1,1 @@
+"""Images: decoding files to RGB with their metadata, EXIF, GPU decoding, JPEG headers, thumbnails."""

@@ -1,0 +1,1 @@
+"""Ingest: scanning folders, planning an incremental run, reading, embedding and committing batches."""

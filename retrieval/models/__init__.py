@@ -1,0 +1,1 @@
+"""Models: resolving what --model names, the encoders that run it, and their token features."""

@@ -1,0 +1,1 @@
+"""Search: queries turned into vectors, filters turned into id selections, and hits assembled."""

@@ -1,0 +1,75 @@
+"""The thin ``xmr serve`` command: cheap help, the install hint, refusal before loading anything."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers.paths import REPO  # noqa: E402
+
+PROBE = """
+import json, sys
+from typer.testing import CliRunner
+from cli import app
+for args in (["--help"], ["serve", "--help"]):
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+print(json.dumps({"heavy": [m for m in ("fastapi", "uvicorn", "starlette", "torch", "open_clip") if m in sys.modules], "help": result.output}))
+"""
+
+
+def test_help_imports_neither_fastapi_nor_torch() -> None:
+    done = subprocess.run([sys.executable, "-c", PROBE], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["heavy"] == []
+    assert "--token" in report["help"] and "--reranker" in report["help"] and "127.0.0.1" in report["help"]
+
+
+def test_missing_serve_extra_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    monkeypatch.setitem(sys.modules, "fastapi", None)  # import fastapi now raises ImportError
+    result = CliRunner().invoke(app, ["serve"])
+    assert result.exit_code == 2 and "pip install 'xmr[serve]'" in result.output
+
+
+def test_xmr_serve_runs_and_guards_a_public_bind_with_the_token(shared_library) -> None:  # noqa: ANN001
+    """The real command: uvicorn on 0.0.0.0 with XMR_TOKEN; requests without it get 401."""
+    import os
+    import socket
+    import time
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "XMR_TOKEN": "t0ken", "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-c", "from cli import main; main()", "serve", "--library", str(shared_library.layout.root), "--host", "0.0.0.0", "--port", str(port), "--device", "cpu"]
+    server = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, server.stdout.read().decode()  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "xmr serve did not start"
+            try:
+                if httpx.get(f"{url}/api/health", timeout=2).status_code == 401:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        auth = {"Authorization": "Bearer t0ken"}
+        assert httpx.get(f"{url}/api/health", headers=auth).json()["images"] == len(shared_library.images.index)
+        hits = httpx.get(f"{url}/api/search", params={"q": "a cat"}, headers=auth).json()["hits"]
+        assert [h["id"] for h in hits] == [h.id for h in shared_library.search(text="a cat", k=20)]
+        assert httpx.get(f"{url}/api/search", params={"q": "a cat", "token": "wrong"}).status_code == 401
+        assert "server" not in httpx.get(f"{url}/api/health", headers=auth).headers  # no version banner
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
