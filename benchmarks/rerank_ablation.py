@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from retrieval.errors import RerankerError
 from retrieval.ingest.pairs import load_pairs
 from retrieval.models.encoder import load_encoder
 from retrieval.models.specs import ModelSpec
-from retrieval.rerank.model import RerankerError
 from retrieval.training import shapes_world
 from retrieval.training.checkpoints import RunFolder
 from retrieval.training.corpus import encode_image_bank, encode_text_bank, pair_texts

@@ -45,3 +45,7 @@ class DimensionMismatchError(XmrError, ValueError):
 
 class LibraryBusyError(XmrError, RuntimeError):
     """Another process holds the library's write lock."""
+
+
+class TokenCacheMismatchError(XmrError, ValueError):
+    """The token cache was made by another encoder or with another token grid."""

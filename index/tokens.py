@@ -24,16 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from index.atomic import atomic_write_bytes
-from index.errors import CorruptFileError, LibraryVersionError, XmrError
+from index.errors import CorruptFileError, LibraryVersionError, TokenCacheMismatchError
 
 FORMAT = "xmr-token-cache"
 # 1: first release (float16 rows keyed by 16-byte content hashes).
 SCHEMA_VERSION = 1
 KEY_BYTES = 16
-
-
-class TokenCacheMismatchError(XmrError, ValueError):
-    """The token cache was made by another encoder or with another token grid."""
 
 
 class TokenCache:

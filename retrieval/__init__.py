@@ -1,26 +1,45 @@
 """xmr's retrieval layer: the public library API.
 
 Importing this package is cheap: torch and open_clip load only when a model is needed.
+Every error the library raises on purpose is exported here (all subclass :class:`XmrError`
+and a built-in), and importing them imports no torch.
 """
 
+from index.config import IndexConfig
 from index.errors import (
     CatalogMismatchError,
     CatalogUnavailableError,
     CorruptFileError,
+    DimensionMismatchError,
     FilterError,
     LibraryBusyError,
     LibraryNotFoundError,
     LibraryVersionError,
     MissingDependencyError,
+    TokenCacheMismatchError,
     XmrError,
 )
 from index.records import ImageFilter
-from index.store import IndexConfig
 from retrieval.errors import (
+    BlipWeightsNotFoundError,
     DeviceError,
+    DistributedIndexError,
+    EvalSplitTooLargeError,
+    ImageDecodeError,
+    ItemFileError,
+    ItemNotFoundError,
     ModelMismatchError,
     ModelNotFoundError,
+    PairsFormatError,
     QueryError,
+    RequestLimitError,
+    RerankerError,
+    RerankerMismatchError,
+    RerankUnavailableError,
+    TrainingError,
+    UnsafeBindError,
+    UploadNotFoundError,
+    UploadTooLargeError,
     WeightsUnavailableError,
 )
 from retrieval.ingest.commit import Progress
@@ -30,16 +49,23 @@ from retrieval.models.specs import ModelSpec
 from retrieval.results import Hit, IndexReport, LibraryInfo, Term, TextHit, TextReport
 
 __all__ = [
+    "BlipWeightsNotFoundError",
     "CatalogMismatchError",
     "CatalogUnavailableError",
     "CorruptFileError",
     "DeviceError",
+    "DimensionMismatchError",
+    "DistributedIndexError",
+    "EvalSplitTooLargeError",
     "FilterError",
     "Hit",
-    "IndexConfig",
+    "ImageDecodeError",
     "ImageFilter",
+    "IndexConfig",
     "IndexReport",
     "IngestConfig",
+    "ItemFileError",
+    "ItemNotFoundError",
     "Library",
     "LibraryBusyError",
     "LibraryInfo",
@@ -49,11 +75,21 @@ __all__ = [
     "ModelMismatchError",
     "ModelNotFoundError",
     "ModelSpec",
+    "PairsFormatError",
     "Progress",
     "QueryError",
+    "RequestLimitError",
+    "RerankUnavailableError",
+    "RerankerError",
+    "RerankerMismatchError",
     "Term",
     "TextHit",
     "TextReport",
+    "TokenCacheMismatchError",
+    "TrainingError",
+    "UnsafeBindError",
+    "UploadNotFoundError",
+    "UploadTooLargeError",
     "WeightsUnavailableError",
     "XmrError",
 ]

@@ -23,3 +23,63 @@ class ModelMismatchError(XmrError, ValueError):
 
 class QueryError(XmrError, ValueError):
     """A search was asked for without a usable query."""
+
+
+class TrainingError(XmrError, ValueError):
+    """A training run cannot start or resume as asked; the message says why."""
+
+
+class EvalSplitTooLargeError(XmrError, ValueError):
+    """An eval split was asked for more lines than the grammar has captions."""
+
+
+class ImageDecodeError(XmrError, ValueError):
+    """A file is not a readable image; the message says why in plain words."""
+
+
+class RequestLimitError(XmrError, ValueError):
+    """A request goes beyond one of the server's limits (the message names it)."""
+
+
+class UploadTooLargeError(XmrError, ValueError):
+    """An uploaded image has more bytes or pixels than the server takes."""
+
+
+class UploadNotFoundError(XmrError, LookupError):
+    """An upload id the server does not (or no longer) hold."""
+
+
+class RerankUnavailableError(XmrError, ValueError):
+    """Reranking was asked of a server started without a reranker."""
+
+
+class UnsafeBindError(XmrError, ValueError):
+    """The server was asked to listen beyond this machine without a token."""
+
+
+class ItemNotFoundError(XmrError, LookupError):
+    """No indexed image has this id (never indexed, failed, or removed since)."""
+
+
+class ItemFileError(XmrError, OSError):
+    """The catalogued file is gone or unreadable now (moved or deleted since the last index run)."""
+
+
+class RerankerError(XmrError, ValueError):
+    """A reranker cannot be built, loaded or used as asked; the message says why and what to do."""
+
+
+class RerankerMismatchError(RerankerError):
+    """The reranker was trained on another encoder than the library's."""
+
+
+class BlipWeightsNotFoundError(RerankerError):
+    """The BLIP weights are neither a local folder nor in the Hugging Face cache."""
+
+
+class PairsFormatError(XmrError, ValueError):
+    """A pairs file is malformed; the message names the file and line."""
+
+
+class DistributedIndexError(XmrError, RuntimeError):
+    """The Ray run failed; the batches committed before the failure are kept."""

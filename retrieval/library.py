@@ -41,6 +41,7 @@ from retrieval.models.specs import ModelSpec
 from retrieval.rerank.base import DEFAULT_RERANK_K
 from retrieval.results import Hit, IndexReport, LibraryInfo, Term, TextHit, TextReport
 from retrieval.search.gpu_search import search_hook
+from retrieval.search.hits import image_hits, text_hits
 from retrieval.search.known_vectors import LibraryVectors
 from retrieval.search.query_vector import (
     check_paging,
@@ -317,9 +318,7 @@ class Library:
         pool = k + offset if reranker is None else max(rerank_k, k + offset)
         self.texts.refresh()
         (found,) = self.texts.search(query.reshape(1, -1), pool)
-        records = self.catalog.texts(found.ids.tolist())
-        hits = [(float(s), records[int(i)]) for s, i in zip(found.scores, found.ids) if int(i) in records]
-        out = [TextHit(rank, score, r.id, r.body, r.source, r.image_path) for rank, (score, r) in enumerate(hits, start=1)]
+        out = text_hits(found, self.catalog.texts(found.ids.tolist()))
         if reranker is not None:
             if image is None or text is not None or terms:
                 raise QueryError("reranking texts needs one query image and nothing else; drop --reranker for text-to-text search.")
@@ -411,14 +410,7 @@ class Library:
         self.images.refresh()  # pick up what another process indexed meanwhile
         allowed = self._selections.allowed(where, self.images.generation) if where.active else None
         (found,) = self.images.search(np.asarray(query, np.float32).reshape(1, -1), k + offset, allowed)
-        records = self.catalog.images(found.ids.tolist())
-        hits: list[Hit] = []
-        for score, image_id in zip(found.scores, found.ids):
-            record = records.get(int(image_id))
-            if record is not None:  # removed by a concurrent index run
-                hits.append(Hit.of(len(hits) + 1, float(score), record))
-        hits = hits[offset:]
-        return [h for h in hits if min_score is None or h.score >= min_score]
+        return image_hits(found, self.catalog.images(found.ids.tolist()), offset, min_score)
 
     # ---- inspecting ---------------------------------------------------------------------
 

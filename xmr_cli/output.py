@@ -110,7 +110,7 @@ def inline_image(png: bytes, protocol: str) -> str:
 
 
 def _print_previews(hits: Sequence[Hit], protocol: str) -> None:
-    from retrieval.images.decode import ImageDecodeError
+    from retrieval.errors import ImageDecodeError
     from retrieval.images.thumbnails import thumbnail_png
 
     for hit in hits:

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError, features
 
-from index.errors import XmrError
 from index.records import ImageMeta
+from retrieval.errors import ImageDecodeError
 from retrieval.images.exif import (
     PILLOW_ERRORS,
     orientation,
@@ -68,10 +68,6 @@ class DecodeConfig:
 
     max_pixels: int = 180_000_000  # refuse images whose header declares more pixels
     draft_side: int = 448  # JPEG draft keeps the shorter side >= this; 0 disables draft
-
-
-class ImageDecodeError(XmrError, ValueError):
-    """A file is not a readable image; the message says why in plain words."""
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,8 @@ import torch
 import torch.nn.functional as F
 
 from index.records import ImageMeta
-from retrieval.images.decode import DecodeConfig, ImageDecodeError, decode_bytes
+from retrieval.errors import ImageDecodeError
+from retrieval.images.decode import DecodeConfig, decode_bytes
 from retrieval.images.headers import Header, jpeg_header
 
 __all__ = ["PixelSpec", "Preprocessor", "Probe", "each", "gpu_decode_available", "iter_batches", "pixel_spec", "probe_file", "probe_header"]

@@ -175,8 +175,6 @@ class _Pending:
 
 def _prepare(batch: list[Read], plan: Plan, encoder: Encoder, catalog: Catalog, tokens: TokenCache | None, pending: _Pending | None) -> _Writes:
     """Embed what needs it: copies of known bytes reuse their vector, the rest is encoded."""
-    import torch
-
     failed = [Failed(r.stat, r.error, r.content_hash) for r in batch if r.error]
     read = [r for r in batch if not r.error]
     touched = [r.stat for r in read if _same_bytes(r, plan)]
@@ -190,7 +188,7 @@ def _prepare(batch: list[Read], plan: Plan, encoder: Encoder, catalog: Catalog, 
         tokens.append([r.content_hash for r in gridded], np.stack([np.frombuffer(r.grid, "<f2").reshape(tokens.shape) for r in gridded]))
     encode = [r for r in fresh if not r.vector]
     if encode:
-        pixels = torch.stack([r.pixels for r in encode])
+        pixels = encoder.stack([r.pixels for r in encode])
         if tokens is None:
             embedded = encoder.encode_images(pixels)  # (B, D)
         else:  # vectors and token grids from one forward pass; tokens durable before the commit

@@ -33,8 +33,8 @@ from index.errors import XmrError
 from index.manifest import ModelIdentity
 from index.records import FileStat
 from index.tokens import TokenCache
-from retrieval.errors import ModelMismatchError
-from retrieval.images.decode import DecodeConfig, ImageDecodeError, decode_file
+from retrieval.errors import DistributedIndexError, ImageDecodeError, ModelMismatchError
+from retrieval.images.decode import DecodeConfig, decode_file
 from retrieval.ingest.commit import Progress, Read, Tally, commit_reads
 from retrieval.ingest.config import IngestConfig
 from retrieval.ingest.pipeline import apply_plan_edits
@@ -59,10 +59,6 @@ class RayConfig:
     gpus_per_actor: float = -1.0  # -1: 1 when the cluster has GPUs, else 0 (CPU actors)
     cpus_per_actor: float = 1.0  # CPUs each actor reserves; it decodes with that many threads
     actors: int = 0  # most embedding actors; 0: one per GPU, else one per cpus_per_actor CPUs
-
-
-class DistributedIndexError(XmrError, RuntimeError):
-    """The Ray run failed; the batches committed before the failure are kept."""
 
 
 def check_worker_model(expected: ModelIdentity, loaded: ModelIdentity, where: str) -> None:
@@ -124,7 +120,7 @@ class EmbedActor:
             for j, grid in zip(ok, made):
                 grids[j] = np.ascontiguousarray(grid, "<f2").tobytes()
         elif ok:
-            vectors[ok] = self.encoder.encode_images(torch.stack([reads[j][3] for j in ok]))
+            vectors[ok] = self.encoder.encode_images(self.encoder.stack([reads[j][3] for j in ok]))
         payloads = [pickle.dumps((r[2], self._captions(path, r[2]))) if not r[1] else b"" for path, r in zip(paths, reads)]
         return {
             "i": np.asarray(batch["i"], np.int64),
@@ -194,6 +190,9 @@ class _CaptionEncoder:
 
     def preprocess(self, image: object) -> object:
         raise RuntimeError("images are decoded by the Ray workers")
+
+    def stack(self, pixels: Sequence[object]) -> object:
+        raise RuntimeError("images are embedded by the Ray workers")
 
 
 def run_plan_ray(

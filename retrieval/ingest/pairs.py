@@ -15,13 +15,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from index.errors import XmrError
+from retrieval.errors import PairsFormatError
 
 PAIRS_FILE = "pairs.jsonl"
-
-
-class PairsFormatError(XmrError, ValueError):
-    """A pairs file is malformed; the message names the file and line."""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from dataclasses import replace
 from index.catalog import Catalog
 from index.records import Captions, FileStat
 from index.tokens import TokenCache
-from retrieval.images.decode import DecodeConfig, ImageDecodeError, decode_file
+from retrieval.errors import ImageDecodeError
+from retrieval.images.decode import DecodeConfig, decode_file
 from retrieval.ingest.commit import Progress, Read, Tally, commit_reads, embed_captions
 from retrieval.ingest.config import IngestConfig
 from retrieval.ingest.scan import Plan

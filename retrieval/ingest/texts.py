@@ -9,7 +9,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from retrieval.ingest.pairs import PairsFormatError, load_pairs
+from retrieval.errors import PairsFormatError
+from retrieval.ingest.pairs import load_pairs
 
 
 def read_texts(path: str | Path) -> list[tuple[str, str | None]]:

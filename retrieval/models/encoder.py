@@ -11,7 +11,7 @@ import contextlib
 import json
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -32,8 +32,9 @@ class Encoder(Protocol):
     dim: int
     device: str
 
-    def preprocess(self, image: Image.Image) -> torch.Tensor: ...
-    def encode_images(self, pixels: torch.Tensor) -> np.ndarray: ...
+    def preprocess(self, image: Image.Image) -> Any: ...  # one image's pixels, in the runtime's own type
+    def stack(self, pixels: Sequence[Any]) -> Any: ...  # a batch of preprocessed images
+    def encode_images(self, pixels: Any) -> np.ndarray: ...
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
@@ -91,6 +92,12 @@ class ClipEncoder:
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """RGB PIL image -> normalised ``(3, H, W)`` float tensor (thread-safe; runs in workers)."""
         return self._preprocess(image)
+
+    def stack(self, pixels: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Preprocessed images -> one ``(B, 3, H, W)`` batch for :meth:`encode_images`."""
+        import torch
+
+        return torch.stack(list(pixels))
 
     @property
     def transform(self) -> Callable:

@@ -24,9 +24,9 @@ import numpy as np
 from PIL import Image
 
 from index.deps import attempt_import
-from retrieval.images.decode import ImageDecodeError, decode_file
+from retrieval.errors import BlipWeightsNotFoundError, ImageDecodeError, RerankerError
+from retrieval.images.decode import decode_file
 from retrieval.rerank.base import ImageRef
-from retrieval.rerank.model import RerankerError
 
 if TYPE_CHECKING:
     import torch
@@ -45,10 +45,6 @@ BATCH_PAIRS = 32  # (text, image) pairs per forward pass
 # Weights the ITM score depends on; a checkpoint missing any of them (a captioning or VQA
 # BLIP) would load with random layers and give meaningless probabilities.
 _ITM_PARTS = ("vision_model.", "text_encoder.", "itm_head.")
-
-
-class BlipWeightsNotFoundError(RerankerError):
-    """The BLIP weights are neither a local folder nor in the Hugging Face cache."""
 
 
 class BlipReranker:

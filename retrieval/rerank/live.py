@@ -73,7 +73,8 @@ class TokenReranker:
         return out, ok
 
     def _encode(self, images: Sequence[ImageRef]) -> tuple[np.ndarray, np.ndarray]:
-        from retrieval.images.decode import ImageDecodeError, decode_file, to_rgb
+        from retrieval.errors import ImageDecodeError
+        from retrieval.images.decode import decode_file, to_rgb
 
         size = self.encoder.image_size
         pixels, ok = [], []

@@ -20,8 +20,9 @@ import torch
 from torch import nn
 
 from index.atomic import atomic_write_bytes
-from index.errors import CorruptFileError, XmrError
+from index.errors import CorruptFileError
 from index.manifest import ModelIdentity
+from retrieval.errors import RerankerError, RerankerMismatchError
 from retrieval.models.features import TokenShape
 from retrieval.rerank.heads import DEFAULT_HEAD, HeadConfig, create_head, list_heads
 
@@ -31,14 +32,6 @@ FORMAT = "xmr-reranker"
 # 1: first release (token projections + fusion head + dual-score prior).
 # 2: token-sequence heads may carry a spatial readout (HeadConfig.spatial); schema-1 folders load without one.
 SCHEMA_VERSION = 2
-
-
-class RerankerError(XmrError, ValueError):
-    """A reranker cannot be built, loaded or used as asked; the message says why and what to do."""
-
-
-class RerankerMismatchError(RerankerError):
-    """The reranker was trained on another encoder than the library's."""
 
 
 @dataclass(frozen=True)

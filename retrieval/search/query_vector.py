@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from retrieval.models.encoder import Encoder
 
-__all__ = ["KnownVectors", "check_paging", "embed_image", "embed_terms", "embed_text", "normalised", "query_vector"]
+__all__ = ["KnownVectors", "check_paging", "combine_terms", "embed_image", "embed_terms", "embed_text", "normalised", "query_vector"]
 
 EncoderFn = Callable[[], "Encoder"]  # the encoder, loaded on first call
 
@@ -67,9 +67,8 @@ def embed_image(encoder: EncoderFn, image: str | Path | Image.Image, known: Know
         stored = known.image(image)
         if stored is not None:
             return stored
-    import torch
-
-    from retrieval.images.decode import ImageDecodeError, decode_file, to_rgb
+    from retrieval.errors import ImageDecodeError
+    from retrieval.images.decode import decode_file, to_rgb
 
     if isinstance(image, (str, Path)):
         try:
@@ -79,8 +78,7 @@ def embed_image(encoder: EncoderFn, image: str | Path | Image.Image, known: Know
     else:
         pil = to_rgb(image)
     model = encoder()
-    pixels = model.preprocess(pil)
-    return model.encode_images(torch.stack([pixels]))[0]
+    return model.encode_images(model.stack([model.preprocess(pil)]))[0]
 
 
 def embed_terms(encoder: EncoderFn, terms: Sequence[Term], dim: int, known: KnownVectors | None = None) -> np.ndarray:
@@ -90,16 +88,36 @@ def embed_terms(encoder: EncoderFn, terms: Sequence[Term], dim: int, known: Know
         QueryError: no terms, a term that is neither (or both) a text and an image, a weight
             beyond ±MAX_WEIGHT or NaN, terms that cancel out, or an unusable text or image.
     """
+
+    def vector_of(term: Term) -> np.ndarray:
+        if term.text is not None:
+            return embed_text(encoder, term.text, known)
+        return embed_image(encoder, term.image, known)  # type: ignore[arg-type]
+
+    return combine_terms(terms, dim, vector_of)
+
+
+def combine_terms(terms: Sequence[Term], dim: int, vector_of: Callable[[Term], np.ndarray]) -> np.ndarray:
+    """The renormalised weighted sum ``(dim,)`` of ``vector_of(term)`` over ``terms``.
+
+    Every term is checked before any is embedded, so a bad query costs no model load.
+    ``vector_of`` returns a term's unit vector ``(dim,)`` (the server resolves its catalog
+    items and uploads this way).
+
+    Raises:
+        QueryError: no terms, a term that is neither (or both) a text and an image, a weight
+            beyond ±MAX_WEIGHT or NaN, terms that cancel out, or what ``vector_of`` raises.
+    """
     if not terms:
         raise QueryError("search needs a query: a text, an image, or both.")
-    total = np.zeros(dim, np.float64)
     for term in terms:
         if (term.text is None) == (term.image is None):
             raise QueryError("each query term is either a text or an image.")
         if not abs(term.weight) <= MAX_WEIGHT:  # also False for nan
             raise QueryError(f"a query term's weight is at most {MAX_WEIGHT:,.0f} either way (got {term.weight} for {term.text if term.image is None else term.image!r}).")
-        vector = embed_text(encoder, term.text, known) if term.text is not None else embed_image(encoder, term.image, known)  # type: ignore[arg-type]
-        total += term.weight * vector
+    total = np.zeros(dim, np.float64)
+    for term in terms:
+        total += term.weight * vector_of(term)
     return normalised(total)
 
 

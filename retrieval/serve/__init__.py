@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from retrieval.errors import UnsafeBindError
 from retrieval.serve.config import ServeConfig
-from retrieval.serve.security import UnsafeBindError, check_bind, is_loopback
+from retrieval.serve.security import check_bind, is_loopback
 
 if TYPE_CHECKING:
     from fastapi import FastAPI

@@ -26,25 +26,18 @@ from fastapi.responses import (
 from pydantic import BaseModel
 
 from index.errors import MissingDependencyError, XmrError
-from retrieval.errors import QueryError
-from retrieval.serve.config import ServeConfig
-from retrieval.serve.items import (
+from retrieval.errors import (
     ItemFileError,
     ItemNotFoundError,
-    ThumbnailCache,
-    item_json,
-    item_record,
-    media_type,
-    open_original,
-)
-from retrieval.serve.queries import (
+    QueryError,
     RequestLimitError,
     RerankUnavailableError,
-    Searcher,
     UploadNotFoundError,
     UploadTooLargeError,
-    json_safe,
 )
+from retrieval.serve.config import ServeConfig
+from retrieval.serve.items import ThumbnailCache, item_json, item_record, media_type, open_original
+from retrieval.serve.queries import Searcher, json_safe
 from retrieval.serve.schemas import (
     Health,
     ImageHitOut,

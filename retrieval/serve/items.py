@@ -16,21 +16,13 @@ import threading
 from pathlib import Path
 from typing import BinaryIO
 
-from index.errors import XmrError
 from index.records import INDEXED, ImageRecord
+from retrieval.errors import ItemFileError, ItemNotFoundError
 
 MEDIA_TYPES = {
     "JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif",
     "BMP": "image/bmp", "TIFF": "image/tiff", "AVIF": "image/avif", "HEIF": "image/heif", "PPM": "image/x-portable-anymap",
 }
-
-
-class ItemNotFoundError(XmrError, LookupError):
-    """No indexed image has this id (never indexed, failed, or removed since)."""
-
-
-class ItemFileError(XmrError, OSError):
-    """The catalogued file is gone or unreadable now (moved or deleted since the last index run)."""
 
 
 def item_record(catalog: object, item_id: int) -> ImageRecord:
@@ -163,7 +155,7 @@ def _thumbnail_of(record: ImageRecord, side: int) -> bytes:
     Raises:
         ItemFileError: the original can no longer be read, or changed since it was indexed.
     """
-    from retrieval.images.decode import ImageDecodeError
+    from retrieval.errors import ImageDecodeError
     from retrieval.images.thumbnails import thumbnail_bytes
 
     handle, _ = open_original(record)

@@ -19,13 +19,19 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from index.errors import XmrError
-from retrieval.errors import QueryError
+from retrieval.errors import (
+    ItemNotFoundError,
+    QueryError,
+    RequestLimitError,
+    RerankUnavailableError,
+    UploadNotFoundError,
+    UploadTooLargeError,
+)
 from retrieval.results import Hit, Term, TextHit
 from retrieval.search.query import build_filter, build_terms, check_min_score
-from retrieval.search.query_vector import normalised
+from retrieval.search.query_vector import combine_terms
 from retrieval.serve.config import ServeConfig
-from retrieval.serve.items import ItemNotFoundError, item_record, original_file
+from retrieval.serve.items import item_record, original_file
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -34,22 +40,6 @@ if TYPE_CHECKING:
     from retrieval.serve.schemas import SearchRequest
 
 ITEM = "#"  # prefix naming a catalog item among the terms
-
-
-class RequestLimitError(XmrError, ValueError):
-    """A request goes beyond one of the server's limits (the message names it)."""
-
-
-class UploadTooLargeError(XmrError, ValueError):
-    """An uploaded image has more bytes or pixels than the server takes."""
-
-
-class UploadNotFoundError(XmrError, LookupError):
-    """An upload id the server does not (or no longer) hold."""
-
-
-class RerankUnavailableError(XmrError, ValueError):
-    """Reranking was asked of a server started without a reranker."""
 
 
 @dataclass(frozen=True)
@@ -110,7 +100,8 @@ class Searcher:
         """
         from PIL import Image as PILImage
 
-        from retrieval.images.decode import DecodeConfig, ImageDecodeError, decode_bytes
+        from retrieval.errors import ImageDecodeError
+        from retrieval.images.decode import DecodeConfig, decode_bytes
 
         if len(data) > self.config.max_upload_bytes:
             raise UploadTooLargeError(f"the image is {len(data)} bytes; this server takes at most {self.config.max_upload_bytes}.")
@@ -196,18 +187,17 @@ class Searcher:
         return build_terms(req.q, images, req.not_, not_images, req.weights)
 
     def _vector(self, terms: list[Term]) -> np.ndarray:
-        """The renormalised weighted sum ``(dim,)`` of the terms' unit vectors (as Library.embed_terms)."""
+        """The query vector ``(dim,)``: catalog items by their stored vectors, uploads by theirs."""
         stored = self._item_vectors([int(str(t.image)[1:]) for t in terms if _is_item(t)])
-        total = np.zeros(self.library.identity.embed_dim, np.float64)
-        for term in terms:
+
+        def vector_of(term: Term) -> np.ndarray:
             if term.text is not None:
-                vector = self.library.embed_text(term.text)
-            elif _is_item(term):
-                vector = stored[int(str(term.image)[1:])]
-            else:
-                vector = self.uploads.get(str(term.image)).vector
-            total += term.weight * vector
-        return normalised(total)
+                return self.library.embed_text(term.text)
+            if _is_item(term):
+                return stored[int(str(term.image)[1:])]
+            return self.uploads.get(str(term.image)).vector
+
+        return combine_terms(terms, self.library.identity.embed_dim, vector_of)
 
     def _item_vectors(self, ids: list[int]) -> dict[int, np.ndarray]:
         if not ids:

@@ -16,7 +16,7 @@ from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs
 
-from index.errors import XmrError
+from retrieval.errors import UnsafeBindError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -26,10 +26,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 COOKIE = "xmr_token"
 HEADER = b"x-xmr-token"
-
-
-class UnsafeBindError(XmrError, ValueError):
-    """The server was asked to listen beyond this machine without a token."""
 
 
 def is_loopback(host: str) -> bool:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from index.atomic import atomic_write_bytes
-from index.errors import XmrError
+from retrieval.errors import TrainingError
 from retrieval.ingest.pairs import PairSet, load_pairs
 from retrieval.training.checkpoints import RunFolder
 from retrieval.training.data import (
@@ -32,10 +32,6 @@ from retrieval.training.data import (
 CONFIG_DIR = Path(__file__).parent / "configs"  # shipped architectures (package data)
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-class TrainingError(XmrError, ValueError):
-    """A training run cannot start or resume as asked; the message says why."""
 
 
 @dataclass(frozen=True)

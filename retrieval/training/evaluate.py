@@ -63,7 +63,6 @@ class PairEmbeddings:
 
 def embed_images(paths: Sequence, encoder: Encoder, batch_size: int = 128, workers: int = 2) -> np.ndarray:
     """Decode, preprocess and encode image files in order -> ``(m, d)``."""
-    import torch
 
     def load(path) -> object:  # noqa: ANN001
         return encoder.preprocess(decode_file(path).image)
@@ -72,7 +71,7 @@ def embed_images(paths: Sequence, encoder: Encoder, batch_size: int = 128, worke
     with ThreadPoolExecutor(workers) as pool:
         for start in range(0, len(paths), batch_size):
             pixels = list(pool.map(load, paths[start : start + batch_size]))
-            chunks.append(encoder.encode_images(torch.stack(pixels)))
+            chunks.append(encoder.encode_images(encoder.stack(pixels)))
     return np.concatenate(chunks) if chunks else np.zeros((0, encoder.dim), np.float32)
 
 

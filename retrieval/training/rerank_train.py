@@ -26,16 +26,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from retrieval.errors import RerankerError
 from retrieval.ingest.pairs import PairSet, load_pairs
 from retrieval.models.encoder import ClipEncoder
 from retrieval.models.features import token_shape
 from retrieval.rerank.heads import DEFAULT_HEAD, HeadConfig
-from retrieval.rerank.model import (
-    RerankerConfig,
-    RerankerError,
-    RerankerNet,
-    save_reranker,
-)
+from retrieval.rerank.model import RerankerConfig, RerankerNet, save_reranker
 from retrieval.training.checkpoints import RunFolder
 from retrieval.training.corpus import (
     ImageBank,

@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from retrieval.errors import EvalSplitTooLargeError
+
 __all__ = [
     "COLOURS", "SHAPES", "SIZES", "RELATIONS", "MAX_EVAL_COUNT", "EvalSplitTooLargeError", "Thing", "Scene",
     "one_object_scenes", "two_object_scenes", "all_captions", "negatives_for",
@@ -91,10 +93,6 @@ def negative_kind(caption: str, negative: str) -> str:
 def word_kinds() -> dict[str, frozenset[str]]:
     """The grammar's words by kind: relation, colour, shape and size."""
     return dict(_WORD_KINDS)
-
-
-class EvalSplitTooLargeError(ValueError):
-    """An eval split was asked for more lines than the grammar has captions."""
 
 
 @dataclass(frozen=True)

@@ -18,16 +18,9 @@ from PIL import ExifTags, Image, features
 from skimage import data as skdata
 
 from index.errors import XmrError
+from retrieval.errors import ImageDecodeError
 from retrieval.images import decode as decode_module
-from retrieval.images.decode import (
-    DecodeConfig,
-    ImageDecodeError,
-    decode_bytes,
-    decode_file,
-    hash_file,
-    image_extensions,
-    image_formats,
-)
+from retrieval.images.decode import DecodeConfig, decode_bytes, decode_file, hash_file, image_extensions, image_formats
 
 RED = (255, 0, 0)
 BLUE = (0, 0, 255)

@@ -62,6 +62,9 @@ class PixelEncoder:
     def __init__(self) -> None:
         self.images = 0
 
+    def stack(self, pixels: list[torch.Tensor]) -> torch.Tensor:
+        return torch.stack(pixels)
+
     def encode_images(self, pixels: torch.Tensor) -> np.ndarray:
         self.images += len(pixels)
         seeds = pixels.reshape(len(pixels), -1)[:, 0].int().tolist()

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval.ingest.pairs import PairsFormatError
+from retrieval.errors import PairsFormatError
 
 CAPTIONS = ["a cup of coffee on a saucer", "an astronaut in a white suit", "a cat lying down", "a red rocket on the launch pad", "a pile of coins"]
 

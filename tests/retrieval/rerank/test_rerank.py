@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from retrieval.errors import RerankerMismatchError
 from retrieval.ingest.pairs import load_pairs
 from retrieval.rerank.heads import list_heads
-from retrieval.rerank.model import RerankerMismatchError, load_reranker
+from retrieval.rerank.model import load_reranker
 from retrieval.training import shapes_world
 from retrieval.training.rerank_train import RerankTrainConfig, prepare, train_reranker
 from retrieval.training.shapes_world import negative_kind as shapes_world_negative_kind

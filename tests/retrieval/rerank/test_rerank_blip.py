@@ -12,13 +12,9 @@ from PIL import Image
 
 transformers = pytest.importorskip("transformers", reason="the blip reranker needs transformers (pip install 'xmr[blip]')")
 
+from retrieval.errors import BlipWeightsNotFoundError, RerankerError
 from retrieval.rerank.base import ImageRef  # noqa: E402
-from retrieval.rerank.blip import (  # noqa: E402
-    BlipReranker,
-    BlipWeightsNotFoundError,
-    load_blip_reranker,
-)
-from retrieval.rerank.model import RerankerError  # noqa: E402
+from retrieval.rerank.blip import BlipReranker, load_blip_reranker  # noqa: E402
 
 WORDS = "a an the photo of cat dog astronaut coffee cup camera rocket coins red blue green man woman on in".split()
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from retrieval.rerank.model import RerankerError
+from retrieval.errors import RerankerError
 from retrieval.training.checkpoints import CHECKPOINT, STATE, RunFolder
 
 

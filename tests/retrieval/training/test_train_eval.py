@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval.ingest.pairs import PairsFormatError, load_pairs
+from retrieval.errors import PairsFormatError, TrainingError
+from retrieval.ingest.pairs import load_pairs
 from retrieval.training import shapes_world
 from retrieval.training.data import mirror_caption
-from retrieval.training.dual import TrainConfig, TrainingError, train
+from retrieval.training.dual import TrainConfig, train
 from retrieval.training.metrics import i2t_ranks, recall_at, t2i_ranks
 from tests.helpers.tiny_model import TINY_CFG
 
