@@ -144,7 +144,11 @@ def blas_thread_setter() -> Callable[[int], None] | None:
     libs = Path(np.__file__).resolve().parent.parent / "numpy.libs"
     for lib in sorted(libs.glob("libscipy_openblas*.so")):
         handle = ctypes.CDLL(str(lib))
-        for symbol in ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads", "openblas_set_num_threads"):
+        for symbol in (
+            "scipy_openblas_set_num_threads64_",
+            "scipy_openblas_set_num_threads",
+            "openblas_set_num_threads",
+        ):
             setter = getattr(handle, symbol, None)
             if setter is not None:
                 return lambda n, _set=setter: _set(ctypes.c_int(n))

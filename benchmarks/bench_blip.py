@@ -61,8 +61,17 @@ def build(config_name: str, device: str):  # noqa: ANN201
         text = dict(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
                     max_position_embeddings=16, encoder_hidden_size=32, pad_token_id=0, bos_token_id=2, eos_token_id=3,
                     sep_token_id=3)  # fmt: skip
-        vision = dict(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
-        config = transformers.BlipConfig(text_config=text, vision_config=vision, projection_dim=16, image_text_hidden_size=16)
+        vision = dict(
+            image_size=32,
+            patch_size=8,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+        )
+        config = transformers.BlipConfig(
+            text_config=text, vision_config=vision, projection_dim=16, image_text_hidden_size=16
+        )
     model = transformers.BlipForImageTextRetrieval(config).eval().to(device)
     processor = _processor(config.vision_config.image_size, min(512, config.text_config.max_position_embeddings))
     params = sum(p.numel() for p in model.parameters())
@@ -98,7 +107,15 @@ def bench(reranker, paths: list[str], ks: list[int], repeats: int) -> list[dict[
         images_s = median([timed(lambda: reranker.rerank_images(QUERY, refs[:k], dual))[0] for _ in range(repeats)])
         texts_s = median([timed(lambda: reranker.rerank_texts(refs[0], texts[:k], dual))[0] for _ in range(repeats)])
         decode_s = median([timed(lambda: [decode_file(p) for p in paths[:k]])[0] for _ in range(repeats)])
-        rows.append({"k": k, "rerank_images_s": images_s, "ms_per_pair": 1000 * images_s / k, "decode_s": decode_s, "rerank_texts_s": texts_s})
+        rows.append(
+            {
+                "k": k,
+                "rerank_images_s": images_s,
+                "ms_per_pair": 1000 * images_s / k,
+                "decode_s": decode_s,
+                "rerank_texts_s": texts_s,
+            }
+        )
     return rows
 
 
@@ -123,7 +140,9 @@ def main() -> int:
     device = pick_device(args.device)
     ks = {"tiny": [int(k) for k in args.k.split(",")], "base": [int(k) for k in args.base_k.split(",")]}
     env = environment(("numpy", "torch", "transformers", "PIL"))
-    env["device"] = torch.cuda.get_device_name() if device.startswith("cuda") else f"cpu, {torch.get_num_threads()} torch threads"
+    env["device"] = (
+        torch.cuda.get_device_name() if device.startswith("cuda") else f"cpu, {torch.get_num_threads()} torch threads"
+    )
     results: dict[str, object] = {"env": env, "configs": {}}
     with tempfile.TemporaryDirectory() as tmp:
         paths = make_files(Path(tmp), max(max(v) for v in ks.values()))
@@ -133,8 +152,21 @@ def main() -> int:
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             results["configs"][name] = {"params": params, "build_s": build_s, "max_rss_mib": rss, "rows": rows}  # type: ignore[index]
             print(f"\n{name}: {params / 1e6:.1f}M parameters, built in {build_s:.1f} s, peak RSS so far {rss:.0f} MiB")
-            table = [[r["k"], f"{r['rerank_images_s']:.3f}", f"{r['ms_per_pair']:.1f}", f"{r['decode_s']:.3f}", f"{r['rerank_texts_s']:.3f}"] for r in rows]
-            print(markdown_table(["K", "rerank_images s", "ms/pair", "of which decoding K files s", "rerank_texts s"], table))
+            table = [
+                [
+                    r["k"],
+                    f"{r['rerank_images_s']:.3f}",
+                    f"{r['ms_per_pair']:.1f}",
+                    f"{r['decode_s']:.3f}",
+                    f"{r['rerank_texts_s']:.3f}",
+                ]
+                for r in rows
+            ]
+            print(
+                markdown_table(
+                    ["K", "rerank_images s", "ms/pair", "of which decoding K files s", "rerank_texts s"], table
+                )
+            )
             del reranker
     print("\n" + environment_line(env) + f"\ndevice: {env['device']}; load average {os.getloadavg()[0]:.1f}")
     write_json(args.out, results)

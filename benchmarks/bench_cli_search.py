@@ -21,7 +21,11 @@ from _common import environment, environment_line, markdown_table, median, write
 
 def _xmr(library: str, text: str) -> float:
     start = time.perf_counter()
-    done = subprocess.run([str(Path(sys.executable).with_name("xmr")), "search", text, "-k", "10", "--paths", "--library", library], capture_output=True, text=True)
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("xmr")), "search", text, "-k", "10", "--paths", "--library", library],
+        capture_output=True,
+        text=True,
+    )
     seconds = time.perf_counter() - start
     if done.returncode not in (0, 1):
         raise SystemExit(f"xmr search failed: {done.stderr}")
@@ -40,8 +44,10 @@ def main() -> None:
     new = [_xmr(args.library, f"a red circle number {stamp}-{i}") for i in range(args.repeats)]
     _xmr(args.library, "a red circle to the left of a blue square")
     repeated = [_xmr(args.library, "a red circle to the left of a blue square") for _ in range(args.repeats)]
-    rows = [["text never searched before (model loaded)", f"{median(new):.2f}", f"{min(new):.2f}"],
-            ["text searched before (vector from queries.sqlite)", f"{median(repeated):.2f}", f"{min(repeated):.2f}"]]
+    rows = [
+        ["text never searched before (model loaded)", f"{median(new):.2f}", f"{min(new):.2f}"],
+        ["text searched before (vector from queries.sqlite)", f"{median(repeated):.2f}", f"{min(repeated):.2f}"],
+    ]
     print(markdown_table(["`xmr search` with", "median s", "min s"], rows))
     print(f"ratio: {median(new) / median(repeated):.1f}x")
     write_json(args.out, {"environment": env, "new_s": new, "repeated_s": repeated})

@@ -112,7 +112,13 @@ def main(argv: list[str] | None = None) -> int:
     np.save(work / "queries.npy", queries)
     np.save(work / "truth.npy", truth)
     env = environment()
-    results: dict[str, object] = {"env": env, "size": args.size, "queries": args.queries, "clusters": args.clusters, "kinds": {}}
+    results: dict[str, object] = {
+        "env": env,
+        "size": args.size,
+        "queries": args.queries,
+        "clusters": args.clusters,
+        "kinds": {},
+    }
     rows = []
     for kind in args.kinds.split(","):
         path = work / f"{kind}.vec"
@@ -130,17 +136,34 @@ def main(argv: list[str] | None = None) -> int:
             probe = _probe(path, work / "queries.npy", work / "truth.npy", refine)
             label = kind + ("" if refine < 0 else f" refine {refine}" if refine else " codes only")
             results["kinds"][label] = {"build_s": build_s, "disk_bytes": size, "nprobe": nprobe, **probe}  # type: ignore[index]
-            rows.append([
-                label, f"{build_s:.0f}", f"{size / args.size:.0f}", f"{probe['memory_bytes'] / args.size:.1f}",
-                f"{probe['rss_anon'] / 2**20:.0f} / {probe['rss_file'] / 2**20:.0f}", f"{probe['recall']:.3f}", f"{probe['p50_ms']:.2f}", nprobe,
-            ])
+            rows.append(
+                [
+                    label,
+                    f"{build_s:.0f}",
+                    f"{size / args.size:.0f}",
+                    f"{probe['memory_bytes'] / args.size:.1f}",
+                    f"{probe['rss_anon'] / 2**20:.0f} / {probe['rss_file'] / 2**20:.0f}",
+                    f"{probe['recall']:.3f}",
+                    f"{probe['p50_ms']:.2f}",
+                    nprobe,
+                ]
+            )
             print(f"{label}: {results['kinds'][label]}", file=sys.stderr, flush=True)  # type: ignore[index]
         if kind != "ondisk":
             path.unlink()
         else:
             shutil.rmtree(f"{path}.d", ignore_errors=True)
             path.unlink()
-    header = ["kind", "build s", "disk B/vector", "resident B/vector (index's account)", "RSS anon / file MiB", "recall@10", "p50 ms", "nprobe"]
+    header = [
+        "kind",
+        "build s",
+        "disk B/vector",
+        "resident B/vector (index's account)",
+        "RSS anon / file MiB",
+        "recall@10",
+        "p50 ms",
+        "nprobe",
+    ]
     print(environment_line(env))
     print(f"n={args.size} x {DIM}, {args.queries} held-out queries, k={K}, {args.clusters} clusters")
     print(markdown_table(header, rows))

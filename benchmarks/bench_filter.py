@@ -63,8 +63,21 @@ def bench_vectors(n: int, count: int, seed: int) -> list[dict[str, object]]:
         full = min(len(r.ids) for r in r_ivf) == K
         label = "unfiltered" if share is None else f"{share:.0%} allowed"
         for method, times in (("exact", t_exact), ("ivf", t_ivf)):
-            rows.append({"selection": label, "method": method, "p50_ms": median(times), "p99_ms": percentile(times, 99), "ivf_recall_at_10": float(recall), "k_hits_always": full})
-        print(label, f"exact p50 {median(t_exact):.1f} ms, ivf p50 {median(t_ivf):.2f} ms, recall {recall:.3f}", flush=True)
+            rows.append(
+                {
+                    "selection": label,
+                    "method": method,
+                    "p50_ms": median(times),
+                    "p99_ms": percentile(times, 99),
+                    "ivf_recall_at_10": float(recall),
+                    "k_hits_always": full,
+                }
+            )
+        print(
+            label,
+            f"exact p50 {median(t_exact):.1f} ms, ivf p50 {median(t_ivf):.2f} ms, recall {recall:.3f}",
+            flush=True,
+        )
     return rows
 
 
@@ -78,11 +91,25 @@ def bench_catalog(n: int) -> dict[str, float]:
 
     with tempfile.TemporaryDirectory() as tmp:
         catalog = Catalog(sqlite_url(str(Path(tmp) / "c.sqlite")))
-        rows = [{"path": f"/photos/{'a' if i % 2 else 'b'}/{i:07d}.jpg", "size": 1, "mtime_ns": i, "content_hash": "", "state": "indexed", "vector": b"\0\0\0\0", "vector_gen": 1} for i in range(n)]
+        rows = [
+            {
+                "path": f"/photos/{'a' if i % 2 else 'b'}/{i:07d}.jpg",
+                "size": 1,
+                "mtime_ns": i,
+                "content_hash": "",
+                "state": "indexed",
+                "vector": b"\0\0\0\0",
+                "vector_gen": 1,
+            }
+            for i in range(n)
+        ]
         with catalog.engine.begin() as conn:
             conn.execute(insert(ImageRow), rows)
         out = {}
-        for label, where in (("folder 50%", ImageFilter(under=("/photos/a",))), ("extension 100%", ImageFilter(extensions=(".jpg",)))):
+        for label, where in (
+            ("folder 50%", ImageFilter(under=("/photos/a",))),
+            ("extension 100%", ImageFilter(extensions=(".jpg",))),
+        ):
             times = []
             for _ in range(3):
                 start = time.perf_counter()
@@ -102,9 +129,28 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     env = environment(("numpy", "faiss"))
     rows = bench_vectors(args.size, args.queries, args.seed)
-    print(markdown_table(["selection", "method", "p50 ms", "p99 ms", "IVF recall@10", "k hits always"], [[r["selection"], r["method"], f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", f"{r['ivf_recall_at_10']:.3f}", r["k_hits_always"]] for r in rows]))
+    print(
+        markdown_table(
+            ["selection", "method", "p50 ms", "p99 ms", "IVF recall@10", "k hits always"],
+            [
+                [
+                    r["selection"],
+                    r["method"],
+                    f"{r['p50_ms']:.2f}",
+                    f"{r['p99_ms']:.2f}",
+                    f"{r['ivf_recall_at_10']:.3f}",
+                    r["k_hits_always"],
+                ]
+                for r in rows
+            ],
+        )
+    )
     catalog = bench_catalog(args.size)
-    print("catalog select_images at", f"{args.size:,} rows:", ", ".join(f"{k} {v * 1e3:.0f} ms" for k, v in catalog.items()))
+    print(
+        "catalog select_images at",
+        f"{args.size:,} rows:",
+        ", ".join(f"{k} {v * 1e3:.0f} ms" for k, v in catalog.items()),
+    )
     print(environment_line(env))
     write_json(args.out, {"size": args.size, "rows": rows, "catalog_select_s": catalog, "environment": env})
     return 0

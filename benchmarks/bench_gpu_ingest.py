@@ -162,7 +162,10 @@ def _header_process_rates(paths: list[Path], config, workers: int) -> dict[str, 
         cpu, start = time.process_time(), time.perf_counter()
         done = sum(len(x) for x in pool.map(probe, [files[i : i + 16] for i in range(0, len(files), 16)]))
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-    return {f"read_hash_header_{processes}header_processes_per_s": done / wall, "main_process_cpu_us_per_file_with_header_processes": cpu / done * 1e6}
+    return {
+        f"read_hash_header_{processes}header_processes_per_s": done / wall,
+        "main_process_cpu_us_per_file_with_header_processes": cpu / done * 1e6,
+    }
 
 
 def agreement(encoder, paths: list[Path], batch: list) -> dict[str, float]:  # noqa: ANN001
@@ -174,8 +177,13 @@ def agreement(encoder, paths: list[Path], batch: list) -> dict[str, float]:  # n
     cpu = torch.stack([encoder.preprocess(decode_file(p).image) for p in paths[: len(batch)]])
     gpu = batch[: len(cpu)].float().cpu()
     cos = np.sum(encoder.encode_images(gpu) * encoder.encode_images(cpu), axis=1)
-    return {"files": len(cpu), "pixel_mean_abs_diff": float((gpu - cpu).abs().mean()),
-            "pixel_max_abs_diff": float((gpu - cpu).abs().max()), "cosine_min": float(cos.min()), "cosine_mean": float(cos.mean())}
+    return {
+        "files": len(cpu),
+        "pixel_mean_abs_diff": float((gpu - cpu).abs().mean()),
+        "pixel_max_abs_diff": float((gpu - cpu).abs().max()),
+        "cosine_min": float(cos.min()),
+        "cosine_mean": float(cos.mean()),
+    }
 
 
 def encoder_rate(encoder, batches: list, repeats: int) -> list[float]:  # noqa: ANN001
@@ -202,8 +210,14 @@ def index_run(encoder, folder: Path, count: int, scratch: Path, **config: object
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     if report.encoded != count or report.failed:
-        raise RuntimeError(f"expected {count} encoded, got {report.encoded} ({report.failed} failed: {report.failures[:3]})")
-    return {"seconds": report.seconds, "images_per_s": count / report.seconds, "encoder_busy": timed.busy_s / report.seconds}
+        raise RuntimeError(
+            f"expected {count} encoded, got {report.encoded} ({report.failed} failed: {report.failures[:3]})"
+        )
+    return {
+        "seconds": report.seconds,
+        "images_per_s": count / report.seconds,
+        "encoder_busy": timed.busy_s / report.seconds,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -262,10 +276,21 @@ def main(argv: list[str] | None = None) -> int:
     cpu_runs = [index_run(encoder, cpu_folder, args.cpu_count, scratch, **cpu_cfg) for _ in range(2)]
     print(f"cpu decode runs: {cpu_runs}", file=sys.stderr, flush=True)
     result: dict[str, object] = {
-        "count": len(paths), "size": args.size, "mean_file_kib": round(mean_kib, 1), "batch_size": args.batch_size,
-        "workers": workers, "generate_s": gen_s, "stages": stages, "encoder_per_s": enc,
-        "gpu_decode_runs": gpu_runs, f"gpu_decode_{fewer}_readers": gpu_half, "gpu_decode_header_processes_0": threads_only,
-        "gpu_decode_commit_ahead_off": in_line, "cpu_decode_runs": cpu_runs, "agreement": agree, "environment": env,
+        "count": len(paths),
+        "size": args.size,
+        "mean_file_kib": round(mean_kib, 1),
+        "batch_size": args.batch_size,
+        "workers": workers,
+        "generate_s": gen_s,
+        "stages": stages,
+        "encoder_per_s": enc,
+        "gpu_decode_runs": gpu_runs,
+        f"gpu_decode_{fewer}_readers": gpu_half,
+        "gpu_decode_header_processes_0": threads_only,
+        "gpu_decode_commit_ahead_off": in_line,
+        "cpu_decode_runs": cpu_runs,
+        "agreement": agree,
+        "environment": env,
     }
     write_json(args.out, result)  # again below with the compiled figures, if it gets that far
     if args.compile:
@@ -275,24 +300,68 @@ def main(argv: list[str] | None = None) -> int:
         result["compile_s"] = time.perf_counter() - start
         result["encoder_compiled_per_s"] = encoder_rate(encoder, batches, args.repeats)
         result["gpu_decode_compiled_runs"] = [index_run(encoder, paths[0].parent, len(paths), scratch, **gpu_cfg)]
-        print(f"compiled: {result['encoder_compiled_per_s']} {result['gpu_decode_compiled_runs']}", file=sys.stderr, flush=True)
+        print(
+            f"compiled: {result['encoder_compiled_per_s']} {result['gpu_decode_compiled_runs']}",
+            file=sys.stderr,
+            flush=True,
+        )
     write_json(args.out, result)
     e = median(enc)
     g = median([r["images_per_s"] for r in gpu_runs])
     c = median([r["images_per_s"] for r in cpu_runs])
     rows = [
         ["encoder only (batches on the GPU)", f"{e:,.0f}", "1.00", ""],
-        [f"end-to-end, GPU decode ({len(paths)} files)", f"{g:,.0f}", f"{g / e:.2f}", f"{median([r['encoder_busy'] for r in gpu_runs]):.0%}"],
-        [f"end-to-end, GPU decode, {fewer} reader threads", f"{gpu_half['images_per_s']:,.0f}", f"{gpu_half['images_per_s'] / e:.2f}", f"{gpu_half['encoder_busy']:.0%}"],
-        ["end-to-end, GPU decode, header_processes=0 (reader threads hash and parse)", f"{threads_only['images_per_s']:,.0f}", f"{threads_only['images_per_s'] / e:.2f}", f"{threads_only['encoder_busy']:.0%}"],
-        ["end-to-end, GPU decode, commit_ahead=False", f"{in_line['images_per_s']:,.0f}", f"{in_line['images_per_s'] / e:.2f}", f"{in_line['encoder_busy']:.0%}"],
-        [f"end-to-end, CPU decode ({args.cpu_count} files, {workers} threads)", f"{c:,.0f}", f"{c / e:.2f}", f"{median([r['encoder_busy'] for r in cpu_runs]):.0%}"],
+        [
+            f"end-to-end, GPU decode ({len(paths)} files)",
+            f"{g:,.0f}",
+            f"{g / e:.2f}",
+            f"{median([r['encoder_busy'] for r in gpu_runs]):.0%}",
+        ],
+        [
+            f"end-to-end, GPU decode, {fewer} reader threads",
+            f"{gpu_half['images_per_s']:,.0f}",
+            f"{gpu_half['images_per_s'] / e:.2f}",
+            f"{gpu_half['encoder_busy']:.0%}",
+        ],
+        [
+            "end-to-end, GPU decode, header_processes=0 (reader threads hash and parse)",
+            f"{threads_only['images_per_s']:,.0f}",
+            f"{threads_only['images_per_s'] / e:.2f}",
+            f"{threads_only['encoder_busy']:.0%}",
+        ],
+        [
+            "end-to-end, GPU decode, commit_ahead=False",
+            f"{in_line['images_per_s']:,.0f}",
+            f"{in_line['images_per_s'] / e:.2f}",
+            f"{in_line['encoder_busy']:.0%}",
+        ],
+        [
+            f"end-to-end, CPU decode ({args.cpu_count} files, {workers} threads)",
+            f"{c:,.0f}",
+            f"{c / e:.2f}",
+            f"{median([r['encoder_busy'] for r in cpu_runs]):.0%}",
+        ],
     ]
-    rows += [[f"stage alone: {k.removesuffix('_per_s').replace('_', ' ')}", f"{v:,.0f}", "", ""] for k, v in stages.items() if k.endswith("_per_s")]
-    rows += [[f"{k.replace('_', ' ')} (microseconds, not images/s)", f"{v:,.0f}", "", ""] for k, v in stages.items() if not k.endswith("_per_s")]
+    rows += [
+        [f"stage alone: {k.removesuffix('_per_s').replace('_', ' ')}", f"{v:,.0f}", "", ""]
+        for k, v in stages.items()
+        if k.endswith("_per_s")
+    ]
+    rows += [
+        [f"{k.replace('_', ' ')} (microseconds, not images/s)", f"{v:,.0f}", "", ""]
+        for k, v in stages.items()
+        if not k.endswith("_per_s")
+    ]
     if args.compile:
         rows.append(["encoder only, torch.compile", f"{median(result['encoder_compiled_per_s']):,.0f}", "", ""])
-        rows.append(["end-to-end, GPU decode, torch.compile", f"{result['gpu_decode_compiled_runs'][0]['images_per_s']:,.0f}", "", ""])
+        rows.append(
+            [
+                "end-to-end, GPU decode, torch.compile",
+                f"{result['gpu_decode_compiled_runs'][0]['images_per_s']:,.0f}",
+                "",
+                "",
+            ]
+        )
     print(markdown_table(["measurement", "images/s", "vs encoder", "encoder busy"], rows))
     print(f"\n{env['gpu']}; medians of {args.repeats} runs; {environment_line(env)}")
     return 0

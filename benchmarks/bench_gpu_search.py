@@ -81,24 +81,38 @@ def measure(n: int, dim: int, args: argparse.Namespace) -> dict[str, object]:
     setup_s = time.perf_counter() - start
     torch.backends.cuda.matmul.allow_tf32 = False
     truth_q = dev_queries[: args.recall_queries]
-    exact = torch.cat([(truth_q @ dev_vectors[s : s + (1 << 22)].T) for s in range(0, n, 1 << 22)], 1).topk(10, dim=1).indices.cpu().numpy()
+    exact = (
+        torch.cat([(truth_q @ dev_vectors[s : s + (1 << 22)].T) for s in range(0, n, 1 << 22)], 1)
+        .topk(10, dim=1)
+        .indices.cpu()
+        .numpy()
+    )
     del dev_vectors
     torch.cuda.empty_cache()
     found = searcher.search(queries[: args.recall_queries], 10)
-    plain = [type(f)(np.zeros(0), r) for f, r in zip(found, searcher._candidates(truth_q.half(), 10, None)[1].cpu().numpy())]
+    plain = [
+        type(f)(np.zeros(0), r) for f, r in zip(found, searcher._candidates(truth_q.half(), 10, None)[1].cpu().numpy())
+    ]
     row: dict[str, object] = {
-        "n": n, "dim": dim, "setup_s": setup_s,
-        "recall_at_10": recall(found, exact), "recall_at_10_fp16_no_rescore": recall(plain, exact),
+        "n": n,
+        "dim": dim,
+        "setup_s": setup_s,
+        "recall_at_10": recall(found, exact),
+        "recall_at_10_fp16_no_rescore": recall(plain, exact),
         "gpu_bytes": int(searcher._dev.numel() * 2),
     }
     for batch, calls in ((1, args.queries), (64, max(20, args.queries // 5))):
         t = latencies(lambda q: searcher.search(q, 10), queries, batch, calls)
         row[f"batch{batch}_ms"] = {"p50": percentile(t, 50) * 1e3, "p99": percentile(t, 99) * 1e3, "calls": calls}
-        print(f"n={n:,} batch {batch}: p50 {row[f'batch{batch}_ms']['p50']:.2f} ms, p99 {row[f'batch{batch}_ms']['p99']:.2f} ms", file=sys.stderr, flush=True)
+        print(
+            f"n={n:,} batch {batch}: p50 {row[f'batch{batch}_ms']['p50']:.2f} ms, p99 {row[f'batch{batch}_ms']['p99']:.2f} ms",
+            file=sys.stderr,
+            flush=True,
+        )
     if n <= args.cpu_baseline_max:
         t = latencies(lambda q: index.search(q, 10), queries, 1, 10)
         row["cpu_numpy_batch1_ms_p50"] = percentile(t, 50) * 1e3
-    del searcher, index, host
+    searcher = index = host = None  # free device memory before the next size
     torch.cuda.empty_cache()
     return row
 
@@ -109,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--queries", type=int, default=300, help="timed batch-1 calls (batch 64: a fifth)")
     parser.add_argument("--recall-queries", type=int, default=200)
-    parser.add_argument("--cpu-baseline-max", type=int, default=1_000_000, help="numpy ExactIndex batch-1 baseline up to this size")
+    parser.add_argument(
+        "--cpu-baseline-max", type=int, default=1_000_000, help="numpy ExactIndex batch-1 baseline up to this size"
+    )
     parser.add_argument("--device", default="cuda", help="cuda (the benchmark); cpu only to smoke-test the script")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
@@ -119,11 +135,34 @@ def main(argv: list[str] | None = None) -> int:
     env["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     rows = [measure(int(n), args.dim, args) for n in args.sizes.split(",")]
     write_json(args.out, {"rows": rows, "environment": env})
-    table = [[f"{r['n']:,}", f"{r['batch1_ms']['p50']:.2f}", f"{r['batch1_ms']['p99']:.2f}", f"{r['batch64_ms']['p50']:.2f}",
-              f"{r['batch64_ms']['p99']:.2f}", f"{r['recall_at_10']:.3f}", f"{r['recall_at_10_fp16_no_rescore']:.3f}",
-              f"{r.get('cpu_numpy_batch1_ms_p50', float('nan')):.1f}"] for r in rows]
-    print(markdown_table(["vectors", "batch 1 p50 ms", "batch 1 p99 ms", "batch 64 p50 ms", "batch 64 p99 ms",
-                          "recall@10", "recall@10 fp16 only", "numpy CPU batch 1 p50 ms"], table))
+    table = [
+        [
+            f"{r['n']:,}",
+            f"{r['batch1_ms']['p50']:.2f}",
+            f"{r['batch1_ms']['p99']:.2f}",
+            f"{r['batch64_ms']['p50']:.2f}",
+            f"{r['batch64_ms']['p99']:.2f}",
+            f"{r['recall_at_10']:.3f}",
+            f"{r['recall_at_10_fp16_no_rescore']:.3f}",
+            f"{r.get('cpu_numpy_batch1_ms_p50', float('nan')):.1f}",
+        ]
+        for r in rows
+    ]
+    print(
+        markdown_table(
+            [
+                "vectors",
+                "batch 1 p50 ms",
+                "batch 1 p99 ms",
+                "batch 64 p50 ms",
+                "batch 64 p99 ms",
+                "recall@10",
+                "recall@10 fp16 only",
+                "numpy CPU batch 1 p50 ms",
+            ],
+            table,
+        )
+    )
     print(f"\n{env['gpu']}; k=10, {args.dim}-d; {environment_line(env)}")
     return 0
 

@@ -28,7 +28,22 @@ import numpy as np
 from _common import environment, environment_line, markdown_table, median, write_json
 
 # Photographic scikit-image samples that ship with the package (no download needed).
-_SOURCES = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "retina", "camera", "grass", "gravel", "brick", "moon", "cell", "coins")
+_SOURCES = (
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+    "camera",
+    "grass",
+    "gravel",
+    "brick",
+    "moon",
+    "cell",
+    "coins",
+)
 
 
 def _source_images() -> list[np.ndarray]:
@@ -48,7 +63,7 @@ def _source_images() -> list[np.ndarray]:
     return images
 
 
-def _make_photo(sources: list[np.ndarray], index: int, size: tuple[int, int]) -> "Image.Image":  # noqa: F821
+def _make_photo(sources: list[np.ndarray], index: int, size: tuple[int, int]) -> Image.Image:  # noqa: F821
     """A distinct photo-like image: random crop of a sample, resized, colour-jittered, noisy."""
     from PIL import Image
 
@@ -177,8 +192,11 @@ def measure(args: argparse.Namespace, paths: list[Path], workers: list[int]) -> 
         for w in workers if r % 2 == 0 else workers[::-1]:  # alternate so no count always runs first
             row[f"pipeline_w{w}"] = pipeline_run(encoder, paths[0].parent, len(paths), args.batch_size, w, scratch)
         rounds.append(row)
-        print(f"round {r + 1}/{args.repeats}: encoder {len(paths) / row['encoder']['wall_s']:.1f} img/s, "
-              + ", ".join(f"w{w} {row[f'pipeline_w{w}']['images_per_s']:.1f} img/s" for w in workers), file=sys.stderr)
+        print(
+            f"round {r + 1}/{args.repeats}: encoder {len(paths) / row['encoder']['wall_s']:.1f} img/s, "
+            + ", ".join(f"w{w} {row[f'pipeline_w{w}']['images_per_s']:.1f} img/s" for w in workers),
+            file=sys.stderr,
+        )
     shutil.rmtree(scratch, ignore_errors=True)
     return rounds
 
@@ -197,7 +215,9 @@ def summarise(rounds: list[dict[str, dict[str, float]]], count: int, workers: li
         out[f"workers={w}"] = {
             "images_per_s": e2e,
             "ratio": e2e / enc,
-            "ratio_per_round_median": median([run["images_per_s"] * r["encoder"]["wall_s"] / count for run, r in zip(runs, rounds)]),
+            "ratio_per_round_median": median(
+                [run["images_per_s"] * r["encoder"]["wall_s"] / count for run, r in zip(runs, rounds)]
+            ),
             "steady_images_per_s": steady,
             "steady_ratio": steady / enc,
             "encoder_busy_fraction": median([run["encoder_busy_s"] / run["wall_s"] for run in runs]),
@@ -232,21 +252,50 @@ def main(argv: list[str] | None = None) -> int:
     table = []
     for w in workers:
         s = summary[f"workers={w}"]
-        table.append([
-            args.count, f"{args.size} ({mean_kib:.0f} KiB)", args.batch_size, w,
-            f"{summary['encoder_images_per_s']:.1f}", f"{s['images_per_s']:.1f}",
-            f"**{s['ratio']:.2f}** ({s['ratio_per_round_median']:.2f})", f"{s['steady_images_per_s']:.1f} ({s['steady_ratio']:.2f})",
-            f"{s['encoder_busy_fraction']:.0%}",
-        ])
-    print(markdown_table(
-        ["photos", "size (mean file)", "batch", "workers", "encoder-only img/s", "end-to-end img/s",
-         "pipeline ratio (per-round median)", "after 1st batch img/s (ratio)", "encoder busy, % of run"],
-        table,
-    ))
+        table.append(
+            [
+                args.count,
+                f"{args.size} ({mean_kib:.0f} KiB)",
+                args.batch_size,
+                w,
+                f"{summary['encoder_images_per_s']:.1f}",
+                f"{s['images_per_s']:.1f}",
+                f"**{s['ratio']:.2f}** ({s['ratio_per_round_median']:.2f})",
+                f"{s['steady_images_per_s']:.1f} ({s['steady_ratio']:.2f})",
+                f"{s['encoder_busy_fraction']:.0%}",
+            ]
+        )
+    print(
+        markdown_table(
+            [
+                "photos",
+                "size (mean file)",
+                "batch",
+                "workers",
+                "encoder-only img/s",
+                "end-to-end img/s",
+                "pipeline ratio (per-round median)",
+                "after 1st batch img/s (ratio)",
+                "encoder busy, % of run",
+            ],
+            table,
+        )
+    )
     print(f"\ndecode+preprocess alone, 1 thread: {summary['decode_preprocess_images_per_s_1thread']:.1f} img/s")
     print(f"medians of {args.repeats} rounds; {environment_line(env)}")
-    write_json(args.out, {"count": args.count, "size": args.size, "mean_file_kib": round(mean_kib, 1), "batch_size": args.batch_size,
-                          "repeats": args.repeats, "summary": summary, "rounds": rounds, "environment": env})
+    write_json(
+        args.out,
+        {
+            "count": args.count,
+            "size": args.size,
+            "mean_file_kib": round(mean_kib, 1),
+            "batch_size": args.batch_size,
+            "repeats": args.repeats,
+            "summary": summary,
+            "rounds": rounds,
+            "environment": env,
+        },
+    )
     return 0
 
 

@@ -73,6 +73,7 @@ def _with_header_processes(pool, files: list[str], config, processes: int) -> li
 
     readers = HeaderReaders(processes, config)
     try:
+
         def probe(chunk: list[str]) -> list:
             headers = readers.read(chunk)
             return [probe_header(f, f, h, config, None) for f, h in zip(chunk, headers)]
@@ -91,7 +92,15 @@ def _embedded(n: int, dim: int, seed: int) -> list:
     rng = np.random.default_rng(seed)
     vectors = rng.standard_normal((n, dim)).astype("<f4")
     meta = ImageMeta(1024, 768, "JPEG")
-    return [Embedded(FileStat(f"/photos/img_{i:06d}.jpg", 250_000, 10**18 + seed), f"{seed:08x}{i:024x}", meta, vectors[i].tobytes()) for i in range(n)]
+    return [
+        Embedded(
+            FileStat(f"/photos/img_{i:06d}.jpg", 250_000, 10**18 + seed),
+            f"{seed:08x}{i:024x}",
+            meta,
+            vectors[i].tobytes(),
+        )
+        for i in range(n)
+    ]
 
 
 def stage_commit(p: dict) -> dict[str, float]:
@@ -150,7 +159,11 @@ def stage_pipeline(p: dict) -> dict[str, float]:
         commit_reads(reads, Plan(todo=[r.stat for r in reads]), SleepEncoder(H100_VIT_B32_PER_S), catalog, config)  # type: ignore[arg-type]
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         catalog.close()
-    return {"files_per_s": len(reads) / wall, "main_cpu_us_per_file": cpu / len(reads) * 1e6, "encoder_only_per_s": H100_VIT_B32_PER_S}
+    return {
+        "files_per_s": len(reads) / wall,
+        "main_cpu_us_per_file": cpu / len(reads) * 1e6,
+        "encoder_only_per_s": H100_VIT_B32_PER_S,
+    }
 
 
 def stage_index(p: dict) -> dict[str, float]:
@@ -177,7 +190,11 @@ def stage_index(p: dict) -> dict[str, float]:
         shutil.rmtree(directory, ignore_errors=True)
     if report.encoded != p["count"] or report.failed:
         raise RuntimeError(f"expected {p['count']} encoded, got {report.encoded} ({report.failed} failed)")
-    return {"images_per_s": p["count"] / report.seconds, "seconds": report.seconds, "encoder_busy": encoder.busy_s / report.seconds}
+    return {
+        "images_per_s": p["count"] / report.seconds,
+        "seconds": report.seconds,
+        "encoder_busy": encoder.busy_s / report.seconds,
+    }
 
 
 STAGES = {"reader": stage_reader, "commit": stage_commit, "pipeline": stage_pipeline, "index": stage_index}
@@ -200,7 +217,9 @@ def _export(work: Path, commit: str) -> Path:
     tree = work / f"tree-{commit}"
     if not (tree / "retrieval").is_dir():
         tree.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(["git", "-C", str(REPO_ROOT), "archive", commit], check=True, capture_output=True).stdout
+        archive = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "archive", commit], check=True, capture_output=True
+        ).stdout
         subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
     return tree
 
@@ -214,7 +233,9 @@ def _run(tree: Path, stage: str, params: dict) -> dict[str, float]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _plan(args: argparse.Namespace, photos: Path, index_folder: Path, scratch: Path, model: dict) -> list[tuple[str, str, str, dict]]:
+def _plan(
+    args: argparse.Namespace, photos: Path, index_folder: Path, scratch: Path, model: dict
+) -> list[tuple[str, str, str, dict]]:
     """(label, tree, stage, params) of every measurement in one round."""
     common = {"folder": str(photos), "sample": args.sample, "scratch": str(scratch), "workers": args.workers}
     processes = args.header_processes if args.header_processes > 0 else max(1, min(8, (os.cpu_count() or 2) - 2))
@@ -223,19 +244,38 @@ def _plan(args: argparse.Namespace, photos: Path, index_folder: Path, scratch: P
     runs = [
         ("reader: threads", "base", "reader", {**common, "variant": "threads"}),
         ("reader: threads", "new", "reader", {**common, "variant": "threads"}),
-        (f"reader: {processes} header processes", "new", "reader", {**common, "variant": "processes", "processes": processes}),
+        (
+            f"reader: {processes} header processes",
+            "new",
+            "reader",
+            {**common, "variant": "processes", "processes": processes},
+        ),
         ("commit: Catalog.apply", "base", "commit", common),
         ("commit: Catalog.apply", "new", "commit", common),
         ("pipeline: commit_reads, sleeping encoder", "base", "pipeline", common),
-        ("pipeline: commit_reads, sleeping encoder, commit_ahead off", "new", "pipeline", {**common, "config": {"commit_ahead": False}}),
+        (
+            "pipeline: commit_reads, sleeping encoder, commit_ahead off",
+            "new",
+            "pipeline",
+            {**common, "config": {"commit_ahead": False}},
+        ),
         ("pipeline: commit_reads, sleeping encoder", "new", "pipeline", common),
     ]
     for decode in decoders:
         config = {"batch_size": args.batch_size, "workers": args.workers, "gpu_decode": decode}
         runs.append((f"index: gpu_decode={decode}", "base", "index", {**index, "config": config}))
-        runs.append((f"index: gpu_decode={decode}", "new", "index", {**index, "config": {**config, "header_processes": 0}}))
+        runs.append(
+            (f"index: gpu_decode={decode}", "new", "index", {**index, "config": {**config, "header_processes": 0}})
+        )
         if decode == "on" and args.header_processes != 0:
-            runs.append((f"index: gpu_decode=on, {processes} header processes", "new", "index", {**index, "config": {**config, "header_processes": processes}}))
+            runs.append(
+                (
+                    f"index: gpu_decode=on, {processes} header processes",
+                    "new",
+                    "index",
+                    {**index, "config": {**config, "header_processes": processes}},
+                )
+            )
     return runs
 
 
@@ -244,13 +284,25 @@ def main(argv: list[str] | None = None) -> int:
         return _child(*sys.argv[2:5])
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline", default="", help="commit to compare with (exported with git archive)")
-    parser.add_argument("--baseline-tree", type=Path, default=None, help="an exported baseline tree (where there is no .git, e.g. a device machine)")
+    parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        default=None,
+        help="an exported baseline tree (where there is no .git, e.g. a device machine)",
+    )
     parser.add_argument("--count", type=int, default=2000, help="generated JPEGs (1024x768)")
-    parser.add_argument("--sample", type=int, default=2048, help="files / rows for the reader, commit and pipeline stages")
+    parser.add_argument(
+        "--sample", type=int, default=2048, help="files / rows for the reader, commit and pipeline stages"
+    )
     parser.add_argument("--index-count", type=int, default=1000, help="files for the Library.index runs")
     parser.add_argument("--batch-size", type=int, default=BATCH)
     parser.add_argument("--workers", type=int, default=0, help="reader threads (0: one per core, at most 8)")
-    parser.add_argument("--header-processes", type=int, default=-1, help="-1: cores - 2 (1 to 8, as auto picks on >= 4 cores); 0: skip those runs")
+    parser.add_argument(
+        "--header-processes",
+        type=int,
+        default=-1,
+        help="-1: cores - 2 (1 to 8, as auto picks on >= 4 cores); 0: skip those runs",
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "xmr-ingest-stages")
@@ -275,7 +327,10 @@ def main(argv: list[str] | None = None) -> int:
         model = {"model": f"local-dir:{folder}"}
     if not args.baseline and args.baseline_tree is None:
         parser.error("give --baseline COMMIT or --baseline-tree DIR")
-    trees = {"base": args.baseline_tree.resolve() if args.baseline_tree else _export(args.work, args.baseline), "new": REPO_ROOT}
+    trees = {
+        "base": args.baseline_tree.resolve() if args.baseline_tree else _export(args.work, args.baseline),
+        "new": REPO_ROOT,
+    }
     runs = _plan(args, photos, index_folder, scratch, model)
     results: dict[tuple[str, str], list[dict]] = {}
     for r in range(args.repeats):
@@ -285,8 +340,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"round {r + 1}: {label} [{tree}] {value}", file=sys.stderr, flush=True)
     env = environment()
     env["baseline"] = args.baseline or str(args.baseline_tree)
-    summary = {f"{label} [{tree}]": {k: median([v[k] for v in vs]) for k in vs[0]} for (label, tree), vs in results.items()}
-    write_json(args.out, {"params": {k: str(v) for k, v in vars(args).items()}, "runs": {f"{l} [{t}]": v for (l, t), v in results.items()}, "medians": summary, "environment": env})
+    summary = {
+        f"{label} [{tree}]": {k: median([v[k] for v in vs]) for k in vs[0]} for (label, tree), vs in results.items()
+    }
+    write_json(
+        args.out,
+        {
+            "params": {k: str(v) for k, v in vars(args).items()},
+            "runs": {f"{l} [{t}]": v for (l, t), v in results.items()},
+            "medians": summary,
+            "environment": env,
+        },
+    )
     print(_table(summary))
     print(f"\nmedians of {args.repeats} rounds; baseline {env['baseline']}; {environment_line(env)}")
     return 0

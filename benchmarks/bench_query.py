@@ -114,21 +114,39 @@ def bench_size(
         methods["exact numpy, ExactIndex (1 thread)"] = (lambda q: exact.search(q, K)[0].ids, 1)
     methods[f"exact faiss IndexFlatIP ({threads} threads, default)"] = (lambda q: _faiss_ids(flat, q), threads)
     methods["exact faiss IndexFlatIP (1 thread)"] = (lambda q: _faiss_ids(flat, q), 1)
-    methods.update({f"IVF nprobe={p}" + (" (auto-tuned)" if p == tuned else ""): (run_ivf(p), threads) for p in sorted({*nprobes, tuned})})
+    methods.update(
+        {
+            f"IVF nprobe={p}" + (" (auto-tuned)" if p == tuned else ""): (run_ivf(p), threads)
+            for p in sorted({*nprobes, tuned})
+        }
+    )
     times, found = _interleaved(methods, queries, warmup, block)
     _set_threads(threads)
     truth = found[next(iter(methods))]
     rows = []
     for name in methods:
         recall = float(np.mean([len(np.intersect1d(a, b)) / K for a, b in zip(found[name], truth)]))
-        rows.append({
-            "method": name, "p50_ms": percentile(times[name], 50) * 1e3, "p99_ms": percentile(times[name], 99) * 1e3,
-            "mean_ms": float(np.mean(times[name])) * 1e3, "recall_at_10": recall, "queries": len(times[name]),
-        })
-    del flat, methods
+        rows.append(
+            {
+                "method": name,
+                "p50_ms": percentile(times[name], 50) * 1e3,
+                "p99_ms": percentile(times[name], 99) * 1e3,
+                "mean_ms": float(np.mean(times[name])) * 1e3,
+                "recall_at_10": recall,
+                "queries": len(times[name]),
+            }
+        )
+    flat = methods = None  # free memory before the next size (a del would unbind the names the lambdas close over)
     gc.collect()
-    info = {"ivf_build_s": build_s, "ivf_tune_s": tune_s, "ivf_auto_nprobe": tuned, "ivf_nlist": ivf_lists(n), **_upsert_costs(exact, ivf, queries), "peak_rss_gib": peak_rss_gib()}
-    del exact, ivf
+    info = {
+        "ivf_build_s": build_s,
+        "ivf_tune_s": tune_s,
+        "ivf_auto_nprobe": tuned,
+        "ivf_nlist": ivf_lists(n),
+        **_upsert_costs(exact, ivf, queries),
+        "peak_rss_gib": peak_rss_gib(),
+    }
+    exact = ivf = None  # free memory before the next size
     gc.collect()
     return rows, info
 
@@ -200,14 +218,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000,100000,1000000", help="index sizes, comma-separated")
     parser.add_argument("--nprobes", default="8,16,32,64,128,256,512", help="IVF nprobe values, comma-separated")
-    parser.add_argument("--queries", type=int, default=0, help="measured queries per size (default 300 below 1M, 100 at 1M+)")
+    parser.add_argument(
+        "--queries", type=int, default=0, help="measured queries per size (default 300 below 1M, 100 at 1M+)"
+    )
     parser.add_argument("--warmup", type=int, default=10, help="unmeasured queries per method first")
     parser.add_argument("--block", type=int, default=10, help="queries per turn when methods take turns")
     parser.add_argument("--clusters", type=int, default=1000, help="synthetic cluster count")
     parser.add_argument("--structure", type=int, default=24, help="synthetic intrinsic dimension (shared basis size)")
-    parser.add_argument("--spread", type=float, default=1.0, help="synthetic within-cluster spread (higher: clusters overlap)")
+    parser.add_argument(
+        "--spread", type=float, default=1.0, help="synthetic within-cluster spread (higher: clusters overlap)"
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--vectors", type=Path, default=None, help="real (n, 512) float32 .npy embeddings instead of synthetic")
+    parser.add_argument(
+        "--vectors", type=Path, default=None, help="real (n, 512) float32 .npy embeddings instead of synthetic"
+    )
     parser.add_argument("--out", type=Path, default=None, help="write JSON results here")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -218,8 +242,16 @@ def main(argv: list[str] | None = None) -> int:
     env = environment(("numpy", "faiss"))  # at the start: the commit the code was loaded from
     env["faiss_threads"] = faiss.omp_get_max_threads()
     results: dict[str, object] = {
-        "dim": DIM, "k": K, "nprobes": nprobes, "data": str(args.vectors) if args.vectors else "synthetic",
-        "clusters": args.clusters, "structure": args.structure, "spread": args.spread, "seed": args.seed, "block": args.block, "sizes": {},
+        "dim": DIM,
+        "k": K,
+        "nprobes": nprobes,
+        "data": str(args.vectors) if args.vectors else "synthetic",
+        "clusters": args.clusters,
+        "structure": args.structure,
+        "spread": args.spread,
+        "seed": args.seed,
+        "block": args.block,
+        "sizes": {},
     }
     real = _unit(np.load(args.vectors, mmap_mode="r")) if args.vectors else None
     gen = Clustered(DIM, args.clusters, args.seed, structure=args.structure, spread=args.spread)
@@ -237,15 +269,28 @@ def main(argv: list[str] | None = None) -> int:
         results["sizes"][str(n)] = {**info, "queries": count, "rows": rows}  # type: ignore[index]
         del vectors, queries
         gc.collect()
-        print(f"\n### {n:,} vectors ({count} queries, batch 1, k={K}); "
-              f"IVF nlist={info['ivf_nlist']}, build {info['ivf_build_s']:.1f} s incl. nprobe tuning {info['ivf_tune_s']:.1f} s "
-              f"(1 run; auto nprobe = {info['ivf_auto_nprobe']}); "
-              f"upserted(32 new) exact {info['exact_upsert_32_s'] * 1e3:.0f} ms, IVF {info['ivf_upsert_32_s'] * 1e3:.0f} ms (median of 3); "
-              f"peak RSS {info['peak_rss_gib']:.1f} GiB")
-        print(markdown_table(
-            ["method", "p50 ms", "p99 ms", "recall@10", "p50 speed-up vs faster exact"],
-            [[r["method"], f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", f"{r['recall_at_10']:.3f}", f"{r['speedup_vs_best_exact']:.1f}x"] for r in rows],
-        ))
+        print(
+            f"\n### {n:,} vectors ({count} queries, batch 1, k={K}); "
+            f"IVF nlist={info['ivf_nlist']}, build {info['ivf_build_s']:.1f} s incl. nprobe tuning {info['ivf_tune_s']:.1f} s "
+            f"(1 run; auto nprobe = {info['ivf_auto_nprobe']}); "
+            f"upserted(32 new) exact {info['exact_upsert_32_s'] * 1e3:.0f} ms, IVF {info['ivf_upsert_32_s'] * 1e3:.0f} ms (median of 3); "
+            f"peak RSS {info['peak_rss_gib']:.1f} GiB"
+        )
+        print(
+            markdown_table(
+                ["method", "p50 ms", "p99 ms", "recall@10", "p50 speed-up vs faster exact"],
+                [
+                    [
+                        r["method"],
+                        f"{r['p50_ms']:.2f}",
+                        f"{r['p99_ms']:.2f}",
+                        f"{r['recall_at_10']:.3f}",
+                        f"{r['speedup_vs_best_exact']:.1f}x",
+                    ]
+                    for r in rows
+                ],
+            )
+        )
         sys.stdout.flush()
     results["environment"] = env
     print(f"\n{environment_line(env)}")

@@ -30,8 +30,12 @@ def _run(photos: Path, library: Path, args: argparse.Namespace, ray_config) -> d
     marks: list[tuple[int, float]] = []
     start = time.perf_counter()
     with Library.open(library, model=args.model, pretrained=args.pretrained, device="cpu") as lib:
-        report = lib.index([photos], config=IngestConfig(batch_size=args.batch_size), ray=ray_config,
-                           on_progress=lambda p: marks.append((p.done, time.perf_counter() - start)))
+        report = lib.index(
+            [photos],
+            config=IngestConfig(batch_size=args.batch_size),
+            ray=ray_config,
+            on_progress=lambda p: marks.append((p.done, time.perf_counter() - start)),
+        )
     assert report.added == args.count and report.failed == 0, report
     first_done, first_s = next((d, s) for d, s in marks if d > 0)
     last_done, last_s = marks[-1]
@@ -46,7 +50,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--size", default="640x480", help="JPEG size WxH")
-    parser.add_argument("--model", default="ViT-B-32", help="a --model value, or 'tiny' (the tests' tiny open_clip model)")
+    parser.add_argument(
+        "--model", default="ViT-B-32", help="a --model value, or 'tiny' (the tests' tiny open_clip model)"
+    )
     parser.add_argument("--pretrained", default="random")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--ray-cpus", type=int, default=2, help="CPUs of the local Ray (one per actor)")
@@ -65,7 +71,11 @@ def main() -> None:
     if args.model == "tiny":
         from tests.tiny_model import make_tiny_model
 
-        args.model = f"local-dir:{make_tiny_model(work / 'tiny-model')}" if not (work / "tiny-model").is_dir() else f"local-dir:{work / 'tiny-model'}"
+        args.model = (
+            f"local-dir:{make_tiny_model(work / 'tiny-model')}"
+            if not (work / "tiny-model").is_dir()
+            else f"local-dir:{work / 'tiny-model'}"
+        )
     started = time.perf_counter()
     ray.init(num_cpus=args.ray_cpus, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
     ray_start_s = time.perf_counter() - started
@@ -86,12 +96,21 @@ def main() -> None:
     rows = []
     for mode, runs in results.items():
         rate = median([r["images_per_s"] for r in runs])
-        rows.append([mode, f"{rate:.1f}", f"{rate / local_rate:.2f}", f"{median([r['first_batch_s'] for r in runs]):.1f}",
-                     f"{median([r['after_first_per_s'] for r in runs]):.1f}"])
+        rows.append(
+            [
+                mode,
+                f"{rate:.1f}",
+                f"{rate / local_rate:.2f}",
+                f"{median([r['first_batch_s'] for r in runs]):.1f}",
+                f"{median([r['after_first_per_s'] for r in runs]):.1f}",
+            ]
+        )
     print(environment_line(env))
     model = args.model if args.model.startswith("local-dir:") else f"{args.model}/{args.pretrained}"
-    print(f"{args.count} JPEGs {args.size}, {model}, batch {args.batch_size}, "
-          f"medians of {args.repeats}; ray.init {ray_start_s:.1f} s (not counted)")
+    print(
+        f"{args.count} JPEGs {args.size}, {model}, batch {args.batch_size}, "
+        f"medians of {args.repeats}; ray.init {ray_start_s:.1f} s (not counted)"
+    )
     print(markdown_table(["mode", "end-to-end img/s", "vs local", "first batch s", "after 1st batch img/s"], rows))
     write_json(args.out, {"env": env, "args": vars(args), "ray_start_s": ray_start_s, "results": results})
 

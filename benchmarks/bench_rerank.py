@@ -22,7 +22,9 @@ from _common import environment, environment_line, markdown_table, median, write
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--encoder", required=True, help="encoder (any --model value)")
-    parser.add_argument("--pairs", type=Path, required=True, help="pairs folder whose images are indexed and captions queried")
+    parser.add_argument(
+        "--pairs", type=Path, required=True, help="pairs folder whose images are indexed and captions queried"
+    )
     parser.add_argument("--reranker", default="", help="reranker folder (default: a fresh default reranker)")
     parser.add_argument("--ks", default="20,50,100")
     parser.add_argument("--queries", type=int, default=20)
@@ -54,7 +56,9 @@ def main() -> None:
     if not folder:
         folder = str(work / "reranker")
         lib = libs["cache"]
-        save_reranker(Path(folder), build_net(RerankTrainConfig(), lib.encoder), lib.identity, {"note": "untrained: latency only"})
+        save_reranker(
+            Path(folder), build_net(RerankTrainConfig(), lib.encoder), lib.identity, {"note": "untrained: latency only"}
+        )
     cache = TokenCache.open(libs["cache"].layout.root)
     per_image = cache.size_bytes() / max(1, len(cache))
     for k in (int(x) for x in args.ks.split(",")):
@@ -70,7 +74,13 @@ def main() -> None:
                 lib.search(q, k=10, reranker=reranker, rerank_k=k)
                 reranked.append(time.perf_counter() - t)
             added = median([r - d for r, d in zip(reranked, dual)]) * 1000
-            row = {"k": k, "mode": mode, "dual_ms": median(dual) * 1000, "reranked_ms": median(reranked) * 1000, "added_ms": added}
+            row = {
+                "k": k,
+                "mode": mode,
+                "dual_ms": median(dual) * 1000,
+                "reranked_ms": median(reranked) * 1000,
+                "added_ms": added,
+            }
             out["results"].append(row)
             rows.append([k, mode, f"{row['dual_ms']:.1f}", f"{row['reranked_ms']:.1f}", f"{added:.1f}"])
     out["token_cache_bytes_per_image"] = per_image

@@ -60,7 +60,21 @@ def build_library(root: Path, size: int, seed: int) -> None:
     vectors = Clustered(DIM, 1000, seed).sample(size, seed + 1)
     with lib.catalog.engine.begin() as conn:
         for start in range(0, size, 20_000):
-            rows = [{"path": f"/photos/{i // 1000:03d}/{i:07d}.jpg", "size": 1, "mtime_ns": i, "content_hash": f"{i:032x}", "state": "indexed", "width": 640, "height": 480, "format": "JPEG", "vector": vectors[i].astype("<f4").tobytes(), "vector_gen": 1} for i in range(start, min(size, start + 20_000))]
+            rows = [
+                {
+                    "path": f"/photos/{i // 1000:03d}/{i:07d}.jpg",
+                    "size": 1,
+                    "mtime_ns": i,
+                    "content_hash": f"{i:032x}",
+                    "state": "indexed",
+                    "width": 640,
+                    "height": 480,
+                    "format": "JPEG",
+                    "vector": vectors[i].astype("<f4").tobytes(),
+                    "vector_gen": 1,
+                }
+                for i in range(start, min(size, start + 20_000))
+            ]
             conn.execute(insert(ImageRow), rows)
     with Session(lib.catalog.engine) as session, session.begin():
         session.execute(update(Meta).where(Meta.key == "generation").values(value="1"))
@@ -80,7 +94,12 @@ def start_server(root: Path, port: int) -> tuple[subprocess.Popen, float]:
     import httpx
 
     start = time.perf_counter()
-    proc = subprocess.Popen([XMR, "serve", "--library", str(root), "--port", str(port), "--device", "cpu"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    proc = subprocess.Popen(
+        [XMR, "serve", "--library", str(root), "--port", str(port), "--device", "cpu"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     while True:
         if proc.poll() is not None:
             raise RuntimeError(f"xmr serve exited: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
@@ -108,7 +127,9 @@ def load(url: str, clients: int, per_client: int, texts: list[str]) -> dict[str,
                 response = http.get("/api/search", params={"q": text, "k": 10})
                 took = time.perf_counter() - start
                 with lock:
-                    (latencies if response.status_code == 200 else errors).append(took if response.status_code == 200 else response.text)  # type: ignore[arg-type]
+                    (latencies if response.status_code == 200 else errors).append(
+                        took if response.status_code == 200 else response.text
+                    )  # type: ignore[arg-type]
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
     start = time.perf_counter()
@@ -120,7 +141,13 @@ def load(url: str, clients: int, per_client: int, texts: list[str]) -> dict[str,
     if errors:
         raise RuntimeError(f"{len(errors)} failed searches, e.g. {errors[0]}")
     ms = [x * 1e3 for x in latencies]
-    return {"clients": clients, "queries": len(ms), "p50_ms": median(ms), "p99_ms": percentile(ms, 99), "qps": len(ms) / wall}
+    return {
+        "clients": clients,
+        "queries": len(ms),
+        "p50_ms": median(ms),
+        "p99_ms": percentile(ms, 99),
+        "qps": len(ms) / wall,
+    }
 
 
 def cli_cold_start(root: Path, texts: list[str], repeats: int) -> list[float]:
@@ -128,7 +155,12 @@ def cli_cold_start(root: Path, texts: list[str], repeats: int) -> list[float]:
     times = []
     for text in texts[:repeats]:
         start = time.perf_counter()
-        subprocess.run([XMR, "search", text, "--library", str(root), "--json", "-k", "10", "--device", "cpu"], check=True, capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        subprocess.run(
+            [XMR, "search", text, "--library", str(root), "--json", "-k", "10", "--device", "cpu"],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        )
         times.append(time.perf_counter() - start)
     return times
 
@@ -150,7 +182,15 @@ class Writer(threading.Thread):
         gen = Clustered(DIM, 1000, self.seed)
         while not self.stop.wait(self.every):
             vectors = gen.sample(self.batch, self.seed + 100 + self.commits)
-            items = [Embedded(FileStat(f"/photos/new/{self.commits:04d}-{i:04d}.jpg", 1, i), f"new{self.commits:04d}{i:04d}", ImageMeta(640, 480, "JPEG"), v.astype("<f4").tobytes()) for i, v in enumerate(vectors)]
+            items = [
+                Embedded(
+                    FileStat(f"/photos/new/{self.commits:04d}-{i:04d}.jpg", 1, i),
+                    f"new{self.commits:04d}{i:04d}",
+                    ImageMeta(640, 480, "JPEG"),
+                    v.astype("<f4").tobytes(),
+                )
+                for i, v in enumerate(vectors)
+            ]
             catalog.apply(embedded=items)
             self.commits += 1
         catalog.close()
@@ -197,12 +237,50 @@ def main(argv: list[str] | None = None) -> int:
             server.wait(timeout=30)
         cold = cli_cold_start(root, texts, args.cli_repeats)
         print(f"CLI cold start per query: median {median(cold):.2f} s over {len(cold)}", flush=True)
-    table = [[r["clients"], r["queries"], f"{r['p50_ms']:.0f}", f"{r['p99_ms']:.0f}", f"{r['qps']:.1f}", f"{median(cold) / (r['p50_ms'] / 1e3):.0f}x"] for r in rows]
-    table.append([f"4 + writer ({during['writes']} commits of {args.write_batch})", during["queries"], f"{during['p50_ms']:.0f}", f"{during['p99_ms']:.0f}", f"{during['qps']:.1f}", ""])
-    table.append(["CLI cold start per query", len(cold), f"{median(cold) * 1e3:.0f}", f"{max(cold) * 1e3:.0f} (max)", f"{1 / median(cold):.2f}", "1x"])
+    table = [
+        [
+            r["clients"],
+            r["queries"],
+            f"{r['p50_ms']:.0f}",
+            f"{r['p99_ms']:.0f}",
+            f"{r['qps']:.1f}",
+            f"{median(cold) / (r['p50_ms'] / 1e3):.0f}x",
+        ]
+        for r in rows
+    ]
+    table.append(
+        [
+            f"4 + writer ({during['writes']} commits of {args.write_batch})",
+            during["queries"],
+            f"{during['p50_ms']:.0f}",
+            f"{during['p99_ms']:.0f}",
+            f"{during['qps']:.1f}",
+            "",
+        ]
+    )
+    table.append(
+        [
+            "CLI cold start per query",
+            len(cold),
+            f"{median(cold) * 1e3:.0f}",
+            f"{max(cold) * 1e3:.0f} (max)",
+            f"{1 / median(cold):.2f}",
+            "1x",
+        ]
+    )
     print(markdown_table(["clients", "queries", "p50 ms", "p99 ms", "queries/s", "p50 vs CLI"], table))
     print(environment_line(env))
-    write_json(args.out, {"size": args.size, "server_startup_s": startup, "rows": rows, "with_writer": during, "cli_cold_start_s": cold, "environment": env})
+    write_json(
+        args.out,
+        {
+            "size": args.size,
+            "server_startup_s": startup,
+            "rows": rows,
+            "with_writer": during,
+            "cli_cold_start_s": cold,
+            "environment": env,
+        },
+    )
     return 0
 
 

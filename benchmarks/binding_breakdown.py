@@ -35,7 +35,7 @@ _WORDS = word_kinds()
 
 
 def scene(caption: str) -> str:
-    """"one object", "both differ", "same shape" or "same colour" for a Shapes World caption."""
+    """ "one object", "both differ", "same shape" or "same colour" for a Shapes World caption."""
     words = caption.split()
     colours = [w for w in words if w in _WORDS["colour"]]
     shapes = [w for w in words if w in _WORDS["shape"]]
@@ -59,7 +59,13 @@ def breakdown(pairs, texts, images, score) -> dict[str, dict[str, float | int]]:
         for negative, value in zip(negatives, scores[1:]):
             where[shapes_world_negative_kind(caption, negative)].append(bool(scores[0] > value))
         where["binding"].append(bool(scores[0] > scores[1:].max()))
-    return {name: {**{kind: round(float(np.mean(v)), 3) for kind, v in sorted(kinds.items())}, "lines": len(kinds["binding"])} for name, kinds in sorted(wins.items())}
+    return {
+        name: {
+            **{kind: round(float(np.mean(v)), 3) for kind, v in sorted(kinds.items())},
+            "lines": len(kinds["binding"]),
+        }
+        for name, kinds in sorted(wins.items())
+    }
 
 
 def main() -> None:
@@ -75,18 +81,31 @@ def main() -> None:
     if not any(pairs.negatives):
         sys.exit(f"{args.test} has no negatives: the breakdown needs Shapes World pairs with negatives")
     images, texts = encode_image_bank(encoder, pairs.images), encode_text_bank(encoder, pair_texts(pairs))
-    result = {"dual": breakdown(pairs, texts, images, lambda t, i: np.einsum("pd,pd->p", texts.vectors[t], images.vectors[i]))}
+    result = {
+        "dual": breakdown(pairs, texts, images, lambda t, i: np.einsum("pd,pd->p", texts.vectors[t], images.vectors[i]))
+    }
     if args.reranker:
         from retrieval.rerank.model import load_reranker
         from retrieval.training.rerank_eval import net_scorer
 
-        result["reranker"] = breakdown(pairs, texts, images, net_scorer(load_reranker(args.reranker, encoder.identity).net, texts, images))
+        result["reranker"] = breakdown(
+            pairs, texts, images, net_scorer(load_reranker(args.reranker, encoder.identity).net, texts, images)
+        )
     for name, scenes in result.items():
         print(f"{name}:")
         for where, kinds in scenes.items():
             print(f"  {where:12s} " + "  ".join(f"{k} {v}" for k, v in kinds.items()))
     if args.out:
-        args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "environment": _common.environment(), "result": result}, indent=2))
+        args.out.write_text(
+            json.dumps(
+                {
+                    "args": {k: str(v) for k, v in vars(args).items()},
+                    "environment": _common.environment(),
+                    "result": result,
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

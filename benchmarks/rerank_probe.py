@@ -65,14 +65,18 @@ def main() -> None:
     parser.add_argument("--encoder", type=Path, required=True)
     parser.add_argument("--train", type=Path, required=True)
     parser.add_argument("--test", type=Path, required=True)
-    parser.add_argument("--kinds", default="relation", help="negatives trained on, comma-separated: relation, colour, shape")
+    parser.add_argument(
+        "--kinds", default="relation", help="negatives trained on, comma-separated: relation, colour, shape"
+    )
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--batch", type=int, default=128, help="lines per step")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--warmup", type=int, default=0, help="linear lr warm-up steps (0: constant lr from the start)")
     parser.add_argument("--seed", type=int, default=0, help="initial weights and line order")
     parser.add_argument("--every", type=int, default=250, help="evaluate every this many steps")
-    parser.add_argument("--cfg", default="{}", help='RerankTrainConfig overrides as JSON, e.g. {"pool": 1, "fusion": "single-stream"}')
+    parser.add_argument(
+        "--cfg", default="{}", help='RerankTrainConfig overrides as JSON, e.g. {"pool": 1, "fusion": "single-stream"}'
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -89,7 +93,9 @@ def main() -> None:
 
     pool = contrast_rows(train, texts, set(args.kinds.split(",")))
     if not len(pool):
-        sys.exit(f"{args.train} has no negatives of kind {args.kinds}: the probe needs Shapes World pairs with negatives")
+        sys.exit(
+            f"{args.train} has no negatives of kind {args.kinds}: the probe needs Shapes World pairs with negatives"
+        )
     held_out = {kind: contrast_rows(test, test_texts, {kind}) for kind in KINDS}
     config = dataclasses.replace(RerankTrainConfig(checkpoint_seconds=1e9), **json.loads(args.cfg))
     torch.manual_seed(args.seed)
@@ -103,7 +109,17 @@ def main() -> None:
         for group in optimizer.param_groups:
             group["lr"] = args.lr * min(1.0, (step + 1) / args.warmup) if args.warmup else args.lr
         batch = pool[rng.integers(0, len(pool), args.batch)]
-        logits = pair_logits(net, texts, images, np.concatenate([batch[:, 0], batch[:, 1]]), np.concatenate([batch[:, 2], batch[:, 2]])).view(2, -1).T
+        logits = (
+            pair_logits(
+                net,
+                texts,
+                images,
+                np.concatenate([batch[:, 0], batch[:, 1]]),
+                np.concatenate([batch[:, 2], batch[:, 2]]),
+            )
+            .view(2, -1)
+            .T
+        )
         loss = F.cross_entropy(logits, torch.zeros(len(batch), dtype=torch.long, device=logits.device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -113,9 +129,18 @@ def main() -> None:
         if (step + 1) % args.every == 0 or step + 1 == args.steps:
             net.eval()
             score = net_scorer(net, test_texts, test_images)
-            accuracy = {kind: round(float(np.mean(score(r[:, 0], r[:, 2]) > score(r[:, 1], r[:, 2]))), 3) for kind, r in held_out.items() if len(r)}
+            accuracy = {
+                kind: round(float(np.mean(score(r[:, 0], r[:, 2]) > score(r[:, 1], r[:, 2]))), 3)
+                for kind, r in held_out.items()
+                if len(r)
+            }
             net.train()
-            row = {"step": step + 1, "train": round(float(np.mean(wins[-args.every :])), 3), "test": accuracy, "seconds": round(time.time() - began, 1)}
+            row = {
+                "step": step + 1,
+                "train": round(float(np.mean(wins[-args.every :])), 3),
+                "test": accuracy,
+                "seconds": round(time.time() - began, 1),
+            }
             trace.append(row)
             print(json.dumps(row), flush=True)
     if args.out:

@@ -138,9 +138,13 @@ class Catalog:
         try:
             self.engine: Engine = create_engine(url, pool_pre_ping=True)
         except NoSuchModuleError as exc:
-            raise CatalogUnavailableError(f"{shown_url(url)} names a database or driver SQLAlchemy does not know ({exc}); e.g. postgresql+psycopg://user@host/xmr") from exc
+            raise CatalogUnavailableError(
+                f"{shown_url(url)} names a database or driver SQLAlchemy does not know ({exc}); e.g. postgresql+psycopg://user@host/xmr"
+            ) from exc
         except ArgumentError as exc:
-            raise CatalogUnavailableError(f"{shown_url(url)} is not a SQLAlchemy database URL ({exc}); e.g. postgresql+psycopg://user@host/xmr") from exc
+            raise CatalogUnavailableError(
+                f"{shown_url(url)} is not a SQLAlchemy database URL ({exc}); e.g. postgresql+psycopg://user@host/xmr"
+            ) from exc
         except ImportError as exc:  # the dialect's DBAPI module
             hint = " (pip install 'xmr[postgres]')" if url.startswith("postgres") else ""
             raise MissingDependencyError(
@@ -251,9 +255,7 @@ class Catalog:
         with Session(self.engine) as session:
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
-                query = select(ImageRow).where(
-                    ImageRow.content_hash.in_(chunk), ImageRow.state == INDEXED
-                )
+                query = select(ImageRow).where(ImageRow.content_hash.in_(chunk), ImageRow.state == INDEXED)
                 for row in session.scalars(query):
                     found.setdefault(row.content_hash, _to_record(row))
         return found
@@ -274,9 +276,7 @@ class Catalog:
         with Session(self.engine) as session:
             for start in range(0, len(ids), 500):
                 chunk = [int(i) for i in ids[start : start + 500]]
-                query = select(ImageRow.id, ImageRow.vector).where(
-                    ImageRow.id.in_(chunk), ImageRow.vector.is_not(None)
-                )
+                query = select(ImageRow.id, ImageRow.vector).where(ImageRow.id.in_(chunk), ImageRow.vector.is_not(None))
                 found.update({row_id: blob for row_id, blob in session.execute(query)})
         return found
 
@@ -291,9 +291,13 @@ class Catalog:
         if prefixes:
             # A range on the indexed path column ("/a/b/" <= path < "/a/b0") uses the index
             # and compares bytes, where LIKE would scan every row and ignore case.
-            query = query.where(or_(*(and_(ImageRow.path >= p, ImageRow.path < p[:-1] + chr(ord(p[-1]) + 1)) for p in prefixes)))
+            query = query.where(
+                or_(*(and_(ImageRow.path >= p, ImageRow.path < p[:-1] + chr(ord(p[-1]) + 1)) for p in prefixes))
+            )
         if where.extensions:
-            query = query.where(or_(*(func.lower(ImageRow.path).endswith(e.lower(), autoescape=True) for e in where.extensions)))
+            query = query.where(
+                or_(*(func.lower(ImageRow.path).endswith(e.lower(), autoescape=True) for e in where.extensions))
+            )
         for bound, newer in ((where.after, True), (where.before, False)):
             if bound is not None:
                 query = query.where(_time_condition(bound, newer))
@@ -355,9 +359,7 @@ class Catalog:
     def counts(self) -> dict[str, int]:
         """Counts of indexed images, failed images and texts."""
         with Session(self.engine) as session:
-            by_state = dict(
-                session.execute(select(ImageRow.state, func.count()).group_by(ImageRow.state)).all()
-            )
+            by_state = dict(session.execute(select(ImageRow.state, func.count()).group_by(ImageRow.state)).all())
             texts = session.scalar(select(func.count()).select_from(TextRow)) or 0
         return {
             "images": int(by_state.get(INDEXED, 0)),
@@ -372,7 +374,9 @@ class Catalog:
             return np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
         return np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
 
-    def iter_vectors(self, corpus: str, gen: int, dim: int, batch: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def iter_vectors(
+        self, corpus: str, gen: int, dim: int, batch: int = 10_000
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """:meth:`vectors_since` in id order, ``batch`` rows at a time (bounded memory)."""
         table = ImageRow if corpus == IMAGES else TextRow
         with Session(self.engine) as session:
@@ -389,9 +393,7 @@ class Catalog:
     def deleted_since(self, corpus: str, gen: int) -> np.ndarray:
         """Vector ids deleted after ``gen``."""
         with Session(self.engine) as session:
-            query = select(Tombstone.vector_id).where(
-                Tombstone.corpus == corpus, Tombstone.gen > gen
-            )
+            query = select(Tombstone.vector_id).where(Tombstone.corpus == corpus, Tombstone.gen > gen)
             return np.asarray(sorted(set(session.scalars(query))), dtype=np.int64)
 
     def vector_ids(self, corpus: str) -> np.ndarray:

@@ -97,7 +97,9 @@ def _existing(session: Session, paths: list[str]) -> dict[str, tuple[int, bool]]
     return found
 
 
-def _upsert_embedded(session: Session, items: Sequence[Embedded], existing: dict[str, tuple[int, bool]], gen: int) -> None:
+def _upsert_embedded(
+    session: Session, items: Sequence[Embedded], existing: dict[str, tuple[int, bool]], gen: int
+) -> None:
     new, old = [], []
     for item in items:
         meta = item.meta
@@ -201,7 +203,11 @@ def _replace_captions(session: Session, captions: dict[str, Captions], gen: int)
         query = select(_TEXTS.c.id).where(_TEXTS.c.source.in_(sources[start : start + _CHUNK])).order_by(_TEXTS.c.id)
         old += session.scalars(query)
     remove_rows(session, TEXTS, old, gen)
-    insert_texts(session, ((body, SIDECAR + path, path, vector) for path, found in captions.items() for body, vector in found.items), gen)
+    insert_texts(
+        session,
+        ((body, SIDECAR + path, path, vector) for path, found in captions.items() for body, vector in found.items),
+        gen,
+    )
     session.execute(
         update(_IMAGES).where(_IMAGES.c.path == bindparam("b_path")),
         [{"b_path": path, "captions_mtime_ns": found.mtime_ns} for path, found in captions.items()],

@@ -102,8 +102,7 @@ def read_manifest(directory: Path) -> Manifest | None:
     schema = raw.get("schema")
     if not isinstance(schema, int) or schema > SCHEMA_VERSION:
         raise LibraryVersionError(
-            f"{path} has schema {schema!r}; this xmr reads up to {SCHEMA_VERSION}. "
-            "Upgrade xmr (pip install -U xmr)."
+            f"{path} has schema {schema!r}; this xmr reads up to {SCHEMA_VERSION}. Upgrade xmr (pip install -U xmr)."
         )
     try:
         model = ModelIdentity.from_dict(raw["model"])

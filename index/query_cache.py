@@ -41,7 +41,9 @@ _SCHEMA = (
 class QueryVectorCache:
     """Unit vectors ``(dim,)`` of text queries for one model, in the SQLite file ``path``."""
 
-    def __init__(self, path: Path, model: str, dim: int, capacity: int = DEFAULT_CAPACITY, timeout: float = 2.0) -> None:
+    def __init__(
+        self, path: Path, model: str, dim: int, capacity: int = DEFAULT_CAPACITY, timeout: float = 2.0
+    ) -> None:
         self.path = Path(path)
         self.timeout = timeout  # seconds to wait for another process's write before giving up
         self.model = model  # the model's identity, as a string; vectors of another are never returned
@@ -86,7 +88,9 @@ class QueryVectorCache:
                 log.info("query cache %s not opened (%s); embedding without it", self.path, exc)
                 return None
             try:
-                db.execute("PRAGMA synchronous = OFF")  # no fsync: a killed process is still safe; a file an OS crash damages is replaced
+                db.execute(
+                    "PRAGMA synchronous = OFF"
+                )  # no fsync: a killed process is still safe; a file an OS crash damages is replaced
                 with db:
                     self._prepare(db)
                     return operation(db, *args)
@@ -104,7 +108,12 @@ class QueryVectorCache:
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         if meta != {"format": str(FORMAT), "model": self.model}:
             if meta:
-                log.info("query cache %s was written for %s (format %s); emptied", self.path, meta.get("model"), meta.get("format"))
+                log.info(
+                    "query cache %s was written for %s (format %s); emptied",
+                    self.path,
+                    meta.get("model"),
+                    meta.get("format"),
+                )
             db.execute("DELETE FROM vectors")
             db.execute("DELETE FROM meta")
             db.executemany("INSERT INTO meta VALUES (?, ?)", [("format", str(FORMAT)), ("model", self.model)])

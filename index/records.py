@@ -113,14 +113,20 @@ class ImageFilter:
         for name in ("after", "before"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, datetime):
-                raise FilterError(f"ImageFilter.{name} must be a datetime (e.g. datetime(2024, 1, 1)), not {type(value).__name__}")
+                raise FilterError(
+                    f"ImageFilter.{name} must be a datetime (e.g. datetime(2024, 1, 1)), not {type(value).__name__}"
+                )
             if value is not None:
                 try:
                     value.timestamp()  # what the catalog compares file times with
                 except (OverflowError, ValueError, OSError) as exc:
-                    raise FilterError(f"ImageFilter.{name} {value} is outside the dates this system can compare ({exc}); give a date after 1900") from exc
+                    raise FilterError(
+                        f"ImageFilter.{name} {value} is outside the dates this system can compare ({exc}); give a date after 1900"
+                    ) from exc
         if self.after is not None and self.before is not None and _ordered(self.after, self.before) is False:
-            raise FilterError(f"ImageFilter.after ({self.after}) must be earlier than before ({self.before}): nothing would match")
+            raise FilterError(
+                f"ImageFilter.after ({self.after}) must be earlier than before ({self.before}): nothing would match"
+            )
 
     @property
     def active(self) -> bool:

@@ -135,9 +135,7 @@ def read_header(path: Path) -> tuple[SnapshotHeader, int]:
         # calling that "damaged" would get the newer file rebuilt over (downgraded).
         version = fields.get("version") if isinstance(fields, dict) else None
         if isinstance(version, int) and version > SNAPSHOT_VERSION:
-            raise LibraryVersionError(
-                f"{path} was written by a newer xmr (snapshot v{version}); upgrade xmr."
-            )
+            raise LibraryVersionError(f"{path} was written by a newer xmr (snapshot v{version}); upgrade xmr.")
         header = SnapshotHeader(**fields)
     except (LibraryVersionError, CorruptFileError):
         raise
@@ -181,7 +179,16 @@ def read_snapshot(path: Path, dim: int) -> tuple[VectorIndex, int]:
         ids = np.fromfile(path, dtype="<i8", count=header.count, offset=offset)
         vectors = np.memmap(path, dtype="<f4", mode="r", offset=ids_end, shape=(header.count, dim))
         payload = np.fromfile(path, dtype=np.uint8, offset=rows_end)
-        index = CompressedIndex(dim, _faiss_payload(path, payload), ids, header.nprobe, header.trained_on, kind=header.kind, rows=FloatRows(dim, ids, vectors), refine=header.refine)
+        index = CompressedIndex(
+            dim,
+            _faiss_payload(path, payload),
+            ids,
+            header.nprobe,
+            header.trained_on,
+            kind=header.kind,
+            rows=FloatRows(dim, ids, vectors),
+            refine=header.refine,
+        )
         return index, header.generation
     if header.kind == ONDISK:
         return _read_ondisk(path, header, offset, size), header.generation
@@ -213,7 +220,9 @@ def _read_ondisk(path: Path, header: SnapshotHeader, offset: int, size: int) -> 
     why = files.check(header.rows)
     if why:
         raise _corrupt(path, why)
-    index = OnDiskIndex(dim, Layout(directory, centroids, table, dead, header.rows), files, header.nprobe, header.trained_on)
+    index = OnDiskIndex(
+        dim, Layout(directory, centroids, table, dead, header.rows), files, header.nprobe, header.trained_on
+    )
     if len(index) != header.count:
         raise _corrupt(path, f"its files hold {len(index)} live vectors, the header says {header.count}")
     return index

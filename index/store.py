@@ -35,6 +35,7 @@ __all__ = ["AUTO", "IndexConfig", "VectorStore"]
 
 log = logging.getLogger(__name__)
 
+
 class VectorStore:
     """One corpus (images or texts) of vectors: search it, refresh it, persist it."""
 
@@ -123,7 +124,15 @@ class VectorStore:
         sample = np.concatenate(parts) if parts else np.zeros((0, self.dim), np.float32)
         directory = self._building = new_build_dir(self.path)
         try:
-            return build_ondisk(directory, self.dim, lambda: self.catalog.iter_vectors(self.corpus, -1, self.dim), count, sample, self.config.nprobe, self.config.target_recall)
+            return build_ondisk(
+                directory,
+                self.dim,
+                lambda: self.catalog.iter_vectors(self.corpus, -1, self.dim),
+                count,
+                sample,
+                self.config.nprobe,
+                self.config.target_recall,
+            )
         finally:
             self._building = None
 
@@ -184,7 +193,9 @@ class VectorStore:
                 return self._retrain
             kind, gen = self._index.kind, self.catalog.generation()
             self._retrain_gen = gen
-            self._retrain = threading.Thread(target=self._run_retrain, args=(kind, gen), name=f"xmr-retrain-{self.corpus}", daemon=True)
+            self._retrain = threading.Thread(
+                target=self._run_retrain, args=(kind, gen), name=f"xmr-retrain-{self.corpus}", daemon=True
+            )
             self._retrain.start()
             return self._retrain
 

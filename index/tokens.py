@@ -80,7 +80,14 @@ class TokenCache:
                 )
             return cache
         root.mkdir(parents=True, exist_ok=True)
-        header = {"format": FORMAT, "schema": SCHEMA_VERSION, "tokens": tokens, "width": width, "dtype": "float16", "model": model}
+        header = {
+            "format": FORMAT,
+            "schema": SCHEMA_VERSION,
+            "tokens": tokens,
+            "width": width,
+            "dtype": "float16",
+            "model": model,
+        }
         atomic_write_bytes(root / "tokens.json", json.dumps(header, indent=2).encode())
         return cls(root, tokens, width, model)
 
@@ -97,9 +104,13 @@ class TokenCache:
             header = json.loads(path.read_text())
             tokens, width, model = int(header["tokens"]), int(header["width"]), str(header["model"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise CorruptFileError(f"{path} is unreadable ({exc}); delete {root}/tokens.* and re-index with --cache-tokens.") from exc
+            raise CorruptFileError(
+                f"{path} is unreadable ({exc}); delete {root}/tokens.* and re-index with --cache-tokens."
+            ) from exc
         if header.get("format") != FORMAT or int(header.get("schema", 0)) > SCHEMA_VERSION:
-            raise LibraryVersionError(f"{path} was written by a newer xmr (schema {header.get('schema')}); upgrade xmr.")
+            raise LibraryVersionError(
+                f"{path} was written by a newer xmr (schema {header.get('schema')}); upgrade xmr."
+            )
         return cls(root, tokens, width, model)
 
     # ---- writing (under the library's write lock) -------------------------------------
@@ -132,7 +143,9 @@ class TokenCache:
         """Rows for ``hashes``: tokens ``(n, T, W)`` float16 (zeros where missing), found ``(n,)``."""
         with self._lock:
             self._refresh()
-            rows = [self._rows.get(bytes.fromhex(h)[:KEY_BYTES].ljust(KEY_BYTES, b"\0"), -1) if h else -1 for h in hashes]
+            rows = [
+                self._rows.get(bytes.fromhex(h)[:KEY_BYTES].ljust(KEY_BYTES, b"\0"), -1) if h else -1 for h in hashes
+            ]
             data = self._data
         found = np.array(rows, dtype=np.int64) >= 0
         out = np.zeros((len(hashes), *self.shape), np.float16)
@@ -150,9 +163,15 @@ class TokenCache:
         if size == self._seen_size:
             return
         count = self._committed_rows()
-        keys = np.fromfile(self.keys_path, dtype=np.uint8, count=count * KEY_BYTES).reshape(count, KEY_BYTES) if count else np.zeros((0, KEY_BYTES), np.uint8)
+        keys = (
+            np.fromfile(self.keys_path, dtype=np.uint8, count=count * KEY_BYTES).reshape(count, KEY_BYTES)
+            if count
+            else np.zeros((0, KEY_BYTES), np.uint8)
+        )
         self._rows = {key.tobytes(): row for row, key in enumerate(keys)}  # the last row of a key wins
-        self._data = np.memmap(self.data_path, dtype=np.float16, mode="r", shape=(count, *self.shape)) if count else None
+        self._data = (
+            np.memmap(self.data_path, dtype=np.float16, mode="r", shape=(count, *self.shape)) if count else None
+        )
         self._seen_size = size
 
 

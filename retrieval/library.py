@@ -1,10 +1,10 @@
 """The public library API: open a library, index folders, search by text or image.
 
-    from retrieval import Library
-    with Library.open("~/photos-index", model="ViT-B-32") as lib:
-        report = lib.index(["~/Pictures"])
-        for hit in lib.search(text="a man riding a horse", k=5):
-            print(hit.rank, hit.score, hit.path)
+from retrieval import Library
+with Library.open("~/photos-index", model="ViT-B-32") as lib:
+    report = lib.index(["~/Pictures"])
+    for hit in lib.search(text="a man riding a horse", k=5):
+        print(hit.rank, hit.score, hit.path)
 """
 
 from __future__ import annotations
@@ -59,10 +59,19 @@ if TYPE_CHECKING:
     from retrieval.models.encoder import Encoder
     from retrieval.rerank.base import Reranker
 
+
 class Library:
     """A directory holding a catalog, vector indexes and a manifest. Thread-safe for searches."""
 
-    def __init__(self, layout: LibraryLayout, manifest: Manifest, catalog: Catalog, device: str, encoder: Encoder | None, index_config: IndexConfig) -> None:
+    def __init__(
+        self,
+        layout: LibraryLayout,
+        manifest: Manifest,
+        catalog: Catalog,
+        device: str,
+        encoder: Encoder | None,
+        index_config: IndexConfig,
+    ) -> None:
         self.layout = layout
         self.manifest = manifest
         self.catalog = catalog
@@ -71,7 +80,9 @@ class Library:
         self._encoder_lock = threading.Lock()
         self._selections = SelectionCache(catalog)  # filter -> allowed ids
         # Texts searched before and unchanged indexed files are queried without loading the model.
-        self.known = LibraryVectors(catalog, QueryVectorCache(layout.query_cache, _query_cache_key(manifest.model), manifest.model.embed_dim))
+        self.known = LibraryVectors(
+            catalog, QueryVectorCache(layout.query_cache, _query_cache_key(manifest.model), manifest.model.embed_dim)
+        )
         self.images = VectorStore(layout.image_vectors, catalog, IMAGES, manifest.model.embed_dim, index_config)
         self.images.load()
         self.texts = VectorStore(layout.text_vectors, catalog, TEXTS, manifest.model.embed_dim, index_config)
@@ -218,7 +229,9 @@ class Library:
 
                     # A token cache's grid shape comes from the model, so the driver loads it then.
                     tokens = self._token_cache(create=cache_tokens) if plan.todo else None
-                    tally = run_plan_ray(plan, self.identity, lambda: self.encoder, self.catalog, config, ray, on_progress, tokens)
+                    tally = run_plan_ray(
+                        plan, self.identity, lambda: self.encoder, self.catalog, config, ray, on_progress, tokens
+                    )
                 else:
                     encoder = self.encoder if plan.todo or plan.recaption else None
                     tokens = self._token_cache(create=cache_tokens) if plan.todo else None
@@ -321,7 +334,9 @@ class Library:
         out = text_hits(found, self.catalog.texts(found.ids.tolist()))
         if reranker is not None:
             if image is None or text is not None or terms:
-                raise QueryError("reranking texts needs one query image and nothing else; drop --reranker for text-to-text search.")
+                raise QueryError(
+                    "reranking texts needs one query image and nothing else; drop --reranker for text-to-text search."
+                )
             from retrieval.rerank.base import ImageRef
             from retrieval.rerank.search import rerank_text_hits
 
@@ -401,7 +416,15 @@ class Library:
         """The renormalised weighted sum ``(dim,)`` of the terms' unit vectors."""
         return embed_terms(lambda: self.encoder, terms, self.identity.embed_dim, self.known)
 
-    def search_vector(self, query: np.ndarray, k: int = 10, *, where: ImageFilter = ImageFilter(), offset: int = 0, min_score: float | None = None) -> list[Hit]:
+    def search_vector(
+        self,
+        query: np.ndarray,
+        k: int = 10,
+        *,
+        where: ImageFilter = ImageFilter(),
+        offset: int = 0,
+        min_score: float | None = None,
+    ) -> list[Hit]:
         """Rank images by a unit query vector ``(dim,)``; see :meth:`search` for the options."""
         _check_query_types(None, None, (), k, offset)
         check_paging(k, offset)
@@ -443,8 +466,14 @@ def _check_query_types(text: object, image: object, terms: object, k: object, of
     """Wrong argument types from API callers fail here, with the fix, not deep inside."""
     if text is not None and not isinstance(text, str):
         raise QueryError(f"text must be a string, not {type(text).__name__}")
-    if image is not None and not isinstance(image, (str, os.PathLike)) and not type(image).__module__.startswith("PIL."):
-        raise QueryError(f"image must be a file path or a PIL image, not {type(image).__name__} (for bytes: PIL.Image.open(io.BytesIO(data)))")
+    if (
+        image is not None
+        and not isinstance(image, (str, os.PathLike))
+        and not type(image).__module__.startswith("PIL.")
+    ):
+        raise QueryError(
+            f"image must be a file path or a PIL image, not {type(image).__name__} (for bytes: PIL.Image.open(io.BytesIO(data)))"
+        )
     if getattr(image, "width", 1) == 0 or getattr(image, "height", 1) == 0:
         raise QueryError("the query image is empty (0 pixels wide or high)")
     if isinstance(terms, (str, Term)) or not all(isinstance(t, Term) for t in terms):  # type: ignore[union-attr]

@@ -121,8 +121,19 @@ def test_query_algebra_filters_and_paging_from_the_command_line(run, photos: Pat
     args = ["search", "a cup", "a table", "--not", "people", "--image", reference, "--weight", f"20:{reference}"]
     combined = [json.loads(line) for line in run(*args, "-k", "6", "--json").stdout.splitlines()]
     assert len(combined) == 6 and combined[0]["path"] == reference  # the weighted image dominates
-    pages = [json.loads(line) for o in ("0", "2", "4") for line in run(*args, "-k", "2", "--offset", o, "--json").stdout.splitlines()]
-    assert [h["path"] for h in pages] == [h["path"] for h in combined] and [h["rank"] for h in pages] == [1, 2, 3, 4, 5, 6]
+    pages = [
+        json.loads(line)
+        for o in ("0", "2", "4")
+        for line in run(*args, "-k", "2", "--offset", o, "--json").stdout.splitlines()
+    ]
+    assert [h["path"] for h in pages] == [h["path"] for h in combined] and [h["rank"] for h in pages] == [
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+    ]
     nested = run("search", "a cup", "--under", str(photos / "nested"), "--ext", "JPG,png", "--paths").stdout.split()
     assert nested and all(p.startswith(str(photos / "nested") + "/") for p in nested)
     none = run("search", "a cup", "--after", "2999-01-01")
@@ -131,12 +142,19 @@ def test_query_algebra_filters_and_paging_from_the_command_line(run, photos: Pat
 
 def test_bad_groups_value_is_a_usage_error_not_an_internal_one(run, tiny_model_dir: Path, tmp_path: Path) -> None:  # noqa: ANN001
     (tmp_path / "pairs").mkdir()
-    result = run("eval", str(tmp_path / "pairs"), "--model", str(tiny_model_dir), "--groups", "nope", with_library=False)
+    result = run(
+        "eval", str(tmp_path / "pairs"), "--model", str(tiny_model_dir), "--groups", "nope", with_library=False
+    )
     assert result.exit_code == 2 and "internal error" not in result.stderr
 
 
-@pytest.mark.parametrize(("env", "marker"), [({"TERM": "xterm-kitty"}, "\x1b_Gf=100"), ({"TERM_PROGRAM": "iTerm.app"}, "\x1b]1337;File=inline=1"), ({}, None)])
-def test_preview_draws_thumbnails_only_where_the_terminal_can(run, photos: Path, monkeypatch: pytest.MonkeyPatch, env: dict, marker) -> None:  # noqa: ANN001
+@pytest.mark.parametrize(
+    ("env", "marker"),
+    [({"TERM": "xterm-kitty"}, "\x1b_Gf=100"), ({"TERM_PROGRAM": "iTerm.app"}, "\x1b]1337;File=inline=1"), ({}, None)],
+)
+def test_preview_draws_thumbnails_only_where_the_terminal_can(
+    run, photos: Path, monkeypatch: pytest.MonkeyPatch, env: dict, marker
+) -> None:  # noqa: ANN001
     import base64
     import io
 
@@ -180,7 +198,14 @@ def test_known_queries_import_no_torch(run, photos: Path) -> None:  # noqa: ANN0
         "print('heavy:', sorted(m for m in ('torch', 'torchvision', 'open_clip') if m in sys.modules))\n"
     )
     repo = Path(cli.__file__).resolve().parent
-    done = subprocess.run([sys.executable, "-c", probe], cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)}, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=repo,
+        env={**os.environ, "PYTHONPATH": str(repo)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     *paths, heavy = done.stdout.splitlines()
     assert paths == first.stdout.splitlines() + by_image.stdout.splitlines()

@@ -45,7 +45,9 @@ MODULES = module_files()
 
 def _is_type_checking(node: ast.If) -> bool:
     test = node.test
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _imports(tree: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
@@ -98,7 +100,11 @@ def test_every_import_of_ours_names_a_module_that_exists() -> None:
 
 def test_layers_are_one_way() -> None:
     # cli.py -> xmr_cli -> retrieval -> index; nothing imports upward.
-    upward = [f"{e.source}:{e.line} imports {e.target}" for e in EDGES if LAYERS[e.target.split(".")[0]] < LAYERS[e.source.split(".")[0]]]
+    upward = [
+        f"{e.source}:{e.line} imports {e.target}"
+        for e in EDGES
+        if LAYERS[e.target.split(".")[0]] < LAYERS[e.source.split(".")[0]]
+    ]
     assert upward == []
 
 
@@ -110,7 +116,11 @@ def test_product_rooms_never_import_training() -> None:
 def test_no_module_imports_its_own_package_root() -> None:
     # `from retrieval import X` inside retrieval runs retrieval/__init__.py, which imports the
     # whole public API back: a circle. Submodules import what they need from its module.
-    inside = [f"{e.source}:{e.line} imports {e.target}" for e in EDGES if e.target in ROOTS and e.source.startswith(e.target + ".")]
+    inside = [
+        f"{e.source}:{e.line} imports {e.target}"
+        for e in EDGES
+        if e.target in ROOTS and e.source.startswith(e.target + ".")
+    ]
     assert inside == []
 
 
@@ -197,9 +207,17 @@ def test_tests_import_no_other_test_module_and_no_benchmark() -> None:
     bad = []
     for path in sorted((REPO / "tests").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             for target in names:
                 last = target.rsplit(".", 1)[-1]
-                if target.startswith("benchmarks") or (target.startswith("tests.") and (last.startswith("test_") or last == "conftest")):
+                if target.startswith("benchmarks") or (
+                    target.startswith("tests.") and (last.startswith("test_") or last == "conftest")
+                ):
                     bad.append(f"{path.relative_to(REPO)}:{node.lineno} imports {target}")
     assert bad == []

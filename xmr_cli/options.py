@@ -27,21 +27,34 @@ __all__ = [
 
 LibraryOpt = Annotated[
     Optional[Path],
-    typer.Option("--library", "-L", envvar="XMR_LIBRARY", help="Library directory [default: $XDG_DATA_HOME/xmr/default]."),
+    typer.Option(
+        "--library", "-L", envvar="XMR_LIBRARY", help="Library directory [default: $XDG_DATA_HOME/xmr/default]."
+    ),
 ]
-CatalogOpt = Annotated[str, typer.Option("--catalog-url", help="SQLAlchemy URL of the catalog [default: SQLite in the library].")]
+CatalogOpt = Annotated[
+    str, typer.Option("--catalog-url", help="SQLAlchemy URL of the catalog [default: SQLite in the library].")
+]
 ModelOpt = Annotated[
     Optional[str],
-    typer.Option("--model", "-m", help="open_clip name, local-dir:PATH or a model folder [default: the library's model, else ViT-B-32]."),
+    typer.Option(
+        "--model",
+        "-m",
+        help="open_clip name, local-dir:PATH or a model folder [default: the library's model, else ViT-B-32].",
+    ),
 ]
 PretrainedOpt = Annotated[
-    Optional[str], typer.Option("--pretrained", help="Pretrained tag or weights file for --model [default: laion2b_s34b_b79k].")
+    Optional[str],
+    typer.Option("--pretrained", help="Pretrained tag or weights file for --model [default: laion2b_s34b_b79k]."),
 ]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
-RerankerOpt = Annotated[str, typer.Option("--reranker", help="Rescore the top results: a folder from train-reranker, or blip:HUB_NAME.")]
+RerankerOpt = Annotated[
+    str, typer.Option("--reranker", help="Rescore the top results: a folder from train-reranker, or blip:HUB_NAME.")
+]
 DEFAULT_RERANK_K = 50  # == retrieval.rerank.base.DEFAULT_RERANK_K (not imported: --help stays light)
-RerankKOpt = Annotated[int, typer.Option("--rerank-k", min=1, help="How many dual-encoder results the reranker rescores.")]
+RerankKOpt = Annotated[
+    int, typer.Option("--rerank-k", min=1, help="How many dual-encoder results the reranker rescores.")
+]
 
 
 def make_index_config(kind: str, budget: str) -> IndexConfig | None:

@@ -87,7 +87,7 @@ def print_no_results(in_texts: bool, filtered: bool) -> None:
 
 
 def image_protocol() -> str:
-    """"kitty" or "iterm2" when the terminal shows inline images, else "" (nothing breaks)."""
+    """ "kitty" or "iterm2" when the terminal shows inline images, else "" (nothing breaks)."""
     import os
 
     if os.environ.get("KITTY_WINDOW_ID") or os.environ.get("TERM") == "xterm-kitty":
@@ -105,7 +105,12 @@ def inline_image(png: bytes, protocol: str) -> str:
     if protocol == "iterm2":
         return f"\x1b]1337;File=inline=1;size={len(png)};preserveAspectRatio=1:{data}\x07"
     chunks = [data[i : i + 4096] for i in range(0, len(data), 4096)]  # kitty: 4 KiB per chunk
-    parts = [f"\x1b_Gf=100,a=T,m={int(i < len(chunks) - 1)};{c}\x1b\\" if i == 0 else f"\x1b_Gm={int(i < len(chunks) - 1)};{c}\x1b\\" for i, c in enumerate(chunks)]
+    parts = [
+        f"\x1b_Gf=100,a=T,m={int(i < len(chunks) - 1)};{c}\x1b\\"
+        if i == 0
+        else f"\x1b_Gm={int(i < len(chunks) - 1)};{c}\x1b\\"
+        for i, c in enumerate(chunks)
+    ]
     return "".join(parts)
 
 
@@ -190,9 +195,14 @@ def print_metrics(result: dict, as_json: bool) -> None:
     rows = [("all", result), *result.get("groups", {}).items()]
     for name, r in rows:
         binding = f"{r['binding']:.3f}" if "binding" in r else "-"
-        table.add_row(name, str(r["count"]), *(f"{r['t2i'][k]:.3f}" for k in ("R@1", "R@5", "R@10")), *(f"{r['i2t'][k]:.3f}" for k in ("R@1", "R@5", "R@10")), binding)
+        table.add_row(
+            name,
+            str(r["count"]),
+            *(f"{r['t2i'][k]:.3f}" for k in ("R@1", "R@5", "R@10")),
+            *(f"{r['i2t'][k]:.3f}" for k in ("R@1", "R@5", "R@10")),
+            binding,
+        )
     out.print(table)
     if "binding_by_negative" in result:
         wins = ", ".join(f"{kind} {share:.3f}" for kind, share in result["binding_by_negative"].items())
         out.print(f"caption beats its negative, by kind of negative: {wins}")
-

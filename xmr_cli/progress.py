@@ -74,13 +74,22 @@ class TrainProgress:
             TimeRemainingColumn,
         )
 
-        self.bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.3f}  {task.fields[rate]:.0f} pairs/s  T {task.fields[temp]:.3f}"), TimeRemainingColumn(), console=err)
+        self.bar = Progress(
+            TextColumn("training"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.3f}  {task.fields[rate]:.0f} pairs/s  T {task.fields[temp]:.3f}"),
+            TimeRemainingColumn(),
+            console=err,
+        )
         self.task = self.bar.add_task("train", total=None, loss=0.0, rate=0.0, temp=0.0)
 
     def update(self, progress: object) -> None:
         p = progress
         self.bar.start()  # on the first step, so a run that fails to start draws no bar
-        self.bar.update(self.task, completed=p.step, total=p.total, loss=p.loss, rate=p.pairs_per_second, temp=p.temperature)  # type: ignore[attr-defined]
+        self.bar.update(
+            self.task, completed=p.step, total=p.total, loss=p.loss, rate=p.pairs_per_second, temp=p.temperature
+        )  # type: ignore[attr-defined]
 
     def __enter__(self) -> TrainProgress:
         return self
@@ -101,7 +110,14 @@ class RerankProgress:
             TimeRemainingColumn,
         )
 
-        self.bar = Progress(TextColumn("{task.fields[phase]}"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.3f}  {task.fields[rate]:.0f} pairs/s"), TimeRemainingColumn(), console=err)
+        self.bar = Progress(
+            TextColumn("{task.fields[phase]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.3f}  {task.fields[rate]:.0f} pairs/s"),
+            TimeRemainingColumn(),
+            console=err,
+        )
         self.task = self.bar.add_task("rerank", total=None, phase="", loss=0.0, rate=0.0)
 
     def update(self, p: object) -> None:

@@ -34,18 +34,40 @@ def code_bytes(kind: str, dim: int) -> int:
 class CompressedIndex(IVFIndex):
     """IVF lists of SQ8 or PQ codes; search reranks ``refine * k`` candidates exactly."""
 
-    def __init__(self, dim: int, index, ids: np.ndarray, nprobe: int = 32, trained_on: int = 0, *, kind: str = SQ8, rows: FloatRows | None = None, refine: int = DEFAULT_REFINE):  # noqa: ANN001
+    def __init__(
+        self,
+        dim: int,
+        index,
+        ids: np.ndarray,
+        nprobe: int = 32,
+        trained_on: int = 0,
+        *,
+        kind: str = SQ8,
+        rows: FloatRows | None = None,
+        refine: int = DEFAULT_REFINE,
+    ):  # noqa: ANN001
         super().__init__(dim, index, ids, nprobe, trained_on)
         self.kind = kind
         self.rows = rows if rows is not None else FloatRows(dim)
         self.refine = refine
 
     def _with(self, index, ids: np.ndarray) -> CompressedIndex:  # noqa: ANN001
-        return CompressedIndex(self.dim, index, ids, self.nprobe, self.trained_on, kind=self.kind, rows=self.rows, refine=self.refine)
+        return CompressedIndex(
+            self.dim, index, ids, self.nprobe, self.trained_on, kind=self.kind, rows=self.rows, refine=self.refine
+        )
 
     def with_refine(self, refine: int) -> CompressedIndex:
         """The same index searching with another refine factor (0: codes only)."""
-        return CompressedIndex(self.dim, self._index, self._ids, self.nprobe, self.trained_on, kind=self.kind, rows=self.rows, refine=refine)
+        return CompressedIndex(
+            self.dim,
+            self._index,
+            self._ids,
+            self.nprobe,
+            self.trained_on,
+            kind=self.kind,
+            rows=self.rows,
+            refine=refine,
+        )
 
     def upserted(self, ids: np.ndarray, vectors: np.ndarray) -> CompressedIndex:
         new = super().upserted(ids, vectors)
@@ -80,11 +102,22 @@ def new_faiss_index(kind: str, dim: int, nlist: int):  # noqa: ANN201 (faiss ind
     faiss = require_faiss()
     quantizer = faiss.IndexFlatIP(dim)
     if kind == SQ8:
-        return faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+        return faiss.IndexIVFScalarQuantizer(
+            quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+        )
     return faiss.IndexIVFPQ(quantizer, dim, nlist, pq_subquantizers(dim), 8, faiss.METRIC_INNER_PRODUCT)
 
 
-def build_compressed(kind: str, dim: int, ids: np.ndarray, vectors: np.ndarray, nprobe: int = AUTO_NPROBE, seed: int = 0, target_recall: float = 0.95, refine: int = DEFAULT_REFINE) -> CompressedIndex:
+def build_compressed(
+    kind: str,
+    dim: int,
+    ids: np.ndarray,
+    vectors: np.ndarray,
+    nprobe: int = AUTO_NPROBE,
+    seed: int = 0,
+    target_recall: float = 0.95,
+    refine: int = DEFAULT_REFINE,
+) -> CompressedIndex:
     """Train and fill a ``kind`` (sq8 or ivfpq) index over ``ids``/``vectors``.
 
     ``nprobe=0`` tunes the probed lists so the *refined* search reaches ``target_recall``
@@ -98,7 +131,9 @@ def build_compressed(kind: str, dim: int, ids: np.ndarray, vectors: np.ndarray, 
     index = new_faiss_index(kind, dim, nlist)
     index.train(training_sample(vectors, max(nlist * 64, PQ_TRAIN if kind == IVFPQ else 0), seed))
     index.add_with_ids(vectors, ids)
-    built = CompressedIndex(dim, index, ids, max(nprobe, 1), len(ids), kind=kind, rows=FloatRows.of(dim, ids, vectors), refine=refine)
+    built = CompressedIndex(
+        dim, index, ids, max(nprobe, 1), len(ids), kind=kind, rows=FloatRows.of(dim, ids, vectors), refine=refine
+    )
     if nprobe <= 0:
 
         def found(sample: np.ndarray, probes: int) -> list[np.ndarray]:

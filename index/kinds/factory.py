@@ -51,5 +51,13 @@ def build_index(
             return IVFIndex.build(dim, ids, vectors, nprobe, target_recall=target_recall)
         from index.kinds.compressed import DEFAULT_REFINE, build_compressed
 
-        return build_compressed(kind, dim, ids, vectors, nprobe, target_recall=target_recall, refine=DEFAULT_REFINE if refine is None else refine)
+        return build_compressed(
+            kind,
+            dim,
+            ids,
+            vectors,
+            nprobe,
+            target_recall=target_recall,
+            refine=DEFAULT_REFINE if refine is None else refine,
+        )
     return ExactIndex(dim, np.asarray(ids, np.int64), as_matrix(vectors, dim).copy())

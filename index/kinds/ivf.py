@@ -43,7 +43,15 @@ class IVFIndex:
         self._gpu = None
 
     @classmethod
-    def build(cls, dim: int, ids: np.ndarray, vectors: np.ndarray, nprobe: int = AUTO_NPROBE, seed: int = 0, target_recall: float = 0.95) -> IVFIndex:
+    def build(
+        cls,
+        dim: int,
+        ids: np.ndarray,
+        vectors: np.ndarray,
+        nprobe: int = AUTO_NPROBE,
+        seed: int = 0,
+        target_recall: float = 0.95,
+    ) -> IVFIndex:
         """Train the coarse quantizer on (a sample of) ``vectors`` and add them all.
 
         ``nprobe=0`` picks the smallest number of probed lists whose recall@10 against
@@ -122,7 +130,9 @@ class IVFIndex:
             return self._filtered(queries, k, present, faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits)), bits)
         return self._filtered(queries, k, present, faiss.IDSelectorBatch(self._ids[mask]))
 
-    def _filtered(self, queries: np.ndarray, k: int, present: int, selector, keep_alive: object = None) -> list[Neighbors]:  # noqa: ANN001
+    def _filtered(
+        self, queries: np.ndarray, k: int, present: int, selector, keep_alive: object = None
+    ) -> list[Neighbors]:  # noqa: ANN001
         """Search with ``selector``; ``keep_alive`` holds memory the selector points into."""
         faiss = require_faiss()
         nlist = self._index.nlist
@@ -168,7 +178,9 @@ def tune_nprobe(index, vectors: np.ndarray, ids: np.ndarray, target: float, seed
     return tune_probes(found, int(index.nlist), vectors, ids, target, seed, queries)
 
 
-def tune_probes(found, nlist: int, vectors: np.ndarray, ids: np.ndarray, target: float, seed: int = 0, queries: int = 256) -> int:  # noqa: ANN001
+def tune_probes(
+    found, nlist: int, vectors: np.ndarray, ids: np.ndarray, target: float, seed: int = 0, queries: int = 256
+) -> int:  # noqa: ANN001
     """:func:`tune_nprobe` for any IVF-like index: ``found(sample, nprobe)`` returns ``(q, 11)`` ids."""
     rng = np.random.default_rng(seed + 1)
     rows = rng.choice(len(vectors), min(queries, len(vectors)), replace=False)

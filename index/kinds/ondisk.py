@@ -113,7 +113,17 @@ class OnDiskIndex:
 
     kind = ONDISK
 
-    def __init__(self, dim: int, layout: Layout, files: RowFiles, nprobe: int, trained_on: int, base_ids: np.ndarray | None = None, overlay: ExactIndex | None = None, removed_ids: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        dim: int,
+        layout: Layout,
+        files: RowFiles,
+        nprobe: int,
+        trained_on: int,
+        base_ids: np.ndarray | None = None,
+        overlay: ExactIndex | None = None,
+        removed_ids: np.ndarray | None = None,
+    ) -> None:
         self.dim = dim
         self.layout = layout
         self.files = files
@@ -143,7 +153,9 @@ class OnDiskIndex:
         return bool(len(self.overlay) or len(self.removed_ids))
 
     def _derive(self, overlay: ExactIndex, removed_ids: np.ndarray) -> OnDiskIndex:
-        return OnDiskIndex(self.dim, self.layout, self.files, self.nprobe, self.trained_on, self.base_ids, overlay, removed_ids)
+        return OnDiskIndex(
+            self.dim, self.layout, self.files, self.nprobe, self.trained_on, self.base_ids, overlay, removed_ids
+        )
 
     def upserted(self, ids: np.ndarray, vectors: np.ndarray) -> OnDiskIndex:
         ids, vectors = last_wins(np.asarray(ids, np.int64), as_matrix(vectors, self.dim))
@@ -160,7 +172,9 @@ class OnDiskIndex:
 
     # ---- search ---------------------------------------------------------------------------
 
-    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None, nprobe: int = 0) -> list[Neighbors]:
+    def search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None, nprobe: int = 0
+    ) -> list[Neighbors]:
         """Top ``k`` per query: probed lists of the files, merged with the overlay.
 
         With ``allowed``, only those ids; when the probed lists hold fewer than ``k`` allowed
@@ -219,7 +233,14 @@ class OnDiskIndex:
     def memory_bytes(self) -> int:
         """Resident bytes: centroids, table, dead bitmap, sorted ids and the overlay."""
         lay = self.layout
-        return int(lay.centroids.nbytes + lay.table.nbytes + lay.rows // 8 + self.base_ids.nbytes + self.removed_ids.nbytes + len(self.overlay) * (4 * self.dim + 8))
+        return int(
+            lay.centroids.nbytes
+            + lay.table.nbytes
+            + lay.rows // 8
+            + self.base_ids.nbytes
+            + self.removed_ids.nbytes
+            + len(self.overlay) * (4 * self.dim + 8)
+        )
 
     # ---- writing --------------------------------------------------------------------------
 

@@ -81,7 +81,16 @@ def train_centroids(sample: np.ndarray, nlist: int, seed: int = 0) -> np.ndarray
     return normalize(kmeans.centroids)
 
 
-def build_ondisk(directory: Path, dim: int, chunks: Chunks, count: int, sample: np.ndarray, nprobe: int = AUTO_NPROBE, target_recall: float = 0.95, seed: int = 0) -> OnDiskIndex:
+def build_ondisk(
+    directory: Path,
+    dim: int,
+    chunks: Chunks,
+    count: int,
+    sample: np.ndarray,
+    nprobe: int = AUTO_NPROBE,
+    target_recall: float = 0.95,
+    seed: int = 0,
+) -> OnDiskIndex:
     """Build an on-disk index of the ``count`` vectors ``chunks()`` yields, in ``directory``.
 
     ``sample`` (a random subset of the vectors) trains the centroids; ``nprobe=0`` tunes
@@ -123,7 +132,14 @@ def tune_ondisk(index: OnDiskIndex, sample: np.ndarray, target: float, seed: int
     return index.nlist
 
 
-def build_ondisk_from_arrays(snapshot: Path, dim: int, ids: np.ndarray, vectors: np.ndarray, nprobe: int = AUTO_NPROBE, target_recall: float = 0.95) -> OnDiskIndex:
+def build_ondisk_from_arrays(
+    snapshot: Path,
+    dim: int,
+    ids: np.ndarray,
+    vectors: np.ndarray,
+    nprobe: int = AUTO_NPROBE,
+    target_recall: float = 0.95,
+) -> OnDiskIndex:
     """Build an on-disk index of in-memory ``ids``/``vectors`` in a new directory next to ``snapshot``."""
     vectors = as_matrix(vectors, dim)
     ids = np.asarray(ids, np.int64)

@@ -74,7 +74,9 @@ class FloatRows:
         new_ids = np.concatenate([self.over_ids[keep], ids])
         order = np.argsort(new_ids, kind="stable")
         new_vecs = np.concatenate([self.over_vecs[keep], vectors])[order]
-        return FloatRows(self.dim, self.base_ids, self.base_vecs, new_ids[order], np.ascontiguousarray(new_vecs), self.gone)
+        return FloatRows(
+            self.dim, self.base_ids, self.base_vecs, new_ids[order], np.ascontiguousarray(new_vecs), self.gone
+        )
 
     def removed(self, ids: np.ndarray) -> FloatRows:
         """Rows without ``ids``."""

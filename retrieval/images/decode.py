@@ -46,8 +46,7 @@ __all__ = [
 IMAGE_EXTENSIONS: frozenset[str]
 
 _BASE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
-    | {".pnm", ".ppm", ".pgm", ".pbm"}
+    {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"} | {".pnm", ".ppm", ".pgm", ".pbm"}
 )
 _HEIF_EXTENSIONS = frozenset({".heic", ".heif"})
 # Pillow formats of those extensions (MPO opens through JPEG, DIB is headerless BMP). No other
@@ -245,8 +244,7 @@ def _scale_to_8bit(img: Image.Image) -> Image.Image:
 
 def _too_many_pixels(width: int, height: int, limit: int) -> str:
     return (
-        f"image is {width}x{height} = {width * height / 1e6:.1f} megapixels, "
-        f"over the {limit / 1e6:g} megapixel limit"
+        f"image is {width}x{height} = {width * height / 1e6:.1f} megapixels, over the {limit / 1e6:g} megapixel limit"
     )
 
 

@@ -138,7 +138,7 @@ def description(img: Image.Image, exif: Image.Exif) -> str | None:
 
 
 def camera(exif: Image.Exif) -> str | None:
-    """"Make Model", without repeating the make when the model already starts with it."""
+    """ "Make Model", without repeating the make when the model already starts with it."""
     make = exif_text(exif.get(ExifTags.Base.Make)) or ""
     model = exif_text(exif.get(ExifTags.Base.Model)) or ""
     # Many models repeat the make's first word: ("Canon", "Canon EOS 5D") and

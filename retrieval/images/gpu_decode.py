@@ -35,7 +35,17 @@ from retrieval.errors import ImageDecodeError
 from retrieval.images.decode import DecodeConfig, decode_bytes
 from retrieval.images.headers import Header, jpeg_header
 
-__all__ = ["PixelSpec", "Preprocessor", "Probe", "each", "gpu_decode_available", "iter_batches", "pixel_spec", "probe_file", "probe_header"]
+__all__ = [
+    "PixelSpec",
+    "Preprocessor",
+    "Probe",
+    "each",
+    "gpu_decode_available",
+    "iter_batches",
+    "pixel_spec",
+    "probe_file",
+    "probe_header",
+]
 
 # The bitstreams handed to nvJPEG are read-only bytes (nvJPEG only reads them); a filter
 # scoped to this module, because catch_warnings is not thread-safe.
@@ -216,7 +226,9 @@ class Preprocessor:
             torchvision's by default (tests swap it to simulate failures).
     """
 
-    def __init__(self, spec: PixelSpec, device: str, config: DecodeConfig, preprocess: Callable, decode: Callable | None = None) -> None:
+    def __init__(
+        self, spec: PixelSpec, device: str, config: DecodeConfig, preprocess: Callable, decode: Callable | None = None
+    ) -> None:
         self.spec = spec
         self.device = torch.device(device)
         self.config = config
@@ -257,7 +269,9 @@ class Preprocessor:
                     decoded[i] = self._decode([probes[i].jpeg], str(self.device))[0]
                 except Exception:  # noqa: BLE001
                     probe = probes[i]  # the CPU decoder gives pixels, or the error in its words
-                    probes[i] = cpu_probe(probe.key, bytes(probe.jpeg.numpy()), self.config, self.preprocess, probe.content_hash)
+                    probes[i] = cpu_probe(
+                        probe.key, bytes(probe.jpeg.numpy()), self.config, self.preprocess, probe.content_hash
+                    )
         return {i: orient(image, probes[i].orientation) for i, image in decoded.items()}
 
     def _pixels(self, images: torch.Tensor) -> torch.Tensor:

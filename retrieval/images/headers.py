@@ -76,7 +76,8 @@ def jpeg_header(data: bytes, config: DecodeConfig) -> tuple[ImageMeta, int | Non
             if (
                 img.format not in _GPU_FORMATS
                 or img.mode not in _GPU_MODES
-                or img.info.get("progressive") or img.info.get("progression")
+                or img.info.get("progressive")
+                or img.info.get("progression")
                 or width * height > min(config.max_pixels, MAX_GPU_PIXELS)
             ):
                 return None
@@ -126,7 +127,9 @@ class HeaderReaders:
         self._alive = 0
         self._lock = threading.Lock()
         for _ in range(max(1, processes)):
-            worker = subprocess.Popen([sys.executable, "-c", _WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+            worker = subprocess.Popen(
+                [sys.executable, "-c", _WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+            )
             self._all.append(worker)
             self._idle.put(worker)
             self._alive += 1
@@ -148,7 +151,9 @@ class HeaderReaders:
             headers = pickle.load(worker.stdout)  # type: ignore[arg-type]  # noqa: S301 (our own worker)
         except (OSError, ValueError, EOFError, pickle.UnpicklingError):  # ValueError: pipe closed by close()
             worker.kill()  # gone or out of step: the others (or this thread) do its share
-            log.warning("a header worker process stopped (exit code %s); its share is read in this process", worker.poll())
+            log.warning(
+                "a header worker process stopped (exit code %s); its share is read in this process", worker.poll()
+            )
             with self._lock:
                 self._alive -= 1
             return read_headers(paths, self.config)

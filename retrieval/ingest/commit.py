@@ -173,19 +173,31 @@ class _Pending:
     vectors: dict[str, bytes]  # content hash -> vector of the rows it writes as indexed
 
 
-def _prepare(batch: list[Read], plan: Plan, encoder: Encoder, catalog: Catalog, tokens: TokenCache | None, pending: _Pending | None) -> _Writes:
+def _prepare(
+    batch: list[Read],
+    plan: Plan,
+    encoder: Encoder,
+    catalog: Catalog,
+    tokens: TokenCache | None,
+    pending: _Pending | None,
+) -> _Writes:
     """Embed what needs it: copies of known bytes reuse their vector, the rest is encoded."""
     failed = [Failed(r.stat, r.error, r.content_hash) for r in batch if r.error]
     read = [r for r in batch if not r.error]
     touched = [r.stat for r in read if _same_bytes(r, plan)]
     good = [r for r in read if not _same_bytes(r, plan)] if touched else read
     known = _known_vectors({r.content_hash for r in good}, catalog, pending)
-    vectors = {r.stat.path: known[r.content_hash] for r in good if r.content_hash in known}  # same bytes elsewhere: no need to encode
+    vectors = {
+        r.stat.path: known[r.content_hash] for r in good if r.content_hash in known
+    }  # same bytes elsewhere: no need to encode
     fresh = [r for r in good if r.stat.path not in vectors]
     vectors.update({r.stat.path: r.vector for r in fresh if r.vector})  # embedded by a worker
     gridded = [r for r in fresh if r.vector and r.grid]
     if tokens is not None and gridded:  # a worker's token grids, durable before the commit like local ones
-        tokens.append([r.content_hash for r in gridded], np.stack([np.frombuffer(r.grid, "<f2").reshape(tokens.shape) for r in gridded]))
+        tokens.append(
+            [r.content_hash for r in gridded],
+            np.stack([np.frombuffer(r.grid, "<f2").reshape(tokens.shape) for r in gridded]),
+        )
     encode = [r for r in fresh if not r.vector]
     if encode:
         pixels = encoder.stack([r.pixels for r in encode])

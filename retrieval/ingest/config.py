@@ -22,7 +22,9 @@ class IngestConfig:
     gpu_decode: str = "auto"  # "auto": JPEGs decoded in batches on the GPU when the encoder is on CUDA; "on"; "off"
     gpu_batch_size: int = 256  # images per batch on the GPU decode path (at least batch_size)
     commit_ahead: bool = True  # batch N's catalog transaction runs in a thread while batch N+1 is encoded
-    header_processes: int = -1  # GPU decode path: processes that hash files and parse headers; 0 none (threads do it); -1 auto
+    header_processes: int = (
+        -1
+    )  # GPU decode path: processes that hash files and parse headers; 0 none (threads do it); -1 auto
 
     def header_process_count(self, files: int) -> int:
         """Header processes for a GPU-decode run of ``files`` files.

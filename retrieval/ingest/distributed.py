@@ -85,7 +85,9 @@ class EmbedActor:
     this worker could not load the library's model: it embeds nothing then).
     """
 
-    def __init__(self, identity: dict[str, object], device: str, decode: DecodeConfig, threads: int, tokens: bool = False) -> None:
+    def __init__(
+        self, identity: dict[str, object], device: str, decode: DecodeConfig, threads: int, tokens: bool = False
+    ) -> None:
         import torch
 
         from retrieval.models.encoder import load_encoder
@@ -121,7 +123,9 @@ class EmbedActor:
                 grids[j] = np.ascontiguousarray(grid, "<f2").tobytes()
         elif ok:
             vectors[ok] = self.encoder.encode_images(self.encoder.stack([reads[j][3] for j in ok]))
-        payloads = [pickle.dumps((r[2], self._captions(path, r[2]))) if not r[1] else b"" for path, r in zip(paths, reads)]
+        payloads = [
+            pickle.dumps((r[2], self._captions(path, r[2]))) if not r[1] else b"" for path, r in zip(paths, reads)
+        ]
         return {
             "i": np.asarray(batch["i"], np.int64),
             "hash": np.array([r[0] for r in reads], dtype=object),
@@ -254,7 +258,15 @@ def _connected(address: str) -> Iterator[ModuleType]:
         ray.shutdown()
 
 
-def _ray_reads(ray: ModuleType, plan: Plan, identity: ModelIdentity, config: IngestConfig, rc: RayConfig, texts: _CaptionEncoder, tokens: bool) -> Iterator[Read]:  # noqa: PLR0913
+def _ray_reads(
+    ray: ModuleType,
+    plan: Plan,
+    identity: ModelIdentity,
+    config: IngestConfig,
+    rc: RayConfig,
+    texts: _CaptionEncoder,
+    tokens: bool,
+) -> Iterator[Read]:  # noqa: PLR0913
     """The workers' reads of ``plan.todo``, in plan order."""
     context = ray.data.DataContext.get_current()
     saved = (context.execution_options.preserve_order, context.enable_progress_bars)
@@ -281,7 +293,9 @@ def _ray_reads(ray: ModuleType, plan: Plan, identity: ModelIdentity, config: Ing
         data_logger.setLevel(level)
 
 
-def _dataset(ray: ModuleType, todo: list[FileStat], identity: ModelIdentity, config: IngestConfig, rc: RayConfig, tokens: bool):  # noqa: ANN202, PLR0913
+def _dataset(
+    ray: ModuleType, todo: list[FileStat], identity: ModelIdentity, config: IngestConfig, rc: RayConfig, tokens: bool
+):  # noqa: ANN202, PLR0913
     resources = ray.cluster_resources()
     gpus = rc.gpus_per_actor if rc.gpus_per_actor >= 0 else (1.0 if resources.get("GPU", 0) >= 1 else 0.0)
     if rc.actors > 0:
@@ -294,7 +308,10 @@ def _dataset(ray: ModuleType, todo: list[FileStat], identity: ModelIdentity, con
 
     # Blocks of exactly batch_size files: Ray bundles shorter blocks into one longer call.
     step = config.batch_size
-    blocks = [pa.table({"i": list(range(k, min(k + step, len(todo)))), "path": [s.path for s in todo[k : k + step]]}) for k in range(0, len(todo), step)]
+    blocks = [
+        pa.table({"i": list(range(k, min(k + step, len(todo)))), "path": [s.path for s in todo[k : k + step]]})
+        for k in range(0, len(todo), step)
+    ]
     return ray.data.from_arrow(blocks).map_batches(
         EmbedActor,
         batch_size=step,
@@ -313,7 +330,9 @@ def _dataset(ray: ModuleType, todo: list[FileStat], identity: ModelIdentity, con
 
 
 def _unpack(batch: dict[str, np.ndarray], todo: list[FileStat], texts: _CaptionEncoder) -> Iterator[Read]:
-    for i, digest, error, payload, vector, grid, refusal in zip(batch["i"], batch["hash"], batch["error"], batch["payload"], batch["vector"], batch["grid"], batch["refusal"]):
+    for i, digest, error, payload, vector, grid, refusal in zip(
+        batch["i"], batch["hash"], batch["error"], batch["payload"], batch["vector"], batch["grid"], batch["refusal"]
+    ):
         if refusal:
             raise pickle.loads(refusal)  # noqa: S301 (our own workers' output)
         stat = todo[int(i)]

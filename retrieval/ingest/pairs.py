@@ -52,7 +52,9 @@ class PairSet:
         )
 
 
-def load_pairs(source: str | Path, split: str = "test", images_root: str | Path | None = None, check_files: bool = True) -> PairSet:
+def load_pairs(
+    source: str | Path, split: str = "test", images_root: str | Path | None = None, check_files: bool = True
+) -> PairSet:
     """Read a pairs folder, a ``pairs.jsonl`` file, or a Karpathy split JSON.
 
     Args:
@@ -69,7 +71,9 @@ def load_pairs(source: str | Path, split: str = "test", images_root: str | Path 
     if path.is_dir():
         path = path / PAIRS_FILE
     if not path.is_file():
-        raise PairsFormatError(f"{path} does not exist; give a folder with {PAIRS_FILE}, the jsonl file, or a Karpathy JSON.")
+        raise PairsFormatError(
+            f"{path} does not exist; give a folder with {PAIRS_FILE}, the jsonl file, or a Karpathy JSON."
+        )
     if path.suffix == ".json":
         return _load_karpathy(path, split, Path(images_root).expanduser() if images_root else path.parent, check_files)
     return _load_jsonl(path, check_files)
@@ -106,11 +110,11 @@ def _parse_line(line: str, path: Path, number: int) -> tuple[str, str, tuple[str
         raise PairsFormatError(f"{where}: expected a JSON object with image and caption.")
     image, caption, negs = row.get("image"), row.get("caption"), row.get("negatives", [])
     if not isinstance(image, str) or not image.strip():
-        raise PairsFormatError(f"{where}: missing or empty \"image\".")
+        raise PairsFormatError(f'{where}: missing or empty "image".')
     if not isinstance(caption, str) or not caption.strip():
-        raise PairsFormatError(f"{where}: missing or empty \"caption\".")
+        raise PairsFormatError(f'{where}: missing or empty "caption".')
     if not isinstance(negs, list) or not all(isinstance(n, str) and n.strip() for n in negs):
-        raise PairsFormatError(f"{where}: \"negatives\" must be a list of non-empty captions.")
+        raise PairsFormatError(f'{where}: "negatives" must be a list of non-empty captions.')
     return image, caption.strip(), tuple(n.strip() for n in negs)
 
 
@@ -128,7 +132,9 @@ def _load_karpathy(path: Path, split: str, root: Path, check_files: bool) -> Pai
     for number, entry in enumerate(entries):
         image_path = (root / entry.get("filepath", "") / entry["filename"]).resolve()
         if check_files and not image_path.is_file():
-            raise PairsFormatError(f"{path}: image {number} of split {split!r} ({image_path}) does not exist; pass --images ROOT.")
+            raise PairsFormatError(
+                f"{path}: image {number} of split {split!r} ({image_path}) does not exist; pass --images ROOT."
+            )
         sentences = [s.get("raw", "").strip() for s in entry.get("sentences", [])]
         for sentence in filter(None, sentences):
             captions.append(sentence)

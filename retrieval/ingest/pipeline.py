@@ -114,7 +114,12 @@ def _gpu_reads(plan: Plan, encoder: Encoder, config: IngestConfig) -> tuple[Iter
                 readers = stack.enter_context(HeaderReaders(processes, config.decode))
                 probe, chunk = _probe_with(readers, config.decode, encoder.preprocess), _HEADER_CHUNK
             else:
-                probe, chunk = gpu_decode.each(lambda stat, path: gpu_decode.probe_file(stat, path, config.decode, encoder.preprocess)), 1
+                probe, chunk = (
+                    gpu_decode.each(
+                        lambda stat, path: gpu_decode.probe_file(stat, path, config.decode, encoder.preprocess)
+                    ),
+                    1,
+                )
             batches = gpu_decode.iter_batches(items, probe, preprocessor, size, workers, config.prefetch_batches, chunk)
             stack.callback(batches.close)  # runs first: the reader threads stop before the header processes do
             for probes, pixels in batches:
@@ -143,4 +148,3 @@ def apply_plan_edits(plan: Plan, encoder: Encoder, catalog: Catalog, config: Ing
         rows = plan.recaption[start : start + config.batch_size]
         found = {r.path: sidecar_captions(r.path, r.description) for r in rows}
         catalog.apply(captions=embed_captions(found, plan, encoder))
-

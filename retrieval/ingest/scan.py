@@ -74,7 +74,13 @@ def scan(roots: Iterable[str | Path], extensions: frozenset[str]) -> ScanResult:
     return ScanResult(files, tuple(absolute), tuple(errors), texts)
 
 
-def _walk(top: str, files: dict[str, FileStat], errors: list[tuple[str, str]], extensions: frozenset[str], texts: dict[str, int]) -> None:
+def _walk(
+    top: str,
+    files: dict[str, FileStat],
+    errors: list[tuple[str, str]],
+    extensions: frozenset[str],
+    texts: dict[str, int],
+) -> None:
     stack = [top]
     while stack:
         folder = stack.pop()
@@ -91,7 +97,14 @@ def _walk(top: str, files: dict[str, FileStat], errors: list[tuple[str, str]], e
                 errors.append((printable_path(entry.path), f"cannot read: {exc.strerror or exc}"))
 
 
-def _visit(entry: os.DirEntry, stack: list[str], files: dict[str, FileStat], errors: list[tuple[str, str]], extensions: frozenset[str], texts: dict[str, int]) -> None:
+def _visit(
+    entry: os.DirEntry,
+    stack: list[str],
+    files: dict[str, FileStat],
+    errors: list[tuple[str, str]],
+    extensions: frozenset[str],
+    texts: dict[str, int],
+) -> None:
     if entry.name.startswith("."):
         return  # .thumbnails, .git, macOS "._IMG.jpg" sidecars: not photos
     if not is_utf8(entry.name):
@@ -121,7 +134,13 @@ def _has_extension(name: str, extensions: frozenset[str]) -> bool:
     return os.path.splitext(name)[1].lower() in extensions
 
 
-def _add(files: dict[str, FileStat], errors: list[tuple[str, str]], path: str, extensions: frozenset[str], explicit: bool = False) -> None:
+def _add(
+    files: dict[str, FileStat],
+    errors: list[tuple[str, str]],
+    path: str,
+    extensions: frozenset[str],
+    explicit: bool = False,
+) -> None:
     if not _has_extension(path, extensions):
         if explicit:
             errors.append((path, "not a supported image extension"))
@@ -154,7 +173,8 @@ def make_plan(found: ScanResult, catalog: Catalog, retry_failed: bool = False) -
     # or a FIFO), unless the walk could not look there (then it is kept).
     unseen = tuple(path for path, _ in found.errors)
     gone = [
-        row for path, row in known.items()
+        row
+        for path, row in known.items()
         if path not in found.files and not os.path.isfile(path) and not _under_any(path, unseen)
     ]
     plan.moved, moved_paths = _find_moves(gone, [s for s in plan.todo if s.path not in plan.previous])

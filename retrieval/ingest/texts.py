@@ -34,7 +34,9 @@ def read_texts(path: str | Path) -> list[tuple[str, str | None]]:
     elif suffix in {".txt", ".text", ""}:
         items = [(line.strip(), None) for line in _read_lines(path) if line.strip()]
     else:
-        raise PairsFormatError(f"{path}: unknown text file type {suffix!r}; use .txt (one text per line), .jsonl (pairs) or .csv (a text column).")
+        raise PairsFormatError(
+            f"{path}: unknown text file type {suffix!r}; use .txt (one text per line), .jsonl (pairs) or .csv (a text column)."
+        )
     return list(dict.fromkeys(items))
 
 

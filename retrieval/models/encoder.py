@@ -47,7 +47,9 @@ def pick_device(requested: str = "auto") -> str:
     if requested.startswith("cuda"):
         index = requested.partition(":")[2]
         if not torch.cuda.is_available() or (index.isdigit() and int(index) >= torch.cuda.device_count()):
-            raise DeviceError(f"{requested} is not available here (torch sees {torch.cuda.device_count()} CUDA devices); use --device cpu or auto")
+            raise DeviceError(
+                f"{requested} is not available here (torch sees {torch.cuda.device_count()} CUDA devices); use --device cpu or auto"
+            )
         return requested
     if requested == "mps":
         if getattr(torch.backends, "mps", None) is None or not torch.backends.mps.is_available():
@@ -161,7 +163,12 @@ def load_encoder(spec: ModelSpec | ResolvedModel, device: str = "auto") -> ClipE
     device = pick_device(device)
     overrides = {key: json.loads(value) for key, value in resolved.preprocess}
     kwargs = {}
-    for key, arg in (("mean", "image_mean"), ("std", "image_std"), ("interpolation", "image_interpolation"), ("resize_mode", "image_resize_mode")):
+    for key, arg in (
+        ("mean", "image_mean"),
+        ("std", "image_std"),
+        ("interpolation", "image_interpolation"),
+        ("resize_mode", "image_resize_mode"),
+    ):
         if key in overrides:
             kwargs[arg] = tuple(overrides[key]) if isinstance(overrides[key], list) else overrides[key]
     with _LOAD_LOCK:

@@ -78,7 +78,9 @@ def text_tokens(encoder: ClipEncoder, texts: Sequence[str]) -> TextTokens:
 
     ids = encoder.tokenizer(list(texts)).to(encoder.device)  # (B, L)
     with torch.inference_mode(), encoder.autocast():
-        out = encoder.model.forward_intermediates(text=ids, text_indices=1, normalize_intermediates=True, intermediates_only=True)
+        out = encoder.model.forward_intermediates(
+            text=ids, text_indices=1, normalize_intermediates=True, intermediates_only=True
+        )
     states = out["text_intermediates"][-1].float().cpu().numpy()  # (B, L, W)
     return TextTokens(np.ascontiguousarray(states, np.float32), _text_mask(ids.cpu().numpy()))
 

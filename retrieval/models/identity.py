@@ -64,7 +64,9 @@ def open_manifest(
     return manifest, False
 
 
-def rebind_empty(layout: LibraryLayout, model: str | ModelSpec | Encoder | None, encoder: Encoder | None, pretrained: str | None) -> None:
+def rebind_empty(
+    layout: LibraryLayout, model: str | ModelSpec | Encoder | None, encoder: Encoder | None, pretrained: str | None
+) -> None:
     """A new manifest for ``model`` in a library that holds no vector yet (its first run
     failed, e.g. on bad weights), so a retry with the right model is not refused."""
     old = read_manifest(layout.root)
@@ -77,7 +79,9 @@ def save_new(layout: LibraryLayout, manifest: Manifest) -> None:
     write_manifest(layout.root, manifest)
 
 
-def _identity(model: str | ModelSpec | Encoder | None, encoder: Encoder | None, pretrained: str | None) -> ModelIdentity:
+def _identity(
+    model: str | ModelSpec | Encoder | None, encoder: Encoder | None, pretrained: str | None
+) -> ModelIdentity:
     return encoder.identity if encoder is not None else resolve(model_spec(model, pretrained)).identity  # type: ignore[arg-type]
 
 

@@ -134,7 +134,11 @@ def _resolve_named(arch: str, pretrained: str) -> ResolvedModel:
 
     if arch not in open_clip.list_models():
         close = difflib.get_close_matches(arch, open_clip.list_models(), n=3)
-        hint = f" Did you mean {', '.join(close)}?" if close else " See  python -c 'import open_clip; print(open_clip.list_models())'."
+        hint = (
+            f" Did you mean {', '.join(close)}?"
+            if close
+            else " See  python -c 'import open_clip; print(open_clip.list_models())'."
+        )
         raise ModelNotFoundError(f"unknown model {arch!r}.{hint} {_HOW_TO_POINT_LOCALLY}")
     embed_dim = int(open_clip.get_model_config(arch)["embed_dim"])
     if not pretrained:
@@ -162,7 +166,9 @@ def _resolve_named(arch: str, pretrained: str) -> ResolvedModel:
         )
     checkpoint = _cached_or_download(cfg, f"{arch} / {pretrained}")
     overrides = tuple(
-        (key, json.dumps(cfg[key])) for key in ("mean", "std", "interpolation", "resize_mode", "quick_gelu") if key in cfg
+        (key, json.dumps(cfg[key]))
+        for key in ("mean", "std", "interpolation", "resize_mode", "quick_gelu")
+        if key in cfg
     )
     identity = ModelIdentity(arch, pretrained, "", embed_dim, arch, pretrained)
     return ResolvedModel(identity, arch, checkpoint, "", overrides)
@@ -225,8 +231,7 @@ def _cached_or_download(cfg: dict, label: str) -> str:
 def _download_or_fail(download, host: str, label: str) -> str:  # noqa: ANN001
     if offline():
         raise WeightsUnavailableError(
-            f"weights for {label} are not in the local cache and HF_HUB_OFFLINE is set. "
-            + _HOW_TO_POINT_LOCALLY
+            f"weights for {label} are not in the local cache and HF_HUB_OFFLINE is set. " + _HOW_TO_POINT_LOCALLY
         )
     if not reachable(host):
         raise WeightsUnavailableError(
@@ -238,7 +243,9 @@ def _download_or_fail(download, host: str, label: str) -> str:  # noqa: ANN001
     try:
         return str(download())
     except Exception as exc:  # open_clip/hub raise many kinds; the user needs one message
-        raise WeightsUnavailableError(f"downloading weights for {label} failed: {exc}. {_HOW_TO_POINT_LOCALLY}") from exc
+        raise WeightsUnavailableError(
+            f"downloading weights for {label} failed: {exc}. {_HOW_TO_POINT_LOCALLY}"
+        ) from exc
 
 
 def reachable(host: str, port: int = 443, timeout: float = _PROBE_SECONDS) -> bool:

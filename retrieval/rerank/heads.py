@@ -69,7 +69,9 @@ class _Attend(nn.Module):
         self.q.bias.zero_()
         self.kv.bias[:d].zero_()
 
-    def forward(self, query: torch.Tensor, context: torch.Tensor, context_pad: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, query: torch.Tensor, context: torch.Tensor, context_pad: torch.Tensor | None = None
+    ) -> torch.Tensor:
         b, lq, d = query.shape
         h = self.heads
         q = self.q(self.norm_q(query)).view(b, lq, h, d // h).transpose(1, 2)  # (B, h, Lq, d/h)
@@ -119,7 +121,13 @@ class SpatialReadout(nn.Module):
 class _FeedForward(nn.Module):
     def __init__(self, config: HeadConfig) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.LayerNorm(config.width), nn.Linear(config.width, 4 * config.width), nn.GELU(), nn.Dropout(config.dropout), nn.Linear(4 * config.width, config.width))
+        self.net = nn.Sequential(
+            nn.LayerNorm(config.width),
+            nn.Linear(config.width, 4 * config.width),
+            nn.GELU(),
+            nn.Dropout(config.dropout),
+            nn.Linear(4 * config.width, config.width),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.net(x)
@@ -174,7 +182,15 @@ class SingleStreamHead(nn.Module):
         super().__init__()
         self.cls = nn.Parameter(torch.zeros(1, 1, config.width))
         self.modality = nn.Parameter(torch.zeros(2, config.width))
-        layer = nn.TransformerEncoderLayer(config.width, config.heads, 4 * config.width, config.dropout, activation="gelu", batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(
+            config.width,
+            config.heads,
+            4 * config.width,
+            config.dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
         self.encoder = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(config.width)
         self.match = nn.Linear(config.width, 1)
@@ -188,7 +204,9 @@ class SingleStreamHead(nn.Module):
         logit = self.match(out[:, 0]).squeeze(-1)
         if self.spatial is None:
             return logit
-        return logit + self.spatial(out[:, 1 : 1 + length], mask, out[:, 2 + length :])  # text tokens; patches (after the image class token)
+        return logit + self.spatial(
+            out[:, 1 : 1 + length], mask, out[:, 2 + length :]
+        )  # text tokens; patches (after the image class token)
 
 
 class BilinearHead(nn.Module):
@@ -214,7 +232,12 @@ class ConcatHead(nn.Module):
     def __init__(self, config: HeadConfig) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(2 * config.width)
-        self.match = nn.Sequential(nn.Linear(2 * config.width, 2 * config.width), nn.GELU(), nn.Dropout(config.dropout), _mlp(config.width, 2 * config.width, config.dropout))
+        self.match = nn.Sequential(
+            nn.Linear(2 * config.width, 2 * config.width),
+            nn.GELU(),
+            nn.Dropout(config.dropout),
+            _mlp(config.width, 2 * config.width, config.dropout),
+        )
 
     def forward(self, text: torch.Tensor, mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         pooled = torch.cat([pooled_text(text, mask), image[:, 0]], dim=-1)

@@ -90,5 +90,10 @@ class TokenReranker:
 
     def _probabilities(self, states: np.ndarray, mask: np.ndarray, tokens: np.ndarray, dual: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            logits = self.net(torch.from_numpy(np.ascontiguousarray(states)), torch.from_numpy(np.ascontiguousarray(mask)), torch.from_numpy(tokens), torch.from_numpy(np.asarray(dual, np.float32)))
+            logits = self.net(
+                torch.from_numpy(np.ascontiguousarray(states)),
+                torch.from_numpy(np.ascontiguousarray(mask)),
+                torch.from_numpy(tokens),
+                torch.from_numpy(np.asarray(dual, np.float32)),
+            )
         return torch.sigmoid(logits.float()).numpy()

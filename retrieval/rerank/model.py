@@ -51,7 +51,15 @@ class RerankerConfig:
 
     @classmethod
     def from_dict(cls, raw: dict) -> RerankerConfig:
-        return cls(fusion=raw["fusion"], head=HeadConfig(**{"spatial": False, **raw["head"]}), tokens=TokenShape(**raw["tokens"]), dual_weight=float(raw["dual_weight"]), pool=int(raw.get("pool", 1)), dual_prior=bool(raw.get("dual_prior", True)), align_init=bool(raw.get("align_init", False)))
+        return cls(
+            fusion=raw["fusion"],
+            head=HeadConfig(**{"spatial": False, **raw["head"]}),
+            tokens=TokenShape(**raw["tokens"]),
+            dual_weight=float(raw["dual_weight"]),
+            pool=int(raw.get("pool", 1)),
+            dual_prior=bool(raw.get("dual_prior", True)),
+            align_init=bool(raw.get("align_init", False)),
+        )
 
     def fused_image_tokens(self) -> int:
         """Image tokens the head sees: the class token plus the (pooled) patch grid."""
@@ -107,8 +115,14 @@ class RerankerNet(nn.Module):
         self.head = create_head(config.fusion, config.head)
         codes = getattr(self.head, "reads_positions", True)
         self.text_pos = nn.Parameter(sincos_1d(shape.text, width) if codes else torch.zeros(shape.text, width))
-        self.image_pos = nn.Parameter(sincos_grid(config.fused_image_tokens(), width) if codes else torch.zeros(config.fused_image_tokens(), width))
-        self.dual_weight = nn.Parameter(torch.tensor(float(config.dual_weight) if config.dual_prior else 0.0), requires_grad=config.dual_prior)
+        self.image_pos = nn.Parameter(
+            sincos_grid(config.fused_image_tokens(), width)
+            if codes
+            else torch.zeros(config.fused_image_tokens(), width)
+        )
+        self.dual_weight = nn.Parameter(
+            torch.tensor(float(config.dual_weight) if config.dual_prior else 0.0), requires_grad=config.dual_prior
+        )
         self.bias = nn.Parameter(torch.tensor(0.0))
 
     def forward(self, text: torch.Tensor, mask: torch.Tensor, image: torch.Tensor, dual: torch.Tensor) -> torch.Tensor:
@@ -116,7 +130,6 @@ class RerankerNet(nn.Module):
         text = self.text_in(text.float()) + self.text_pos
         image = self.image_in(self._pooled(image.float())) + self.image_pos
         return self.head(text, mask, image) + self.dual_weight * dual.float() + self.bias
-
 
     @torch.no_grad()
     def align_to(self, text_projection: torch.Tensor, image_projection: torch.Tensor) -> None:
@@ -162,7 +175,13 @@ def save_reranker(out: Path, net: RerankerNet, encoder: ModelIdentity, summary: 
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     atomic_write_bytes(out / WEIGHTS_NAME, save(state))
-    meta = {"format": FORMAT, "schema": SCHEMA_VERSION, "config": net.config.to_dict(), "encoder": encoder.to_dict(), "summary": summary}
+    meta = {
+        "format": FORMAT,
+        "schema": SCHEMA_VERSION,
+        "config": net.config.to_dict(),
+        "encoder": encoder.to_dict(),
+        "summary": summary,
+    }
     atomic_write_bytes(out / CONFIG_NAME, json.dumps(meta, indent=2).encode())
 
 
@@ -178,7 +197,9 @@ def load_reranker(folder: str | Path, encoder: ModelIdentity | None = None) -> S
 
     folder = Path(folder).expanduser()
     if not (folder / CONFIG_NAME).is_file():
-        raise RerankerError(f"{folder} holds no reranker ({CONFIG_NAME} missing); train one with `xmr train-reranker PAIRS --model M --out {folder}`.")
+        raise RerankerError(
+            f"{folder} holds no reranker ({CONFIG_NAME} missing); train one with `xmr train-reranker PAIRS --model M --out {folder}`."
+        )
     try:
         meta = json.loads((folder / CONFIG_NAME).read_text())
         config = RerankerConfig.from_dict(meta["config"])

@@ -38,7 +38,9 @@ def rerank_text(text: str | None, terms: Sequence[Term]) -> str:
     return texts[0]
 
 
-def rerank_hits(reranker: Reranker, text: str, hits: list[Hit], hashes: dict[int, str], k: int, offset: int, min_score: float | None) -> list[Hit]:
+def rerank_hits(
+    reranker: Reranker, text: str, hits: list[Hit], hashes: dict[int, str], k: int, offset: int, min_score: float | None
+) -> list[Hit]:
     """Rescore dual-encoder ``hits`` (best first) for ``text``; order, page and cut by probability."""
     refs = [ImageRef(id=h.id, path=h.path, content_hash=hashes.get(h.id, "")) for h in hits]
     dual = np.array([h.score for h in hits], np.float32)
@@ -48,7 +50,9 @@ def rerank_hits(reranker: Reranker, text: str, hits: list[Hit], hashes: dict[int
     return _page(ranked, k, offset, min_score)
 
 
-def rerank_text_hits(reranker: Reranker, image: ImageRef, hits: list[TextHit], k: int, offset: int, min_score: float | None) -> list[TextHit]:
+def rerank_text_hits(
+    reranker: Reranker, image: ImageRef, hits: list[TextHit], k: int, offset: int, min_score: float | None
+) -> list[TextHit]:
     """Rescore dual-encoder text ``hits`` for a query image; order, page and cut by probability."""
     dual = np.array([h.score for h in hits], np.float32)
     probability = reranker.rerank_texts(image, [h.text for h in hits], dual)

@@ -11,7 +11,9 @@ from retrieval.results import Hit, TextHit
 __all__ = ["image_hits", "text_hits"]
 
 
-def image_hits(found: Neighbors, records: Mapping[int, ImageRecord], offset: int = 0, min_score: float | None = None) -> list[Hit]:
+def image_hits(
+    found: Neighbors, records: Mapping[int, ImageRecord], offset: int = 0, min_score: float | None = None
+) -> list[Hit]:
     """Image hits, best first, ranks counted from 1 before ``offset`` skips the first ones.
 
     A neighbour whose record is gone (removed by a concurrent index run) is left out and

@@ -35,7 +35,9 @@ def parse_weights(specs: Sequence[str]) -> dict[str, float]:
         except ValueError:
             weight = float("nan")
         if not sep or not term or not 0 < weight <= MAX_WEIGHT:  # False for nan
-            raise QueryError(f"--weight takes WEIGHT:TERM with a positive number at most {MAX_WEIGHT:,.0f}, e.g. --weight 2:beach (got {spec!r}).")
+            raise QueryError(
+                f"--weight takes WEIGHT:TERM with a positive number at most {MAX_WEIGHT:,.0f}, e.g. --weight 2:beach (got {spec!r})."
+            )
         weights[term] = weight
     return weights
 
@@ -64,7 +66,13 @@ def check_min_score(value: float | None, option: str = "--min-score") -> float |
     return value
 
 
-def build_terms(texts: Sequence[str] = (), images: Sequence[str] = (), not_texts: Sequence[str] = (), not_images: Sequence[str] = (), weights: Sequence[str] = ()) -> list[Term]:
+def build_terms(
+    texts: Sequence[str] = (),
+    images: Sequence[str] = (),
+    not_texts: Sequence[str] = (),
+    not_images: Sequence[str] = (),
+    weights: Sequence[str] = (),
+) -> list[Term]:
     """Query terms from the options; every ``--weight`` must name a given term."""
     for text in texts:
         check_text(text)
@@ -74,7 +82,9 @@ def build_terms(texts: Sequence[str] = (), images: Sequence[str] = (), not_texts
     named = {*texts, *not_texts, *map(str, images), *map(str, not_images)}
     unknown = sorted(set(table) - named)
     if unknown:
-        raise QueryError(f"--weight names {', '.join(map(repr, unknown))}, which is not among the query's texts or images.")
+        raise QueryError(
+            f"--weight names {', '.join(map(repr, unknown))}, which is not among the query's texts or images."
+        )
     terms = [Term(text=t, weight=table.get(t, 1.0)) for t in texts]
     terms += [Term(image=str(p), weight=table.get(str(p), 1.0)) for p in images]
     terms += [Term(text=t, weight=-table.get(t, 1.0)) for t in not_texts]
@@ -109,11 +119,15 @@ def parse_when(value: str | None, option: str) -> datetime | None:
     try:
         local.timestamp()  # what the catalog compares file times with
     except (ValueError, OverflowError, OSError) as exc:  # e.g. before 1970 on some systems
-        raise QueryError(f"{option} {value!r} cannot be turned into a timestamp on this system ({exc}); give a later date.") from exc
+        raise QueryError(
+            f"{option} {value!r} cannot be turned into a timestamp on this system ({exc}); give a later date."
+        ) from exc
     return local
 
 
-def build_filter(under: Sequence[str] = (), after: str | None = None, before: str | None = None, extensions: Sequence[str] = ()) -> ImageFilter:
+def build_filter(
+    under: Sequence[str] = (), after: str | None = None, before: str | None = None, extensions: Sequence[str] = ()
+) -> ImageFilter:
     """An image filter from ``--under``, ``--after``, ``--before`` and ``--ext`` values.
 
     Raises:
@@ -122,11 +136,15 @@ def build_filter(under: Sequence[str] = (), after: str | None = None, before: st
     """
     for folder in map(str, under):
         if not is_utf8(folder):
-            raise QueryError(f"--under {folder!r} is not valid UTF-8; xmr skips files with such names when indexing, so none is under it.")
+            raise QueryError(
+                f"--under {folder!r} is not valid UTF-8; xmr skips files with such names when indexing, so none is under it."
+            )
     for value in extensions:
         check_text(value, "--ext")
     folders = tuple(os.path.abspath(os.path.expanduser(str(folder))) for folder in under)
-    suffixes = tuple(sorted({"." + e.strip().lower().lstrip(".") for value in extensions for e in value.split(",") if e.strip()}))
+    suffixes = tuple(
+        sorted({"." + e.strip().lower().lstrip(".") for value in extensions for e in value.split(",") if e.strip()})
+    )
     start, end = parse_when(after, "--after"), parse_when(before, "--before")
     if start and end and start >= end:
         raise QueryError(f"--after ({after}) must come before --before ({before}).")

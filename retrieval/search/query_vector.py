@@ -26,7 +26,16 @@ if TYPE_CHECKING:
 
     from retrieval.models.encoder import Encoder
 
-__all__ = ["KnownVectors", "check_paging", "combine_terms", "embed_image", "embed_terms", "embed_text", "normalised", "query_vector"]
+__all__ = [
+    "KnownVectors",
+    "check_paging",
+    "combine_terms",
+    "embed_image",
+    "embed_terms",
+    "embed_text",
+    "normalised",
+    "query_vector",
+]
 
 EncoderFn = Callable[[], "Encoder"]  # the encoder, loaded on first call
 
@@ -114,7 +123,9 @@ def combine_terms(terms: Sequence[Term], dim: int, vector_of: Callable[[Term], n
         if (term.text is None) == (term.image is None):
             raise QueryError("each query term is either a text or an image.")
         if not abs(term.weight) <= MAX_WEIGHT:  # also False for nan
-            raise QueryError(f"a query term's weight is at most {MAX_WEIGHT:,.0f} either way (got {term.weight} for {term.text if term.image is None else term.image!r}).")
+            raise QueryError(
+                f"a query term's weight is at most {MAX_WEIGHT:,.0f} either way (got {term.weight} for {term.text if term.image is None else term.image!r})."
+            )
     total = np.zeros(dim, np.float64)
     for term in terms:
         total += term.weight * vector_of(term)
@@ -130,7 +141,9 @@ def normalised(total: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore", invalid="ignore"):  # reported below, in words
         norm = float(np.linalg.norm(total))
     if not np.isfinite(norm):
-        raise QueryError(f"the query's weights are too large to combine; keep each weight above 0 and at most {MAX_WEIGHT:,.0f}.")
+        raise QueryError(
+            f"the query's weights are too large to combine; keep each weight above 0 and at most {MAX_WEIGHT:,.0f}."
+        )
     if norm < 1e-6:
         raise QueryError("the query terms cancel each other out; change their weights.")
     return (total / norm).astype(np.float32)
@@ -142,7 +155,16 @@ def check_paging(k: int, offset: int) -> None:
         raise QueryError(f"k must be at least 1 and offset at least 0 (got k={k}, offset={offset}).")
 
 
-def query_vector(encoder: EncoderFn, dim: int, text: str | None, image: object, terms: Sequence[Term], k: int, offset: int, known: KnownVectors | None = None) -> np.ndarray:
+def query_vector(
+    encoder: EncoderFn,
+    dim: int,
+    text: str | None,
+    image: object,
+    terms: Sequence[Term],
+    k: int,
+    offset: int,
+    known: KnownVectors | None = None,
+) -> np.ndarray:
     """Check paging arguments and embed the query ``(dim,)``; a lone text or image is a weight-1 term.
 
     Raises:

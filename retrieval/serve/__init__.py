@@ -17,7 +17,16 @@ if TYPE_CHECKING:
 
     from retrieval.library import Library
 
-__all__ = ["SERVE_HINT", "ServeConfig", "UnsafeBindError", "check_bind", "create_app", "is_loopback", "require_serve", "run_server"]
+__all__ = [
+    "SERVE_HINT",
+    "ServeConfig",
+    "UnsafeBindError",
+    "check_bind",
+    "create_app",
+    "is_loopback",
+    "require_serve",
+    "run_server",
+]
 
 SERVE_HINT = "xmr serve needs FastAPI and uvicorn: pip install 'xmr[serve]'"
 

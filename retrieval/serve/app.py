@@ -107,11 +107,23 @@ def create_app(library: "Library", config: ServeConfig = ServeConfig(), reranker
         import anyio.to_thread
 
         anyio.to_thread.current_default_thread_limiter().total_tokens = config.threads
-        await anyio.to_thread.run_sync(lambda: library.encoder.encode_texts(["warm up"]))  # load the model before the first query
+        await anyio.to_thread.run_sync(
+            lambda: library.encoder.encode_texts(["warm up"])
+        )  # load the model before the first query
         yield
 
-    app = FastAPI(title="xmr", version="1", summary="Search a photo library by text, by image, or like one of its photos.", lifespan=lifespan)
-    app.add_middleware(Guard, token=config.token, max_body=config.max_upload_bytes + 64 * 1024, allowed_hosts=frozenset((config.host, *config.allowed_hosts)))
+    app = FastAPI(
+        title="xmr",
+        version="1",
+        summary="Search a photo library by text, by image, or like one of its photos.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(
+        Guard,
+        token=config.token,
+        max_body=config.max_upload_bytes + 64 * 1024,
+        allowed_hosts=frozenset((config.host, *config.allowed_hosts)),
+    )
 
     @app.exception_handler(XmrError)
     async def _typed_error(_: Request, exc: XmrError) -> JSONResponse:
@@ -135,7 +147,9 @@ def create_app(library: "Library", config: ServeConfig = ServeConfig(), reranker
 def _load_reranker(library: "Library", spec: str) -> object:
     load = getattr(library, "load_reranker", None)
     if load is None:
-        raise RerankUnavailableError(f"this xmr cannot load rerankers yet, so --reranker {spec} cannot be used; leave it out.")
+        raise RerankUnavailableError(
+            f"this xmr cannot load rerankers yet, so --reranker {spec} cannot be used; leave it out."
+        )
     return load(spec)
 
 
@@ -150,23 +164,46 @@ def _default_cache(library: "Library"):  # noqa: ANN202 (a Path)
 def _hit_out(hit: object) -> ImageHitOut:
     data = hit.to_json()  # type: ignore[attr-defined]
     base = f"/api/items/{data['id']}"
-    return ImageHitOut(**data, name=data["path"].rsplit("/", 1)[-1], thumbnail=f"{base}/thumbnail", preview=f"{base}/thumbnail?size=1280", file=f"{base}/file")
+    return ImageHitOut(
+        **data,
+        name=data["path"].rsplit("/", 1)[-1],
+        thumbnail=f"{base}/thumbnail",
+        preview=f"{base}/thumbnail?size=1280",
+        file=f"{base}/file",
+    )
 
 
 def _page(hits: list, req: SearchRequest) -> Optional[int]:
     return req.offset + req.k if len(hits) == req.k else None
 
 
-def _image_response(searcher: Searcher, req: SearchRequest, start: float, upload: Optional[str] = None) -> SearchResponse:
+def _image_response(
+    searcher: Searcher, req: SearchRequest, start: float, upload: Optional[str] = None
+) -> SearchResponse:
     hits, reranked = searcher.search_images(req)
     took = (time.perf_counter() - start) * 1e3
-    return SearchResponse(hits=[_hit_out(h) for h in hits], k=req.k, offset=req.offset, next_offset=_page(hits, req), reranked=reranked, upload=upload, took_ms=took)
+    return SearchResponse(
+        hits=[_hit_out(h) for h in hits],
+        k=req.k,
+        offset=req.offset,
+        next_offset=_page(hits, req),
+        reranked=reranked,
+        upload=upload,
+        took_ms=took,
+    )
 
 
 def _text_response(searcher: Searcher, req: SearchRequest, start: float) -> TextSearchResponse:
     hits, reranked = searcher.search_texts(req)
     out = [TextHitOut(**h.to_json()) for h in hits]
-    return TextSearchResponse(hits=out, k=req.k, offset=req.offset, next_offset=_page(hits, req), reranked=reranked, took_ms=(time.perf_counter() - start) * 1e3)
+    return TextSearchResponse(
+        hits=out,
+        k=req.k,
+        offset=req.offset,
+        next_offset=_page(hits, req),
+        reranked=reranked,
+        took_ms=(time.perf_counter() - start) * 1e3,
+    )
 
 
 def _read_upload(file: UploadFile, limit: int) -> bytes:
@@ -195,7 +232,9 @@ def _add_search_routes(api: APIRouter, searcher: Searcher) -> None:
     ) -> SearchResponse:
         """Rank images by text (the short form of POST /api/search)."""
         start = time.perf_counter()
-        return _image_response(searcher, SearchRequest(q=q, k=k, offset=offset, min_score=min_score, rerank=rerank), start)
+        return _image_response(
+            searcher, SearchRequest(q=q, k=k, offset=offset, min_score=min_score, rerank=rerank), start
+        )
 
     @api.post("/search/texts", response_model=TextSearchResponse, tags=["search"])
     def search_texts(req: Body) -> TextSearchResponse:  # type: ignore[valid-type]
@@ -223,6 +262,7 @@ def _add_search_routes(api: APIRouter, searcher: Searcher) -> None:
 
 def _add_item_routes(api: APIRouter, library: "Library", thumbs: ThumbnailCache, searcher: Searcher) -> None:
     cfg = searcher.config
+
     @api.get("/items/{item_id}", response_model=ItemOut, tags=["items"])
     def item(item_id: ItemIdPath) -> ItemOut:
         """Metadata of one image."""
@@ -247,14 +287,29 @@ def _add_item_routes(api: APIRouter, library: "Library", thumbs: ThumbnailCache,
         item_record(library.catalog, item_id)
         return _text_response(searcher, SearchRequest(like=[item_id], k=k), start)
 
-    @api.get("/items/{item_id}/thumbnail", response_class=FileResponse, tags=["items"], responses={200: {"content": {"image/jpeg": {}}}})
-    def thumbnail(item_id: ItemIdPath, size: Annotated[Optional[int], Query(ge=1, le=2**31, description="Longer side wanted; rounded up to a served size.")] = None) -> FileResponse:
+    @api.get(
+        "/items/{item_id}/thumbnail",
+        response_class=FileResponse,
+        tags=["items"],
+        responses={200: {"content": {"image/jpeg": {}}}},
+    )
+    def thumbnail(
+        item_id: ItemIdPath,
+        size: Annotated[
+            Optional[int], Query(ge=1, le=2**31, description="Longer side wanted; rounded up to a served size.")
+        ] = None,
+    ) -> FileResponse:
         """A JPEG thumbnail (EXIF orientation applied), made once and cached on disk."""
         record = item_record(library.catalog, item_id)
         path = thumbs.get(record, thumbs.side_for(size))
         return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})
 
-    @api.get("/items/{item_id}/file", response_class=FileResponse, tags=["items"], responses={200: {"content": {"image/*": {}}}})
+    @api.get(
+        "/items/{item_id}/file",
+        response_class=FileResponse,
+        tags=["items"],
+        responses={200: {"content": {"image/*": {}}}},
+    )
     def original(item_id: ItemIdPath) -> StreamingResponse:
         """The original image file, as indexed (404 once it changed: run xmr index)."""
         record = item_record(library.catalog, item_id)
@@ -287,9 +342,23 @@ def _add_info_routes(api: APIRouter, library: "Library", config: ServeConfig, re
     def info() -> InfoOut:
         """Counts, model and index of the library, the reranker, and this server's limits."""
         data = library.info().to_json()
-        limits = Limits(max_k=config.max_k, max_offset=config.max_offset, max_terms=config.max_terms, max_query_chars=config.max_query_chars, max_upload_bytes=config.max_upload_bytes, max_pixels=config.max_pixels, thumb_sides=list(config.thumb_sides))
+        limits = Limits(
+            max_k=config.max_k,
+            max_offset=config.max_offset,
+            max_terms=config.max_terms,
+            max_query_chars=config.max_query_chars,
+            max_upload_bytes=config.max_upload_bytes,
+            max_pixels=config.max_pixels,
+            thumb_sides=list(config.thumb_sides),
+        )
         keep = {k: v for k, v in data.items() if k in InfoOut.model_fields}
-        return InfoOut(**keep, reranker=str(getattr(reranker, "name", None) or config.reranker or type(reranker).__name__) if reranker is not None else None, limits=limits)
+        return InfoOut(
+            **keep,
+            reranker=str(getattr(reranker, "name", None) or config.reranker or type(reranker).__name__)
+            if reranker is not None
+            else None,
+            limits=limits,
+        )
 
 
 def _add_page_routes(app: FastAPI) -> None:

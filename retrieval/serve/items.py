@@ -20,8 +20,16 @@ from index.records import INDEXED, ImageRecord
 from retrieval.errors import ItemFileError, ItemNotFoundError
 
 MEDIA_TYPES = {
-    "JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif",
-    "BMP": "image/bmp", "TIFF": "image/tiff", "AVIF": "image/avif", "HEIF": "image/heif", "PPM": "image/x-portable-anymap",
+    "JPEG": "image/jpeg",
+    "MPO": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+    "BMP": "image/bmp",
+    "TIFF": "image/tiff",
+    "AVIF": "image/avif",
+    "HEIF": "image/heif",
+    "PPM": "image/x-portable-anymap",
 }
 
 
@@ -124,7 +132,10 @@ class ThumbnailCache:
         return next((side for side in self.sides if side >= asked), self.sides[-1])
 
     def path_for(self, record: ImageRecord, side: int) -> Path:
-        key = record.content_hash or hashlib.blake2b(f"{record.path}:{record.mtime_ns}".encode(), digest_size=16).hexdigest()
+        key = (
+            record.content_hash
+            or hashlib.blake2b(f"{record.path}:{record.mtime_ns}".encode(), digest_size=16).hexdigest()
+        )
         return self.directory / key[:2] / f"{key}-{side}.jpg"
 
     def get(self, record: ImageRecord, side: int) -> Path:

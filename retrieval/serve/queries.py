@@ -67,7 +67,9 @@ class Uploads:
     def get(self, key: str) -> Upload:
         with self._lock:
             if key not in self._items:
-                raise UploadNotFoundError(f"upload {key!r} is unknown or expired (the server keeps the last {self.capacity}); upload the image again.")
+                raise UploadNotFoundError(
+                    f"upload {key!r} is unknown or expired (the server keeps the last {self.capacity}); upload the image again."
+                )
             self._items.move_to_end(key)
             return self._items[key]
 
@@ -104,16 +106,22 @@ class Searcher:
         from retrieval.images.decode import DecodeConfig, decode_bytes
 
         if len(data) > self.config.max_upload_bytes:
-            raise UploadTooLargeError(f"the image is {len(data)} bytes; this server takes at most {self.config.max_upload_bytes}.")
+            raise UploadTooLargeError(
+                f"the image is {len(data)} bytes; this server takes at most {self.config.max_upload_bytes}."
+            )
         try:
             with PILImage.open(io.BytesIO(data)) as header:
                 width, height = header.size
         except PILImage.DecompressionBombError as exc:  # Pillow's own bound, far above ours
-            raise UploadTooLargeError(f"the image has too many pixels ({exc}); this server takes at most {self.config.max_pixels:,}.") from exc
+            raise UploadTooLargeError(
+                f"the image has too many pixels ({exc}); this server takes at most {self.config.max_pixels:,}."
+            ) from exc
         except Exception:  # not an image at all: decode_bytes below says why in words
             width = height = 0
         if width * height > self.config.max_pixels:
-            raise UploadTooLargeError(f"the image is {width}x{height} pixels; this server takes at most {self.config.max_pixels:,} pixels.")
+            raise UploadTooLargeError(
+                f"the image is {width}x{height} pixels; this server takes at most {self.config.max_pixels:,} pixels."
+            )
         try:
             decoded = decode_bytes(data, DecodeConfig(max_pixels=self.config.max_pixels))
         except ImageDecodeError as exc:
@@ -132,7 +140,15 @@ class Searcher:
         where = build_filter(req.under, req.after, req.before, req.ext)
         if req.rerank:
             rr = self._reranker(self.library.search)
-            hits = self.library.search(terms=self._library_terms(terms), k=req.k, where=where, offset=req.offset, min_score=req.min_score, reranker=rr, rerank_k=self.config.rerank_k)  # type: ignore[call-arg, arg-type]
+            hits = self.library.search(
+                terms=self._library_terms(terms),
+                k=req.k,
+                where=where,
+                offset=req.offset,
+                min_score=req.min_score,
+                reranker=rr,
+                rerank_k=self.config.rerank_k,
+            )  # type: ignore[call-arg, arg-type]
             return hits, True
         query = self._vector(terms)
         return self.library.search_vector(query, req.k, where=where, offset=req.offset, min_score=req.min_score), False
@@ -148,14 +164,20 @@ class Searcher:
         if req.rerank:
             rr = self._reranker(self.library.search_texts)
             if len(terms) != 1 or terms[0].image is None or terms[0].weight <= 0:
-                raise QueryError("reranking texts needs one query image (an upload or a catalog item) and nothing else.")
+                raise QueryError(
+                    "reranking texts needs one query image (an upload or a catalog item) and nothing else."
+                )
             extra = {"reranker": rr, "rerank_k": self.config.rerank_k}
-            return self.library.search_texts(image=terms[0].image, k=req.k, offset=req.offset, min_score=req.min_score, **extra), True  # type: ignore[arg-type]
+            return self.library.search_texts(
+                image=terms[0].image, k=req.k, offset=req.offset, min_score=req.min_score, **extra
+            ), True  # type: ignore[arg-type]
         return self.library.search_texts(terms=terms, k=req.k, offset=req.offset, min_score=req.min_score), False
 
     def _reranker(self, method: object) -> object:
         if self.reranker is None or not accepts_reranker(method):
-            raise RerankUnavailableError("this server has no reranker; start it with  xmr serve --reranker SPEC  or search without rerank.")
+            raise RerankUnavailableError(
+                "this server has no reranker; start it with  xmr serve --reranker SPEC  or search without rerank."
+            )
         return self.reranker
 
     def check(self, req: SearchRequest) -> None:
@@ -168,11 +190,25 @@ class Searcher:
         check_min_score(req.min_score, "min_score")
         cfg = self.config
         if req.k > cfg.max_k or req.offset > cfg.max_offset:
-            raise RequestLimitError(f"k is at most {cfg.max_k} and offset at most {cfg.max_offset} on this server (got k={req.k}, offset={req.offset}).")
+            raise RequestLimitError(
+                f"k is at most {cfg.max_k} and offset at most {cfg.max_offset} on this server (got k={req.k}, offset={req.offset})."
+            )
         count = len(req.q) + len(req.not_) + len(req.like) + len(req.unlike) + len(req.images) + len(req.not_images)
         if count > cfg.max_terms or len(req.weights) > cfg.max_terms or len(req.under) + len(req.ext) > cfg.max_terms:
-            raise RequestLimitError(f"a query takes at most {cfg.max_terms} terms, weights, folders and extensions each.")
-        strings = [*req.q, *req.not_, *req.weights, *req.under, *req.ext, *req.images, *req.not_images, req.after or "", req.before or ""]
+            raise RequestLimitError(
+                f"a query takes at most {cfg.max_terms} terms, weights, folders and extensions each."
+            )
+        strings = [
+            *req.q,
+            *req.not_,
+            *req.weights,
+            *req.under,
+            *req.ext,
+            *req.images,
+            *req.not_images,
+            req.after or "",
+            req.before or "",
+        ]
         if any(len(s) > cfg.max_query_chars for s in strings):
             raise RequestLimitError(f"each text in a query is at most {cfg.max_query_chars} characters.")
 

@@ -17,11 +17,15 @@ class SearchRequest(BaseModel):
 
     q: list[str] = Field(default=[], description="Texts to look for (several add up), like the CLI's TEXT arguments.")
     not_: list[str] = Field(default=[], alias="not", description="Texts to steer away from (--not).")
-    like: list[ItemId] = Field(default=[], description="Catalog item ids to look like ('more like this'); name one in weights as #ID.")
+    like: list[ItemId] = Field(
+        default=[], description="Catalog item ids to look like ('more like this'); name one in weights as #ID."
+    )
     unlike: list[ItemId] = Field(default=[], description="Catalog item ids to steer away from.")
     images: list[str] = Field(default=[], description="Upload ids (from POST /api/uploads) to look like (--image).")
     not_images: list[str] = Field(default=[], description="Upload ids to steer away from (--not-image).")
-    weights: list[str] = Field(default=[], description="WEIGHT:TERM, e.g. '2:beach', '0.5:#12' or '3:UPLOAD_ID' (--weight).")
+    weights: list[str] = Field(
+        default=[], description="WEIGHT:TERM, e.g. '2:beach', '0.5:#12' or '3:UPLOAD_ID' (--weight)."
+    )
     under: list[str] = Field(default=[], description="Only images under these folders (--under).")
     after: Optional[str] = Field(default=None, description="Captured at or after this date, e.g. 2024-06-01 (--after).")
     before: Optional[str] = Field(default=None, description="Captured before this date (--before).")
@@ -40,9 +44,23 @@ def limited_request(max_k: int, max_offset: int, max_terms: int, max_chars: int)
         "SearchRequest",
         __base__=SearchRequest,
         __doc__=SearchRequest.__doc__,
-        q=(list[text], Field(default=[], max_length=max_terms, description=SearchRequest.model_fields["q"].description)),
-        not_=(list[text], Field(default=[], max_length=max_terms, alias="not", description=SearchRequest.model_fields["not_"].description)),
-        like=(list[ItemId], Field(default=[], max_length=max_terms, description=SearchRequest.model_fields["like"].description)),
+        q=(
+            list[text],
+            Field(default=[], max_length=max_terms, description=SearchRequest.model_fields["q"].description),
+        ),
+        not_=(
+            list[text],
+            Field(
+                default=[],
+                max_length=max_terms,
+                alias="not",
+                description=SearchRequest.model_fields["not_"].description,
+            ),
+        ),
+        like=(
+            list[ItemId],
+            Field(default=[], max_length=max_terms, description=SearchRequest.model_fields["like"].description),
+        ),
         unlike=(list[ItemId], Field(default=[], max_length=max_terms)),
         images=texts,
         not_images=texts,
@@ -87,7 +105,9 @@ class SearchResponse(BaseModel):
     offset: int
     next_offset: Optional[int] = Field(description="Offset of the next page; null when this page was the last.")
     reranked: bool
-    upload: Optional[str] = Field(default=None, description="Id of the image uploaded with this request, for later queries.")
+    upload: Optional[str] = Field(
+        default=None, description="Id of the image uploaded with this request, for later queries."
+    )
     took_ms: float
 
 

@@ -133,17 +133,43 @@ class Guard:
         headers = dict(scope.get("headers") or [])
         host = headers.get(b"host", b"").decode("latin-1")
         if not self.token and not host_allowed(host, self.allowed_hosts):
-            await _reply(send, 421, f"this server answers only to localhost and 127.0.0.1, not to the host name {host!r} (a page of another site may be trying to read it). To use another name, start it with --allow-host NAME or with a token.")
+            await _reply(
+                send,
+                421,
+                f"this server answers only to localhost and 127.0.0.1, not to the host name {host!r} (a page of another site may be trying to read it). To use another name, start it with --allow-host NAME or with a token.",
+            )
             return
-        if scope.get("method") not in {"GET", "HEAD", "OPTIONS"} and not same_origin(headers.get(b"origin"), host, self.allowed_hosts):
-            await _reply(send, 403, "this request came from a page of another site; xmr serve takes searches only from its own page or from clients that send no Origin header.")
+        if scope.get("method") not in {"GET", "HEAD", "OPTIONS"} and not same_origin(
+            headers.get(b"origin"), host, self.allowed_hosts
+        ):
+            await _reply(
+                send,
+                403,
+                "this request came from a page of another site; xmr serve takes searches only from its own page or from clients that send no Origin header.",
+            )
             return
         if self.token and not hmac.compare_digest(request_token(scope).encode(), self.token.encode()):
-            await _reply(send, 401, "this server needs a token: send 'Authorization: Bearer TOKEN' or open /?token=TOKEN once.", [(b"www-authenticate", b"Bearer")])
+            await _reply(
+                send,
+                401,
+                "this server needs a token: send 'Authorization: Bearer TOKEN' or open /?token=TOKEN once.",
+                [(b"www-authenticate", b"Bearer")],
+            )
             return
-        if self.token and scope.get("method") == "GET" and scope.get("path") == "/" and b"token=" in scope.get("query_string", b""):
+        if (
+            self.token
+            and scope.get("method") == "GET"
+            and scope.get("path") == "/"
+            and b"token=" in scope.get("query_string", b"")
+        ):
             cookie = f"{COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path=/".encode()
-            await send({"type": "http.response.start", "status": 303, "headers": [(b"location", b"/"), (b"set-cookie", cookie), (b"content-length", b"0")]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 303,
+                    "headers": [(b"location", b"/"), (b"set-cookie", cookie), (b"content-length", b"0")],
+                }
+            )
             await send({"type": "http.response.body", "body": b""})
             return
         problem = self._body_problem(scope)
@@ -167,5 +193,8 @@ class Guard:
         except ValueError:
             return 400, "the Content-Length header is not a number."
         if size > self.max_body:
-            return 413, f"the request body is {size} bytes; this server takes at most {self.max_body} (see --max-upload-mb)."
+            return (
+                413,
+                f"the request body is {size} bytes; this server takes at most {self.max_body} (see --max-upload-mb).",
+            )
         return None

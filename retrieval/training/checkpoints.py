@@ -43,9 +43,13 @@ class RunFolder:
             if not isinstance(state, dict):
                 raise ValueError("not a JSON object")
         except (OSError, ValueError) as exc:
-            raise self.error(f"{path} is unreadable ({exc}); delete it and {CHECKPOINT} there to start the run over, or pass another --out.") from exc
+            raise self.error(
+                f"{path} is unreadable ({exc}); delete it and {CHECKPOINT} there to start the run over, or pass another --out."
+            ) from exc
         if any(state.get(key) != value for key, value in self.identity.items()):
-            raise self.error(f"{self.out} holds a {self.what} with other settings{self._others()} ({path}); pass another --out, or repeat that run's settings to resume it.")
+            raise self.error(
+                f"{self.out} holds a {self.what} with other settings{self._others()} ({path}); pass another --out, or repeat that run's settings to resume it."
+            )
         return state
 
     def save(self, parts: dict[str, object], step: int) -> None:
@@ -82,7 +86,9 @@ class RunFolder:
         self._write_state(step, done=True)
 
     def _write_state(self, step: int, done: bool) -> None:
-        atomic_write_bytes(self.out / STATE, json.dumps({**self.identity, "step": step, "done": done}, indent=2).encode())
+        atomic_write_bytes(
+            self.out / STATE, json.dumps({**self.identity, "step": step, "done": done}, indent=2).encode()
+        )
 
     def _others(self) -> str:
         extra = [key for key in self.identity if key != "config"]

@@ -48,10 +48,22 @@ def encode_text_bank(encoder: ClipEncoder, texts: Sequence[str], batch_size: int
         tokens = text_tokens(encoder, chunk)
         states.append(tokens.states.astype(np.float16))
         masks.append(tokens.mask)
-    return TextBank(distinct, {t: i for i, t in enumerate(distinct)}, np.concatenate(vectors), np.concatenate(states), np.concatenate(masks))
+    return TextBank(
+        distinct,
+        {t: i for i, t in enumerate(distinct)},
+        np.concatenate(vectors),
+        np.concatenate(states),
+        np.concatenate(masks),
+    )
 
 
-def encode_image_bank(encoder: ClipEncoder, paths: Sequence, batch_size: int = 256, workers: int = 2, on_batch: Callable[[int], None] | None = None) -> ImageBank:
+def encode_image_bank(
+    encoder: ClipEncoder,
+    paths: Sequence,
+    batch_size: int = 256,
+    workers: int = 2,
+    on_batch: Callable[[int], None] | None = None,
+) -> ImageBank:
     """Decode, preprocess and encode image files in order (vectors and tokens in one pass)."""
     import torch
 

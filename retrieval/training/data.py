@@ -109,7 +109,16 @@ def step_order(count: int, batch_size: int, step: int, seed: int) -> np.ndarray:
     return order[within * batch_size : (within + 1) * batch_size]
 
 
-def make_batch(pairs: PairSet, cache: ImageCache, lines: np.ndarray, step: int, seed: int, mean: Sequence[float], std: Sequence[float], augment: bool = True) -> Batch:
+def make_batch(
+    pairs: PairSet,
+    cache: ImageCache,
+    lines: np.ndarray,
+    step: int,
+    seed: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    augment: bool = True,
+) -> Batch:
     """Build the batch of ``lines`` with seeded, caption-safe augmentation."""
     import torch
 

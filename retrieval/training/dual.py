@@ -82,7 +82,9 @@ def model_config(arch: str) -> tuple[str, dict]:
         return path.stem, raw.get("model_cfg", raw)
     cfg = open_clip.get_model_config(arch)
     if cfg is None:
-        raise TrainingError(f"unknown architecture {arch!r}; shipped: {', '.join(shipped_configs())}, or any open_clip name, or a config .json file.")
+        raise TrainingError(
+            f"unknown architecture {arch!r}; shipped: {', '.join(shipped_configs())}, or any open_clip name, or a config .json file."
+        )
     return arch, cfg
 
 
@@ -157,7 +159,13 @@ def contrastive_loss(model, tokenizer, batch) -> object:  # noqa: ANN001
     return (F.cross_entropy(i2t, target) + F.cross_entropy(t2i, target)) / 2
 
 
-def train(pairs_dir: str | Path, out: str | Path, config: TrainConfig = TrainConfig(), on_progress: Callable[[TrainProgress], None] | None = None, split: str = "train") -> Path:
+def train(
+    pairs_dir: str | Path,
+    out: str | Path,
+    config: TrainConfig = TrainConfig(),
+    on_progress: Callable[[TrainProgress], None] | None = None,
+    split: str = "train",
+) -> Path:
     """Train (or resume training) on ``pairs_dir`` into the model folder ``out``.
 
     Raises:
@@ -187,11 +195,25 @@ def train(pairs_dir: str | Path, out: str | Path, config: TrainConfig = TrainCon
     return out
 
 
-def _loop(model, tokenizer, optimizer, pairs: PairSet, config: TrainConfig, norm, run: RunFolder, step: int, total: int, on_progress) -> None:  # noqa: ANN001, PLR0913
+def _loop(
+    model,
+    tokenizer,
+    optimizer,
+    pairs: PairSet,
+    config: TrainConfig,
+    norm,
+    run: RunFolder,
+    step: int,
+    total: int,
+    on_progress,
+) -> None:  # noqa: ANN001, PLR0913
     import torch
 
     model.train()
-    cache = ImageCache(pairs.images, model.visual.image_size[0] if isinstance(model.visual.image_size, tuple) else model.visual.image_size)
+    cache = ImageCache(
+        pairs.images,
+        model.visual.image_size[0] if isinstance(model.visual.image_size, tuple) else model.visual.image_size,
+    )
     last_save, window, started, done_at_start = time.monotonic(), [], time.monotonic(), step
     try:
         while step < total:
@@ -214,22 +236,22 @@ def _loop(model, tokenizer, optimizer, pairs: PairSet, config: TrainConfig, norm
                 last_save = time.monotonic()
             if on_progress:
                 rate = (step - done_at_start) * config.batch_size / max(1e-9, time.monotonic() - started)
-                on_progress(TrainProgress(step, total, sum(window) / len(window), rate, 1.0 / model.logit_scale.exp().item()))
+                on_progress(
+                    TrainProgress(step, total, sum(window) / len(window), rate, 1.0 / model.logit_scale.exp().item())
+                )
     finally:
         cache.close()
 
 
-
-
 def _write_config(out: Path, name: str, cfg: dict, mean, std) -> Path:  # noqa: ANN001
     out.mkdir(parents=True, exist_ok=True)
-    body = {"model_name": name, "model_cfg": cfg, "preprocess_cfg": {"mean": list(mean), "std": list(std), "interpolation": "bicubic", "resize_mode": "shortest"}}
+    body = {
+        "model_name": name,
+        "model_cfg": cfg,
+        "preprocess_cfg": {"mean": list(mean), "std": list(std), "interpolation": "bicubic", "resize_mode": "shortest"},
+    }
     atomic_write_bytes(out / "open_clip_config.json", json.dumps(body, indent=2).encode())
     return out
-
-
-
-
 
 
 def _export(run: RunFolder, model, total: int) -> None:  # noqa: ANN001

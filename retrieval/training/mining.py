@@ -29,7 +29,14 @@ class Confusions:
     texts: tuple[str, ...]  # the distinct captions mined from
 
 
-def mine(pairs: PairSet, image_vectors: np.ndarray, caption_vectors: np.ndarray, key: Callable[[str], str], k: int = 16, chunk: int = 512) -> Confusions:
+def mine(
+    pairs: PairSet,
+    image_vectors: np.ndarray,
+    caption_vectors: np.ndarray,
+    key: Callable[[str], str],
+    k: int = 16,
+    chunk: int = 512,
+) -> Confusions:
     """Top-``k`` dual-encoder confusions in both directions.
 
     Args:

@@ -15,7 +15,15 @@ __all__ = ["PairScorer", "mirror_grid", "net_scorer", "pair_logits"]
 PairScorer = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (text rows, image rows) -> scores
 
 
-def pair_logits(net: RerankerNet, texts: TextBank, images: ImageBank, text_rows: np.ndarray, image_rows: np.ndarray, flip: np.ndarray | None = None, mirrored: np.ndarray | None = None) -> torch.Tensor:
+def pair_logits(
+    net: RerankerNet,
+    texts: TextBank,
+    images: ImageBank,
+    text_rows: np.ndarray,
+    image_rows: np.ndarray,
+    flip: np.ndarray | None = None,
+    mirrored: np.ndarray | None = None,
+) -> torch.Tensor:
     """Reranker logits ``(P,)`` of the (text row, image row) pairs.
 
     ``flip (P,)`` mirrors those pairs: the image's patch-grid columns and the text's
@@ -28,7 +36,12 @@ def pair_logits(net: RerankerNet, texts: TextBank, images: ImageBank, text_rows:
     if flip is not None and mirrored is not None and flip.any():
         text_rows = np.where(flip, mirrored[text_rows], text_rows)
         tokens[flip] = mirror_grid(tokens[flip])
-    return net(*(torch.from_numpy(a).to(device, non_blocking=True) for a in (texts.states[text_rows], texts.mask[text_rows], tokens, dual)))
+    return net(
+        *(
+            torch.from_numpy(a).to(device, non_blocking=True)
+            for a in (texts.states[text_rows], texts.mask[text_rows], tokens, dual)
+        )
+    )
 
 
 def mirror_grid(tokens: np.ndarray) -> np.ndarray:
@@ -46,7 +59,12 @@ def net_scorer(net: RerankerNet, texts: TextBank, images: ImageBank, batch: int 
         out = []
         with torch.inference_mode():
             for s in range(0, len(text_rows), batch):
-                out.append(pair_logits(net, texts, images, text_rows[s : s + batch], image_rows[s : s + batch]).float().cpu().numpy())
+                out.append(
+                    pair_logits(net, texts, images, text_rows[s : s + batch], image_rows[s : s + batch])
+                    .float()
+                    .cpu()
+                    .numpy()
+                )
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
     return score

@@ -53,7 +53,9 @@ def _rerank(dual_ranks: np.ndarray, logits: np.ndarray, gold: np.ndarray) -> np.
     return np.where(inside, reranked, dual_ranks)
 
 
-def evaluate_reranked(pairs: PairSet, encoder, reranker: str, k: int, grouping: str | None = None, device: str = "auto") -> dict[str, object]:  # noqa: ANN001
+def evaluate_reranked(
+    pairs: PairSet, encoder, reranker: str, k: int, grouping: str | None = None, device: str = "auto"
+) -> dict[str, object]:  # noqa: ANN001
     """``xmr eval --reranker``: the metrics of :func:`retrieval.training.evaluate.evaluate` after
     reranking each query's dual top-``k`` with ``reranker`` (a trained folder or ``blip:NAME``).
 
@@ -74,7 +76,9 @@ def evaluate_reranked(pairs: PairSet, encoder, reranker: str, k: int, grouping: 
     if reranker.startswith(BLIP_PREFIX):
         from retrieval.rerank.blip import load_blip_reranker
 
-        score = protocol_scorer(load_blip_reranker(reranker[len(BLIP_PREFIX) :], device), texts, images, [str(p) for p in pairs.images])
+        score = protocol_scorer(
+            load_blip_reranker(reranker[len(BLIP_PREFIX) :], device), texts, images, [str(p) for p in pairs.images]
+        )
     else:
         score = net_scorer(load_reranker(reranker, encoder.identity).net, texts, images)
     result = report(pairs, reranked_scores(pairs, texts, images, score, k), grouping)

@@ -68,7 +68,9 @@ class RerankTrainConfig:
     bce_weight: float = 0.5  # weight of the per-pair binary loss next to the listwise loss
     binding_weight: float = 0.0  # weight of the softmax over each image's caption and the pairs' own negatives
     binding_steps: int = 0  # first steps on binding groups alone (caption vs its own negatives), part of ``steps``
-    relation_weight: float = 0.0  # weight of caption vs relations-reversed caption on the same image (lines naming a relation)
+    relation_weight: float = (
+        0.0  # weight of caption vs relations-reversed caption on the same image (lines naming a relation)
+    )
     relation_steps: int = 200  # first steps on that contrast alone (after any binding steps), part of ``steps``
     mined: bool = True  # negatives from the dual encoder's confusions; False: random ones (ablation)
     listwise: bool = True  # softmax over each candidate group; False: the binary loss alone (ablation)
@@ -106,7 +108,15 @@ class _Data:
     with_relations: np.ndarray  # lines whose caption names a spatial relation
 
 
-def train_reranker(pairs_dir: str | Path, encoder: ClipEncoder, out: str | Path, config: RerankTrainConfig = RerankTrainConfig(), on_progress: Callable[[RerankProgress], None] | None = None, split: str = "train", images_root: str | Path | None = None) -> Path:
+def train_reranker(
+    pairs_dir: str | Path,
+    encoder: ClipEncoder,
+    out: str | Path,
+    config: RerankTrainConfig = RerankTrainConfig(),
+    on_progress: Callable[[RerankProgress], None] | None = None,
+    split: str = "train",
+    images_root: str | Path | None = None,
+) -> Path:
     """Train (or resume) a reranker for ``encoder`` on ``pairs_dir`` into the folder ``out``.
 
     Raises:
@@ -114,7 +124,12 @@ def train_reranker(pairs_dir: str | Path, encoder: ClipEncoder, out: str | Path,
         RerankerError: unknown fusion head, or ``out`` holds a run with other settings.
     """
     out = Path(out).expanduser().resolve()
-    run = RunFolder(out, {"config": dataclasses.asdict(config), "encoder": encoder.identity.to_dict()}, RerankerError, "reranker run")
+    run = RunFolder(
+        out,
+        {"config": dataclasses.asdict(config), "encoder": encoder.identity.to_dict()},
+        RerankerError,
+        "reranker run",
+    )
     state = run.resume_state()
     if state.get("done"):
         return out
@@ -122,20 +137,37 @@ def train_reranker(pairs_dir: str | Path, encoder: ClipEncoder, out: str | Path,
     net = build_net(config, encoder)
     optimizer = _optimizer(net, config)
     step = run.load({"net": net, "optimizer": optimizer})
-    pairs, held_out = split_calibration(load_pairs(pairs_dir, split=split, images_root=images_root), config, getattr(net.head, "spatial", None) is not None)
+    pairs, held_out = split_calibration(
+        load_pairs(pairs_dir, split=split, images_root=images_root),
+        config,
+        getattr(net.head, "spatial", None) is not None,
+    )
     data = prepare(pairs, encoder, config.mine_k, on_progress)
     started = time.monotonic()
     losses = _loop(net, optimizer, data, config, run, step, on_progress)
-    calibration = calibrate_spatial(net, data if held_out is None else prepare(held_out, encoder, config.mine_k), config)
+    calibration = calibrate_spatial(
+        net, data if held_out is None else prepare(held_out, encoder, config.mine_k), config
+    )
     if calibration:
         calibration["lines_from"] = "training" if held_out is None else "held out"
-    summary = {"pairs": str(Path(pairs_dir).expanduser().resolve()), "lines": len(data.pairs), "images": len(data.pairs.images), "held_out_lines": 0 if held_out is None else len(held_out), "config": dataclasses.asdict(config), "final_loss": losses[-1] if losses else None, "train_seconds": round(time.monotonic() - started, 1), "spatial_calibration": calibration}
+    summary = {
+        "pairs": str(Path(pairs_dir).expanduser().resolve()),
+        "lines": len(data.pairs),
+        "images": len(data.pairs.images),
+        "held_out_lines": 0 if held_out is None else len(held_out),
+        "config": dataclasses.asdict(config),
+        "final_loss": losses[-1] if losses else None,
+        "train_seconds": round(time.monotonic() - started, 1),
+        "spatial_calibration": calibration,
+    }
     save_reranker(out, net, encoder.identity, summary)
     run.finish(config.steps)
     return out
 
 
-def split_calibration(pairs: PairSet, config: RerankTrainConfig, readout: bool = True) -> tuple[PairSet, PairSet | None]:
+def split_calibration(
+    pairs: PairSet, config: RerankTrainConfig, readout: bool = True
+) -> tuple[PairSet, PairSet | None]:
     """``(training pairs, held-out pairs)``: the lines of ``calibrate_lines`` random images are
     kept out of training to calibrate the spatial readout on (None: nothing held out).
 
@@ -161,14 +193,25 @@ def build_net(config: RerankTrainConfig, encoder: ClipEncoder) -> RerankerNet:
 
     width = config.width if config.width > 0 else encoder.dim
     head = HeadConfig(width, config.layers, config.heads, spatial=config.spatial)
-    net = RerankerNet(RerankerConfig(config.fusion, head, token_shape(encoder), pool=config.pool, dual_prior=config.dual_prior, align_init=config.align_init))
+    net = RerankerNet(
+        RerankerConfig(
+            config.fusion,
+            head,
+            token_shape(encoder),
+            pool=config.pool,
+            dual_prior=config.dual_prior,
+            align_init=config.align_init,
+        )
+    )
     projections = output_projections(encoder) if config.align_init else None
     if projections is not None:
         net.align_to(*projections)
     return net
 
 
-def prepare(pairs: PairSet, encoder: ClipEncoder, mine_k: int, on_progress: Callable[[RerankProgress], None] | None = None) -> _Data:
+def prepare(
+    pairs: PairSet, encoder: ClipEncoder, mine_k: int, on_progress: Callable[[RerankProgress], None] | None = None
+) -> _Data:
     """Token features of every image and text of ``pairs``, and the dual encoder's confusions."""
     done = [0]
 
@@ -179,7 +222,9 @@ def prepare(pairs: PairSet, encoder: ClipEncoder, mine_k: int, on_progress: Call
 
     images = encode_image_bank(encoder, pairs.images, on_batch=tick)
     words = pair_texts(pairs)
-    texts = encode_text_bank(encoder, [*words, *(mirror_caption(t) for t in words), *(reverse_relations(t) for t in words)])
+    texts = encode_text_bank(
+        encoder, [*words, *(mirror_caption(t) for t in words), *(reverse_relations(t) for t in words)]
+    )
     caption_rows = np.array([texts.index[c] for c in pairs.captions])
     if on_progress:
         on_progress(RerankProgress("mining", 0, 1, 0.0, 0.0))
@@ -192,10 +237,24 @@ def prepare(pairs: PairSet, encoder: ClipEncoder, mine_k: int, on_progress: Call
     with_negatives = np.array([line for line, negs in enumerate(pairs.negatives) if negs], dtype=np.int64)
     reversed_rows = np.array([texts.index[reverse_relations(t)] for t in texts.texts])
     with_relations = np.flatnonzero(reversed_rows[caption_rows] != caption_rows)
-    return _Data(pairs, images, texts, confusions, tuple(frozenset(k) for k in image_keys), caption_rows, mined_rows, mirrored, with_negatives, reversed_rows, with_relations)
+    return _Data(
+        pairs,
+        images,
+        texts,
+        confusions,
+        tuple(frozenset(k) for k in image_keys),
+        caption_rows,
+        mined_rows,
+        mirrored,
+        with_negatives,
+        reversed_rows,
+        with_relations,
+    )
 
 
-def _sample(data: _Data, config: RerankTrainConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int, int, np.ndarray]:
+def _sample(
+    data: _Data, config: RerankTrainConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, int, int, np.ndarray]:
     """One step's pairs: text rows and image rows ``(P,)``, laid out per line as
     ``[positive, image negatives..., caption negatives...]``; returns the two group sizes
     and which caption negatives are the line's own (``(batch, n_txt)`` bool)."""
@@ -230,7 +289,9 @@ def _sample(data: _Data, config: RerankTrainConfig, rng: np.random.Generator) ->
     return np.array(text_rows), np.array(image_rows), n_img, n_txt, own
 
 
-def _sample_binding(data: _Data, config: RerankTrainConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _sample_binding(
+    data: _Data, config: RerankTrainConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A binding step's pairs: for ``2 * batch_size`` lines that have negatives of their own,
     the image with its caption and with each own negative; returns rows and ``own (lines, n)``."""
     have = data.with_negatives
@@ -253,7 +314,16 @@ def binding_loss(logits: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(masked, torch.zeros(own.shape[0], dtype=torch.long, device=logits.device))
 
 
-def reranker_loss(logits: torch.Tensor, batch: int, n_img: int, n_txt: int, bce_weight: float, listwise: bool = True, own: torch.Tensor | None = None, binding_weight: float = 0.0) -> torch.Tensor:
+def reranker_loss(
+    logits: torch.Tensor,
+    batch: int,
+    n_img: int,
+    n_txt: int,
+    bce_weight: float,
+    listwise: bool = True,
+    own: torch.Tensor | None = None,
+    binding_weight: float = 0.0,
+) -> torch.Tensor:
     """Listwise loss over each caption's and each image's candidate group + binary loss.
 
     With ``own (batch, n_txt)`` and ``binding_weight``, also a softmax over each image's
@@ -280,7 +350,15 @@ def reranker_loss(logits: torch.Tensor, batch: int, n_img: int, n_txt: int, bce_
     return loss
 
 
-def _loop(net: RerankerNet, optimizer: torch.optim.Optimizer, data: _Data, config: RerankTrainConfig, run: RunFolder, step: int, on_progress) -> list[float]:  # noqa: ANN001, PLR0913
+def _loop(
+    net: RerankerNet,
+    optimizer: torch.optim.Optimizer,
+    data: _Data,
+    config: RerankTrainConfig,
+    run: RunFolder,
+    step: int,
+    on_progress,
+) -> list[float]:  # noqa: ANN001, PLR0913
     net.train()
     window: list[float] = []
     last_save, started, pairs = time.monotonic(), time.monotonic(), 0
@@ -299,17 +377,29 @@ def _loop(net: RerankerNet, optimizer: torch.optim.Optimizer, data: _Data, confi
             run.save({"net": net, "optimizer": optimizer}, step)
             last_save = time.monotonic()
         if on_progress:
-            on_progress(RerankProgress("training", step, config.steps, sum(window) / len(window), pairs / max(1e-9, time.monotonic() - started)))
+            on_progress(
+                RerankProgress(
+                    "training",
+                    step,
+                    config.steps,
+                    sum(window) / len(window),
+                    pairs / max(1e-9, time.monotonic() - started),
+                )
+            )
     net.eval()
     return window
 
 
-def _step_loss(net: RerankerNet, data: _Data, config: RerankTrainConfig, step: int, rng: np.random.Generator) -> tuple[np.ndarray, torch.Tensor]:
+def _step_loss(
+    net: RerankerNet, data: _Data, config: RerankTrainConfig, step: int, rng: np.random.Generator
+) -> tuple[np.ndarray, torch.Tensor]:
     """The pairs scored at ``step`` and their loss: a binding step first, then full steps."""
     device = net.bias.device
     if step < config.binding_steps and len(data.with_negatives):
         text_rows, image_rows, own = _sample_binding(data, config, rng)
-        return text_rows, binding_loss(pair_logits(net, data.texts, data.images, text_rows, image_rows), torch.from_numpy(own).to(device))
+        return text_rows, binding_loss(
+            pair_logits(net, data.texts, data.images, text_rows, image_rows), torch.from_numpy(own).to(device)
+        )
     if step < config.binding_steps + config.relation_steps and len(data.with_relations):
         lines = data.with_relations[rng.integers(0, len(data.with_relations), 2 * config.batch_size)]
         captions, images = data.caption_rows[lines], np.asarray(data.pairs.caption_image)[lines]
@@ -319,9 +409,23 @@ def _step_loss(net: RerankerNet, data: _Data, config: RerankTrainConfig, step: i
     if config.mirror:  # per line, so a caption and its candidates are mirrored together
         flip = np.repeat(rng.random(config.batch_size) < 0.5, len(text_rows) // config.batch_size)
     logits = pair_logits(net, data.texts, data.images, text_rows, image_rows, flip, data.mirrored)
-    loss = reranker_loss(logits, config.batch_size, n_img, n_txt, config.bce_weight, config.listwise, torch.from_numpy(own).to(device), config.binding_weight)
+    loss = reranker_loss(
+        logits,
+        config.batch_size,
+        n_img,
+        n_txt,
+        config.bce_weight,
+        config.listwise,
+        torch.from_numpy(own).to(device),
+        config.binding_weight,
+    )
     if config.relation_weight > 0:
-        loss = loss + config.relation_weight * _relation_loss(net, data, text_rows[:: len(text_rows) // config.batch_size], image_rows[:: len(image_rows) // config.batch_size])
+        loss = loss + config.relation_weight * _relation_loss(
+            net,
+            data,
+            text_rows[:: len(text_rows) // config.batch_size],
+            image_rows[:: len(image_rows) // config.batch_size],
+        )
     return text_rows, loss
 
 
@@ -338,7 +442,9 @@ def _relation_loss(net: RerankerNet, data: _Data, caption_rows: np.ndarray, imag
     if not has.any():
         return torch.zeros((), device=net.bias.device)
     texts = np.concatenate([caption_rows[has], flipped[has]])
-    logits = pair_logits(net, data.texts, data.images, texts, np.concatenate([image_rows[has]] * 2)).view(2, -1).T  # (n, 2)
+    logits = (
+        pair_logits(net, data.texts, data.images, texts, np.concatenate([image_rows[has]] * 2)).view(2, -1).T
+    )  # (n, 2)
     return F.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long, device=logits.device))
 
 
@@ -364,18 +470,39 @@ def calibrate_spatial(net: RerankerNet, data: _Data, config: RerankTrainConfig) 
     lines = rng.choice(len(data.pairs), min(config.calibrate_lines, len(data.pairs)), replace=False)
     captions = data.caption_rows[lines]
     images = _top_k(data.texts.vectors[captions] @ data.images.vectors.T, k)  # (q, k)
-    t2i = _scale_queries(net, data, np.repeat(captions, k), images.ravel(), [[keys[c] in data.image_keys[i] for i in row] for c, row in zip(captions, images)])
+    t2i = _scale_queries(
+        net,
+        data,
+        np.repeat(captions, k),
+        images.ravel(),
+        [[keys[c] in data.image_keys[i] for i in row] for c, row in zip(captions, images)],
+    )
     pictures = rng.choice(len(data.pairs.images), min(config.calibrate_lines, len(data.pairs.images)), replace=False)
     distinct = np.unique(data.caption_rows)
-    texts = distinct[_top_k(data.images.vectors[pictures] @ data.texts.vectors[distinct].T, min(k, len(distinct)))]  # (q, k)
-    i2t = _scale_queries(net, data, texts.ravel(), np.repeat(pictures, texts.shape[1]), [[keys[t] in data.image_keys[p] for t in row] for p, row in zip(pictures, texts)])
+    texts = distinct[
+        _top_k(data.images.vectors[pictures] @ data.texts.vectors[distinct].T, min(k, len(distinct)))
+    ]  # (q, k)
+    i2t = _scale_queries(
+        net,
+        data,
+        texts.ravel(),
+        np.repeat(pictures, texts.shape[1]),
+        [[keys[t] in data.image_keys[p] for t in row] for p, row in zip(pictures, texts)],
+    )
     shares = {scale: round((t2i(scale) + i2t(scale)) / 2, 4) for scale in SPATIAL_SCALES}
     best = max(SPATIAL_SCALES, key=lambda scale: (shares[scale], scale))
     readout.scale.fill_(best)
-    return {"scale": best, "first_true": {str(scale): share for scale, share in shares.items()}, "queries": len(lines) + len(pictures), "k": k}
+    return {
+        "scale": best,
+        "first_true": {str(scale): share for scale, share in shares.items()},
+        "queries": len(lines) + len(pictures),
+        "k": k,
+    }
 
 
-def _scale_queries(net: RerankerNet, data: _Data, text_rows: np.ndarray, image_rows: np.ndarray, hits: list[list[bool]]) -> Callable[[float], float]:
+def _scale_queries(
+    net: RerankerNet, data: _Data, text_rows: np.ndarray, image_rows: np.ndarray, hits: list[list[bool]]
+) -> Callable[[float], float]:
     """``scale -> share of queries whose top candidate is a hit``, from one pass with and without the readout."""
     readout, queries = net.head.spatial, len(hits)
     readout.scale.fill_(0.0)
@@ -401,4 +528,6 @@ def _learning_rate(config: RerankTrainConfig, step: int) -> float:
 def _optimizer(net: RerankerNet, config: RerankTrainConfig) -> torch.optim.Optimizer:
     decay = [p for p in net.parameters() if p.ndim >= 2]
     rest = [p for p in net.parameters() if p.ndim < 2]
-    return torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay}, {"params": rest, "weight_decay": 0.0}], lr=config.lr)
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": rest, "weight_decay": 0.0}], lr=config.lr
+    )

@@ -68,7 +68,10 @@ _UNIT_CIRCLE = 0.5 * np.stack([np.cos(np.arange(64) * np.pi / 32), np.sin(np.ara
 
 
 _WORD_KINDS = (
-    ("relation", frozenset(word for relation in RELATIONS for word in relation.split() if word not in {"to", "the", "of"})),
+    (
+        "relation",
+        frozenset(word for relation in RELATIONS for word in relation.split() if word not in {"to", "the", "of"}),
+    ),
     ("colour", frozenset(COLOURS)),
     ("shape", frozenset(SHAPES)),
     ("size", frozenset(SIZES)),

@@ -71,7 +71,9 @@ def stat(path: str, size: int = 100, mtime_ns: int = 1) -> FileStat:
     return FileStat(path, size, mtime_ns)
 
 
-def embedded(path: str, vector: np.ndarray, content_hash: str | None = None, size: int = 100, mtime_ns: int = 1) -> Embedded:
+def embedded(
+    path: str, vector: np.ndarray, content_hash: str | None = None, size: int = 100, mtime_ns: int = 1
+) -> Embedded:
     """A catalog write of ``vector`` for ``path`` (float32 little-endian bytes)."""
     return Embedded(
         stat(path, size, mtime_ns),

@@ -84,8 +84,16 @@ class PostgresServer:
         port = 20000 + os.getpid() % 20000  # the socket's name; no TCP port is opened
         _quiet("initdb", [*prefix, initdb, "-D", data, "-A", "trust", "-U", "xmr", "--no-sync", "-E", "UTF8"])
         options = f"-p {port} -k {folder} -c listen_addresses='' -c fsync=off -c full_page_writes=off"
-        _quiet("pg_ctl start", [*prefix, pg_ctl, "-D", data, "-o", options, "-l", os.path.join(folder, "log"), "-w", "start"])
-        return cls(base_url=f"{DRIVER}://xmr@", query=f"?host={folder}&port={port}", folder=folder, _pg_ctl=[*prefix, pg_ctl, "-D", data])
+        _quiet(
+            "pg_ctl start",
+            [*prefix, pg_ctl, "-D", data, "-o", options, "-l", os.path.join(folder, "log"), "-w", "start"],
+        )
+        return cls(
+            base_url=f"{DRIVER}://xmr@",
+            query=f"?host={folder}&port={port}",
+            folder=folder,
+            _pg_ctl=[*prefix, pg_ctl, "-D", data],
+        )
 
     def new_database(self) -> str:
         """Create an empty database and return its SQLAlchemy URL."""

@@ -36,7 +36,9 @@ class RowwiseCatalog(Catalog):
                 if clash is not None and clash.id != item.id:
                     raise ValueError(f"move target {item.stat.path} is still catalogued")
                 session.execute(
-                    update(ImageRow).where(ImageRow.id == item.id).values(path=item.stat.path, size=item.stat.size, mtime_ns=item.stat.mtime_ns)
+                    update(ImageRow)
+                    .where(ImageRow.id == item.id)
+                    .values(path=item.stat.path, size=item.stat.size, mtime_ns=item.stat.mtime_ns)
                 )
             rows = {}
             for item in (*embedded, *failed):
@@ -46,17 +48,23 @@ class RowwiseCatalog(Catalog):
             for item in failed:
                 _fail(session, rows[item.stat.path], item, gen)
             for stat in touched:
-                session.execute(update(ImageRow).where(ImageRow.path == stat.path).values(size=stat.size, mtime_ns=stat.mtime_ns))
+                session.execute(
+                    update(ImageRow).where(ImageRow.path == stat.path).values(size=stat.size, mtime_ns=stat.mtime_ns)
+                )
             _remove(session, IMAGES, removed, gen)
             for item in moved:
                 if item.old_path:
                     session.execute(
-                        update(TextRow).where(TextRow.source == SIDECAR + item.old_path).values(source=SIDECAR + item.stat.path, image_path=item.stat.path)
+                        update(TextRow)
+                        .where(TextRow.source == SIDECAR + item.old_path)
+                        .values(source=SIDECAR + item.stat.path, image_path=item.stat.path)
                     )
             for path, found in (captions or {}).items():
                 source = SIDECAR + path
                 _remove(session, TEXTS, list(session.scalars(select(TextRow.id).where(TextRow.source == source))), gen)
-                session.add_all(TextRow(body=b, source=source, image_path=path, vector=v, vector_gen=gen) for b, v in found.items)
+                session.add_all(
+                    TextRow(body=b, source=source, image_path=path, vector=v, vector_gen=gen) for b, v in found.items
+                )
                 session.execute(update(ImageRow).where(ImageRow.path == path).values(captions_mtime_ns=found.mtime_ns))
             return gen
 
@@ -68,7 +76,12 @@ def _embed(session: Session, row: ImageRow | None, item: Embedded, gen: int) -> 
     meta = item.meta
     row.size, row.mtime_ns, row.content_hash = item.stat.size, item.stat.mtime_ns, item.content_hash
     row.width, row.height, row.format = meta.width, meta.height, meta.format
-    row.captured_at, row.orientation, row.camera, row.description = meta.captured_at, meta.orientation, meta.camera, meta.description
+    row.captured_at, row.orientation, row.camera, row.description = (
+        meta.captured_at,
+        meta.orientation,
+        meta.camera,
+        meta.description,
+    )
     row.state, row.error, row.vector, row.vector_gen = INDEXED, None, item.vector, gen
 
 

@@ -25,6 +25,10 @@ def make_tiny_model(folder: Path, seed: int = 0, embed_dim: int = 32) -> Path:
     model = open_clip.CLIP(**cfg)
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(folder / "open_clip_model.safetensors"))
-    config = {"model_name": f"tiny-{seed}", "model_cfg": cfg, "preprocess_cfg": {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}}
+    config = {
+        "model_name": f"tiny-{seed}",
+        "model_cfg": cfg,
+        "preprocess_cfg": {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]},
+    }
     (folder / "open_clip_config.json").write_text(json.dumps(config))
     return folder

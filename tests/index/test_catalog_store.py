@@ -163,11 +163,22 @@ def test_generation_increments_once_per_apply_and_persists(catalog_url: str, rng
 
 def test_files_under_matches_whole_path_components_only(catalog: Catalog, rng: np.random.Generator) -> None:
     paths = [
-        "/a/b", "/a/b/x.jpg", "/a/b/sub/y.jpg", "/a/bc/z.jpg", "/a/b.jpg", "/a/x.jpg",
-        "/p/100%/in.jpg", "/p/100x/out.jpg", "/p/1000/out.jpg",
-        "/p/a_b/in.jpg", "/p/axb/out.jpg", "/p/a_b2/out.jpg",
-        "/p/back\\slash/in.jpg", "/p/back/slash/out.jpg",
-        "/c/Trip/out.jpg", "/c/trip/in.jpg",
+        "/a/b",
+        "/a/b/x.jpg",
+        "/a/b/sub/y.jpg",
+        "/a/bc/z.jpg",
+        "/a/b.jpg",
+        "/a/x.jpg",
+        "/p/100%/in.jpg",
+        "/p/100x/out.jpg",
+        "/p/1000/out.jpg",
+        "/p/a_b/in.jpg",
+        "/p/axb/out.jpg",
+        "/p/a_b2/out.jpg",
+        "/p/back\\slash/in.jpg",
+        "/p/back/slash/out.jpg",
+        "/c/Trip/out.jpg",
+        "/c/trip/in.jpg",
     ]
     vs = unit_rows(rng, len(paths), DIM)
     catalog.apply(embedded=[embedded(p, v) for p, v in zip(paths, vs)])
@@ -192,8 +203,11 @@ def test_files_under_matches_whole_path_components_only(catalog: Catalog, rng: n
 def test_by_hash_returns_one_indexed_row_per_hash(catalog: Catalog, rng: np.random.Generator) -> None:
     vs = unit_rows(rng, 3, DIM)
     catalog.apply(
-        embedded=[embedded("/lib/a.jpg", vs[0], "same"), embedded("/lib/copy-of-a.jpg", vs[0], "same"),
-                  embedded("/lib/b.jpg", vs[1], "other")],
+        embedded=[
+            embedded("/lib/a.jpg", vs[0], "same"),
+            embedded("/lib/copy-of-a.jpg", vs[0], "same"),
+            embedded("/lib/b.jpg", vs[1], "other"),
+        ],
         failed=[failed("/lib/broken.jpg", content_hash="dead"), failed("/lib/unread.jpg")],
     )
     found = catalog.by_hash(["same", "other", "dead", "", "missing", "same"])
@@ -397,7 +411,9 @@ def _fill(catalog: Catalog, rng: np.random.Generator, n: int, prefix: str = "/li
     return vs
 
 
-def test_stale_snapshot_is_brought_up_to_date_on_load(tmp_path: Path, catalog: Catalog, rng: np.random.Generator) -> None:
+def test_stale_snapshot_is_brought_up_to_date_on_load(
+    tmp_path: Path, catalog: Catalog, rng: np.random.Generator
+) -> None:
     _fill(catalog, rng, 60)
     path = tmp_path / "images.vec"
     first = _store(path, catalog)
@@ -422,7 +438,9 @@ def test_stale_snapshot_is_brought_up_to_date_on_load(tmp_path: Path, catalog: C
     assert len(reopened.index) == 60 - 10 - 1 + 5
 
 
-def test_store_older_than_the_tombstone_floor_rebuilds(tmp_path: Path, catalog: Catalog, rng: np.random.Generator) -> None:
+def test_store_older_than_the_tombstone_floor_rebuilds(
+    tmp_path: Path, catalog: Catalog, rng: np.random.Generator
+) -> None:
     _fill(catalog, rng, 40)
     path = tmp_path / "images.vec"
     writer, lagging = _store(path, catalog), _store(path, catalog)
@@ -467,7 +485,9 @@ def test_damaged_snapshot_is_rebuilt_from_the_catalog(
     _check_store(again, catalog)
 
 
-def test_snapshot_from_a_newer_xmr_is_not_rebuilt_over(tmp_path: Path, catalog: Catalog, rng: np.random.Generator) -> None:
+def test_snapshot_from_a_newer_xmr_is_not_rebuilt_over(
+    tmp_path: Path, catalog: Catalog, rng: np.random.Generator
+) -> None:
     _fill(catalog, rng, 10)
     path = tmp_path / "images.vec"
     _store(path, catalog).persist()
@@ -524,7 +544,9 @@ def test_auto_config_switches_to_ivf_and_back(tmp_path: Path, catalog: Catalog) 
     _check_store(back, catalog)
 
 
-def test_auto_config_below_the_ivf_minimum_stays_exact(tmp_path: Path, catalog: Catalog, rng: np.random.Generator) -> None:
+def test_auto_config_below_the_ivf_minimum_stays_exact(
+    tmp_path: Path, catalog: Catalog, rng: np.random.Generator
+) -> None:
     _fill(catalog, rng, 300)
     path = tmp_path / "images.vec"
     store = _store(path, catalog, IndexConfig(kind="auto", approx_threshold=100))

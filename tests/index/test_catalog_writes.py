@@ -45,8 +45,13 @@ def _captions(data: st.DataObject, rng: np.random.Generator, paths: list[str]) -
     chosen = data.draw(st.lists(st.sampled_from(paths), unique=True, max_size=4), label="captioned") if paths else []
     found = {}
     for path in chosen:
-        bodies = data.draw(st.lists(st.sampled_from(["a cat", "a dog", "sky", "sea"]), unique=True, max_size=3), label=path + " captions")
-        found[path] = Captions(int(rng.integers(0, 50)), tuple((b, unit_rows(rng, 1, DIM)[0].tobytes()) for b in bodies))
+        bodies = data.draw(
+            st.lists(st.sampled_from(["a cat", "a dog", "sky", "sea"]), unique=True, max_size=3),
+            label=path + " captions",
+        )
+        found[path] = Captions(
+            int(rng.integers(0, 50)), tuple((b, unit_rows(rng, 1, DIM)[0].tobytes()) for b in bodies)
+        )
     return found
 
 
@@ -55,9 +60,13 @@ def _embedded(path: str, content: str, rng: np.random.Generator) -> Embedded:
     vector = unit_rows(np.random.default_rng(HASHES.index(content)), 1, DIM)[0]
     exif = rng.random() < 0.5
     meta = ImageMeta(
-        int(rng.integers(1, 5000)), int(rng.integers(1, 5000)), "JPEG" if exif else "PNG",
-        datetime(2020, 1, 2, 3, 4, int(rng.integers(0, 60))) if exif else None, 6 if exif else None,
-        "Cam X" if exif else None, "a caption" if exif and rng.random() < 0.5 else None,
+        int(rng.integers(1, 5000)),
+        int(rng.integers(1, 5000)),
+        "JPEG" if exif else "PNG",
+        datetime(2020, 1, 2, 3, 4, int(rng.integers(0, 60))) if exif else None,
+        6 if exif else None,
+        "Cam X" if exif else None,
+        "a caption" if exif and rng.random() < 0.5 else None,
     )
     return Embedded(stat(path, int(rng.integers(1, 10**6)), int(rng.integers(1, 99))), content, meta, vector.tobytes())
 
@@ -77,17 +86,26 @@ def draw_batch(data: st.DataObject, ids: dict[str, int]) -> dict:
             other = [p for p in known if p != path and p not in {m.old_path for m in moved}]
             if other:  # another row moves onto the path just vacated
                 moved.append(Moved(ids[other[0]], stat(path, 100, 5), other[0]))
-    busy = {m.old_path for m in moved} | {m.stat.path for m in moved} | {p for p, i in ids.items() if i in {m.id for m in moved}}
+    busy = (
+        {m.old_path for m in moved}
+        | {m.stat.path for m in moved}
+        | {p for p, i in ids.items() if i in {m.id for m in moved}}
+    )
     rest = [p for p in PATHS if p not in busy]
     picks = data.draw(st.lists(st.sampled_from(rest), unique=True, max_size=6), label="picks") if rest else []
     batch: dict[str, list] = {"embedded": [], "failed": [], "removed": [], "touched": []}
     for path in picks:
-        action = data.draw(st.sampled_from(["embed", "fail", "remove", "touch"] if path in ids else ["embed", "fail", "touch"]), label=path)
+        action = data.draw(
+            st.sampled_from(["embed", "fail", "remove", "touch"] if path in ids else ["embed", "fail", "touch"]),
+            label=path,
+        )
         content = data.draw(st.sampled_from(HASHES), label=path + " hash")
         if action == "embed":
             batch["embedded"].append(_embedded(path, content, rng))
         elif action == "fail":
-            batch["failed"].append(failed(path, "x" * int(rng.integers(1, 3000)), content if rng.random() < 0.5 else ""))
+            batch["failed"].append(
+                failed(path, "x" * int(rng.integers(1, 3000)), content if rng.random() < 0.5 else "")
+            )
         elif action == "remove":
             batch["removed"].append(ids[path])
         else:
@@ -123,7 +141,10 @@ def test_move_onto_a_catalogued_path_is_refused_by_both(new_url: Callable[[], st
         catalog.apply(embedded=[embedded("/lib/a.jpg", v[0], "ha"), embedded("/lib/b.jpg", v[1], "hb")])
         a = _ids(catalog)["/lib/a.jpg"]
         with pytest.raises(ValueError, match="still catalogued"):
-            catalog.apply(moved=[Moved(a, stat("/lib/c.jpg")), Moved(a, stat("/lib/b.jpg"))], embedded=[embedded("/lib/d.jpg", v[0])])
+            catalog.apply(
+                moved=[Moved(a, stat("/lib/c.jpg")), Moved(a, stat("/lib/b.jpg"))],
+                embedded=[embedded("/lib/d.jpg", v[0])],
+            )
     assert dump(bulk) == dump(rows)
     assert bulk.image_by_path("/lib/c.jpg") is None and bulk.image_by_path("/lib/d.jpg") is None  # all rolled back
     bulk.close()
@@ -141,10 +162,16 @@ def test_a_large_batch_spans_several_in_lists(new_url: Callable[[], str], rng: n
         ids = {p: r.id for p, r in catalog.files_under(["/big"]).items()}
         again = [embedded(f"/big/{i:04d}.jpg", vs[1200 + i % 100]) for i in range(0, 1200, 3)]
         broken = [failed(f"/big/{i:04d}.jpg", "truncated") for i in range(1, 1200, 3)]
-        moves = [Moved(ids[f"/big/{i:04d}.jpg"], stat(f"/big/moved/{i:04d}.jpg"), f"/big/{i:04d}.jpg") for i in range(2, 1200, 3)]
+        moves = [
+            Moved(ids[f"/big/{i:04d}.jpg"], stat(f"/big/moved/{i:04d}.jpg"), f"/big/{i:04d}.jpg")
+            for i in range(2, 1200, 3)
+        ]
         new_caps = {f"/big/{i:04d}.jpg": Captions(4, (("new", vs[i].tobytes()),)) for i in range(0, 1200, 3)}
         catalog.apply(embedded=again, failed=broken, moved=moves, captions=new_caps)
-        catalog.apply(removed=[ids[f"/big/{i:04d}.jpg"] for i in range(0, 1200, 6)], touched=[stat(f"/big/{i:04d}.jpg", 1, 2) for i in range(3, 1200, 6)])
+        catalog.apply(
+            removed=[ids[f"/big/{i:04d}.jpg"] for i in range(0, 1200, 6)],
+            touched=[stat(f"/big/{i:04d}.jpg", 1, 2) for i in range(3, 1200, 6)],
+        )
     assert dump(bulk) == dump(rows)
     bulk.close()
     rows.close()

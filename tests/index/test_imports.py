@@ -14,24 +14,32 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "torchvision", "open_clip", "faiss")
 
-PROBE = """
+PROBE = f"""
 import importlib, json, sys
 for name in sys.argv[1:]:
     importlib.import_module(name)
-print(json.dumps({"imported": sorted(sys.argv[1:]), "heavy": [m for m in %r if m in sys.modules]}))
-""" % (HEAVY,)
+print(json.dumps({{"imported": sorted(sys.argv[1:]), "heavy": [m for m in {HEAVY!r} if m in sys.modules]}}))
+"""
 
 
 @pytest.fixture(scope="module")
 def fresh_import() -> dict[str, list[str]]:
     """Import every module of the index package in a new interpreter; report what came along."""
     modules = sorted(m.name for m in pkgutil.walk_packages([str(REPO / "index")], prefix="index."))
-    on_disk = sorted(".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__") for p in (REPO / "index").rglob("*.py") if p.parent != REPO / "index" or p.stem != "__init__")
+    on_disk = sorted(
+        ".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+        for p in (REPO / "index").rglob("*.py")
+        if p.parent != REPO / "index" or p.stem != "__init__"
+    )
     assert modules == on_disk and "index.vectors" in modules and "index.kinds.exact" in modules
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run(
         [sys.executable, "-c", PROBE, "index", *modules],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])

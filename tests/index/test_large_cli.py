@@ -15,7 +15,21 @@ from index.snapshot import read_header
 def test_index_kind_is_used_remembered_and_shown(tmp_path: Path, tiny_model_dir: Path, photos: Path) -> None:
     library, runner = tmp_path / "library", CliRunner()
     model = f"local-dir:{tiny_model_dir}"
-    done = runner.invoke(cli.app, ["index", str(photos), "--library", str(library), "--model", model, "--index-kind", "ondisk", "--memory-budget", "2GB"])
+    done = runner.invoke(
+        cli.app,
+        [
+            "index",
+            str(photos),
+            "--library",
+            str(library),
+            "--model",
+            model,
+            "--index-kind",
+            "ondisk",
+            "--memory-budget",
+            "2GB",
+        ],
+    )
     assert done.exit_code == 0, done.output
     assert read_header(library / "images.vec")[0].kind == "ondisk"
     assert load_config(library / "index.json") == IndexConfig(kind="ondisk", memory_budget=2 * 10**9)

@@ -149,7 +149,9 @@ def _grown_store(tmp_path: Path, catalog: Catalog, kind: str) -> VectorStore:
 
 
 @pytest.mark.parametrize("kind", [IVF, ONDISK])
-def test_searches_during_a_retrain_are_correct_and_the_swap_is_saved(tmp_path: Path, catalog: Catalog, kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_searches_during_a_retrain_are_correct_and_the_swap_is_saved(
+    tmp_path: Path, catalog: Catalog, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = _grown_store(tmp_path, catalog, kind)
     old = store.index
     release, started = threading.Event(), threading.Event()
@@ -179,7 +181,9 @@ def test_searches_during_a_retrain_are_correct_and_the_swap_is_saved(tmp_path: P
     _check(reloaded, catalog, exact=True)
 
 
-def test_a_failed_retrain_leaves_the_old_index_serving(tmp_path: Path, catalog: Catalog, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_retrain_leaves_the_old_index_serving(
+    tmp_path: Path, catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = _grown_store(tmp_path, catalog, ONDISK)
     store.persist(retrain="never")
     before = store.path.read_bytes()
@@ -220,7 +224,9 @@ def test_kill_9_mid_retrain_leaves_the_old_index_usable(tmp_path: Path, catalog:
     snapshot = store.path.read_bytes()
     marker = tmp_path / "marker"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(store.path), catalog.url, str(marker)], env=env, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(store.path), catalog.url, str(marker)], env=env, stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + 60
     while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -56,7 +56,11 @@ def test_exact_round_trip(tmp_path: Path, exact_index: ExactIndex, rng: np.rando
     write_snapshot(path, exact_index, generation=17)
     header, _ = read_header(path)
     assert (header.version, header.kind, header.dim, header.count, header.generation) == (
-        SNAPSHOT_VERSION, EXACT, DIM, 200, 17,
+        SNAPSHOT_VERSION,
+        EXACT,
+        DIM,
+        200,
+        17,
     )
     loaded, gen = read_snapshot(path, DIM)
     assert gen == 17 and isinstance(loaded, ExactIndex)
@@ -128,7 +132,9 @@ def test_truncated_exact_snapshot_is_corrupt(tmp_path: Path, exact_index: ExactI
 
 
 @pytest.mark.parametrize("fraction", [0.0, 0.5, 0.99])
-def test_truncated_ivf_snapshot_is_corrupt(tmp_path: Path, ivf_index: tuple[IVFIndex, np.ndarray], fraction: float) -> None:
+def test_truncated_ivf_snapshot_is_corrupt(
+    tmp_path: Path, ivf_index: tuple[IVFIndex, np.ndarray], fraction: float
+) -> None:
     path = tmp_path / "images.vec"
     write_snapshot(path, ivf_index[0], 3)
     _, offset = read_header(path)

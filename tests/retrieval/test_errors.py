@@ -31,7 +31,10 @@ def test_every_error_class_is_exported_and_subclasses_xmr_error_and_a_builtin() 
     for name in set(classes) - {"XmrError"}:  # the base alone is not also a built-in
         error = getattr(retrieval, name)
         assert issubclass(error, retrieval.XmrError), name
-        assert any(issubclass(error, getattr(builtins, b)) for b in ("ValueError", "RuntimeError", "OSError", "LookupError", "ImportError", "ConnectionError")), name
+        assert any(
+            issubclass(error, getattr(builtins, b))
+            for b in ("ValueError", "RuntimeError", "OSError", "LookupError", "ImportError", "ConnectionError")
+        ), name
 
 
 def test_importing_every_error_imports_no_torch() -> None:

@@ -183,7 +183,9 @@ def test_reopened_library_needs_no_model(open_library, photos: Path, tmp_path: P
         assert [h.path for h in again.search(text="coffee", k=6)] == expected
 
 
-def test_other_model_is_refused_with_both_names(open_library, photos: Path, tmp_path: Path, other_model_dir: Path) -> None:
+def test_other_model_is_refused_with_both_names(
+    open_library, photos: Path, tmp_path: Path, other_model_dir: Path
+) -> None:
     from retrieval import Library, ModelMismatchError
 
     open_library().index([photos])
@@ -193,7 +195,9 @@ def test_other_model_is_refused_with_both_names(open_library, photos: Path, tmp_
     assert "tiny-0" in message and "tiny-1" in message and "--library" in message
 
 
-def test_weights_changed_in_place_are_refused(open_library, photos: Path, tmp_path: Path, tiny_model_dir: Path, other_model_dir: Path) -> None:
+def test_weights_changed_in_place_are_refused(
+    open_library, photos: Path, tmp_path: Path, tiny_model_dir: Path, other_model_dir: Path
+) -> None:
     # Retraining into the same folder must not mix two models' vectors in one library.
     from retrieval import Library, ModelMismatchError
 
@@ -208,7 +212,9 @@ def test_weights_changed_in_place_are_refused(open_library, photos: Path, tmp_pa
         assert lib.info().images == 6
 
 
-def test_a_library_that_never_got_a_vector_takes_another_model(tmp_path: Path, tiny_model_dir: Path, other_model_dir: Path, photos: Path) -> None:
+def test_a_library_that_never_got_a_vector_takes_another_model(
+    tmp_path: Path, tiny_model_dir: Path, other_model_dir: Path, photos: Path
+) -> None:
     # A first run that failed before its first batch (bad weights) must not pin the model.
     from retrieval import Library, ModelMismatchError
 
@@ -247,7 +253,9 @@ def test_unknown_or_missing_devices_are_typed_errors() -> None:
     assert pick_device("cpu") == "cpu"
 
 
-def test_api_arguments_of_the_wrong_kind_are_query_errors(open_library, photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_api_arguments_of_the_wrong_kind_are_query_errors(
+    open_library, photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from datetime import datetime
 
     from PIL import Image
@@ -257,8 +265,13 @@ def test_api_arguments_of_the_wrong_kind_are_query_errors(open_library, photos: 
     lib = open_library()
     assert lib.index(str(photos)).added == 6  # one folder as a string, not its characters
     bad = [
-        dict(text=123), dict(image=b"\xff\xd8"), dict(image=Image.new("RGB", (0, 0))),
-        dict(text="x", k="5"), dict(text="x", k=1.5), dict(text="x", terms=["red"]), dict(text="x", terms=Term(text="red")),
+        dict(text=123),
+        dict(image=b"\xff\xd8"),
+        dict(image=Image.new("RGB", (0, 0))),
+        dict(text="x", k="5"),
+        dict(text="x", k=1.5),
+        dict(text="x", terms=["red"]),
+        dict(text="x", terms=Term(text="red")),
     ]
     for kwargs in bad:
         with pytest.raises(QueryError):
@@ -316,7 +329,9 @@ def test_pil_image_query(open_library, photos: Path) -> None:
         assert lib.search(image=image.convert("RGBA"), k=1)[0].path == str(path)
 
 
-def test_threads_search_concurrently_while_index_grows(open_library, photos: Path, tmp_path: Path, photo_source: Path, tiny_encoder) -> None:  # noqa: ANN001
+def test_threads_search_concurrently_while_index_grows(
+    open_library, photos: Path, tmp_path: Path, photo_source: Path, tiny_encoder
+) -> None:  # noqa: ANN001
     from retrieval import Library
 
     lib = open_library()
@@ -396,7 +411,9 @@ def test_one_bad_entry_does_not_hide_the_rest_of_its_folder(open_library, photos
     report = open_library().index([photos])
     assert report.added == 6
     reasons = dict(report.failures)
-    assert "symbolic links" in reasons[str(photos / "loop_a.jpg")] and "missing" in reasons[str(photos / "dangling.jpg")]
+    assert (
+        "symbolic links" in reasons[str(photos / "loop_a.jpg")] and "missing" in reasons[str(photos / "dangling.jpg")]
+    )
 
 
 def test_a_file_replaced_by_a_folder_or_fifo_leaves_the_library(open_library, photos: Path) -> None:
@@ -427,7 +444,9 @@ def test_an_emptied_catalog_is_refused_not_reconciled_to_nothing(open_library, p
     assert (tmp_path / "library" / "images.vec").read_bytes() == snapshot
 
 
-def test_a_catalog_without_its_manifest_is_not_adopted(open_library, photos: Path, tmp_path: Path, other_model_dir: Path) -> None:
+def test_a_catalog_without_its_manifest_is_not_adopted(
+    open_library, photos: Path, tmp_path: Path, other_model_dir: Path
+) -> None:
     # The manifest says which model made the vectors; without it another model's vectors
     # would be mixed in. The catalog is left as it was.
     from retrieval import CatalogMismatchError
@@ -456,7 +475,9 @@ def test_without_faiss_every_open_names_the_install_command(tmp_path: Path, monk
     assert result.exit_code == 2 and "xmr[cpu]" in result.stderr
 
 
-def test_a_repeated_text_query_is_answered_without_loading_the_model(open_library, photos: Path, tiny_encoder, tmp_path: Path) -> None:  # noqa: ANN001
+def test_a_repeated_text_query_is_answered_without_loading_the_model(
+    open_library, photos: Path, tiny_encoder, tmp_path: Path
+) -> None:  # noqa: ANN001
     from retrieval import Library
 
     lib = open_library()
@@ -468,7 +489,9 @@ def test_a_repeated_text_query_is_answered_without_loading_the_model(open_librar
         assert again._encoder is None  # the vector came from queries.sqlite
         assert [(h.id, h.score) for h in page_two] == [(h.id, h.score) for h in first[3:]]
         cached = again.query_cache.get("a cat on a table")
-        assert np.array_equal(cached, tiny_encoder.encode_texts(["a cat on a table"])[0])  # oracle: the encoder's own vector
+        assert np.array_equal(
+            cached, tiny_encoder.encode_texts(["a cat on a table"])[0]
+        )  # oracle: the encoder's own vector
         again.search(text="a dog", k=1)  # a new text loads the model, and is remembered
         assert again._encoder is not None and again.query_cache.get("a dog") is not None
 
@@ -479,16 +502,24 @@ def test_a_query_cache_of_another_model_is_never_used(open_library, photos: Path
     lib = open_library()
     lib.index([photos])
     dim = lib.identity.embed_dim
-    QueryVectorCache(lib.layout.query_cache, "some other model", dim).put("a cat on a table", -tiny_encoder.encode_texts(["a cat on a table"])[0])
-    lib.known.cache = QueryVectorCache(lib.layout.query_cache, lib.query_cache.model, dim)  # a fresh process's view of the file
+    QueryVectorCache(lib.layout.query_cache, "some other model", dim).put(
+        "a cat on a table", -tiny_encoder.encode_texts(["a cat on a table"])[0]
+    )
+    lib.known.cache = QueryVectorCache(
+        lib.layout.query_cache, lib.query_cache.model, dim
+    )  # a fresh process's view of the file
     hits = lib.search(text="a cat on a table", k=6)
     query = tiny_encoder.encode_texts(["a cat on a table"])[0]
     stored = lib.catalog.vectors_for([h.id for h in hits])
-    assert [h.score for h in hits] == pytest.approx([float(np.frombuffer(stored[h.id], "<f4") @ query) for h in hits], abs=1e-5)
+    assert [h.score for h in hits] == pytest.approx(
+        [float(np.frombuffer(stored[h.id], "<f4") @ query) for h in hits], abs=1e-5
+    )
     assert hits[0].score >= hits[-1].score
 
 
-def test_an_indexed_unchanged_image_is_queried_with_its_stored_vector(open_library, photos: Path, tiny_encoder, tmp_path: Path) -> None:  # noqa: ANN001
+def test_an_indexed_unchanged_image_is_queried_with_its_stored_vector(
+    open_library, photos: Path, tiny_encoder, tmp_path: Path
+) -> None:  # noqa: ANN001
     from retrieval import Library
 
     lib = open_library()
@@ -501,7 +532,9 @@ def test_an_indexed_unchanged_image_is_queried_with_its_stored_vector(open_libra
         stored = again.catalog.vectors_for([h.id for h in hits])
         mine = np.frombuffer(stored[hits[0].id], "<f4")
         assert hits[0].path == str(query) and hits[0].score == pytest.approx(1.0, abs=1e-6)
-        assert [h.score for h in hits] == pytest.approx([float(np.frombuffer(stored[h.id], "<f4") @ mine) for h in hits], abs=1e-5)
+        assert [h.score for h in hits] == pytest.approx(
+            [float(np.frombuffer(stored[h.id], "<f4") @ mine) for h in hits], abs=1e-5
+        )
         # Oracle: the stored vector is what the encoder gives for the file.
         from retrieval.search.query_vector import embed_image
 
@@ -512,7 +545,9 @@ def test_an_indexed_unchanged_image_is_queried_with_its_stored_vector(open_libra
         assert again._encoder is not None  # re-embedded from the file, not the stale row
 
 
-def test_another_model_cannot_take_a_library_during_its_first_run(tmp_path: Path, tiny_model_dir: Path, other_model_dir: Path) -> None:
+def test_another_model_cannot_take_a_library_during_its_first_run(
+    tmp_path: Path, tiny_model_dir: Path, other_model_dir: Path
+) -> None:
     # `xmr index --model A` holds the write lock before its first batch is committed; a
     # `xmr search --model B` meanwhile must not rebind the library to B under A's feet.
     from index.layout import LibraryLayout
@@ -529,7 +564,9 @@ def test_another_model_cannot_take_a_library_during_its_first_run(tmp_path: Path
     assert manifest is not None and manifest.model.spec == f"local-dir:{tiny_model_dir}"
 
 
-def test_a_run_refuses_to_write_once_another_model_took_the_library(tmp_path: Path, tiny_model_dir: Path, other_model_dir: Path, photos: Path) -> None:
+def test_a_run_refuses_to_write_once_another_model_took_the_library(
+    tmp_path: Path, tiny_model_dir: Path, other_model_dir: Path, photos: Path
+) -> None:
     # The rebind raced ahead of the first run's lock: the run must notice and write nothing.
     from retrieval import Library, ModelMismatchError
 

@@ -42,7 +42,13 @@ def _session(lib, photos: Path, notes: Path) -> list:  # noqa: ANN001
     out.append(("ext", hits(lib.search(text="a rocket", k=20, where=ImageFilter(extensions=(".png",))))))
     out.append(("after", hits(lib.search(text="a rocket", k=20, where=ImageFilter(after=datetime(2000, 1, 1))))))
     added = lib.add_texts(notes)
-    out.append(("texts", added.added, [(t.text, round(t.score, 4)) for t in lib.search_texts(image=next(photos.rglob("rocket.*")), k=5)]))
+    out.append(
+        (
+            "texts",
+            added.added,
+            [(t.text, round(t.score, 4)) for t in lib.search_texts(image=next(photos.rglob("rocket.*")), k=5)],
+        )
+    )
     out.append(("texts again", lib.add_texts(notes).added))
     coffee = next(photos.rglob("coffee.*"))
     coffee.rename(photos / "nested" / f"moved{coffee.suffix}")
@@ -68,7 +74,9 @@ def _setup(tmp_path: Path, photos: Path, name: str) -> tuple[Path, Path]:
     return folder, notes
 
 
-def test_a_postgresql_catalog_answers_like_sqlite(open_library, photos: Path, tmp_path: Path, postgres_url: str) -> None:  # noqa: ANN001
+def test_a_postgresql_catalog_answers_like_sqlite(
+    open_library, photos: Path, tmp_path: Path, postgres_url: str
+) -> None:  # noqa: ANN001
     from retrieval import Library
 
     answers = {}
@@ -87,7 +95,9 @@ def test_a_postgresql_catalog_answers_like_sqlite(open_library, photos: Path, tm
         assert reopened.catalog.url == postgres_url
 
 
-def test_another_catalog_url_for_an_existing_library_is_refused(open_library, tmp_path: Path, postgres_url: str, tiny_encoder) -> None:  # noqa: ANN001
+def test_another_catalog_url_for_an_existing_library_is_refused(
+    open_library, tmp_path: Path, postgres_url: str, tiny_encoder
+) -> None:  # noqa: ANN001
     from retrieval import Library
 
     open_library(tmp_path / "lib").close()  # a SQLite library
@@ -103,7 +113,9 @@ def test_another_catalog_url_for_an_existing_library_is_refused(open_library, tm
     assert not (tmp_path / "second").exists()
 
 
-def test_an_unreachable_catalog_leaves_no_library_and_hides_the_password(tmp_path: Path, tiny_encoder, postgres_url: str) -> None:  # noqa: ANN001
+def test_an_unreachable_catalog_leaves_no_library_and_hides_the_password(
+    tmp_path: Path, tiny_encoder, postgres_url: str
+) -> None:  # noqa: ANN001
     from retrieval import Library
 
     missing = postgres_url.replace("xmr@", "xmr:hunter2@", 1).replace("/xmr_test_", "/no_such_db_", 1)
@@ -113,7 +125,9 @@ def test_an_unreachable_catalog_leaves_no_library_and_hides_the_password(tmp_pat
     assert not (tmp_path / "lib").exists()
 
 
-def test_a_missing_database_driver_names_the_install(tmp_path: Path, tiny_encoder, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+def test_a_missing_database_driver_names_the_install(
+    tmp_path: Path, tiny_encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:  # noqa: ANN001
     from retrieval import Library
 
     monkeypatch.setitem(__import__("sys").modules, "MySQLdb", None)  # as if not installed

@@ -83,7 +83,7 @@ def test_filtered_search_returns_only_allowed_ids(built, data, kind: str, share:
     rng = np.random.default_rng(int(share * 100))
     allowed = np.sort(rng.choice(ids, int(len(ids) * share), replace=False))
     allowed_with_unknown = np.concatenate([allowed, [10**7, 10**7 + 1]])
-    for got, q in zip(built[kind].search(queries[:10], 10, allowed_with_unknown), queries):
+    for got in built[kind].search(queries[:10], 10, allowed_with_unknown):
         assert set(got.ids.tolist()) <= set(allowed.tolist())
         assert len(got.ids) == min(10, len(allowed))  # probing widens until k are found
     few = allowed[:3]
@@ -119,7 +119,9 @@ def test_updates_follow_a_dict_oracle_and_copy_on_write(built, data, kind: str) 
     if kind == ONDISK:
         flushed = index.flushed()
         assert not flushed.dirty() and sorted(flushed.ids().tolist()) == sorted(oracle)
-        assert [n.ids.tolist() for n in original.search(queries, 5)] == before, "a flush changed rows the old index reads"
+        assert [n.ids.tolist() for n in original.search(queries, 5)] == before, (
+            "a flush changed rows the old index reads"
+        )
         index = flushed
     o_ids = np.array(sorted(oracle), np.int64)
     o_x = np.array([oracle[i] for i in o_ids.tolist()], np.float32)

@@ -306,7 +306,9 @@ def test_ivf_neighbors_have_no_padding_when_lists_hold_fewer_than_k(ivf_data) ->
 # ---- build_index, as_matrix, normalize -----------------------------------------------------
 
 
-@pytest.mark.parametrize(("kind", "n", "want"), [(IVF, 999, EXACT), (IVF, 1000, IVF), (EXACT, 1500, EXACT), (IVF, 0, EXACT)])
+@pytest.mark.parametrize(
+    ("kind", "n", "want"), [(IVF, 999, EXACT), (IVF, 1000, IVF), (EXACT, 1500, EXACT), (IVF, 0, EXACT)]
+)
 def test_build_index_uses_exact_below_1000_vectors(kind: str, n: int, want: str) -> None:
     rng = np.random.default_rng(n)
     ids = np.arange(n, dtype=np.int64)

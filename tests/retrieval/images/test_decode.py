@@ -93,8 +93,11 @@ def test_orientation_6_swaps_size_and_rotates_pixels(tmp_path: Path) -> None:
 def test_exif_capture_time_camera_and_orientation_are_read(tmp_path: Path) -> None:
     path = tmp_path / "camera.jpg"
     exif = _exif(
-        DateTimeOriginal="2021:06:15 10:30:05", DateTime="2022:01:01 00:00:00",
-        Make="Canon", Model="Canon EOS 5D Mark IV", Orientation=1,
+        DateTimeOriginal="2021:06:15 10:30:05",
+        DateTime="2022:01:01 00:00:00",
+        Make="Canon",
+        Model="Canon EOS 5D Mark IV",
+        Orientation=1,
     )
     _photo(64, 48).save(path, exif=exif)
 
@@ -211,9 +214,7 @@ def test_16_bit_grayscale_png_is_scaled_not_clipped(tmp_path: Path) -> None:
         (np.array([[-100, 0, 100]], np.int32), [0, 128, 255]),  # I stretched
     ],
 )
-def test_32_bit_tiffs_are_scaled_to_8_bit(
-    tmp_path: Path, array: np.ndarray, expected: list[int]
-) -> None:
+def test_32_bit_tiffs_are_scaled_to_8_bit(tmp_path: Path, array: np.ndarray, expected: list[int]) -> None:
     path = tmp_path / "deep.tif"
     Image.fromarray(array).save(path)
     assert _opened(path)[0] in ("F", "I")
@@ -314,9 +315,7 @@ def test_max_pixels_is_checked_from_the_header_before_decoding(tmp_path: Path) -
         with pytest.raises(ImageDecodeError) as truncated:
             decode_file(path)  # allowed by the default limit, so the missing pixel data shows
 
-    assert str(refused.value) == (
-        "image is 12000x10000 = 120.0 megapixels, over the 100 megapixel limit"
-    )
+    assert str(refused.value) == ("image is 12000x10000 = 120.0 megapixels, over the 100 megapixel limit")
     assert "truncated or corrupt image data" in str(truncated.value)
 
 
@@ -384,10 +383,21 @@ def test_formats_xmr_does_not_index_are_refused(format: str, tmp_path: Path) -> 
 
 @pytest.mark.parametrize(
     ("suffix", "mode", "expected"),
-    [(".jpg", "RGB", "JPEG"), (".png", "RGB", "PNG"), (".webp", "RGB", "WEBP"), (".gif", "P", "GIF"),
-     (".bmp", "RGB", "BMP"), (".tif", "RGB", "TIFF"), (".ppm", "RGB", "PPM"), (".pgm", "L", "PPM"), (".pbm", "1", "PPM")],
+    [
+        (".jpg", "RGB", "JPEG"),
+        (".png", "RGB", "PNG"),
+        (".webp", "RGB", "WEBP"),
+        (".gif", "P", "GIF"),
+        (".bmp", "RGB", "BMP"),
+        (".tif", "RGB", "TIFF"),
+        (".ppm", "RGB", "PPM"),
+        (".pgm", "L", "PPM"),
+        (".pbm", "1", "PPM"),
+    ],
 )
-def test_every_indexed_format_still_decodes(suffix: str, mode: str, expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_indexed_format_still_decodes(
+    suffix: str, mode: str, expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _no_subprocess(monkeypatch)
     path = tmp_path / f"photo{suffix}"
     _photo(40, 30).convert(mode).save(path)
@@ -511,7 +521,5 @@ def test_module_imports_neither_torch_nor_pillow_heif() -> None:
         "assert 'torch' not in sys.modules, 'torch imported'\n"
         "assert 'pillow_heif' not in sys.modules, 'pillow_heif imported eagerly'\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=source.parents[1]
-    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=source.parents[1])
     assert result.returncode == 0, result.stderr

@@ -54,7 +54,10 @@ def test_pixel_spec_reads_open_clip_preprocess(tiny_encoder) -> None:  # noqa: A
 
 
 def test_batched_path_matches_cpu_preprocess(tiny_encoder, photos: Path, tmp_path: Path) -> None:  # noqa: ANN001
-    jpegs = sorted(photos.rglob("*.jpg")) + [make_jpeg(tmp_path / "wide.jpg", (301, 97), 1), make_jpeg(tmp_path / "small.jpg", (20, 40), 2)]
+    jpegs = sorted(photos.rglob("*.jpg")) + [
+        make_jpeg(tmp_path / "wide.jpg", (301, 97), 1),
+        make_jpeg(tmp_path / "small.jpg", (20, 40), 2),
+    ]
     probes, pixels = _gpu_path_pixels(tiny_encoder, jpegs)
     assert all(p.jpeg is not None and not p.error for p in probes)  # all took the batch lane
     for path, probe, row in zip(jpegs, probes, pixels):
@@ -146,7 +149,9 @@ def test_iter_batches_keeps_order_and_stops_cleanly(tiny_encoder, photos: Path) 
     for chunk in (1, 3, 8):  # chunks that do and do not divide the batch
         batches = list(iter_batches(items, each(probe), prep, batch=4, workers=3, prefetch=2, chunk=chunk))
         assert [p.key for probes, _ in batches for p in probes] == list(range(len(paths)))
-        assert [len(probes) for probes, _ in batches] == [4] * (len(paths) // 4) + ([len(paths) % 4] if len(paths) % 4 else [])
+        assert [len(probes) for probes, _ in batches] == [4] * (len(paths) // 4) + (
+            [len(paths) % 4] if len(paths) % 4 else []
+        )
     stream = iter_batches(items, each(probe), prep, batch=2, workers=2, prefetch=1)
     next(stream)
     stream.close()  # the decoder thread must wind down, not hang

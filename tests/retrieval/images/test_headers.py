@@ -42,7 +42,13 @@ def mixed(photos: Path, tmp_path: Path) -> list[Path]:
 
 
 def _same(a: Probe, b: Probe) -> None:
-    assert (a.key, a.content_hash, a.meta, a.orientation, a.error) == (b.key, b.content_hash, b.meta, b.orientation, b.error)
+    assert (a.key, a.content_hash, a.meta, a.orientation, a.error) == (
+        b.key,
+        b.content_hash,
+        b.meta,
+        b.orientation,
+        b.error,
+    )
     assert (a.jpeg is None) == (b.jpeg is None) and (a.pixels is None) == (b.pixels is None)
     if a.jpeg is not None:
         assert torch.equal(a.jpeg, b.jpeg)
@@ -59,11 +65,17 @@ def test_probe_from_a_worker_header_equals_probe_file(mixed: list[Path], tiny_en
         _same(got, want)
         kinds["error" if want.error else "lane" if want.jpeg is not None else "cpu"] += 1
         if want.jpeg is not None:  # the worker's own hash and metadata were used
-            assert (header.content_hash, header.meta, header.orientation) == (want.content_hash, want.meta, want.orientation)
+            assert (header.content_hash, header.meta, header.orientation) == (
+                want.content_hash,
+                want.meta,
+                want.orientation,
+            )
     assert kinds["lane"] >= 4 and kinds["cpu"] >= 5 and kinds["error"] >= 4  # every kind of file was there
 
 
-def test_a_file_changed_after_its_worker_read_is_judged_on_this_read(photos: Path, tmp_path: Path, tiny_encoder) -> None:  # noqa: ANN001
+def test_a_file_changed_after_its_worker_read_is_judged_on_this_read(
+    photos: Path, tmp_path: Path, tiny_encoder
+) -> None:  # noqa: ANN001
     jpegs = sorted(photos.rglob("*.jpg"))
     path = tmp_path / "changing.jpg"
     shutil.copy2(jpegs[0], path)

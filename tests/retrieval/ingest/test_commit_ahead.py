@@ -84,7 +84,13 @@ def _read(path: str, content: int | None, mtime: int = 1) -> Read:
 
 def _seed(catalog: Catalog, encoder: PixelEncoder) -> Plan:
     """An earlier run indexed /p and /p2 (content 1) and /q (content 2); the plan re-reads /p and /q."""
-    commit_reads([_read("/p", 1), _read("/p2", 1), _read("/q", 2)], Plan(todo=[]), encoder, catalog, IngestConfig(commit_ahead=False))
+    commit_reads(
+        [_read("/p", 1), _read("/p2", 1), _read("/q", 2)],
+        Plan(todo=[]),
+        encoder,
+        catalog,
+        IngestConfig(commit_ahead=False),
+    )
     rows = catalog.files_under(["/"])
     return Plan(previous={"/p": rows["/p"], "/q": rows["/q"]})
 
@@ -92,7 +98,18 @@ def _seed(catalog: Catalog, encoder: PixelEncoder) -> Plan:
 # In batches of two: /p changes to content 3 while /r, one batch later, holds /p's old bytes
 # (the look-up finds /p's old row while its rewrite is in flight, and must then find /p2's); /x's bytes are copied by /y
 # and /w one and two batches later; /q fails; /u, /v and /t share new bytes within and across batches.
-READS = [("/p", 3), ("/x", 5), ("/r", 1), ("/y", 5), ("/q", None), ("/w", 5), ("/u", 7), ("/v", 7), ("/t", 7), ("/s", 3)]
+READS = [
+    ("/p", 3),
+    ("/x", 5),
+    ("/r", 1),
+    ("/y", 5),
+    ("/q", None),
+    ("/w", 5),
+    ("/u", 7),
+    ("/v", 7),
+    ("/t", 7),
+    ("/s", 3),
+]
 
 
 def _run(catalog: Catalog, ahead: bool, on_progress=None) -> tuple[object, PixelEncoder]:  # noqa: ANN001
@@ -101,7 +118,14 @@ def _run(catalog: Catalog, ahead: bool, on_progress=None) -> tuple[object, Pixel
     plan.todo = [FileStat(p, 100, 1) for p, _ in READS]
     encoder.images = 0
     getattr(catalog, "reset", lambda: None)()
-    tally = commit_reads([_read(p, c) for p, c in READS], plan, encoder, catalog, IngestConfig(batch_size=2, commit_ahead=ahead), on_progress)
+    tally = commit_reads(
+        [_read(p, c) for p, c in READS],
+        plan,
+        encoder,
+        catalog,
+        IngestConfig(batch_size=2, commit_ahead=ahead),
+        on_progress,
+    )
     return tally, encoder
 
 
@@ -113,7 +137,12 @@ def test_commit_ahead_writes_what_committing_in_turn_writes(tmp_path: Path) -> N
     assert ahead.overlapped >= 3  # the look-ups really ran while the batch before was in flight
     assert dump(ahead) == dump(serial)
     assert got == want and got_encoder.images == want_encoder.images
-    assert (want.added, want.updated, want.encoded, len(want.failed)) == (8, 1, 4, 1)  # /p,/x,/u,/v encoded; /r,/y,/w,/t,/s copies
+    assert (want.added, want.updated, want.encoded, len(want.failed)) == (
+        8,
+        1,
+        4,
+        1,
+    )  # /p,/x,/u,/v encoded; /r,/y,/w,/t,/s copies
     serial.close()
     ahead.close()
 
@@ -158,13 +187,22 @@ def test_library_index_same_catalog_with_and_without_commit_ahead(open_library, 
         shutil.copy2(source, photos / f"copy-of-{source.name}")
     add_broken_files(photos, good[0])
     libraries = {ahead: open_library(tmp_path / f"lib-{ahead}") for ahead in (False, True)}
-    reports = {ahead: [lib.index([photos], config=IngestConfig(batch_size=2, commit_ahead=ahead))] for ahead, lib in libraries.items()}
+    reports = {
+        ahead: [lib.index([photos], config=IngestConfig(batch_size=2, commit_ahead=ahead))]
+        for ahead, lib in libraries.items()
+    }
     (photos / f"copy-of-{good[0].name}").write_bytes(good[1].read_bytes())  # edited: now a copy of another photo
     next(photos.rglob("coffee.png")).rename(photos / "moved.png")
     (photos / "notes.jpg").unlink()
     for ahead, lib in libraries.items():
         reports[ahead].append(lib.index([photos], config=IngestConfig(batch_size=2, commit_ahead=ahead)))
-    summary = {a: [(r.added, r.updated, r.moved, r.removed, r.unchanged, r.failed, r.encoded, sorted(r.failures)) for r in reports[a]] for a in reports}
+    summary = {
+        a: [
+            (r.added, r.updated, r.moved, r.removed, r.unchanged, r.failed, r.encoded, sorted(r.failures))
+            for r in reports[a]
+        ]
+        for a in reports
+    }
     assert summary[True] == summary[False]
     assert summary[True][0][5] == 4 and summary[True][1][2:4] == (1, 1)  # broken files; the move and the deletion
     assert dump(libraries[True].catalog) == dump(libraries[False].catalog)

@@ -29,7 +29,22 @@ def _many_photos(folder: Path, source: Path, count: int) -> None:
 
 
 def _index_command(library: Path, model: Path, folder: Path) -> list[str]:
-    return [sys.executable, "-m", "cli", "index", str(folder), "--library", str(library), "--model", f"local-dir:{model}", "--batch-size", "2", "--workers", "1", "--json"]
+    return [
+        sys.executable,
+        "-m",
+        "cli",
+        "index",
+        str(folder),
+        "--library",
+        str(library),
+        "--model",
+        f"local-dir:{model}",
+        "--batch-size",
+        "2",
+        "--workers",
+        "1",
+        "--json",
+    ]
 
 
 def test_kill_9_mid_index_then_resume(tmp_path: Path, tiny_model_dir: Path, photo_source: Path) -> None:
@@ -37,7 +52,9 @@ def test_kill_9_mid_index_then_resume(tmp_path: Path, tiny_model_dir: Path, phot
 
     folder, library = tmp_path / "many", tmp_path / "library"
     _many_photos(folder, photo_source, COUNT)
-    proc = subprocess.Popen(_index_command(library, tiny_model_dir, folder), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        _index_command(library, tiny_model_dir, folder), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + 120
     committed = 0
     while time.monotonic() < deadline and proc.poll() is None:

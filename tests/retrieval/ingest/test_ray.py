@@ -97,7 +97,9 @@ def test_ray_run_equals_local_run(ray_local, open_library, photos: Path, tmp_pat
     np.testing.assert_allclose(got_tokens.astype(np.float32), want_tokens.astype(np.float32), rtol=2e-3, atol=2e-3)
 
 
-def test_interrupted_ray_run_keeps_its_batches_and_the_cli_resumes(ray_local, open_library, tmp_path: Path, tiny_model_dir: Path) -> None:  # noqa: ANN001
+def test_interrupted_ray_run_keeps_its_batches_and_the_cli_resumes(
+    ray_local, open_library, tmp_path: Path, tiny_model_dir: Path
+) -> None:  # noqa: ANN001
     from typer.testing import CliRunner
 
     from cli import app
@@ -116,7 +118,10 @@ def test_interrupted_ray_run_keeps_its_batches_and_the_cli_resumes(ray_local, op
     assert len(kept) == 4  # the first batch is committed, the one in flight is not
     lib.close()
 
-    result = CliRunner().invoke(app, ["index", str(folder), "--library", str(library), "--ray", "--ray-actors", "1", "--batch-size", "4", "--json"])
+    result = CliRunner().invoke(
+        app,
+        ["index", str(folder), "--library", str(library), "--ray", "--ray-actors", "1", "--batch-size", "4", "--json"],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert (report["added"], report["unchanged"], report["failed"]) == (16, 4, 0)
@@ -126,7 +131,9 @@ def test_interrupted_ray_run_keeps_its_batches_and_the_cli_resumes(ray_local, op
     assert resumed.images.agrees_with_catalog()
 
 
-def test_worker_with_other_weights_refuses_and_the_driver_raises(tmp_path: Path, tiny_model_dir: Path, other_model_dir: Path) -> None:
+def test_worker_with_other_weights_refuses_and_the_driver_raises(
+    tmp_path: Path, tiny_model_dir: Path, other_model_dir: Path
+) -> None:
     """The actor as Ray runs it, called directly: no Ray needed."""
     from retrieval.images.decode import DecodeConfig
     from retrieval.ingest.distributed import EmbedActor, _unpack

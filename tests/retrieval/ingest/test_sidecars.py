@@ -29,7 +29,10 @@ def test_sidecar_files_and_embedded_descriptions_become_linked_texts(open_librar
         image.save(photos / "described.jpg", exif=exif)
     lib = open_library()
     lib.index([photos])
-    assert _captions(lib) == {coffee.name: {"black coffee", "white cup", "saucer"}, "described.jpg": {"an astronaut portrait"}}
+    assert _captions(lib) == {
+        coffee.name: {"black coffee", "white cup", "saucer"},
+        "described.jpg": {"an astronaut portrait"},
+    }
     (first,) = lib.search_texts(text="saucer", k=1)
     assert first.image_path == str(coffee) and first.score == pytest.approx(1.0, abs=1e-4)
     assert lib.texts.agrees_with_catalog()

@@ -10,7 +10,13 @@ import pytest
 
 from retrieval.errors import PairsFormatError
 
-CAPTIONS = ["a cup of coffee on a saucer", "an astronaut in a white suit", "a cat lying down", "a red rocket on the launch pad", "a pile of coins"]
+CAPTIONS = [
+    "a cup of coffee on a saucer",
+    "an astronaut in a white suit",
+    "a cat lying down",
+    "a red rocket on the launch pad",
+    "a pile of coins",
+]
 
 
 @pytest.fixture
@@ -56,7 +62,9 @@ def test_image_to_text_ranks_by_cosine_and_keeps_image_links(open_library, photo
     hits = lib.search_texts(image=query_image, k=20)
     query = lib.embed_image(query_image)
     vectors = {h.id: np.frombuffer(v, "<f4") for h, v in ((h, _vector(lib, h.id)) for h in hits)}
-    assert [h.score for h in hits] == pytest.approx(sorted((float(vectors[h.id] @ query) for h in hits), reverse=True), abs=1e-5)
+    assert [h.score for h in hits] == pytest.approx(
+        sorted((float(vectors[h.id] @ query) for h in hits), reverse=True), abs=1e-5
+    )
     linked = {h.text: h.image_path for h in hits}
     assert linked["morning coffee"] == str(next(photos.rglob("coffee.*"))) and linked["no image"] is None
     page = lib.search_texts(image=query_image, k=2, offset=2)
@@ -79,7 +87,13 @@ def test_bad_text_files(open_library, tmp_path: Path) -> None:  # noqa: ANN001
     (tmp_path / "odd.xml").write_text("<a/>")
     (tmp_path / "bad.jsonl").write_text('{"caption": "x"}\n')
     (tmp_path / "folder").mkdir()
-    for name, fragment in (("folder", "is a folder"), ("no-text.csv", "'text' column"), ("odd.xml", "unknown text file type"), ("bad.jsonl", "bad.jsonl:1"), ("missing.txt", "does not exist")):
+    for name, fragment in (
+        ("folder", "is a folder"),
+        ("no-text.csv", "'text' column"),
+        ("odd.xml", "unknown text file type"),
+        ("bad.jsonl", "bad.jsonl:1"),
+        ("missing.txt", "does not exist"),
+    ):
         with pytest.raises(PairsFormatError, match=fragment):
             lib.add_texts(tmp_path / name)
     assert lib.info().texts == 0
@@ -95,8 +109,14 @@ def test_texts_from_the_command_line(tmp_path: Path, tiny_model_dir: Path, photo
     assert runner.invoke(cli.app, ["index", str(photos), "--model", str(tiny_model_dir), *lib]).exit_code == 0
     added = runner.invoke(cli.app, ["add-texts", str(text_files["txt"]), str(text_files["csv"]), "--json", *lib])
     assert [json.loads(line)["added"] for line in added.stdout.splitlines()] == [5, 3]
-    found = runner.invoke(cli.app, ["search", "--image", str(next(photos.rglob("coffee.*"))), "--texts", "--json", "-k", "3", *lib])
-    assert found.exit_code == 0 and len(found.stdout.splitlines()) == 3 and "text" in json.loads(found.stdout.splitlines()[0])
+    found = runner.invoke(
+        cli.app, ["search", "--image", str(next(photos.rglob("coffee.*"))), "--texts", "--json", "-k", "3", *lib]
+    )
+    assert (
+        found.exit_code == 0
+        and len(found.stdout.splitlines()) == 3
+        and "text" in json.loads(found.stdout.splitlines()[0])
+    )
     assert runner.invoke(cli.app, ["search", "x", "--texts", "--under", str(photos), *lib]).exit_code == 2
     assert runner.invoke(cli.app, ["remove-texts", str(text_files["txt"]), str(text_files["csv"]), *lib]).exit_code == 0
     assert runner.invoke(cli.app, ["search", "coffee", "--texts", *lib]).exit_code == 1

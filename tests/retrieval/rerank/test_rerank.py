@@ -18,17 +18,35 @@ from retrieval.training import shapes_world
 from retrieval.training.rerank_train import RerankTrainConfig, prepare, train_reranker
 from retrieval.training.shapes_world import negative_kind as shapes_world_negative_kind
 
-FAST = {"steps": 150, "batch_size": 12, "width": 32, "layers": 1, "heads": 2, "pool": 1, "lr": 3e-3, "warmup_steps": 5, "mine_k": 4, "hard_images": 2, "hard_captions": 1, "relation_steps": 30, "checkpoint_seconds": 0.0}
+FAST = {
+    "steps": 150,
+    "batch_size": 12,
+    "width": 32,
+    "layers": 1,
+    "heads": 2,
+    "pool": 1,
+    "lr": 3e-3,
+    "warmup_steps": 5,
+    "mine_k": 4,
+    "hard_images": 2,
+    "hard_captions": 1,
+    "relation_steps": 30,
+    "checkpoint_seconds": 0.0,
+}
 
 
 @pytest.fixture(scope="session")
 def shapes_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return shapes_world.generate(tmp_path_factory.mktemp("rr-shapes") / "pairs", count=24, seed=5, size=32, split="train").parent
+    return shapes_world.generate(
+        tmp_path_factory.mktemp("rr-shapes") / "pairs", count=24, seed=5, size=32, split="train"
+    ).parent
 
 
 @pytest.fixture(scope="session")
 def trained_reranker(shapes_small: Path, tiny_encoder, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: ANN001
-    return train_reranker(shapes_small, tiny_encoder, tmp_path_factory.mktemp("rr") / "reranker", RerankTrainConfig(**FAST))
+    return train_reranker(
+        shapes_small, tiny_encoder, tmp_path_factory.mktemp("rr") / "reranker", RerankTrainConfig(**FAST)
+    )
 
 
 def _colour_wins(net, pairs_dir: Path, encoder) -> float:  # noqa: ANN001
@@ -60,7 +78,10 @@ def test_each_head_learns_to_reject_colour_swaps(fusion: str, shapes_small: Path
     torch.manual_seed(0)
     untrained = build_net(config, tiny_encoder).eval()
     trained = load_reranker(train_reranker(shapes_small, tiny_encoder, tmp_path / "r", config)).net
-    before, after = _colour_wins(untrained, shapes_small, tiny_encoder), _colour_wins(trained, shapes_small, tiny_encoder)
+    before, after = (
+        _colour_wins(untrained, shapes_small, tiny_encoder),
+        _colour_wins(trained, shapes_small, tiny_encoder),
+    )
     assert after >= 0.9, (fusion, before, after)
     assert after > before
 
@@ -76,7 +97,9 @@ def test_reranker_folder_names_its_encoder_and_refuses_another(trained_reranker:
         load_reranker(trained_reranker, other)
 
 
-def test_mismatched_library_refuses_the_reranker(trained_reranker: Path, other_model_dir: Path, shapes_small: Path, tmp_path: Path) -> None:
+def test_mismatched_library_refuses_the_reranker(
+    trained_reranker: Path, other_model_dir: Path, shapes_small: Path, tmp_path: Path
+) -> None:
     from retrieval import Library
 
     with Library.open(tmp_path / "lib", model=f"local-dir:{other_model_dir}", device="cpu") as lib:
@@ -119,7 +142,9 @@ def test_token_cache_round_trip_equals_reencoding(open_library, shapes_small: Pa
     assert found.all()
     pixels = torch.stack([tiny_encoder.preprocess(decode_file(r.path).image) for r in records])
     fresh = image_tokens(tiny_encoder, pixels)[1]
-    np.testing.assert_allclose(cached.astype(np.float32), fresh.astype(np.float32), rtol=2e-3, atol=2e-3)  # fp16 rounding of batch-dependent float noise
+    np.testing.assert_allclose(
+        cached.astype(np.float32), fresh.astype(np.float32), rtol=2e-3, atol=2e-3
+    )  # fp16 rounding of batch-dependent float noise
     assert cache.size_bytes() == 24 * (17 * 32 * 2 + 16)  # fp16 grid + 16-byte key per image
 
 
@@ -160,7 +185,9 @@ def test_reranking_stays_inside_the_dual_top_k(open_library, shapes_small: Path,
     assert all(h.score >= 0.5 for h in lib.search(query, k=12, reranker=reranker, rerank_k=12, min_score=0.5))
 
 
-def test_cache_and_reencoding_give_the_same_reranking(open_library, shapes_small: Path, trained_reranker: Path, tmp_path: Path) -> None:
+def test_cache_and_reencoding_give_the_same_reranking(
+    open_library, shapes_small: Path, trained_reranker: Path, tmp_path: Path
+) -> None:
     query = load_pairs(shapes_small).captions[3]
     cached = open_library(tmp_path / "cached")
     cached.index([shapes_small / "images"], cache_tokens=True)
@@ -174,7 +201,9 @@ def test_cache_and_reencoding_give_the_same_reranking(open_library, shapes_small
     assert a.stats["encoded"] == 0 and a.stats["cached"] == 16 and b.stats["encoded"] == 16
 
 
-def test_reranker_needs_one_text_and_handles_image_to_text(open_library, shapes_small: Path, trained_reranker: Path) -> None:
+def test_reranker_needs_one_text_and_handles_image_to_text(
+    open_library, shapes_small: Path, trained_reranker: Path
+) -> None:
     from retrieval.errors import QueryError
 
     lib = open_library()
@@ -188,7 +217,9 @@ def test_reranker_needs_one_text_and_handles_image_to_text(open_library, shapes_
     assert len(hits) == 5 and all(0.0 <= h.score <= 1.0 for h in hits)
 
 
-def test_a_vanished_candidate_scores_zero_instead_of_failing(open_library, shapes_small: Path, trained_reranker: Path, tmp_path: Path) -> None:
+def test_a_vanished_candidate_scores_zero_instead_of_failing(
+    open_library, shapes_small: Path, trained_reranker: Path, tmp_path: Path
+) -> None:
     folder = tmp_path / "imgs"
     shutil.copytree(shapes_small / "images", folder)
     lib = open_library()
@@ -255,7 +286,9 @@ def test_binding_steps_pair_each_image_with_its_caption_and_own_negatives(shapes
         assert {data.texts.texts[r] for r in texts[1:][own[at]]} <= negatives
 
 
-def test_relation_term_contrasts_each_caption_with_its_reversal_on_the_same_image(shapes_small: Path, tiny_encoder) -> None:  # noqa: ANN001
+def test_relation_term_contrasts_each_caption_with_its_reversal_on_the_same_image(
+    shapes_small: Path, tiny_encoder
+) -> None:  # noqa: ANN001
     """Oracle: the term equals CE([caption, reversed caption]) over the lines that name a relation."""
     import torch
     import torch.nn.functional as F
@@ -310,12 +343,19 @@ def _relation_accuracy(spatial: bool, steps: int) -> float:
     from retrieval.rerank.model import RerankerConfig, RerankerNet
 
     torch.manual_seed(0)
-    net = RerankerNet(RerankerConfig(head=HeadConfig(32, 1, 2, spatial=spatial), tokens=TokenShape(17, 16, 3, 16), dual_prior=False))
+    net = RerankerNet(
+        RerankerConfig(head=HeadConfig(32, 1, 2, spatial=spatial), tokens=TokenShape(17, 16, 3, 16), dual_prior=False)
+    )
     optimizer = torch.optim.AdamW(net.parameters(), lr=3e-3)
     mask = torch.ones(64, 3, dtype=torch.bool)
 
     def logits(texts: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
-        both = net(texts.flatten(0, 1), mask.repeat(2, 1)[: 2 * len(images)], images.repeat(2, 1, 1), torch.zeros(2 * len(images)))
+        both = net(
+            texts.flatten(0, 1),
+            mask.repeat(2, 1)[: 2 * len(images)],
+            images.repeat(2, 1, 1),
+            torch.zeros(2 * len(images)),
+        )
         return both.view(2, -1).T  # (n, [true, reversed])
 
     rng = np.random.default_rng(0)
@@ -360,7 +400,9 @@ def test_readout_follows_where_the_words_look() -> None:
     both = readout(text, torch.tensor([[True, True]]), patches)
     assert torch.allclose(one, torch.tensor([1.0]), atol=1e-3)
     assert torch.allclose(both, torch.tensor([1.0 + (-1.0 + 10.0)]), atol=1e-3)
-    assert readout(text, torch.tensor([[True, False]]), patches).item() == pytest.approx(1.0, abs=1e-3)  # padding ignored
+    assert readout(text, torch.tensor([[True, False]]), patches).item() == pytest.approx(
+        1.0, abs=1e-3
+    )  # padding ignored
     assert readout(text, torch.tensor([[True, True]]), torch.zeros(1, 8, 4)).item() == 0.0  # not a square grid
 
 
@@ -386,7 +428,12 @@ def test_rerankers_saved_before_the_spatial_readout_still_load(trained_reranker:
     loaded = load_reranker(tmp_path / "old").net
     assert loaded.head.spatial is None and (tmp_path / "old" / WEIGHTS_NAME).is_file()
     shape = config.tokens
-    args = (torch.randn(3, shape.text, shape.text_width), torch.ones(3, shape.text, dtype=torch.bool), torch.randn(3, shape.image, shape.image_width), torch.rand(3))
+    args = (
+        torch.randn(3, shape.text, shape.text_width),
+        torch.ones(3, shape.text, dtype=torch.bool),
+        torch.randn(3, shape.image, shape.image_width),
+        torch.rand(3),
+    )
     with torch.no_grad():
         assert torch.allclose(loaded(*args), old.eval()(*args))
 
@@ -451,7 +498,12 @@ def test_calibration_lines_are_held_out_of_training_by_image(shapes_small: Path)
     assert held is not None and len(held.images) == config.calibrate_lines
     assert not set(train.images) & set(held.images)  # no image is seen in training and calibration
     assert len(train) + len(held) == len(pairs)
-    assert sorted(zip(train.captions + held.captions, [str(train.images[i]) for i in train.caption_image] + [str(held.images[i]) for i in held.caption_image])) == sorted(zip(pairs.captions, [str(pairs.images[i]) for i in pairs.caption_image]))
+    assert sorted(
+        zip(
+            train.captions + held.captions,
+            [str(train.images[i]) for i in train.caption_image] + [str(held.images[i]) for i in held.caption_image],
+        )
+    ) == sorted(zip(pairs.captions, [str(pairs.images[i]) for i in pairs.caption_image]))
     assert split_calibration(pairs, config) == (train, held)  # seeded
     too_few = RerankTrainConfig(**{**FAST, "calibrate_lines": len(pairs.images) // 5 + 1})
     assert split_calibration(pairs, too_few) == (pairs, None)  # fewer than 5x: calibrate on training lines

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-transformers = pytest.importorskip("transformers", reason="the blip reranker needs transformers (pip install 'xmr[blip]')")
+transformers = pytest.importorskip(
+    "transformers", reason="the blip reranker needs transformers (pip install 'xmr[blip]')"
+)
 
-from retrieval.errors import BlipWeightsNotFoundError, RerankerError
+from retrieval.errors import BlipWeightsNotFoundError, RerankerError  # noqa: E402
 from retrieval.rerank.base import ImageRef  # noqa: E402
 from retrieval.rerank.blip import BlipReranker, load_blip_reranker  # noqa: E402
 
@@ -36,8 +38,12 @@ def _tiny_config() -> object:
         vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
         max_position_embeddings=16, encoder_hidden_size=32, pad_token_id=0, bos_token_id=2, eos_token_id=3, sep_token_id=3,
     )  # fmt: skip
-    vision = dict(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
-    config = transformers.BlipConfig(text_config=text, vision_config=vision, projection_dim=16, image_text_hidden_size=16)
+    vision = dict(
+        image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64
+    )
+    config = transformers.BlipConfig(
+        text_config=text, vision_config=vision, projection_dim=16, image_text_hidden_size=16
+    )
     # The default 0.02 init makes a 32-wide model's ITM output nearly image-blind (all
     # photos score alike to 1e-7); wider weights give scores that differ between pairs.
     for cfg in (config, config.text_config, config.vision_config):
@@ -128,7 +134,9 @@ def test_deterministic_and_batch_independent(tiny_blip: BlipReranker, candidates
     again = tiny_blip.rerank_images("an astronaut", candidates, _dual(len(candidates)))
     np.testing.assert_array_equal(first, again)
     one_by_one = BlipReranker(tiny_blip.name, tiny_blip.model, tiny_blip.processor, "cpu", batch_size=1)
-    np.testing.assert_allclose(one_by_one.rerank_images("an astronaut", candidates, _dual(len(candidates))), first, atol=1e-6)
+    np.testing.assert_allclose(
+        one_by_one.rerank_images("an astronaut", candidates, _dual(len(candidates))), first, atol=1e-6
+    )
 
 
 def test_dual_scores_are_ignored(tiny_blip: BlipReranker, candidates: list[ImageRef]) -> None:
@@ -184,7 +192,9 @@ def test_not_a_blip_folder(tmp_path: Path, tiny_blip_dir: Path) -> None:
     with pytest.raises(RerankerError, match="no config.json"):
         load_blip_reranker(str(empty), device="cpu")
     bert = tmp_path / "bert"
-    transformers.BertConfig(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=1, num_attention_heads=2).save_pretrained(bert)
+    transformers.BertConfig(
+        vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=1, num_attention_heads=2
+    ).save_pretrained(bert)
     with pytest.raises(RerankerError, match="'bert' model, not BLIP"):
         load_blip_reranker(str(bert), device="cpu")
 

@@ -50,7 +50,12 @@ def test_allowed_filter_like_exact_search(device: str) -> None:
     oracle = ExactIndex(48, ids, vectors)
     searcher = TorchExactIndex(oracle, device)
     rng = np.random.default_rng(2)
-    for allowed in (rng.choice(ids, 3, replace=False), rng.choice(ids, 1500, replace=False), np.array([-5, 10**9]), ids):
+    for allowed in (
+        rng.choice(ids, 3, replace=False),
+        rng.choice(ids, 1500, replace=False),
+        np.array([-5, 10**9]),
+        ids,
+    ):
         _same(searcher.search(queries, 10, allowed), oracle.search(queries, 10, allowed))
     assert all(len(n.ids) == 0 for n in searcher.search(queries, 10, np.zeros(0, np.int64)))
 

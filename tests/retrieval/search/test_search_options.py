@@ -45,12 +45,17 @@ def _when(record) -> datetime:  # noqa: ANN001
 @pytest.mark.parametrize(
     ("where", "keep"),
     [
-        (lambda p: ImageFilter(under=(str(p / "nested"),)), lambda p: lambda r: r.path.startswith(str(p / "nested") + "/")),
+        (
+            lambda p: ImageFilter(under=(str(p / "nested"),)),
+            lambda p: lambda r: r.path.startswith(str(p / "nested") + "/"),
+        ),
         (lambda p: ImageFilter(extensions=(".png",)), lambda p: lambda r: r.path.endswith(".png")),
         (lambda p: ImageFilter(after=datetime(2020, 1, 3)), lambda p: lambda r: _when(r) >= datetime(2020, 1, 3)),
         (lambda p: ImageFilter(before=datetime(2020, 1, 3)), lambda p: lambda r: _when(r) < datetime(2020, 1, 3)),
         (
-            lambda p: ImageFilter(under=(str(p),), extensions=(".jpg",), after=datetime(2020, 1, 2), before=datetime(2024, 1, 1)),
+            lambda p: ImageFilter(
+                under=(str(p),), extensions=(".jpg",), after=datetime(2020, 1, 2), before=datetime(2024, 1, 1)
+            ),
             lambda p: lambda r: r.path.endswith(".jpg") and datetime(2020, 1, 2) <= _when(r) < datetime(2024, 1, 1),
         ),
     ],
@@ -85,8 +90,18 @@ def test_min_score_cuts_the_tail(dated_library) -> None:  # noqa: ANN001
 def test_query_algebra_equals_the_hand_computed_combination(dated_library, photos: Path) -> None:  # noqa: ANN001
     lib = dated_library
     reference = next(photos.rglob("coffee.*"))
-    terms = [Term(text="a cup of coffee", weight=2.0), Term(text="a cat"), Term(image=reference, weight=0.5), Term(text="people", weight=-1.0)]
-    vectors = [lib.embed_text("a cup of coffee"), lib.embed_text("a cat"), lib.embed_image(reference), lib.embed_text("people")]
+    terms = [
+        Term(text="a cup of coffee", weight=2.0),
+        Term(text="a cat"),
+        Term(image=reference, weight=0.5),
+        Term(text="people", weight=-1.0),
+    ]
+    vectors = [
+        lib.embed_text("a cup of coffee"),
+        lib.embed_text("a cat"),
+        lib.embed_image(reference),
+        lib.embed_text("people"),
+    ]
     combined = 2.0 * vectors[0] + vectors[1] + 0.5 * vectors[2] - vectors[3]
     combined /= np.linalg.norm(combined)
     np.testing.assert_allclose(lib.embed_terms(terms), combined, atol=1e-6)
@@ -117,8 +132,17 @@ def test_option_parsing() -> None:
     assert where.extensions == (".heic", ".jpg", ".png")
     assert (where.after, where.before) == (datetime(2024, 6, 1), datetime(2024, 6, 2, 18, 30))
     terms = build_terms(["beach", "sunset"], ["ref.jpg"], ["people"], [], ["2:beach", "0.5:people"])
-    assert [(t.text, t.image, t.weight) for t in terms] == [("beach", None, 2.0), ("sunset", None, 1.0), (None, "ref.jpg", 1.0), ("people", None, -0.5)]
-    for bad in (lambda: build_filter(after="2024-06-02", before="2024-06-01"), lambda: build_terms(["a"], weights=["-1:a"]), lambda: build_terms([], not_texts=["a"])):
+    assert [(t.text, t.image, t.weight) for t in terms] == [
+        ("beach", None, 2.0),
+        ("sunset", None, 1.0),
+        (None, "ref.jpg", 1.0),
+        ("people", None, -0.5),
+    ]
+    for bad in (
+        lambda: build_filter(after="2024-06-02", before="2024-06-01"),
+        lambda: build_terms(["a"], weights=["-1:a"]),
+        lambda: build_terms([], not_texts=["a"]),
+    ):
         with pytest.raises(QueryError):
             bad()
 
@@ -144,14 +168,19 @@ def test_a_sum_that_overflows_is_refused_not_searched_with_nan() -> None:
     for weight in (1e308, float("inf"), float("-inf"), float("nan"), 1e6 + 1):
         with pytest.raises(QueryError, match="weight is at most 1,000,000 either way"):
             embed_terms(Fixed, [Term(text="a", weight=weight), Term(text="b", weight=1.0)], 4)
-    assert embed_terms(Fixed, [Term(text="a", weight=1e6), Term(text="b", weight=1e6)], 4) == pytest.approx(np.full(4, 0.5))
+    assert embed_terms(Fixed, [Term(text="a", weight=1e6), Term(text="b", weight=1e6)], 4) == pytest.approx(
+        np.full(4, 0.5)
+    )
     with pytest.raises(QueryError, match="too large to combine"):
         normalised(np.array([1e308, 1e308]))  # what the server's own sum ends with
     with pytest.raises(QueryError, match="too large to combine"):
         normalised(np.array([np.nan, 1.0]))
 
 
-@pytest.mark.parametrize("value", ["0001-01-01", "0001-01-01T00:00:00+14:00", "1899-12-31", "9999-12-31T23:00-12:00", "1900-01-01T00:00+14:00"])
+@pytest.mark.parametrize(
+    "value",
+    ["0001-01-01", "0001-01-01T00:00:00+14:00", "1899-12-31", "9999-12-31T23:00-12:00", "1900-01-01T00:00+14:00"],
+)
 def test_dates_outside_the_years_a_timestamp_holds_are_refused(value: str) -> None:
     from retrieval import QueryError
     from retrieval.search.query import build_filter
@@ -167,7 +196,10 @@ def test_edge_dates_filter_the_library(dated_library) -> None:  # noqa: ANN001
     from retrieval.search.query import build_filter
 
     everything = dated_library.search(text="a photo", k=100)
-    assert dated_library.search(text="a photo", k=100, where=build_filter(after="1900-01-01", before="9999-12-31")) == everything
+    assert (
+        dated_library.search(text="a photo", k=100, where=build_filter(after="1900-01-01", before="9999-12-31"))
+        == everything
+    )
 
 
 def test_query_text_that_is_not_utf8_is_refused(open_library) -> None:  # noqa: ANN001
@@ -186,13 +218,17 @@ def test_query_text_that_is_not_utf8_is_refused(open_library) -> None:  # noqa: 
         build_filter(extensions=["jp\udcffg"])
 
 
-def test_a_query_image_whose_name_is_not_utf8_is_decoded_not_looked_up(open_library, photos: Path, tmp_path: Path) -> None:  # noqa: ANN001
+def test_a_query_image_whose_name_is_not_utf8_is_decoded_not_looked_up(
+    open_library, photos: Path, tmp_path: Path
+) -> None:  # noqa: ANN001
     import shutil
 
     lib = open_library()
     lib.index([photos])
     source = next(photos.rglob("coffee.*"))
-    odd = os.fsdecode(os.fsencode(tmp_path) + b"/caf\xff" + os.fsencode(source.suffix))  # a name with a byte that is not UTF-8
+    odd = os.fsdecode(
+        os.fsencode(tmp_path) + b"/caf\xff" + os.fsencode(source.suffix)
+    )  # a name with a byte that is not UTF-8
     shutil.copy(source, os.fsencode(odd))
     assert [h.path for h in lib.search(image=odd, k=1)] == [str(source)]
 
@@ -206,14 +242,21 @@ def test_min_score_nan_is_refused() -> None:
         check_min_score(float("nan"))
 
 
-def test_cli_refuses_bad_weights_dates_and_texts_with_exit_2(tmp_path: Path, tiny_model_dir: Path, photos: Path) -> None:
+def test_cli_refuses_bad_weights_dates_and_texts_with_exit_2(
+    tmp_path: Path, tiny_model_dir: Path, photos: Path
+) -> None:
     from typer.testing import CliRunner
 
     import cli
 
     runner = CliRunner()
     library = str(tmp_path / "library")
-    assert runner.invoke(cli.app, ["index", str(photos), "--model", f"local-dir:{tiny_model_dir}", "--library", library]).exit_code == 0
+    assert (
+        runner.invoke(
+            cli.app, ["index", str(photos), "--model", f"local-dir:{tiny_model_dir}", "--library", library]
+        ).exit_code
+        == 0
+    )
     cases = [
         (["circle", "--weight", "inf:circle"], "at most 1,000,000"),
         (["circle", "--weight", "1e308:circle"], "at most 1,000,000"),

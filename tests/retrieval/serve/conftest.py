@@ -68,7 +68,9 @@ def _client_factory(library, cache: Path):  # noqa: ANN001, ANN202
 
     def _make(reranker: object = None, **overrides: object) -> TestClient:
         overrides.setdefault("cache_dir", cache)
-        client = TestClient(create_app(library, ServeConfig(**overrides), reranker=reranker), base_url="http://127.0.0.1:8765")  # type: ignore[arg-type]
+        client = TestClient(
+            create_app(library, ServeConfig(**overrides), reranker=reranker), base_url="http://127.0.0.1:8765"
+        )  # type: ignore[arg-type]
         client.__enter__()  # runs the lifespan: the model loads before the first request
         clients.append(client)
         return client

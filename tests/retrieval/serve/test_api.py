@@ -31,7 +31,14 @@ def test_text_search_ranks_like_the_library(client, shared_library) -> None:  # 
 
 
 def test_query_algebra_and_filters_match_the_cli_terms(client, shared_library, served_photos: Path) -> None:  # noqa: ANN001
-    body = {"q": ["a cat", "a rocket"], "not": ["coffee"], "weights": ["2:a rocket"], "ext": ["jpg"], "under": [str(served_photos)], "k": 4}
+    body = {
+        "q": ["a cat", "a rocket"],
+        "not": ["coffee"],
+        "weights": ["2:a rocket"],
+        "ext": ["jpg"],
+        "under": [str(served_photos)],
+        "k": 4,
+    }
     terms = [Term(text="a cat"), Term(text="a rocket", weight=2.0), Term(text="coffee", weight=-1.0)]
     where = ImageFilter(under=(str(served_photos),), extensions=(".jpg",))
     expected = shared_library.search(terms=terms, where=where, k=4)
@@ -79,8 +86,12 @@ def test_uploaded_image_searches_and_pages_by_its_id(client, shared_library, ser
     assert upload["id"].startswith("up-") and upload["width"] > 0
     page2 = client.post("/api/search", json={"images": [upload["id"]], "k": 3, "offset": 3}).json()
     assert [h["rank"] for h in page2["hits"]] == [4, 5, 6][: len(page2["hits"])]
-    combined = client.post("/api/search", json={"images": [upload["id"]], "q": ["a cup"], "weights": [f"2:{upload['id']}"], "k": 3})
-    assert _ids(combined) == [h.id for h in shared_library.search(terms=[Term(image=Image.open(photo), weight=2), Term(text="a cup")], k=3)]
+    combined = client.post(
+        "/api/search", json={"images": [upload["id"]], "q": ["a cup"], "weights": [f"2:{upload['id']}"], "k": 3}
+    )
+    assert _ids(combined) == [
+        h.id for h in shared_library.search(terms=[Term(image=Image.open(photo), weight=2), Term(text="a cup")], k=3)
+    ]
 
 
 def test_image_to_text_for_an_item_and_for_a_query(client, shared_library) -> None:  # noqa: ANN001
@@ -99,7 +110,11 @@ def test_item_metadata_thumbnail_and_original(make_client, shared_library, tmp_p
     client = make_client(cache_dir=tmp_path / "thumbs")
     sideways = next(h for h in shared_library.search(text="x", k=20) if h.path.endswith("sideways.jpg"))
     meta = client.get(f"/api/items/{sideways.id}").json()
-    assert meta["path"] == sideways.path and (meta["width"], meta["height"]) == (200, 300) and meta["media_type"] == "image/jpeg"
+    assert (
+        meta["path"] == sideways.path
+        and (meta["width"], meta["height"]) == (200, 300)
+        and meta["media_type"] == "image/jpeg"
+    )
     thumb = client.get(f"/api/items/{sideways.id}/thumbnail")
     assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
     with Image.open(io.BytesIO(thumb.content)) as image:
@@ -128,7 +143,9 @@ def test_missing_items_and_files_are_404_with_a_reason(fresh_client, fresh_libra
     assert fresh_client.get(f"/api/items/{hit.id}/thumbnail").status_code == 404
 
 
-def test_new_images_from_another_index_run_appear_without_restart(fresh_client, fresh_library, open_library, tmp_path: Path) -> None:  # noqa: ANN001
+def test_new_images_from_another_index_run_appear_without_restart(
+    fresh_client, fresh_library, open_library, tmp_path: Path
+) -> None:  # noqa: ANN001
     from PIL import Image
 
     before = fresh_client.get("/api/health").json()["images"]
@@ -136,7 +153,9 @@ def test_new_images_from_another_index_run_appear_without_restart(fresh_client, 
     extra.mkdir()
     with Image.open(next((fresh_library.layout.root.parent / "photos").rglob("rocket.*"))) as image:
         image.convert("RGB").transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(extra / "rocket-mirrored.png")
-    writer = open_library(fresh_library.layout.root)  # a second handle: its commits reach the server only through the catalog
+    writer = open_library(
+        fresh_library.layout.root
+    )  # a second handle: its commits reach the server only through the catalog
     writer.index([extra])
     hits = fresh_client.get("/api/search", params={"q": "a rocket", "k": 50}).json()["hits"]
     assert any(h["path"].endswith("rocket-mirrored.png") for h in hits)
@@ -146,7 +165,9 @@ def test_new_images_from_another_index_run_appear_without_restart(fresh_client, 
 def test_health_and_info(client, shared_library) -> None:  # noqa: ANN001
     assert client.get("/api/health").json() == {"status": "ok", "images": len(shared_library.images.index)}
     info = client.get("/api/info").json()
-    assert info["images"] == shared_library.info().images and info["reranker"] is None and info["limits"]["max_k"] == 100
+    assert (
+        info["images"] == shared_library.info().images and info["reranker"] is None and info["limits"]["max_k"] == 100
+    )
 
 
 def test_the_page_and_its_assets_are_served(client) -> None:  # noqa: ANN001

@@ -40,7 +40,10 @@ def test_photo_swapped_for_a_symlink_is_not_served(fresh_client, fresh_library, 
     served = fresh_client.get(f"/api/items/{untouched.id}/file")
     assert served.status_code == 200 and served.content == Path(untouched.path).read_bytes()
     assert served.headers["content-length"] == str(len(served.content))
-    assert served.headers["content-disposition"].startswith("inline;") and Path(untouched.path).name in served.headers["content-disposition"]
+    assert (
+        served.headers["content-disposition"].startswith("inline;")
+        and Path(untouched.path).name in served.headers["content-disposition"]
+    )
     assert served.headers["content-type"].startswith("image/")
     assert fresh_client.get(f"/api/items/{untouched.id}/thumbnail").status_code == 200
 

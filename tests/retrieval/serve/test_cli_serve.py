@@ -51,7 +51,20 @@ def test_xmr_serve_runs_and_guards_a_public_bind_with_the_token(shared_library) 
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {**os.environ, "XMR_TOKEN": "t0ken", "HF_HUB_OFFLINE": "1"}
-    command = [sys.executable, "-c", "from cli import main; main()", "serve", "--library", str(shared_library.layout.root), "--host", "0.0.0.0", "--port", str(port), "--device", "cpu"]
+    command = [
+        sys.executable,
+        "-c",
+        "from cli import main; main()",
+        "serve",
+        "--library",
+        str(shared_library.layout.root),
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(port),
+        "--device",
+        "cpu",
+    ]
     server = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:

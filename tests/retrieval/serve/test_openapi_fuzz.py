@@ -31,7 +31,9 @@ def api_schema(shared_library, tmp_path_factory):  # noqa: ANN001, ANN201
     from retrieval.serve import ServeConfig, create_app
 
     # The ASGI client names itself "testserver"; DNS-rebinding refusals are tested in test_security.
-    app = create_app(shared_library, ServeConfig(cache_dir=tmp_path_factory.mktemp("fuzz-thumbs"), allowed_hosts=("testserver",)))
+    app = create_app(
+        shared_library, ServeConfig(cache_dir=tmp_path_factory.mktemp("fuzz-thumbs"), allowed_hosts=("testserver",))
+    )
     return schemathesis.openapi.from_asgi("/openapi.json", app)
 
 
@@ -41,7 +43,16 @@ def _operations(schema) -> list:  # noqa: ANN001
 
 def test_schema_documents_every_api_route(api_schema) -> None:  # noqa: ANN001
     labels = {f"{op.method.upper()} {op.path}" for op in _operations(api_schema)}
-    assert {"GET /api/search", "POST /api/search", "POST /api/search/texts", "POST /api/uploads", "POST /api/search/image", "GET /api/items/{item_id}/thumbnail", "GET /api/items/{item_id}/file", "GET /api/info"} <= labels
+    assert {
+        "GET /api/search",
+        "POST /api/search",
+        "POST /api/search/texts",
+        "POST /api/uploads",
+        "POST /api/search/image",
+        "GET /api/items/{item_id}/thumbnail",
+        "GET /api/items/{item_id}/file",
+        "GET /api/info",
+    } <= labels
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
@@ -50,14 +61,22 @@ def test_no_server_errors_and_responses_match_the_schema(api_schema, mode: Gener
     for operation in _operations(api_schema):
 
         @given(case=operation.as_strategy(generation_mode=mode))
-        @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            derandomize=True,
+            database=None,
+        )
         def run(case) -> None:  # noqa: ANN001
             case.call_and_validate(checks=CHECKS)
 
         try:
             run()
         except Unsatisfiable:  # nothing can violate the schema of an operation without inputs
-            assert mode == GenerationMode.NEGATIVE and not (operation.path_parameters or operation.query or operation.body), operation.label
+            assert mode == GenerationMode.NEGATIVE and not (
+                operation.path_parameters or operation.query or operation.body
+            ), operation.label
             continue
         ran.append(operation.label)
     assert len(ran) >= 8, ran

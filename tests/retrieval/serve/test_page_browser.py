@@ -16,18 +16,29 @@ from pathlib import Path
 
 import pytest
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test needs playwright-python (pip install playwright)")
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="the browser test needs playwright-python (pip install playwright)"
+)
 
 
 def chromium_binary() -> str | None:
     """A Chromium executable: $XMR_CHROMIUM, Debian's real binary, or one on PATH."""
-    for candidate in (os.environ.get("XMR_CHROMIUM"), "/usr/lib/chromium/chromium", shutil.which("chromium"), shutil.which("chromium-browser"), shutil.which("google-chrome")):
+    for candidate in (
+        os.environ.get("XMR_CHROMIUM"),
+        "/usr/lib/chromium/chromium",
+        shutil.which("chromium"),
+        shutil.which("chromium-browser"),
+        shutil.which("google-chrome"),
+    ):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     return None
 
 
-pytestmark = pytest.mark.skipif(chromium_binary() is None, reason="no Chromium binary found (apt-get install chromium, or set XMR_CHROMIUM=/path/to/chrome)")
+pytestmark = pytest.mark.skipif(
+    chromium_binary() is None,
+    reason="no Chromium binary found (apt-get install chromium, or set XMR_CHROMIUM=/path/to/chrome)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +51,9 @@ def server_url(shared_library, tmp_path_factory: pytest.TempPathFactory):  # noq
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     config = ServeConfig(port=port, cache_dir=tmp_path_factory.mktemp("page-thumbs"))
-    server = uvicorn.Server(uvicorn.Config(create_app(shared_library, config), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(shared_library, config), host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
@@ -71,7 +84,9 @@ def _save(page, tmp_path: Path, name: str) -> Path:  # noqa: ANN001
 
 def _wait_for_thumbnails(page) -> list:  # noqa: ANN001
     page.wait_for_selector(".card img", timeout=20_000)
-    page.wait_for_function("[...document.querySelectorAll('.card img')].every(i => i.complete && i.naturalWidth > 0)", timeout=20_000)
+    page.wait_for_function(
+        "[...document.querySelectorAll('.card img')].every(i => i.complete && i.naturalWidth > 0)", timeout=20_000
+    )
     return page.query_selector_all(".card")
 
 
@@ -98,7 +113,9 @@ def test_typing_a_query_shows_thumbnails_with_scores(browser, server_url: str, s
     assert shared_library.catalog.images([expected[0]])[expected[0]].path in page.inner_text("#viewer-meta")
     _save(page, tmp_path, "viewer.png")
     page.click("#more-like")
-    page.wait_for_function(f"document.querySelector('.card') && document.querySelector('.card').dataset.id === '{expected[0]}' && document.getElementById('status').textContent.includes('Results')")
+    page.wait_for_function(
+        f"document.querySelector('.card') && document.querySelector('.card').dataset.id === '{expected[0]}' && document.getElementById('status').textContent.includes('Results')"
+    )
     assert page.is_visible("#query-image")
     assert errors == []
 
@@ -118,7 +135,9 @@ def test_picking_an_image_and_paging(browser, server_url: str, served_photos: Pa
 
 
 def test_usable_on_a_phone_size_screen(browser, server_url: str, tmp_path: Path) -> None:  # noqa: ANN001
-    page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True)
+    page = browser.new_page(
+        viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True
+    )
     page.goto(server_url + "/")
     page.fill("#q", "a cat")
     page.press("#q", "Enter")

@@ -49,7 +49,15 @@ def test_the_searcher_refuses_text_that_is_not_utf8(shared_library) -> None:  # 
             searcher.search_texts(request)
 
 
-@pytest.mark.parametrize("body", [b'{"q": ["\\ud800 red"], "k": 2}', b'{"images": ["\\ud800"]}', b'{"q": ["red"], "k": NaN}', b'{"q": ["red"], "bogus\\udcff": 1}'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"q": ["\\ud800 red"], "k": 2}',
+        b'{"images": ["\\ud800"]}',
+        b'{"q": ["red"], "k": NaN}',
+        b'{"q": ["red"], "bogus\\udcff": 1}',
+    ],
+)
 def test_validation_errors_echoing_what_json_cannot_carry_are_422(client, body: bytes) -> None:  # noqa: ANN001
     """Needs app.py's RequestValidationError handler (json_safe): FastAPI's own answers 500 here."""
     response = _post(client, body)
@@ -60,7 +68,13 @@ def test_validation_errors_echoing_what_json_cannot_carry_are_422(client, body: 
 def test_json_safe_escapes_lone_surrogates_and_names_non_finite_numbers() -> None:
     import json
 
-    errors = [{"loc": ("body", "q", 0), "input": "\ud800 red", "ctx": {"limit": float("nan")}}, {"input": float("-inf"), "n": 2, "ok": None}]
+    errors = [
+        {"loc": ("body", "q", 0), "input": "\ud800 red", "ctx": {"limit": float("nan")}},
+        {"input": float("-inf"), "n": 2, "ok": None},
+    ]
     safe = json_safe(errors)
-    assert safe == [{"loc": ["body", "q", 0], "input": "\\ud800 red", "ctx": {"limit": "nan"}}, {"input": "-inf", "n": 2, "ok": None}]
+    assert safe == [
+        {"loc": ["body", "q", 0], "input": "\\ud800 red", "ctx": {"limit": "nan"}},
+        {"input": "-inf", "n": 2, "ok": None},
+    ]
     json.dumps(safe, ensure_ascii=False, allow_nan=False).encode("utf-8")  # what JSONResponse does

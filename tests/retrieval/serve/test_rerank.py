@@ -15,7 +15,9 @@ import pytest
 from retrieval.library import Library
 from retrieval.serve.queries import accepts_reranker
 
-pytestmark = pytest.mark.skipif(not accepts_reranker(Library.search), reason="this xmr's Library.search takes no reranker yet")
+pytestmark = pytest.mark.skipif(
+    not accepts_reranker(Library.search), reason="this xmr's Library.search takes no reranker yet"
+)
 
 
 class KeywordReranker:
@@ -46,7 +48,9 @@ def rr_client(make_client):  # noqa: ANN001, ANN201
 def test_rerank_off_is_the_dual_ranking_and_on_uses_the_reranker(rr_client, shared_library) -> None:  # noqa: ANN001
     client, reranker = rr_client
     plain = client.post("/api/search", json={"q": ["rocket"], "k": 3}).json()
-    assert not plain["reranked"] and [h["id"] for h in plain["hits"]] == [h.id for h in shared_library.search(text="rocket", k=3)]
+    assert not plain["reranked"] and [h["id"] for h in plain["hits"]] == [
+        h.id for h in shared_library.search(text="rocket", k=3)
+    ]
     assert all(h["dual_score"] is None for h in plain["hits"])
     ranked = client.post("/api/search", json={"q": ["rocket"], "not": ["coffee"], "k": 3, "rerank": True}).json()
     assert ranked["reranked"] and reranker.calls[-1] == ("rocket", 7)  # rerank_k (7) candidates, not k (3)
@@ -54,7 +58,11 @@ def test_rerank_off_is_the_dual_ranking_and_on_uses_the_reranker(rr_client, shar
     assert top["name"].startswith("rocket") and top["score"] == pytest.approx(0.99) and -1 <= top["dual_score"] <= 1
     scores = [h["score"] for h in ranked["hits"]]
     assert scores == sorted(scores, reverse=True)
-    assert client.get("/api/search", params={"q": "rocket", "rerank": "true"}).json()["hits"][0]["name"].startswith("rocket")
+    assert (
+        client.get("/api/search", params={"q": "rocket", "rerank": "true"})
+        .json()["hits"][0]["name"]
+        .startswith("rocket")
+    )
     assert client.get("/api/info").json()["reranker"] == "keyword-fake"
 
 
@@ -68,6 +76,10 @@ def test_reranked_image_to_text_for_an_item(rr_client, shared_library) -> None: 
     client, _ = rr_client
     coffee = next(h.id for h in shared_library.search(text="x", k=20) if Path(h.path).stem == "coffee")
     hits = client.post("/api/search/texts", json={"like": [coffee], "k": 2, "rerank": True}).json()
-    assert hits["reranked"] and hits["hits"][0]["text"] == "a cup of coffee" and hits["hits"][0]["score"] == pytest.approx(0.99)
+    assert (
+        hits["reranked"]
+        and hits["hits"][0]["text"] == "a cup of coffee"
+        and hits["hits"][0]["score"] == pytest.approx(0.99)
+    )
     refused = client.post("/api/search/texts", json={"q": ["coffee"], "rerank": True})
     assert refused.status_code == 422 and "one query image" in refused.json()["detail"]

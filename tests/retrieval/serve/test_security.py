@@ -13,7 +13,20 @@ from retrieval.serve import UnsafeBindError, check_bind, is_loopback
 SECRET = "s3cret-token"
 
 
-@pytest.mark.parametrize(("host", "loopback"), [("127.0.0.1", True), ("127.9.9.9", True), ("::1", True), ("[::1]", True), ("localhost", True), ("0.0.0.0", False), ("192.168.1.5", False), ("::", False), ("photos.example", False)])
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.9.9.9", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("192.168.1.5", False),
+        ("::", False),
+        ("photos.example", False),
+    ],
+)
 def test_only_loopback_binds_without_a_token(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
     if loopback:
@@ -39,7 +52,18 @@ def test_cli_refuses_a_public_bind_without_a_token_at_once(monkeypatch: pytest.M
 def test_every_request_needs_the_token_when_one_is_set(make_client, shared_library) -> None:  # noqa: ANN001
     client = make_client(token=SECRET)
     item = shared_library.search(text="x", k=1)[0].id
-    routes = ["/", "/static/app.js", "/openapi.json", "/docs", "/api/health", "/api/info", "/api/search?q=cat", f"/api/items/{item}", f"/api/items/{item}/thumbnail", f"/api/items/{item}/file"]
+    routes = [
+        "/",
+        "/static/app.js",
+        "/openapi.json",
+        "/docs",
+        "/api/health",
+        "/api/info",
+        "/api/search?q=cat",
+        f"/api/items/{item}",
+        f"/api/items/{item}/thumbnail",
+        f"/api/items/{item}/file",
+    ]
     for route in routes:
         refused = client.get(route)
         assert refused.status_code == 401, route
@@ -80,7 +104,10 @@ def test_no_request_reaches_a_file_by_path(client, url: str) -> None:  # noqa: A
     response = client.get(url)
     body = response.content
     assert b"root:" not in body and b"def create_app" not in body and b"import typer" not in body
-    assert response.status_code in (404, 422) or response.headers.get("content-type", "").startswith("text/html"), (url, response.status_code)
+    assert response.status_code in (404, 422) or response.headers.get("content-type", "").startswith("text/html"), (
+        url,
+        response.status_code,
+    )
 
 
 def test_paths_in_query_fields_are_not_read(client) -> None:  # noqa: ANN001
@@ -148,7 +175,11 @@ def test_bad_queries_get_a_clear_4xx(client, body: dict, status: int, words: str
 
 @pytest.mark.parametrize(
     ("params", "words"),
-    [({"q": "x" * 1001}, "1000 characters"), ({"q": [f"w{i}" for i in range(17)]}, "16 terms"), ({"q": "cat", "k": 101}, "less than or equal to 100")],
+    [
+        ({"q": "x" * 1001}, "1000 characters"),
+        ({"q": [f"w{i}" for i in range(17)]}, "16 terms"),
+        ({"q": "cat", "k": 101}, "less than or equal to 100"),
+    ],
 )
 def test_the_short_text_search_has_the_same_limits(client, params: dict, words: str) -> None:  # noqa: ANN001
     response = client.get("/api/search", params=params)
@@ -156,8 +187,14 @@ def test_the_short_text_search_has_the_same_limits(client, params: dict, words: 
 
 
 def test_broken_inputs_are_4xx_never_500(client) -> None:  # noqa: ANN001
-    assert client.post("/api/search", content=b"{not json", headers={"Content-Type": "application/json"}).status_code == 422
-    assert client.post("/api/uploads", files={"file": ("notes.jpg", b"this is not an image", "image/jpeg")}).status_code == 422
+    assert (
+        client.post("/api/search", content=b"{not json", headers={"Content-Type": "application/json"}).status_code
+        == 422
+    )
+    assert (
+        client.post("/api/uploads", files={"file": ("notes.jpg", b"this is not an image", "image/jpeg")}).status_code
+        == 422
+    )
     assert client.post("/api/uploads", files={"file": ("empty.jpg", b"", "image/jpeg")}).status_code == 422
     assert client.post("/api/uploads").status_code == 422
     assert client.get("/api/search").status_code == 422
@@ -174,12 +211,19 @@ def test_a_decompression_bomb_header_is_413(client) -> None:  # noqa: ANN001
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
     header = struct.pack(">IIBBBBB", 60000, 60000, 8, 2, 0, 0, 0)  # declares 3.6 gigapixels in a few bytes
-    bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 10)) + chunk(b"IEND", b"")
+    bomb = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 10))
+        + chunk(b"IEND", b"")
+    )
     response = client.post("/api/uploads", files={"file": ("bomb.png", bomb, "image/png")})
     assert response.status_code == 413 and "pixels" in response.json()["detail"]
 
 
-@pytest.mark.parametrize("host", ["attacker.example:8765", "attacker.example", "192.168.1.5:8765", "127.0.0.1.attacker.example", ""])
+@pytest.mark.parametrize(
+    "host", ["attacker.example:8765", "attacker.example", "192.168.1.5:8765", "127.0.0.1.attacker.example", ""]
+)
 def test_without_a_token_other_host_names_are_refused(make_client, shared_library, host: str) -> None:  # noqa: ANN001
     # DNS rebinding: a page of attacker.example whose name now resolves to 127.0.0.1 sends
     # its own host name; it must not read the library's photos or its info.
@@ -191,15 +235,25 @@ def test_without_a_token_other_host_names_are_refused(make_client, shared_librar
         assert "--allow-host" in response.json()["detail"]
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1:8765", "localhost:8765", "LOCALHOST", "[::1]:8765", "127.0.0.2", "xmr.localhost:8765"])
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1:8765", "localhost:8765", "LOCALHOST", "[::1]:8765", "127.0.0.2", "xmr.localhost:8765"]
+)
 def test_loopback_host_names_are_answered(make_client, host: str) -> None:  # noqa: ANN001
     assert make_client().get("/api/health", headers={"Host": host}).status_code == 200
 
 
 def test_allowed_hosts_and_tokens_open_other_host_names(make_client) -> None:  # noqa: ANN001
-    assert make_client(allowed_hosts=("photos.lan",)).get("/api/health", headers={"Host": "photos.lan:8765"}).status_code == 200
+    assert (
+        make_client(allowed_hosts=("photos.lan",)).get("/api/health", headers={"Host": "photos.lan:8765"}).status_code
+        == 200
+    )
     with_token = make_client(token=SECRET)
-    assert with_token.get("/api/health", headers={"Host": "photos.example", "Authorization": f"Bearer {SECRET}"}).status_code == 200
+    assert (
+        with_token.get(
+            "/api/health", headers={"Host": "photos.example", "Authorization": f"Bearer {SECRET}"}
+        ).status_code
+        == 200
+    )
 
 
 def test_state_changing_requests_from_another_origin_are_refused(make_client) -> None:  # noqa: ANN001
@@ -207,6 +261,13 @@ def test_state_changing_requests_from_another_origin_are_refused(make_client) ->
     body = {"q": ["cat"]}
     assert client.post("/api/search", json=body, headers={"Origin": "https://attacker.example"}).status_code == 403
     assert client.post("/api/search", json=body, headers={"Origin": "null"}).status_code == 403
-    assert client.post("/api/uploads", files={"file": ("x.png", b"x")}, headers={"Origin": "http://localhost:9999"}).status_code == 403
-    assert client.post("/api/search", json=body, headers={"Origin": "http://127.0.0.1:8765"}).status_code == 200  # its own page
+    assert (
+        client.post(
+            "/api/uploads", files={"file": ("x.png", b"x")}, headers={"Origin": "http://localhost:9999"}
+        ).status_code
+        == 403
+    )
+    assert (
+        client.post("/api/search", json=body, headers={"Origin": "http://127.0.0.1:8765"}).status_code == 200
+    )  # its own page
     assert client.post("/api/search", json=body).status_code == 200  # curl and scripts send no Origin

@@ -28,12 +28,18 @@ def test_save_then_load_restores_weights_optimiser_and_step(tmp_path: Path) -> N
     fresh = _parts(1)
     assert run.load(fresh) == 7
     assert torch.equal(fresh["net"].weight, saved["net"].weight)
-    assert fresh["optimizer"].state_dict()["state"][0]["exp_avg"].equal(saved["optimizer"].state_dict()["state"][0]["exp_avg"])
+    assert (
+        fresh["optimizer"]
+        .state_dict()["state"][0]["exp_avg"]
+        .equal(saved["optimizer"].state_dict()["state"][0]["exp_avg"])
+    )
     assert json.loads((tmp_path / "run" / STATE).read_text()) == {"config": {"lr": 0.1}, "step": 7, "done": False}
 
 
 def test_a_run_with_other_settings_is_refused_by_name(tmp_path: Path) -> None:
-    RunFolder(tmp_path, {"config": {"lr": 0.1}, "encoder": {"sha": "a"}}, RerankerError, "reranker run").save(_parts(0), 3)
+    RunFolder(tmp_path, {"config": {"lr": 0.1}, "encoder": {"sha": "a"}}, RerankerError, "reranker run").save(
+        _parts(0), 3
+    )
     same = RunFolder(tmp_path, {"config": {"lr": 0.1}, "encoder": {"sha": "a"}}, RerankerError, "reranker run")
     assert same.resume_state()["step"] == 3
     other = RunFolder(tmp_path, {"config": {"lr": 0.1}, "encoder": {"sha": "b"}}, RerankerError, "reranker run")

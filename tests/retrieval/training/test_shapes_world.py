@@ -34,7 +34,12 @@ COLOUR = "(red|green|blue|yellow|purple|orange)"
 SHAPE = "(circle|square|triangle|diamond)"
 ONE = re.compile(rf"^a (small|large) {COLOUR} {SHAPE}$")
 TWO = re.compile(rf"^a {COLOUR} {SHAPE} (to the left of|to the right of|above|below) a {COLOUR} {SHAPE}$")
-REVERSED = {"to the left of": "to the right of", "to the right of": "to the left of", "above": "below", "below": "above"}
+REVERSED = {
+    "to the left of": "to the right of",
+    "to the right of": "to the left of",
+    "above": "below",
+    "below": "above",
+}
 SIDES = {"small": (10, 15), "large": (24, 30), "pair": (13, 22)}  # contract, at 64 px
 SLACK = 2  # px of anti-aliasing allowed on a measured bounding box
 
@@ -248,7 +253,12 @@ def test_eval_split_above_grammar_size_is_refused(tmp_path: Path) -> None:
         sw.generate(tmp_path / "big", 2257, seed=0)
     assert not (tmp_path / "big").exists()
     script = Path(__file__).resolve().parents[3] / "benchmarks" / "shapes_world.py"
-    done = subprocess.run([sys.executable, str(script), str(tmp_path / "big"), "--count", "2257", "--seed", "0"], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(script.parents[1])})
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "big"), "--count", "2257", "--seed", "0"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(script.parents[1])},
+    )
     assert done.returncode == 2
     assert "at most 2256" in done.stderr
 

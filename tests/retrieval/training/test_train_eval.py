@@ -46,7 +46,9 @@ def _fixed_batch_loss(model_dir: Path, pairs_dir: Path) -> float:
     encoder = load_encoder(ModelSpec(str(model_dir)), device="cpu")
     pairs = load_pairs(pairs_dir)
     cache = ImageCache(pairs.images, 32)
-    batch = make_batch(pairs, cache, np.arange(len(pairs)), step=0, seed=0, mean=(0.5,) * 3, std=(0.5,) * 3, augment=False)
+    batch = make_batch(
+        pairs, cache, np.arange(len(pairs)), step=0, seed=0, mean=(0.5,) * 3, std=(0.5,) * 3, augment=False
+    )
     with torch.no_grad():
         return float(contrastive_loss(encoder.model, open_clip.get_tokenizer(f"local-dir:{model_dir}"), batch))
 
@@ -109,7 +111,9 @@ def test_eval_cli_json_on_shapes(shapes_pairs: Path, tiny_model_dir: Path) -> No
 
     import cli
 
-    result = CliRunner().invoke(cli.app, ["eval", str(shapes_pairs), "--model", str(tiny_model_dir), "--json", "--groups", "shapes-world"])
+    result = CliRunner().invoke(
+        cli.app, ["eval", str(shapes_pairs), "--model", str(tiny_model_dir), "--json", "--groups", "shapes-world"]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["count"] == 48 and set(report["t2i"]) == {"R@1", "R@5", "R@10"}
@@ -146,7 +150,12 @@ def test_karpathy_split_json(tmp_path: Path, photo_source: Path) -> None:
     for f in files[:3]:
         (tmp_path / "val2014" / f.name).write_bytes(f.read_bytes())
     entries = [
-        {"filepath": "val2014", "filename": files[0].name, "split": "test", "sentences": [{"raw": "A cat. "}, {"raw": "a kitten"}]},
+        {
+            "filepath": "val2014",
+            "filename": files[0].name,
+            "split": "test",
+            "sentences": [{"raw": "A cat. "}, {"raw": "a kitten"}],
+        },
         {"filepath": "val2014", "filename": files[1].name, "split": "test", "sentences": [{"raw": "coffee"}]},
         {"filepath": "val2014", "filename": files[2].name, "split": "train", "sentences": [{"raw": "rocket"}]},
     ]
@@ -162,9 +171,9 @@ def test_karpathy_split_json(tmp_path: Path, photo_source: Path) -> None:
     ("line", "fragment"),
     [
         ('{"image": "images/a.png", "caption": "x"', "not valid JSON"),
-        ('{"image": "images/a.png", "caption": "  "}', "empty \"caption\""),
+        ('{"image": "images/a.png", "caption": "  "}', 'empty "caption"'),
         ('{"image": "images/missing.png", "caption": "x"}', "does not exist"),
-        ('{"caption": "x"}', "\"image\""),
+        ('{"caption": "x"}', '"image"'),
         ('{"image": "images/a.png", "caption": "x", "negatives": "y"}', "negatives"),
     ],
 )
@@ -190,11 +199,15 @@ def test_mirrored_captions_swap_left_and_right_only() -> None:
 def test_reverse_relations_swaps_both_axes_and_leaves_other_words() -> None:
     from retrieval.training.data import reverse_relations
 
-    assert reverse_relations("a red circle to the left of a blue square") == "a red circle to the right of a blue square"
+    assert (
+        reverse_relations("a red circle to the left of a blue square") == "a red circle to the right of a blue square"
+    )
     assert reverse_relations("a red circle below a blue square") == "a red circle above a blue square"
     assert reverse_relations("a cat above a dog, left of a tree") == "a cat below a dog, right of a tree"
     assert reverse_relations("leftover bread on a belowground shelf") == "leftover bread on a belowground shelf"
-    assert reverse_relations(reverse_relations("a green square above a red circle")) == "a green square above a red circle"
+    assert (
+        reverse_relations(reverse_relations("a green square above a red circle")) == "a green square above a red circle"
+    )
 
 
 def test_canonical_caption_joins_converse_relations() -> None:
@@ -227,7 +240,11 @@ def test_loss_ignores_columns_that_describe_the_same_scene() -> None:
             return tokens
 
     captions = ["a red circle to the left of a blue square", "a blue square to the right of a red circle"]
-    vectors = {captions[0]: [1.0, 0.0], captions[1]: [1.0, 0.0], "a red circle to the right of a blue square": [0.0, 1.0]}
+    vectors = {
+        captions[0]: [1.0, 0.0],
+        captions[1]: [1.0, 0.0],
+        "a red circle to the right of a blue square": [0.0, 1.0],
+    }
     tokenizer = lambda texts: torch.tensor([vectors[t] for t in texts])  # noqa: E731
     pixels = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
     batch = Batch(pixels, captions, ["a red circle to the right of a blue square"], [0])
@@ -242,12 +259,27 @@ def test_train_cli_writes_a_model_every_command_accepts(shapes_pairs: Path, tiny
 
     runner = CliRunner()
     out = tmp_path / "model"
-    args = ["train", str(shapes_pairs), "--out", str(out), "--arch", tiny_arch, "--steps", "3", "--batch-size", "8", "--warmup", "1"]
+    args = [
+        "train",
+        str(shapes_pairs),
+        "--out",
+        str(out),
+        "--arch",
+        tiny_arch,
+        "--steps",
+        "3",
+        "--batch-size",
+        "8",
+        "--warmup",
+        "1",
+    ]
     trained = runner.invoke(cli.app, args)
     assert trained.exit_code == 0, trained.output
     assert f"--model {out}" in trained.stderr.replace("\n", "")
     images = shapes_pairs.parent / "images"
-    indexed = runner.invoke(cli.app, ["index", str(images), "--library", str(tmp_path / "lib"), "--model", str(out), "--json"])
+    indexed = runner.invoke(
+        cli.app, ["index", str(images), "--library", str(tmp_path / "lib"), "--model", str(out), "--json"]
+    )
     assert indexed.exit_code == 0 and json.loads(indexed.stdout)["added"] == 48
     again = runner.invoke(cli.app, [*args[:-2], "--warmup", "2"])  # other settings, same folder
     assert again.exit_code == 2 and "other settings" in again.stderr
@@ -284,11 +316,15 @@ def test_binding_by_negative_matches_hand_computed_wins() -> None:
 
     caption = "a red circle to the left of a blue square"
     colour, relation = "a blue circle to the left of a red square", "a red circle to the right of a blue square"
-    pairs = PairSet((Path("a.png"), Path("b.png")), (caption, caption), (0, 1), ((colour, relation), (colour, relation)))
+    pairs = PairSet(
+        (Path("a.png"), Path("b.png")), (caption, caption), (0, 1), ((colour, relation), (colour, relation))
+    )
     image = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
     text = np.array([[0.8, 0.6], [0.8, 0.6]], np.float32)  # scores: image a 0.8, image b 0.6
     negatives = (np.array([[0.0, 1.0], [0.6, 0.8]], np.float32),) * 2  # a: 0.0, 0.6 / b: 1.0, 0.8
-    result = binding_by_negative(pairs, dual_scores(pairs, PairEmbeddings(image, text, negatives)), shapes_world_negative_kind)
+    result = binding_by_negative(
+        pairs, dual_scores(pairs, PairEmbeddings(image, text, negatives)), shapes_world_negative_kind
+    )
     assert result == {"colour": 0.5, "relation": 0.5}
 
 
@@ -297,10 +333,21 @@ def test_fine_tuning_starts_from_the_given_model(shapes_pairs: Path, tiny_model_
 
     from retrieval.models.specs import ModelSpec, resolve
 
-    untouched = train(shapes_pairs, tmp_path / "ft0", TrainConfig(init=str(tiny_model_dir), steps=1, batch_size=8, lr=1e-12, warmup_steps=1))
-    tuned = train(shapes_pairs, tmp_path / "ft", TrainConfig(init=str(tiny_model_dir), steps=4, batch_size=8, lr=1e-3, warmup_steps=1))
+    untouched = train(
+        shapes_pairs,
+        tmp_path / "ft0",
+        TrainConfig(init=str(tiny_model_dir), steps=1, batch_size=8, lr=1e-12, warmup_steps=1),
+    )
+    tuned = train(
+        shapes_pairs,
+        tmp_path / "ft",
+        TrainConfig(init=str(tiny_model_dir), steps=4, batch_size=8, lr=1e-3, warmup_steps=1),
+    )
     base = load_file(str(tiny_model_dir / "open_clip_model.safetensors"))
-    start, end = load_file(str(untouched / "open_clip_model.safetensors")), load_file(str(tuned / "open_clip_model.safetensors"))
+    start, end = (
+        load_file(str(untouched / "open_clip_model.safetensors")),
+        load_file(str(tuned / "open_clip_model.safetensors")),
+    )
     name = "visual.conv1.weight"
     np.testing.assert_allclose(start[name], base[name], atol=1e-6)  # began from the given weights
     assert np.abs(end[name] - base[name]).max() > 1e-4  # and moved
