@@ -32,11 +32,24 @@ __all__ = [
     "print_serving",
     "print_text_hits",
     "print_text_report",
+    "print_version",
     "print_written",
 ]
 
 out = Console()
 err = Console(stderr=True)
+
+
+def print_version() -> None:
+    """``xmr X.Y.Z`` and the Python running it."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        mine = version("xmr")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        mine = "unknown (not installed)"
+    typer.echo(f"xmr {mine} (Python {platform.python_version()})")
 
 
 def print_report(report: IndexReport, as_json: bool) -> None:
