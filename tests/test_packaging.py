@@ -7,7 +7,6 @@ import subprocess
 import sys
 import zipfile
 from fnmatch import fnmatch
-from pathlib import Path
 
 import pytest
 
@@ -34,7 +33,18 @@ def wheel_files(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     for package in ("retrieval", "index", "xmr_cli"):
         shutil.copytree(REPO / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
     out = tmp_path_factory.mktemp("wheel")
-    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(source)]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "--no-build-isolation",
+        "-q",
+        "-w",
+        str(out),
+        str(source),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     (wheel,) = out.glob("xmr-*.whl")
@@ -52,7 +62,11 @@ def test_the_wheel_carries_every_data_file_of_the_packages(wheel_files: set[str]
     )
     assert "retrieval/training/configs/xmr-shapes-s.json" in data and "retrieval/serve/static/app.js" in data
     assert [name for name in data if name not in wheel_files] == []
-    modules = [str(p.relative_to(REPO)) for package in ("retrieval", "index", "xmr_cli") for p in (REPO / package).rglob("*.py")]
+    modules = [
+        str(p.relative_to(REPO))
+        for package in ("retrieval", "index", "xmr_cli")
+        for p in (REPO / package).rglob("*.py")
+    ]
     assert [name for name in modules if name not in wheel_files] == [] and "cli.py" in wheel_files
 
 

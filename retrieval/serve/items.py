@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-import tempfile
 import threading
 from pathlib import Path
 from typing import BinaryIO
 
+from index.atomic import atomic_write_bytes
 from index.records import INDEXED, ImageRecord
 from retrieval.errors import ItemFileError, ItemNotFoundError
 
@@ -151,12 +151,8 @@ class ThumbnailCache:
         with self._locks[hash(target.name) % len(self._locks)]:
             if target.is_file():  # made by another request meanwhile
                 return target
-            data = _thumbnail_of(record, side)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, target)  # atomic: a reader never sees half a file
+            # atomic: a reader never sees half a file, and a failed write (disk full) leaves no temp file
+            atomic_write_bytes(target, _thumbnail_of(record, side))
         return target
 
 

@@ -83,6 +83,10 @@ def test_xmr_serve_runs_and_guards_a_public_bind_with_the_token(shared_library) 
         assert [h["id"] for h in hits] == [h.id for h in shared_library.search(text="a cat", k=20)]
         assert httpx.get(f"{url}/api/search", params={"q": "a cat", "token": "wrong"}).status_code == 401
         assert "server" not in httpx.get(f"{url}/api/health", headers=auth).headers  # no version banner
+        assert httpx.get(f"{url}/?token=t0ken", follow_redirects=False).status_code == 303  # the page link
     finally:
         server.terminate()
         server.wait(timeout=30)
+    log = server.stdout.read().decode()  # type: ignore[union-attr]
+    assert "GET /?token=***" in log  # the access log has the request, not the secret
+    assert "t0ken" not in log
