@@ -10,6 +10,7 @@ with Library.open("~/photos-index", model="ViT-B-32") as lib:
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import threading
@@ -58,6 +59,9 @@ if TYPE_CHECKING:
     from retrieval.ingest.distributed import RayConfig
     from retrieval.models.encoder import Encoder
     from retrieval.rerank.base import Reranker
+
+
+log = logging.getLogger(__name__)
 
 
 class Library:
@@ -178,6 +182,7 @@ class Library:
                 from retrieval.models.encoder import load_encoder
 
                 model = self.identity
+                log.info("loading the model %s (device %s)", model.label(), self.device)
                 encoder = load_encoder(ModelSpec(model.spec, model.spec_pretrained), self.device)
                 if not model.same_model(encoder.identity):  # e.g. weights retrained in place
                     raise ModelMismatchError(
@@ -221,6 +226,13 @@ class Library:
         with self._writing():
             found = scan([paths] if isinstance(paths, (str, os.PathLike)) else paths, image_extensions())
             plan = make_plan(found, self.catalog, retry_failed=config.retry_failed)
+            log.info(
+                "plan: %d to read, %d unchanged, %d moved, %d removed",
+                len(plan.todo),
+                plan.unchanged,
+                len(plan.moved),
+                len(plan.removed),
+            )
             if on_plan:
                 on_plan(len(plan.todo), plan.unchanged)
             try:

@@ -134,3 +134,12 @@ def test_every_command_that_opens_a_library_takes_and_checks_model(
     assert result.exit_code == 2, result.output
     words = " ".join(result.output.split())
     assert "was built with" in words and "Leave out --model" in words
+
+
+def test_minus_v_prints_what_the_library_does(tmp_path: Path, tiny_model_dir: Path, photos: Path) -> None:
+    args = ["index", str(photos), "--library", str(tmp_path / "lib"), "--model", f"local-dir:{tiny_model_dir}"]
+    loud = CliRunner().invoke(cli.app, ["-v", *args])
+    assert loud.exit_code == 0, loud.output
+    assert "INFO: plan: 6 to read" in loud.output
+    again = CliRunner().invoke(cli.app, ["-q", *args])
+    assert again.exit_code == 0 and "INFO" not in again.output
