@@ -21,6 +21,7 @@ from index.errors import (
 )
 from index.records import ImageFilter
 from retrieval.errors import (
+    ArgumentTypeError,
     BlipWeightsNotFoundError,
     DeviceError,
     DistributedIndexError,
@@ -28,6 +29,7 @@ from retrieval.errors import (
     ImageDecodeError,
     ItemFileError,
     ItemNotFoundError,
+    LibraryClosedError,
     ModelMismatchError,
     ModelNotFoundError,
     PairsFormatError,
@@ -49,6 +51,7 @@ from retrieval.models.specs import ModelSpec
 from retrieval.results import Hit, IndexReport, LibraryInfo, Term, TextHit, TextReport
 
 __all__ = [
+    "ArgumentTypeError",
     "BlipWeightsNotFoundError",
     "CatalogMismatchError",
     "CatalogUnavailableError",
@@ -68,6 +71,7 @@ __all__ = [
     "ItemNotFoundError",
     "Library",
     "LibraryBusyError",
+    "LibraryClosedError",
     "LibraryInfo",
     "LibraryNotFoundError",
     "LibraryVersionError",

@@ -83,3 +83,11 @@ class PairsFormatError(XmrError, ValueError):
 
 class DistributedIndexError(XmrError, RuntimeError):
     """The Ray run failed; the batches committed before the failure are kept."""
+
+
+class ArgumentTypeError(XmrError, TypeError):
+    """An argument of the library API has a type it cannot take; the message names what it takes."""
+
+
+class LibraryClosedError(XmrError, RuntimeError):
+    """The library was closed; open it again (``Library.open``) to use it."""

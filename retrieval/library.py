@@ -10,6 +10,7 @@ with Library.open("~/photos-index", model="ViT-B-32") as lib:
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import shutil
@@ -17,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 
@@ -32,7 +33,8 @@ from index.query_cache import QueryVectorCache
 from index.records import ImageFilter
 from index.store import IndexConfig, VectorStore
 from index.tokens import TokenCache
-from retrieval.errors import ModelMismatchError, QueryError
+from retrieval.arguments import check_min_score, check_path, check_query_vector, check_text_option, index_roots
+from retrieval.errors import ArgumentTypeError, ItemNotFoundError, LibraryClosedError, ModelMismatchError, QueryError
 from retrieval.ingest.commit import Progress
 from retrieval.ingest.config import IngestConfig
 from retrieval.ingest.pipeline import run_plan
@@ -60,6 +62,23 @@ if TYPE_CHECKING:
     from retrieval.models.encoder import Encoder
     from retrieval.rerank.base import Reranker
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _while_open(method: Callable[Concatenate[Library, _P], _R]) -> Callable[Concatenate[Library, _P], _R]:
+    """Refuse a call on a closed library (its catalog engine would quietly reconnect)."""
+
+    @functools.wraps(method)
+    def run(self: Library, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        if self.closed:
+            raise LibraryClosedError(
+                f"the library at {self.layout.root} was closed; open it again (Library.open) to use it."
+            )
+        return method(self, *args, **kwargs)
+
+    return run
+
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +99,9 @@ class Library:
         self.manifest = manifest
         self.catalog = catalog
         self.device = device
+        self.closed = False  # set by close(); every later call raises LibraryClosedError
+        self.created = False  # made by the open that returned it (see discard())
+        self._made_root = False  # that open also made its directory
         self._encoder = encoder
         self._encoder_lock = threading.Lock()
         self._selections = SelectionCache(catalog)  # filter -> allowed ids
@@ -131,6 +153,7 @@ class Library:
             CatalogUnavailableError, CorruptFileError: the catalog cannot be opened (a new
                 library is then not created).
         """
+        _check_open_arguments(directory, model, pretrained, catalog_url, device, create)
         require_faiss()
         layout = LibraryLayout((Path(directory).expanduser() if directory else default_library_dir()).resolve())
         encoder = None if model is None or isinstance(model, (str, ModelSpec)) else model
@@ -154,10 +177,35 @@ class Library:
             save_new(layout, manifest)
         else:
             _check_catalog_not_emptied(layout, catalog)
-        return cls(layout, manifest, catalog, device, encoder, remember_config(layout.index_config, index_config))
+        library = cls(layout, manifest, catalog, device, encoder, remember_config(layout.index_config, index_config))
+        library.created, library._made_root = new, made_root
+        return library
 
     def close(self) -> None:
+        """Close the catalog's connections and let go of the model; every later call raises
+        LibraryClosedError. Closing again does nothing."""
+        if self.closed:
+            return
+        self.closed = True
         self.catalog.close()
+        with self._encoder_lock:
+            self._encoder = None
+
+    def discard(self) -> bool:
+        """Close the library and delete it, when this open made it and nothing was ever written
+        to its catalog (a first index run that found no image): no empty library is left
+        behind. Returns whether it was deleted; a library with any row is never touched.
+        """
+        if not self.created or self.catalog.generation() > 0:
+            return False
+        self.close()
+        for path in self.layout.files():
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        if self._made_root:
+            with contextlib.suppress(OSError):  # only when empty: a file of someone else's stays
+                self.layout.root.rmdir()
+        return True
 
     def __enter__(self) -> Library:
         return self
@@ -176,7 +224,13 @@ class Library:
 
     @property
     def encoder(self) -> Encoder:
-        """The library's encoder, loaded once on first use."""
+        """The library's encoder, loaded once on first use.
+
+        Raises:
+            LibraryClosedError: the library was closed.
+        """
+        if self.closed:
+            raise LibraryClosedError(f"the library at {self.layout.root} was closed; open it again (Library.open).")
         with self._encoder_lock:
             if self._encoder is None:
                 from retrieval.models.encoder import load_encoder
@@ -196,20 +250,25 @@ class Library:
 
     # ---- indexing -----------------------------------------------------------------------
 
+    @_while_open
     def index(
         self,
-        paths: str | Path | Sequence[str | Path],
+        paths: str | Path | bytes | Sequence[str | Path | bytes],
         *,
         config: IngestConfig = IngestConfig(),
         on_progress: Callable[[Progress], None] | None = None,
         on_plan: Callable[[int, int], None] | None = None,
+        on_stage: Callable[[str], None] | None = None,
         ray: RayConfig | None = None,
         cache_tokens: bool = False,
     ) -> IndexReport:
         """Index image files under ``paths`` incrementally; see :class:`IndexReport`.
 
         Unchanged files are skipped, changed ones re-embedded, vanished ones removed, moved
-        ones keep their vector. Unreadable files are recorded and reported, never fatal.
+        ones keep their vector. Unreadable files are recorded and reported, never fatal;
+        files of kinds xmr does not read are counted by kind (``IndexReport.skipped``).
+        ``on_stage(name)`` is called as each stage starts: "scanning", "comparing with the
+        library", "loading the model" (only when it is not loaded yet), "embedding".
         ``on_plan(to_read, unchanged)`` is called once before reading starts. With ``ray``,
         Ray actors decode and embed the files (see :mod:`retrieval.ingest.distributed`); planning,
         commits and their guarantees stay here. ``cache_tokens`` starts a token cache (each
@@ -217,14 +276,19 @@ class Library:
         one, every later run fills it.
 
         Raises:
+            ArgumentTypeError: ``paths`` is not a path or a list of paths.
             LibraryBusyError: another process is indexing this library.
             MissingDependencyError, ModelMismatchError, DistributedIndexError: with ``ray`` only.
         """
         from retrieval.images.decode import image_extensions
 
+        roots = index_roots(paths)
+        stage = on_stage or (lambda name: None)
         start = time.perf_counter()
         with self._writing():
-            found = scan([paths] if isinstance(paths, (str, os.PathLike)) else paths, image_extensions())
+            stage("scanning")
+            found = scan(roots, image_extensions())
+            stage("comparing with the library")
             plan = make_plan(found, self.catalog, retry_failed=config.retry_failed)
             log.info(
                 "plan: %d to read, %d unchanged, %d moved, %d removed",
@@ -236,6 +300,12 @@ class Library:
             if on_plan:
                 on_plan(len(plan.todo), plan.unchanged)
             try:
+                work = bool(plan.todo or plan.recaption)
+                if work and ray is None and self._encoder is None:  # Ray workers load their own
+                    stage("loading the model")
+                    self.encoder  # noqa: B018 (loads it now, so the stage is named while it loads)
+                if work:
+                    stage("embedding")
                 if ray is not None:
                     from retrieval.ingest.distributed import run_plan_ray
 
@@ -258,10 +328,12 @@ class Library:
             moved=len(plan.moved),
             removed=len(plan.removed),
             unchanged=plan.unchanged + tally.touched,
-            failed=len(tally.failed),
+            failed=len(failures),
             failures=failures,
             encoded=tally.encoded,
             seconds=time.perf_counter() - start,
+            skipped=found.skipped,
+            missing=found.missing,
         )
 
     @contextlib.contextmanager
@@ -292,42 +364,72 @@ class Library:
 
     # ---- the text corpus ----------------------------------------------------------------
 
-    def add_texts(self, path: str | Path, batch_size: int = 256) -> TextReport:
-        """Embed the texts of a .txt, pairs .jsonl or .csv file into the text corpus.
+    @_while_open
+    def add_texts(
+        self,
+        path: str | Path,
+        batch_size: int = 64,
+        *,
+        on_stage: Callable[[str], None] | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> TextReport:
+        """Embed the texts of a .txt, pairs .jsonl, .csv or .tsv file into the text corpus.
 
         Texts already added from the same file are skipped, so re-adding adds nothing twice.
+        A table's image column may name an absolute path, a path next to the table or a
+        path inside the library's folders (see :mod:`retrieval.ingest.texts`).
+        ``on_stage(name)`` is called with "loading the model" (when it is not loaded yet)
+        and "embedding"; ``on_progress(done, total)`` after each batch of new texts.
 
         Raises:
+            ArgumentTypeError: ``path`` is not a path.
             PairsFormatError: the file cannot be read (the message names the line).
             LibraryBusyError: another process is writing to this library.
         """
-        from retrieval.ingest.texts import read_texts
+        from retrieval.ingest.texts import IndexedPaths, read_texts
 
+        check_path(path, "add_texts(path)")
         source = str(Path(path).expanduser().resolve())
-        items = read_texts(source)
+        items = read_texts(source, IndexedPaths(self.catalog.iter_paths))
+        stage = on_stage or (lambda name: None)
         with self._writing():
             known = self.catalog.text_keys(source)
             fresh = [item for item in items if item not in known]
+            if fresh and self._encoder is None:
+                stage("loading the model")
+                self.encoder  # noqa: B018 (loads it now, while the stage says so)
+            if fresh:
+                stage("embedding")
             for start in range(0, len(fresh), batch_size):  # a transaction per batch: resumable
                 chunk = fresh[start : start + batch_size]
                 vectors = self.encoder.encode_texts([body for body, _ in chunk])  # (B, D)
                 self.catalog.add_texts(source, [(b, i, v.astype("<f4").tobytes()) for (b, i), v in zip(chunk, vectors)])
+                if on_progress:
+                    on_progress(start + len(chunk), len(fresh))
             self.texts.persist()
-        return TextReport(source=source, added=len(fresh), skipped=len(items) - len(fresh))
+        unlinked = sum(1 for _, image in items if image is not None and not os.path.exists(image))
+        return TextReport(source=source, added=len(fresh), skipped=len(items) - len(fresh), missing_images=unlinked)
 
+    @_while_open
     def remove_texts(self, source: str | Path) -> int:
-        """Remove every text added from ``source`` (a path as given to :meth:`add_texts`)."""
+        """Remove every text added from ``source`` (a path as given to :meth:`add_texts`).
+
+        Raises:
+            ArgumentTypeError: ``source`` is not a path.
+        """
+        check_path(source, "remove_texts(source)")
         with self._writing():
             removed = self.catalog.remove_texts(str(Path(source).expanduser().resolve()))
             self.texts.persist()
         return removed
 
+    @_while_open
     def search_texts(
         self,
         text: str | None = None,
+        *,
         image: str | Path | Image.Image | None = None,
         k: int = 10,
-        *,
         terms: Sequence[Term] = (),
         offset: int = 0,
         min_score: float | None = None,
@@ -337,8 +439,10 @@ class Library:
         """Rank the text corpus by texts and images (image-to-text: captioning by retrieval).
 
         With ``reranker`` (image queries only), the dual top ``max(rerank_k, offset + k)``
-        texts are rescored; see :mod:`retrieval.rerank.search` for the scores.
+        texts are rescored; see :mod:`retrieval.rerank.search` for the scores. Everything
+        after the query text is keyword-only (``search_texts("a cat", k=2)``).
         """
+        min_score = check_min_score(min_score)
         query = self._query(text, image, terms, k, offset)
         pool = k + offset if reranker is None else max(rerank_k, k + offset)
         self.texts.refresh()
@@ -359,20 +463,23 @@ class Library:
 
     # ---- searching ----------------------------------------------------------------------
 
+    @_while_open
     def embed_text(self, text: str) -> np.ndarray:
         """The unit vector ``(dim,)`` of a text query."""
         return embed_text(lambda: self.encoder, text, self.known)
 
+    @_while_open
     def embed_image(self, image: str | Path | Image.Image) -> np.ndarray:
         """The unit vector ``(dim,)`` of an image (a path or a PIL image)."""
         return embed_image(lambda: self.encoder, image, self.known)
 
+    @_while_open
     def search(
         self,
         text: str | None = None,
+        *,
         image: str | Path | Image.Image | None = None,
         k: int = 10,
-        *,
         terms: Sequence[Term] = (),
         where: ImageFilter = ImageFilter(),
         offset: int = 0,
@@ -381,6 +488,8 @@ class Library:
         rerank_k: int = DEFAULT_RERANK_K,
     ) -> list[Hit]:
         """Rank the library's images by texts and example images; best first.
+
+        Everything after the query text is keyword-only: ``search("a cat", k=2)``.
 
         Args:
             text, image: a single query (each counts as a term of weight 1).
@@ -396,8 +505,10 @@ class Library:
 
         Raises:
             QueryError: no query term, ``k`` < 1, ``offset`` < 0, terms that cancel out, an
-                unreadable query image, or a reranker with no single text to match.
+                unreadable query image, a ``min_score`` that is not a number, or a reranker
+                with no single text to match.
         """
+        min_score = check_min_score(min_score)
         query = self._query(text, image, terms, k, offset)
         if reranker is None:
             return self.search_vector(query, k, where=where, offset=offset, min_score=min_score)
@@ -408,15 +519,18 @@ class Library:
         hashes = {r.id: r.content_hash for r in self.catalog.images([h.id for h in hits]).values()}
         return rerank_hits(reranker, words, hits, hashes, k, offset, min_score)
 
+    @_while_open
     def load_reranker(self, spec: str | Path) -> Reranker:
         """Load a reranker for this library: a folder from ``xmr train-reranker`` (checked against
         the library's encoder; reads the token cache when there is one) or ``blip:NAME``.
 
         Raises:
-            RerankerError: nothing loadable there; RerankerMismatchError: trained on another encoder.
+            RerankerError: nothing loadable there (said before the model loads);
+                RerankerMismatchError: trained on another encoder.
         """
-        from retrieval.rerank.load import load_for_library
+        from retrieval.rerank.load import check_reranker_spec, load_for_library
 
+        check_reranker_spec(str(spec))
         return load_for_library(str(spec), self.encoder, self.layout.root, self.device)
 
     def _query(self, text: str | None, image: object, terms: Sequence[Term], k: int, offset: int) -> np.ndarray:
@@ -424,10 +538,12 @@ class Library:
         _check_query_types(text, image, terms, k, offset)
         return query_vector(lambda: self.encoder, self.identity.embed_dim, text, image, terms, k, offset, self.known)
 
+    @_while_open
     def embed_terms(self, terms: Sequence[Term]) -> np.ndarray:
         """The renormalised weighted sum ``(dim,)`` of the terms' unit vectors."""
         return embed_terms(lambda: self.encoder, terms, self.identity.embed_dim, self.known)
 
+    @_while_open
     def search_vector(
         self,
         query: np.ndarray,
@@ -437,18 +553,71 @@ class Library:
         offset: int = 0,
         min_score: float | None = None,
     ) -> list[Hit]:
-        """Rank images by a unit query vector ``(dim,)``; see :meth:`search` for the options."""
+        """Rank images by a unit query vector ``(dim,)``; see :meth:`search` for the options.
+
+        Raises:
+            QueryError: a vector of the wrong size, with NaN or infinite entries or all zeros,
+                or the arguments :meth:`search` refuses.
+        """
         _check_query_types(None, None, (), k, offset)
         check_paging(k, offset)
+        min_score = check_min_score(min_score)
+        row = check_query_vector(query, self.identity.embed_dim)  # (1, D)
         if not isinstance(where, ImageFilter):
             raise QueryError(f"where must be an ImageFilter, not {type(where).__name__}")
         self.images.refresh()  # pick up what another process indexed meanwhile
         allowed = self._selections.allowed(where, self.images.generation) if where.active else None
-        (found,) = self.images.search(np.asarray(query, np.float32).reshape(1, -1), k + offset, allowed)
+        (found,) = self.images.search(row, k + offset, allowed)
         return image_hits(found, self.catalog.images(found.ids.tolist()), offset, min_score)
+
+    @_while_open
+    def similar(
+        self,
+        image_id: int,
+        *,
+        k: int = 10,
+        where: ImageFilter = ImageFilter(),
+        offset: int = 0,
+        min_score: float | None = None,
+    ) -> list[Hit]:
+        """Images like the indexed image ``image_id`` ("more like this"), by its stored vector:
+        nothing is decoded and no model loads. The image itself comes first (score 1).
+
+        Raises:
+            ItemNotFoundError: no indexed image has that id (see ``Hit.id``).
+            QueryError: the arguments :meth:`search` refuses.
+        """
+        if isinstance(image_id, bool) or not isinstance(image_id, (int, np.integer)):
+            raise QueryError(f"similar() takes an image id (Hit.id), not {type(image_id).__name__} ({image_id!r})")
+        blob = self.catalog.vectors_for([int(image_id)]).get(int(image_id))
+        if blob is None:
+            raise ItemNotFoundError(f"no indexed image has id {image_id}; ids come from search results (Hit.id).")
+        vector = np.frombuffer(blob, dtype="<f4")  # (D,)
+        return self.search_vector(vector, k, where=where, offset=offset, min_score=min_score)
 
     # ---- inspecting ---------------------------------------------------------------------
 
+    @_while_open
+    def explain_no_hits(
+        self, where: ImageFilter = ImageFilter(), *, min_score: float | None = None, offset: int = 0
+    ) -> str:
+        """Why a search with these options found no image, naming the filter that matched
+        nothing ("no indexed image is under /nonexistent."); for messages after an empty search."""
+        from retrieval.search.explain import explain_no_hits
+
+        return explain_no_hits(self.count, where, min_score, offset)
+
+    @_while_open
+    def count(self, where: ImageFilter = ImageFilter()) -> int:
+        """How many indexed images pass ``where`` (all of them by default); no model is loaded."""
+        if not isinstance(where, ImageFilter):
+            raise QueryError(f"where must be an ImageFilter, not {type(where).__name__}")
+        self.images.refresh()
+        if not where.active:
+            return len(self.images.index)
+        return len(self._selections.allowed(where, self.images.generation))
+
+    @_while_open
     def info(self) -> LibraryInfo:
         """Counts, model, index kind and size of the library."""
         counts = self.catalog.counts()
@@ -469,6 +638,7 @@ class Library:
             bytes_on_disk=self.layout.bytes_on_disk(),
         )
 
+    @_while_open
     def failures(self, limit: int | None = None) -> list[tuple[str, str]]:
         """(path, reason) of every file that could not be indexed."""
         return [(r.path, r.error or "") for r in self.catalog.failures(limit)]
@@ -493,6 +663,24 @@ def _check_query_types(text: object, image: object, terms: object, k: object, of
     for name, value in (("k", k), ("offset", offset)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise QueryError(f"{name} must be a whole number, not {value!r}")
+
+
+def _check_open_arguments(
+    directory: object, model: object, pretrained: object, catalog_url: object, device: object, create: object
+) -> None:
+    """Wrong types from API callers fail here, naming the argument, before anything is made."""
+    check_path(directory, "Library.open(directory)", optional=True)
+    if model is not None and not isinstance(model, (str, ModelSpec)) and not hasattr(model, "encode_images"):
+        raise ArgumentTypeError(
+            f"Library.open(model=...) takes a model name or folder (str), a ModelSpec or a loaded encoder, "
+            f"not {type(model).__name__} ({model!r})"
+        )
+    check_text_option(pretrained, "Library.open(pretrained=...)")
+    check_text_option(catalog_url, "Library.open(catalog_url=...)")
+    if not isinstance(device, str):
+        raise ArgumentTypeError(f"Library.open(device=...) takes 'auto', 'cpu', 'cuda' or 'mps', not {device!r}")
+    if not isinstance(create, bool):
+        raise ArgumentTypeError(f"Library.open(create=...) takes True or False, not {create!r}")
 
 
 def _check_catalog_not_emptied(layout: LibraryLayout, catalog: Catalog) -> None:

@@ -63,6 +63,8 @@ __all__ = [
     "PairsArg",
     "PathsArg",
     "PathsOnlyOpt",
+    "Print0Opt",
+    "FailuresPrint0Opt",
     "PoolOpt",
     "PortOpt",
     "PretrainedOpt",
@@ -342,6 +344,14 @@ PathsOnlyOpt = Annotated[bool, typer.Option("--paths", help="Bare paths, one per
 InTextsOpt = Annotated[
     bool,
     typer.Option("--texts", help="Rank the texts added with add-texts (image-to-text search) instead of the images."),
+]
+Print0Opt = Annotated[
+    bool,
+    typer.Option("--print0", help="Bare paths, each ended by NUL, byte for byte as named (for xargs -0)."),
+]
+FailuresPrint0Opt = Annotated[
+    bool,
+    typer.Option("--print0", help="Only the paths, each ended by NUL, byte for byte as named (for xargs -0)."),
 ]
 PreviewOpt = Annotated[
     bool, typer.Option("--preview", help="Show thumbnails inline (kitty, iTerm2 and WezTerm terminals).")

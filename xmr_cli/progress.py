@@ -1,13 +1,35 @@
-"""Progress bars on stderr for indexing, training and reranker training, fed by the library's callbacks."""
+"""Progress on stderr for indexing, adding texts, evaluating and training, fed by the library's callbacks.
+
+On a terminal a rich bar names the stage that is running ("loading the model", "scanning",
+"embedding") and, once a rate is known, the time left. Into a pipe or a log file a bar
+draws nothing until it ends, so there each stage is a line and progress is a line at
+most every :data:`LINE_SECONDS` (a run piped to a log says what it does).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from xmr_cli.output import err
 
-__all__ = ["IndexProgress", "RerankProgress", "TrainProgress", "working"]
+if TYPE_CHECKING:
+    from rich.progress import Progress, ProgressColumn
+
+__all__ = [
+    "LINE_SECONDS",
+    "CountProgress",
+    "IndexProgress",
+    "Lines",
+    "RerankProgress",
+    "TrainProgress",
+    "time_left",
+    "working",
+]
+
+LINE_SECONDS = 30.0  # least time between two progress lines when stderr is not a terminal
 
 
 @contextlib.contextmanager
@@ -21,38 +43,90 @@ def working(what: str) -> Iterator[None]:
         yield
 
 
+def time_left(done: int, total: int, seconds: float) -> str:
+    """``H:MM:SS`` left at the rate so far, or "" while no rate is known."""
+    if done <= 0 or seconds <= 0 or total <= done:
+        return ""
+    left = int(round((total - done) * seconds / done))
+    return f"{left // 3600}:{left // 60 % 60:02d}:{left % 60:02d}"
+
+
+class Lines:
+    """Progress as plain lines (stderr is not a terminal): stages at once, counts now and then."""
+
+    clock = staticmethod(time.monotonic)
+
+    def __init__(self, every: float = LINE_SECONDS) -> None:
+        self.every = every
+        self.last = float("-inf")
+
+    def say(self, text: str) -> None:
+        err.print(text, highlight=False, soft_wrap=True)
+
+    def tick(self, text: str, final: bool = False) -> None:
+        now = self.clock()
+        if final or now - self.last >= self.every:
+            self.last = now
+            self.say(text)
+
+
+def _bar(*columns: ProgressColumn, enabled: bool = True) -> Progress:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        *columns,
+        console=err,
+        disable=not enabled,
+        transient=False,
+    )
+
+
 class IndexProgress:
-    """A rich progress bar with images/s, fed by the library's progress callback."""
+    """The stages of an index run, then images done, images/s, failures and time left."""
 
     def __init__(self, enabled: bool) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
+        from rich.progress import TextColumn
 
         self.enabled = enabled
-        self.bar = Progress(
-            TextColumn("indexing"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]:.1f} img/s  {task.fields[failed]} failed"),
-            TimeRemainingColumn(),
-            console=err,
-            disable=not enabled,
+        self.lines = None if err.is_terminal else Lines()
+        self.bar = _bar(
+            TextColumn("{task.fields[rate]}  {task.fields[failed]} failed  {task.fields[left]}"),
+            enabled=enabled and self.lines is None,
         )
-        self.task = self.bar.add_task("index", total=None, rate=0.0, failed=0)
+        self.task = self.bar.add_task("starting", total=None, rate="", failed=0, left="")
+        self.total = 0
+
+    def stage(self, name: str) -> None:
+        """A stage started (``Library.index``'s ``on_stage``)."""
+        if not self.enabled:
+            return
+        if self.lines is not None:
+            self.lines.say(f"{name}…")
+        self.bar.update(self.task, description=name)
 
     def start(self, to_read: int, unchanged: int) -> None:
-        self.bar.update(self.task, total=to_read, visible=to_read > 0)
+        """The plan is made (``on_plan``)."""
+        self.total = to_read
+        self.bar.update(self.task, total=to_read or None)
         if self.enabled and unchanged:
             err.print(f"{unchanged} files unchanged, {to_read} to read")
 
-    def update(self, progress: object) -> None:
-        rate = progress.done / progress.seconds if progress.seconds > 0 else 0.0  # type: ignore[attr-defined]
-        self.bar.update(self.task, completed=progress.done, rate=rate, failed=progress.failed)  # type: ignore[attr-defined]
+    def update(self, progress: Any) -> None:
+        """A batch was committed (``on_progress`` with a :class:`retrieval.Progress`)."""
+        done, total, seconds = progress.done, progress.total, progress.seconds
+        rate = f"{done / seconds:.1f} img/s" if seconds > 0 and done else ""
+        left = time_left(done, total, seconds)
+        failed = progress.failed
+        self.bar.update(
+            self.task, completed=done, total=total, rate=rate, failed=failed, left=f"{left} left" * bool(left)
+        )
+        if self.enabled and self.lines is not None:
+            text = f"embedding: {done}/{total} images, {rate or 'starting'}, {failed} failed"
+            self.lines.tick(text + (f", about {left} left" if left else ""), final=done >= total)
 
     def __enter__(self) -> IndexProgress:
         self.bar.start()
@@ -62,34 +136,74 @@ class IndexProgress:
         self.bar.stop()
 
 
+class CountProgress:
+    """Stages, then ``done`` of ``total`` things (texts, images) with the time left."""
+
+    def __init__(self, unit: str, enabled: bool = True) -> None:
+        from rich.progress import TextColumn
+
+        self.unit = unit
+        self.enabled = enabled
+        self.lines = None if err.is_terminal else Lines()
+        self.bar = _bar(TextColumn("{task.fields[left]}"), enabled=enabled and self.lines is None)
+        self.task = self.bar.add_task("starting", total=None, left="")
+        self.name = "starting"
+        self.began = time.monotonic()
+
+    def stage(self, name: str) -> None:
+        if not self.enabled:
+            return
+        self.name, self.began = name, time.monotonic()
+        if self.lines is not None:
+            self.lines.say(f"{name}…")
+        self.bar.update(self.task, description=name, completed=0, total=None, left="")
+
+    def update(self, done: int, total: int) -> None:
+        left = time_left(done, total, time.monotonic() - self.began)
+        self.bar.update(self.task, completed=done, total=total, left=f"{left} left" * bool(left))
+        if self.enabled and self.lines is not None:
+            self.lines.tick(f"{self.name}: {done}/{total} {self.unit}", final=done >= total)
+
+    def __enter__(self) -> CountProgress:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+
 class TrainProgress:
-    """Steps, loss, pairs/s and temperature of a training run."""
+    """Steps, loss, pairs/s and temperature of a training run; notes (resuming, warnings) as lines."""
 
-    def __init__(self) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
+    def __init__(self, enabled: bool = True) -> None:
+        from rich.progress import TextColumn, TimeRemainingColumn
 
-        self.bar = Progress(
-            TextColumn("training"),
-            BarColumn(),
-            MofNCompleteColumn(),
+        self.enabled = enabled
+        self.lines = None if err.is_terminal or not enabled else Lines()
+        self.bar = _bar(
             TextColumn("loss {task.fields[loss]:.3f}  {task.fields[rate]:.0f} pairs/s  T {task.fields[temp]:.3f}"),
             TimeRemainingColumn(),
-            console=err,
+            enabled=enabled and err.is_terminal,
         )
-        self.task = self.bar.add_task("train", total=None, loss=0.0, rate=0.0, temp=0.0)
+        self.task = self.bar.add_task("training", total=None, loss=0.0, rate=0.0, temp=0.0)
 
-    def update(self, progress: object) -> None:
+    def stage(self, note: str) -> None:
+        """A note from the run ("resuming at step 19 of 50"), printed above the bar."""
+        if self.enabled:
+            err.print(note, highlight=False)
+
+    def update(self, progress: Any) -> None:  # a retrieval.training.dual.TrainProgress
         p = progress
         self.bar.start()  # on the first step, so a run that fails to start draws no bar
         self.bar.update(
             self.task, completed=p.step, total=p.total, loss=p.loss, rate=p.pairs_per_second, temp=p.temperature
-        )  # type: ignore[attr-defined]
+        )
+        if self.lines is not None:
+            self.lines.tick(
+                f"training: step {p.step}/{p.total}, loss {p.loss:.3f}, {p.pairs_per_second:.0f} pairs/s, "
+                f"T {p.temperature:.3f}",
+                final=p.step >= p.total,
+            )
 
     def __enter__(self) -> TrainProgress:
         return self
@@ -101,28 +215,30 @@ class TrainProgress:
 class RerankProgress:
     """Phase, loss and pairs/s of a reranker training run."""
 
-    def __init__(self) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
+    def __init__(self, enabled: bool = True) -> None:
+        from rich.progress import TextColumn, TimeRemainingColumn
 
-        self.bar = Progress(
-            TextColumn("{task.fields[phase]}"),
-            BarColumn(),
-            MofNCompleteColumn(),
+        self.lines = None if err.is_terminal or not enabled else Lines()
+        self.bar = _bar(
             TextColumn("loss {task.fields[loss]:.3f}  {task.fields[rate]:.0f} pairs/s"),
             TimeRemainingColumn(),
-            console=err,
+            enabled=enabled and err.is_terminal,
         )
-        self.task = self.bar.add_task("rerank", total=None, phase="", loss=0.0, rate=0.0)
+        self.task = self.bar.add_task("rerank", total=None, loss=0.0, rate=0.0)
+        self.phase = ""
 
-    def update(self, p: object) -> None:
+    def update(self, p: Any) -> None:  # a retrieval.training.rerank_train.RerankProgress
         self.bar.start()
-        self.bar.update(self.task, completed=p.done, total=p.total, phase=p.phase, loss=p.loss, rate=p.pairs_per_second)  # type: ignore[attr-defined]
+        self.bar.update(
+            self.task, completed=p.done, total=p.total, description=p.phase, loss=p.loss, rate=p.pairs_per_second
+        )
+        if self.lines is not None:
+            final = p.done >= p.total or p.phase != self.phase
+            self.phase = p.phase
+            self.lines.tick(
+                f"{p.phase}: {p.done}/{p.total}, loss {p.loss:.3f}, {p.pairs_per_second:.0f} pairs/s",
+                final=final,
+            )
 
     def __enter__(self) -> RerankProgress:
         return self

@@ -49,6 +49,8 @@ _BASE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"} | {".pnm", ".ppm", ".pgm", ".pbm"}
 )
 _HEIF_EXTENSIONS = frozenset({".heic", ".heif"})
+# JPEG 2000, read where this Pillow was built with OpenJPEG (the PyPI wheels are).
+_JPEG2000_EXTENSIONS = frozenset({".jp2", ".j2k", ".jpx", ".jpf", ".j2c"})
 # Pillow formats of those extensions (MPO opens through JPEG, DIB is headerless BMP). No other
 # Pillow plugin ever sees our bytes: EPS, for one, runs Ghostscript on whatever it is given.
 _BASE_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "DIB", "TIFF", "PPM")
@@ -94,12 +96,14 @@ def image_extensions() -> frozenset[str]:
     """Return the lower-case file extensions (with dot) that :func:`decode_file` can read.
 
     The set always holds the formats Pillow reads natively; ``.heic``/``.heif`` are added
-    when pillow-heif is installed (its opener is registered here, once), and ``.avif``
-    when this Pillow build can open AVIF.
+    when pillow-heif is installed (its opener is registered here, once), ``.avif`` when
+    this Pillow build can open AVIF, and the JPEG 2000 ones when it has OpenJPEG.
     """
     extensions = set(_BASE_EXTENSIONS)
     if _register_heif():
         extensions |= _HEIF_EXTENSIONS
+    if features.check("jpg_2000"):
+        extensions |= _JPEG2000_EXTENSIONS
     if features.check("avif") and ".avif" in Image.registered_extensions():
         extensions.add(".avif")
     return frozenset(extensions)
@@ -118,6 +122,8 @@ def image_formats() -> tuple[str, ...]:
         wanted.append("HEIF")
     if ".avif" in extensions:
         wanted.append("AVIF")
+    if ".jp2" in extensions:
+        wanted.append("JPEG2000")
     Image.init()  # load every plugin, so that OPEN lists all this Pillow build can open
     return tuple(name for name in wanted if name in Image.OPEN)  # Image.open raises KeyError on others
 

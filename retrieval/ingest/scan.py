@@ -16,6 +16,8 @@ from index.catalog import Catalog
 from index.records import FAILED, FileStat, ImageRecord, Moved, is_utf8
 from retrieval.images.decode import hash_file
 from retrieval.ingest.sidecars import sidecar_mtime, sidecar_paths
+from retrieval.ingest.skipped import SkippedFiles
+from retrieval.results import SkippedKind
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,8 @@ class ScanResult:
     roots: tuple[str, ...]  # absolute roots as given (files or folders)
     errors: tuple[tuple[str, str], ...] = ()  # (path, why) for unreadable folders and missing roots
     text_files: dict[str, int] = field(default_factory=dict)  # .txt path -> mtime_ns (sidecar captions)
+    skipped: tuple[SkippedKind, ...] = ()  # files of kinds this run does not read, by kind
+    missing: tuple[str, ...] = ()  # roots that do not exist (also among ``errors``)
 
 
 @dataclass
@@ -51,6 +55,8 @@ def scan(roots: Iterable[str | Path], extensions: frozenset[str]) -> ScanResult:
     texts: dict[str, int] = {}
     errors: list[tuple[str, str]] = []
     absolute: list[str] = []
+    missing: list[str] = []
+    skipped = SkippedFiles()
     for root in roots:
         path = os.path.abspath(os.path.expanduser(str(root)))
         if not is_utf8(path):
@@ -60,18 +66,20 @@ def scan(roots: Iterable[str | Path], extensions: frozenset[str]) -> ScanResult:
             # Not a root: an unplugged drive or a typo must not read as "everything under it
             # was deleted", so the catalog's rows under it are kept.
             errors.append((path, "no such file or folder (its images in the library are kept)"))
+            missing.append(path)
             continue
         absolute.append(path)
         if os.path.isfile(path):
-            _add(files, errors, path, extensions, explicit=True)
+            if not skipped.offer(path, extensions):
+                _add(files, errors, path, extensions, explicit=True)
             for candidate in sidecar_paths(path):
                 if os.path.isfile(candidate):
                     texts[candidate] = os.stat(candidate).st_mtime_ns
         elif os.path.isdir(path):
-            _walk(path, files, errors, extensions, texts)
+            _walk(path, files, errors, extensions, texts, skipped)
         else:
             errors.append((path, "not a regular file or folder"))
-    return ScanResult(files, tuple(absolute), tuple(errors), texts)
+    return ScanResult(files, tuple(absolute), tuple(errors), texts, skipped.report(), tuple(missing))
 
 
 def _walk(
@@ -80,6 +88,7 @@ def _walk(
     errors: list[tuple[str, str]],
     extensions: frozenset[str],
     texts: dict[str, int],
+    skipped: SkippedFiles,
 ) -> None:
     stack = [top]
     while stack:
@@ -92,7 +101,7 @@ def _walk(
             continue
         for entry in entries:
             try:
-                _visit(entry, stack, files, errors, extensions, texts)
+                _visit(entry, stack, files, errors, extensions, texts, skipped)
             except OSError as exc:  # one bad entry (a symlink loop, no permission) skips only itself
                 errors.append((printable_path(entry.path), f"cannot read: {exc.strerror or exc}"))
 
@@ -104,6 +113,7 @@ def _visit(
     errors: list[tuple[str, str]],
     extensions: frozenset[str],
     texts: dict[str, int],
+    skipped: SkippedFiles,
 ) -> None:
     if entry.name.startswith("."):
         return  # .thumbnails, .git, macOS "._IMG.jpg" sidecars: not photos
@@ -115,7 +125,8 @@ def _visit(
     elif entry.name.lower().endswith(".txt") and entry.is_file():
         texts[entry.path] = entry.stat().st_mtime_ns  # a possible sidecar caption
     elif entry.is_file():
-        _add(files, errors, entry.path, extensions)
+        if not skipped.offer(entry.path, extensions):
+            _add(files, errors, entry.path, extensions)
     elif entry.is_symlink() and _has_extension(entry.name, extensions):
         errors.append((entry.path, "a symbolic link to nothing (its target is missing)"))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -95,7 +96,9 @@ def build_terms(
 
 
 def parse_when(value: str | None, option: str) -> datetime | None:
-    """An ISO date or date-time (``2024-06-01``, ``2024-06-01T18:30``) as local naive time.
+    """An ISO date or date-time (``2024-06-01``, ``2024-06-01T18:30``), a month (``2024-06``) or a
+    year (``2024``) as local naive time; a month or year is its first moment, so ``--after 2024``
+    is 2024-01-01 00:00 and ``--before 2024`` ends with 2023.
 
     Raises:
         QueryError: not an ISO date, or outside years :data:`FIRST_YEAR` to :data:`LAST_YEAR`
@@ -104,9 +107,11 @@ def parse_when(value: str | None, option: str) -> datetime | None:
     if value is None:
         return None
     try:
-        moment = datetime.fromisoformat(value)
+        moment = datetime.fromisoformat(_whole_period(value.strip()))
     except ValueError as exc:
-        raise QueryError(f"{option} takes a date like 2024-06-01 or 2024-06-01T18:30 (got {value!r}).") from exc
+        raise QueryError(
+            f"{option} takes a date like 2024, 2024-06, 2024-06-01 or 2024-06-01T18:30 (got {value!r})."
+        ) from exc
     out_of_range = QueryError(f"{option} takes a date from {FIRST_YEAR}-01-01 to {LAST_YEAR}-12-31 (got {value!r}).")
     if not FIRST_YEAR <= moment.year <= LAST_YEAR:
         raise out_of_range
@@ -123,6 +128,17 @@ def parse_when(value: str | None, option: str) -> datetime | None:
             f"{option} {value!r} cannot be turned into a timestamp on this system ({exc}); give a later date."
         ) from exc
     return local
+
+
+_YEAR_OR_MONTH = re.compile(r"(\d{4})(?:-(\d{2}))?")
+
+
+def _whole_period(value: str) -> str:
+    """``2024`` -> ``2024-01-01``, ``2024-06`` -> ``2024-06-01``; anything else as it is."""
+    match = _YEAR_OR_MONTH.fullmatch(value)
+    if match is None:
+        return value
+    return f"{match[1]}-{match[2] or '01'}-01"
 
 
 def build_filter(

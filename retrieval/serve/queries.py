@@ -134,15 +134,16 @@ class Searcher:
 
     # ---- searching ----------------------------------------------------------------------
 
-    def search_images(self, req: SearchRequest) -> tuple[list[Hit], bool]:
-        """Image hits for ``req`` and whether they were reranked."""
+    def search_images(self, req: SearchRequest, extra: int = 0) -> tuple[list[Hit], bool]:
+        """Image hits for ``req`` (``extra`` more than ``req.k``: a look-ahead that tells whether
+        a next page exists) and whether they were reranked."""
         terms = self._terms(req)
         where = build_filter(req.under, req.after, req.before, req.ext)
         if req.rerank:
             rr = self._reranker(self.library.search)
             hits = self.library.search(
                 terms=self._library_terms(terms),
-                k=req.k,
+                k=req.k + extra,
                 where=where,
                 offset=req.offset,
                 min_score=req.min_score,
@@ -151,10 +152,17 @@ class Searcher:
             )  # type: ignore[call-arg, arg-type]
             return hits, True
         query = self._vector(terms)
-        return self.library.search_vector(query, req.k, where=where, offset=req.offset, min_score=req.min_score), False
+        hits = self.library.search_vector(query, req.k + extra, where=where, offset=req.offset, min_score=req.min_score)
+        return hits, False
 
-    def search_texts(self, req: SearchRequest) -> tuple[list[TextHit], bool]:
-        """Text-corpus hits for ``req`` (image-to-text) and whether they were reranked.
+    def explain_no_hits(self, req: SearchRequest) -> str:
+        """Why ``req`` found no image (see :meth:`retrieval.library.Library.explain_no_hits`)."""
+        where = build_filter(req.under, req.after, req.before, req.ext)
+        return self.library.explain_no_hits(where, min_score=req.min_score, offset=req.offset)
+
+    def search_texts(self, req: SearchRequest, extra: int = 0) -> tuple[list[TextHit], bool]:
+        """Text-corpus hits for ``req`` (``extra`` more than ``req.k``, as for images) and
+        whether they were reranked.
 
         Reranking texts takes one query image (an upload or an item) and nothing else.
         """
@@ -167,11 +175,12 @@ class Searcher:
                 raise QueryError(
                     "reranking texts needs one query image (an upload or a catalog item) and nothing else."
                 )
-            extra = {"reranker": rr, "rerank_k": self.config.rerank_k}
+            options = {"reranker": rr, "rerank_k": self.config.rerank_k}
             return self.library.search_texts(
-                image=terms[0].image, k=req.k, offset=req.offset, min_score=req.min_score, **extra
+                image=terms[0].image, k=req.k + extra, offset=req.offset, min_score=req.min_score, **options
             ), True  # type: ignore[arg-type]
-        return self.library.search_texts(terms=terms, k=req.k, offset=req.offset, min_score=req.min_score), False
+        k = req.k + extra
+        return self.library.search_texts(terms=terms, k=k, offset=req.offset, min_score=req.min_score), False
 
     def _reranker(self, method: object) -> object:
         if self.reranker is None or not accepts_reranker(method):
