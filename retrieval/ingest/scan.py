@@ -40,6 +40,7 @@ class Plan:
     sidecar_mtimes: dict[str, int] = field(default_factory=dict)  # image path -> newest sidecar mtime
     recaption: list[ImageRecord] = field(default_factory=list)  # unchanged images whose sidecars changed
     unchanged: int = 0
+    rehash: int = 0  # of ``todo``, unchanged indexed files read only for the perceptual hash they lack
 
 
 def scan(roots: Iterable[str | Path], extensions: frozenset[str]) -> ScanResult:
@@ -164,6 +165,10 @@ def make_plan(found: ScanResult, catalog: Catalog, retry_failed: bool = False) -
         elif (row.size, row.mtime_ns) != (stat.size, stat.mtime_ns) or (retry_failed and row.state == FAILED):
             plan.todo.append(stat)
             plan.previous[path] = row
+        elif _lacks_phash(row):
+            plan.todo.append(stat)  # read again, its bytes unchanged: only the hash is written
+            plan.previous[path] = row
+            plan.rehash += 1
         else:
             plan.unchanged += 1
             if row.state != FAILED and sidecar_mtime(path, found.text_files) != row.captions_mtime_ns:
@@ -183,6 +188,11 @@ def make_plan(found: ScanResult, catalog: Catalog, retry_failed: bool = False) -
     plan.removed = [row.id for row in gone if row.id not in moved_ids]
     plan.removed_paths = [row.path for row in gone if row.id not in moved_ids]
     return plan
+
+
+def _lacks_phash(row: ImageRecord) -> bool:
+    """An indexed row from before catalog schema 2, which stored no perceptual hash."""
+    return row.state != FAILED and row.phash is None
 
 
 def _under_any(path: str, folders: tuple[str, ...]) -> bool:
