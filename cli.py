@@ -29,6 +29,7 @@ from xmr_cli.options import (
     make_ray_config,
 )
 from xmr_cli.output import (
+    print_duplicates,
     print_failures,
     print_hits,
     print_info,
@@ -274,6 +275,34 @@ def failures(library: LibraryOpt = None, as_json: JsonOpt = False) -> None:
     with _open(library, None, None, "", "auto", create=False) as lib:
         rows = lib.failures()
     print_failures(rows, as_json)
+
+
+@app.command()
+@friendly_errors
+def duplicates(
+    library: LibraryOpt = None,
+    tier: Annotated[
+        Optional[list[str]],
+        typer.Option("--tier", help="exact, near and/or similar (repeatable or comma-separated) [default: all]."),
+    ] = None,
+    min_score: Annotated[
+        float, typer.Option("--min-score", help="similar tier: vectors at least this alike (cosine).")
+    ] = 0.95,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per group line.")] = False,
+) -> None:
+    """Groups of duplicate photos: exact copies, near copies (re-encoded, resized, cropped...) and
+    similar shots, each with a suggested keeper and why. Read-only: never deletes or moves a photo.
+
+    Exit 1 when there are none."""
+    from retrieval import DuplicateConfig
+
+    tiers = tuple(t.strip() for value in tier or [] for t in value.split(",") if t.strip())
+    config = DuplicateConfig(similar_score=min_score, **({"tiers": tiers} if tiers else {}))
+    with _open(library, None, None, "", "auto", create=False) as lib, working("comparing"):
+        report = lib.duplicates(config)
+    print_duplicates(report, as_json)
+    if not report.groups:
+        raise typer.Exit(EXIT_NO_RESULTS)
 
 
 @app.command()

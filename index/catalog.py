@@ -24,7 +24,7 @@ from sqlalchemy.exc import (
     ProgrammingError,
     SQLAlchemyError,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from index.catalog_writes import SIDECAR, insert_texts, remove_rows, write_batch
 from index.errors import (
@@ -406,6 +406,17 @@ class Catalog:
         with Session(self.engine) as session:
             query = select(table.id).where(table.vector.is_not(None)).order_by(table.id)
             return np.asarray(list(session.scalars(query)), dtype=np.int64)
+
+    def indexed_images(self) -> list[ImageRecord]:
+        """Every row with a vector, in id order (what ``xmr duplicates`` compares)."""
+        with Session(self.engine) as session:
+            query = (
+                select(ImageRow)
+                .options(defer(ImageRow.vector))  # the vectors come with iter_vectors, in bulk
+                .where(ImageRow.vector.is_not(None))
+                .order_by(ImageRow.id)
+            )
+            return [_to_record(row) for row in session.scalars(query.execution_options(yield_per=10_000))]
 
     def iter_paths(self) -> Iterator[str]:
         with Session(self.engine) as session:

@@ -39,7 +39,8 @@ from retrieval.ingest.scan import make_plan, scan
 from retrieval.models.identity import open_manifest, rebind_empty, save_new
 from retrieval.models.specs import ModelSpec
 from retrieval.rerank.base import DEFAULT_RERANK_K
-from retrieval.results import Hit, IndexReport, LibraryInfo, Term, TextHit, TextReport
+from retrieval.results import DuplicateReport, Hit, IndexReport, LibraryInfo, Term, TextHit, TextReport
+from retrieval.search.duplicates import DuplicateConfig
 from retrieval.search.gpu_search import search_hook
 from retrieval.search.hits import image_hits, text_hits
 from retrieval.search.known_vectors import LibraryVectors
@@ -456,6 +457,18 @@ class Library:
             bytes_per_vec=round(self.images.memory_bytes() / max(1, len(self.images.index)), 1),
             bytes_on_disk=self.layout.bytes_on_disk(),
         )
+
+    def duplicates(self, config: DuplicateConfig | None = None) -> DuplicateReport:
+        """Groups of duplicate images (exact copies, near copies, similar shots), each with a
+        suggested keeper and why; see :mod:`retrieval.search.duplicates`. Reads the catalog
+        only: no file is read, moved or deleted, and no model is loaded.
+
+        Raises:
+            QueryError: a config with unknown tiers or out-of-range thresholds.
+        """
+        from retrieval.search.duplicates import find_duplicates
+
+        return find_duplicates(self.catalog, self.identity.embed_dim, config or DuplicateConfig())
 
     def failures(self, limit: int | None = None) -> list[tuple[str, str]]:
         """(path, reason) of every file that could not be indexed."""

@@ -121,3 +121,63 @@ class LibraryInfo:
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class DuplicateMember:
+    """One image of a duplicate group, compared with the group's suggested keeper."""
+
+    id: int  # catalog id
+    path: str  # absolute path
+    relation: str  # "keeper", or how it relates to the keeper: "exact", "near" or "similar"
+    score: float  # cosine similarity of its vector and the keeper's (1.0 for the keeper)
+    bits: int | None  # perceptual hashes' differing bits (of 63) with the keeper; None when either has none
+    width: int | None = None
+    height: int | None = None
+    size: int = 0  # bytes
+    format: str | None = None
+    captured_at: datetime | None = None  # EXIF capture time when present
+
+    def to_json(self) -> dict[str, object]:
+        out = asdict(self)
+        out["captured_at"] = self.captured_at.isoformat() if self.captured_at else None
+        return out
+
+
+@dataclass(frozen=True)
+class DuplicateGroup:
+    """Images that are copies or near copies of one picture, or shots of one scene."""
+
+    tier: str  # "exact" (same bytes), "near" (same picture re-encoded, resized, cropped...) or "similar"
+    members: tuple[DuplicateMember, ...]  # the suggested keeper first, then by path
+    reason: str  # why the keeper is suggested, in words
+
+    @property
+    def keeper(self) -> DuplicateMember:
+        return self.members[0]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "tier": self.tier,
+            "keeper": self.keeper.id,
+            "reason": self.reason,
+            "members": [m.to_json() for m in self.members],
+        }
+
+
+@dataclass(frozen=True)
+class DuplicateReport:
+    """What ``Library.duplicates`` found; it never changes a file or the library."""
+
+    groups: tuple[DuplicateGroup, ...]  # exact groups first, then near, then similar
+    images: int  # indexed images compared
+    without_hash: int  # of those, images with no perceptual hash yet (they can be exact or similar, not near)
+    seconds: float  # wall time
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "groups": [g.to_json() for g in self.groups],
+            "images": self.images,
+            "without_hash": self.without_hash,
+            "seconds": self.seconds,
+        }

@@ -15,13 +15,14 @@ from rich.console import Console
 from rich.markup import escape
 
 if TYPE_CHECKING:
-    from retrieval import Hit, IndexReport, LibraryInfo, TextHit, TextReport
+    from retrieval import DuplicateReport, Hit, IndexReport, LibraryInfo, TextHit, TextReport
 
 __all__ = [
     "err",
     "image_protocol",
     "inline_image",
     "out",
+    "print_duplicates",
     "print_failures",
     "print_hits",
     "print_info",
@@ -206,3 +207,38 @@ def print_metrics(result: dict, as_json: bool) -> None:
     if "binding_by_negative" in result:
         wins = ", ".join(f"{kind} {share:.3f}" for kind, share in result["binding_by_negative"].items())
         out.print(f"caption beats its negative, by kind of negative: {wins}")
+
+
+def print_duplicates(report: DuplicateReport, as_json: bool) -> None:
+    """Duplicate groups (JSON lines, or a block per group on stdout) and a summary on stderr."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from index.config import format_bytes
+
+    for group in report.groups:
+        if as_json:
+            typer.echo(json.dumps(group.to_json()))
+            continue
+        out.print(
+            f"[bold]{group.tier}[/]  {len(group.members)} files; keep {escape(group.keeper.path)}", highlight=False
+        )
+        out.print(f"  why: {escape(group.reason)}", highlight=False)
+        table = Table(box=None, highlight=False, show_header=False, padding=(0, 1, 0, 2))
+        for column in ("relation", "score", "bits", "size", "path"):
+            table.add_column(column, overflow="fold" if column == "path" else "ellipsis")
+        for m in group.members:
+            bits = "-" if m.bits is None else str(m.bits)
+            table.add_row(m.relation, f"{m.score:.3f}", bits, f"{m.width}x{m.height}", Text(m.path))
+        out.print(table)
+    spare = [m for g in report.groups for m in g.members[1:]]
+    tiers = ", ".join(f"{sum(g.tier == t for g in report.groups)} {t}" for t in ("exact", "near", "similar"))
+    err.print(
+        f"{len(report.groups)} groups ({tiers}) among {report.images} images; the {len(spare)} files besides "
+        f"the keepers take {format_bytes(sum(m.size for m in spare))}  ({report.seconds:.1f} s). Nothing was changed."
+    )
+    if report.without_hash:
+        err.print(
+            f"{report.without_hash} images have no perceptual hash yet (indexed by an older xmr), so they are "
+            "not found as near copies; run  xmr index  on their folders once to add it (nothing is re-embedded)."
+        )
