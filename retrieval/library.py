@@ -29,13 +29,14 @@ from index.lock import WriteLock
 from index.manifest import Manifest, ModelIdentity, read_manifest
 from index.query_cache import QueryVectorCache
 from index.records import ImageFilter
+from index.scan_settings import load_excludes, save_excludes
 from index.store import IndexConfig, VectorStore
 from index.tokens import TokenCache
 from retrieval.errors import ModelMismatchError, QueryError
 from retrieval.ingest.commit import Progress
 from retrieval.ingest.config import IngestConfig
 from retrieval.ingest.pipeline import run_plan
-from retrieval.ingest.scan import make_plan, scan
+from retrieval.ingest.scan import ScanConfig, make_plan, scan
 from retrieval.models.identity import open_manifest, rebind_empty, save_new
 from retrieval.models.specs import ModelSpec
 from retrieval.rerank.base import DEFAULT_RERANK_K
@@ -201,6 +202,8 @@ class Library:
         on_plan: Callable[[int, int], None] | None = None,
         ray: RayConfig | None = None,
         cache_tokens: bool = False,
+        exclude: Sequence[str] = (),
+        follow_symlinks: bool = True,
     ) -> IndexReport:
         """Index image files under ``paths`` incrementally; see :class:`IndexReport`.
 
@@ -210,17 +213,21 @@ class Library:
         Ray actors decode and embed the files (see :mod:`retrieval.ingest.distributed`); planning,
         commits and their guarantees stay here. ``cache_tokens`` starts a token cache (each
         image's encoder tokens on disk, for reranking without decoding); once a library has
-        one, every later run fills it.
+        one, every later run fills it. ``exclude`` adds gitignore patterns to those the library
+        remembers (see :meth:`exclusions`); files already in the library that they cover leave
+        it. ``follow_symlinks=False`` reports links to folders instead of walking them.
 
         Raises:
             LibraryBusyError: another process is indexing this library.
+            ExcludePatternError: an exclude pattern gitignore syntax cannot read.
             MissingDependencyError, ModelMismatchError, DistributedIndexError: with ``ray`` only.
         """
         from retrieval.images.decode import image_extensions
 
         start = time.perf_counter()
         with self._writing():
-            found = scan([paths] if isinstance(paths, (str, os.PathLike)) else paths, image_extensions())
+            rules = self._scan_config(exclude, follow_symlinks)
+            found = scan([paths] if isinstance(paths, (str, os.PathLike)) else paths, image_extensions(), rules)
             plan = make_plan(found, self.catalog, retry_failed=config.retry_failed)
             if on_plan:
                 on_plan(len(plan.todo), plan.unchanged)
@@ -251,7 +258,43 @@ class Library:
             failures=failures,
             encoded=tally.encoded,
             seconds=time.perf_counter() - start,
+            excluded=found.excluded,
+            excluded_removed=tuple(plan.excluded_paths),
+            links_skipped=found.links_skipped,
+            raw_skipped=found.raw_skipped,
+            rehashed=plan.rehash,
         )
+
+    def exclusions(self) -> tuple[str, ...]:
+        """The ``--exclude`` patterns this library remembers (gitignore syntax; see
+        :mod:`retrieval.ingest.exclusions`); the defaults and ``.xmrignore`` files apply too."""
+        return load_excludes(self.layout.scan_settings)
+
+    def forget_exclusions(self, patterns: Sequence[str]) -> tuple[str, ...]:
+        """Stop remembering ``patterns`` (as given to :meth:`index`); return those still remembered.
+        Files they kept out come in with the next index run.
+
+        Raises:
+            LibraryBusyError: another process is writing to this library.
+        """
+        from retrieval.ingest.exclusions import normalize_pattern
+
+        with self._writing():
+            gone = {normalize_pattern(p) for p in patterns}
+            kept = [p for p in self.exclusions() if p not in gone]
+            return save_excludes(self.layout.scan_settings, kept)
+
+    def _scan_config(self, exclude: Sequence[str], follow_symlinks: bool) -> ScanConfig:
+        """The walk's settings: remembered patterns plus ``exclude`` (remembered from now on, once
+        they parse). Called under the write lock."""
+        from retrieval.ingest.exclusions import ExclusionRules, normalize_pattern
+
+        remembered = self.exclusions()
+        patterns = tuple(dict.fromkeys((*remembered, *(normalize_pattern(p) for p in exclude if p.strip()))))
+        ExclusionRules(patterns)  # a pattern that does not parse fails here, before it is saved
+        if patterns != remembered:
+            save_excludes(self.layout.scan_settings, patterns)
+        return ScanConfig(exclude=patterns, follow_symlinks=follow_symlinks)
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:

@@ -88,16 +88,25 @@ class IndexReport:
     added: int  # new files embedded (or given the vector of identical bytes)
     updated: int  # changed files re-embedded
     moved: int  # files found at a new path, vector kept
-    removed: int  # files gone from disk, dropped from catalog and index
+    removed: int  # files gone from disk (or excluded now: see excluded_removed), dropped from catalog and index
     unchanged: int  # skipped: same size and modification time
     failed: int  # files that could not be read this run
     failures: tuple[tuple[str, str], ...]  # (path, reason) for each failure, walk errors included
     encoded: int  # images that went through the encoder
     seconds: float  # wall time of the run
+    # What the walk left out on purpose (issue 20), each said, never silent:
+    excluded: int = 0  # files and folders left out by exclusion rules (a folder counts once, not its files)
+    excluded_removed: tuple[str, ...] = ()  # of ``removed``: files still on disk that exclusion rules now cover
+    links_skipped: tuple[tuple[str, str], ...] = ()  # (symbolic link to a folder, why it was not walked)
+    raw_skipped: tuple[str, ...] = ()  # RAW files not indexed because rawpy is missing (pip install 'xmr[raw]')
+    rehashed: int = 0  # of ``unchanged``, files read again only to add the perceptual hash an older xmr did not make
 
     def to_json(self) -> dict[str, object]:
         out = asdict(self)
         out["failures"] = [{"path": p, "error": e} for p, e in self.failures]
+        out["links_skipped"] = [{"path": p, "why": w} for p, w in self.links_skipped]
+        out["excluded_removed"] = list(self.excluded_removed)
+        out["raw_skipped"] = list(self.raw_skipped)
         return out
 
 

@@ -28,6 +28,7 @@ from retrieval.images.exif import (
     upright,
 )
 from retrieval.images.phash import perceptual_hash
+from retrieval.images.raw import RAW_EXTENSIONS, decode_raw, is_raw, raw_available
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -97,9 +98,12 @@ def image_extensions() -> frozenset[str]:
 
     The set always holds the formats Pillow reads natively; ``.heic``/``.heif`` are added
     when pillow-heif is installed (its opener is registered here, once), and ``.avif``
-    when this Pillow build can open AVIF.
+    when this Pillow build can open AVIF, and the camera RAW extensions when rawpy is installed
+    (:mod:`retrieval.images.raw`).
     """
     extensions = set(_BASE_EXTENSIONS)
+    if raw_available():
+        extensions |= RAW_EXTENSIONS
     if _register_heif():
         extensions |= _HEIF_EXTENSIONS
     if features.check("avif") and ".avif" in Image.registered_extensions():
@@ -153,11 +157,14 @@ def decode_file(path: str | Path, config: DecodeConfig = DecodeConfig()) -> Deco
         data = Path(path).read_bytes()
     except OSError as exc:
         raise ImageDecodeError(f"cannot read file: {exc}") from exc
-    return decode_bytes(data, config)
+    return decode_bytes(data, config, name=str(path))
 
 
-def decode_bytes(data: bytes, config: DecodeConfig = DecodeConfig()) -> Decoded:
+def decode_bytes(data: bytes, config: DecodeConfig = DecodeConfig(), name: str = "") -> Decoded:
     """Decode an encoded image into 8-bit RGB with EXIF orientation applied.
+
+    ``name`` is the file's name when known: camera RAW files are told by their extension
+    (most are TIFF inside) and read through their embedded preview (:mod:`retrieval.images.raw`).
 
     Large JPEGs are decoded in draft mode (shorter side kept >= ``config.draft_side``);
     transparency is composited over white; 16/32-bit images are scaled to 0..255;
@@ -169,6 +176,9 @@ def decode_bytes(data: bytes, config: DecodeConfig = DecodeConfig()) -> Decoded:
     """
     if not data:
         raise ImageDecodeError("empty file")
+    if name and is_raw(name):
+        image, meta = decode_raw(data, lambda preview: decode_bytes(preview, config), name)
+        return Decoded(image, meta, hashlib.blake2b(data, digest_size=16).hexdigest())
     _register_heif()
     try:
         with warnings.catch_warnings():

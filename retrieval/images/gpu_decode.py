@@ -36,6 +36,7 @@ from retrieval.errors import ImageDecodeError
 from retrieval.images.decode import DecodeConfig, decode_bytes
 from retrieval.images.headers import Header, jpeg_header
 from retrieval.images.phash import HASH_SIDE, hash_grey
+from retrieval.images.raw import is_raw
 
 __all__ = [
     "PixelSpec",
@@ -145,7 +146,7 @@ def probe_file(key: object, path: str, config: DecodeConfig, preprocess: Callabl
             data = f.read()  # bytes, not bytearray: BytesIO and torch.frombuffer then share them, no copy under the GIL
     except OSError as exc:
         return Probe(key, error=f"cannot read file: {exc}")
-    return _probe_bytes(key, data, config, preprocess)
+    return _probe_bytes(key, data, config, preprocess, path)
 
 
 def probe_header(key: object, path: str, header: Header, config: DecodeConfig, preprocess: Callable) -> Probe:
@@ -164,26 +165,28 @@ def probe_header(key: object, path: str, header: Header, config: DecodeConfig, p
     except OSError as exc:
         return Probe(key, error=f"cannot read file: {exc}")
     if header.meta is None or (len(data), mtime_ns) != (header.size, header.mtime_ns):
-        return _probe_bytes(key, data, config, preprocess)
+        return _probe_bytes(key, data, config, preprocess, path)
     return Probe(key, header.content_hash, header.meta, torch.frombuffer(data, dtype=torch.uint8), header.orientation)
 
 
-def _probe_bytes(key: object, data: bytes, config: DecodeConfig, preprocess: Callable) -> Probe:
+def _probe_bytes(key: object, data: bytes, config: DecodeConfig, preprocess: Callable, path: str = "") -> Probe:
     content_hash = hashlib.blake2b(data, digest_size=16).hexdigest()  # releases the GIL
     try:
-        header = jpeg_header(data, config)
+        header = None if is_raw(path) else jpeg_header(data, config)
     except Exception:  # noqa: BLE001  (anything odd in the header: let the CPU decoder judge)
         header = None
     if header is None:
-        return cpu_probe(key, data, config, preprocess, content_hash)
+        return cpu_probe(key, data, config, preprocess, content_hash, name=path)
     meta, orientation = header
     return Probe(key, content_hash, meta, torch.frombuffer(data, dtype=torch.uint8), orientation)
 
 
-def cpu_probe(key: object, data: bytes, config: DecodeConfig, preprocess: Callable, content_hash: str = "") -> Probe:
-    """Decode and preprocess ``data`` on the CPU (the CPU ingest path's own steps)."""
+def cpu_probe(
+    key: object, data: bytes, config: DecodeConfig, preprocess: Callable, content_hash: str = "", name: str = ""
+) -> Probe:
+    """Decode and preprocess ``data`` (the file ``name``, when known) on the CPU (the CPU ingest path's own steps)."""
     try:
-        decoded = decode_bytes(data, config)
+        decoded = decode_bytes(data, config, name)
         return Probe(key, decoded.content_hash, decoded.meta, pixels=preprocess(decoded.image))
     except ImageDecodeError as exc:
         return Probe(key, content_hash, error=str(exc))
