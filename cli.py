@@ -19,12 +19,17 @@ from xmr_cli.options import (
     DEFAULT_RERANK_K,
     CatalogOpt,
     DeviceOpt,
+    ExcludeOpt,
+    ForgetExcludeOpt,
     JsonOpt,
     LibraryOpt,
     ModelOpt,
+    NoFollowOpt,
+    PollOpt,
     PretrainedOpt,
     RerankerOpt,
     RerankKOpt,
+    SettleOpt,
     make_index_config,
     make_ray_config,
 )
@@ -40,9 +45,11 @@ from xmr_cli.output import (
     print_serving,
     print_text_hits,
     print_text_report,
+    print_watch_batch,
+    print_watching,
     print_written,
 )
-from xmr_cli.progress import IndexProgress, RerankProgress, TrainProgress, working
+from xmr_cli.progress import IndexProgress, RerankProgress, TrainProgress, watching_in_background, working
 
 if TYPE_CHECKING:
     from retrieval import IndexConfig, Library
@@ -122,8 +129,13 @@ def index(
     ray_actors: Annotated[
         int, typer.Option("--ray-actors", min=0, help="Most Ray actors (0: one per GPU, else per CPU).")
     ] = 0,
+    exclude: ExcludeOpt = None,
+    forget_exclude: ForgetExcludeOpt = None,
+    no_follow: NoFollowOpt = False,
 ) -> None:
-    """Index (or update) the images under PATHS: new, changed, moved and deleted files."""
+    """Index (or update) the images under PATHS: new, changed, moved and deleted files.
+
+    NAS and OS debris (@eaDir, #recycle, Thumbs.db, ...) and what .xmrignore files name stay out."""
     from retrieval import IngestConfig
 
     with _open(
@@ -137,9 +149,18 @@ def index(
     ) as lib:
         config = IngestConfig(batch_size=batch_size, workers=workers, retry_failed=retry_failed)
         on_ray = make_ray_config(ray_address, ray_gpus, ray_actors) if ray or ray_address else None
+        if forget_exclude:
+            lib.forget_exclusions(forget_exclude)
         with IndexProgress(enabled=not as_json) as bar:
             report = lib.index(
-                paths, config=config, on_progress=bar.update, on_plan=bar.start, ray=on_ray, cache_tokens=cache_tokens
+                paths,
+                config=config,
+                on_progress=bar.update,
+                on_plan=bar.start,
+                ray=on_ray,
+                cache_tokens=cache_tokens,
+                exclude=exclude or (),
+                follow_symlinks=not no_follow,
             )
     print_report(report, as_json)
 
@@ -279,6 +300,36 @@ def failures(library: LibraryOpt = None, as_json: JsonOpt = False) -> None:
 
 @app.command()
 @friendly_errors
+def watch(
+    paths: Annotated[list[Path], typer.Argument(help="Folders to keep indexed (recursively).")],
+    library: LibraryOpt = None,
+    model: ModelOpt = None,
+    pretrained: PretrainedOpt = None,
+    catalog_url: CatalogOpt = "",
+    device: DeviceOpt = "auto",
+    exclude: ExcludeOpt = None,
+    no_follow: NoFollowOpt = False,
+    poll: PollOpt = False,
+    settle: SettleOpt = 1.0,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON report per committed batch.")] = False,
+) -> None:
+    """Index PATHS, then keep indexing what changes in them until Ctrl-C.
+
+    New, changed, moved and deleted photos become searchable within seconds; searches in
+    other processes keep working. A restart catches up with what changed meanwhile."""
+    from retrieval.ingest.watch import WatchConfig, Watcher
+
+    with _open(library, model, pretrained, catalog_url, device, create=True) as lib:
+        if exclude:
+            lib.add_exclusions(exclude)
+        config = WatchConfig(settle_seconds=settle, poll=poll, follow_symlinks=not no_follow)
+        watcher = Watcher(lib, paths, config, on_batch=lambda report, roots: print_watch_batch(report, roots, as_json))
+        print_watching(paths)
+        watcher.run()
+
+
+@app.command()
+@friendly_errors
 def duplicates(
     library: LibraryOpt = None,
     tier: Annotated[
@@ -332,6 +383,11 @@ def serve(
         ),
     ] = None,
     device: DeviceOpt = "auto",
+    watch_paths: Annotated[
+        Optional[list[Path]],
+        typer.Option("--watch", help="Also keep this folder indexed while serving (repeatable; see xmr watch)."),
+    ] = None,
+    poll: PollOpt = False,
 ) -> None:
     """Serve the library over HTTP: a JSON API (docs at /docs) and a search page at /."""
     from retrieval.serve import ServeConfig, check_bind, require_serve, run_server
@@ -348,7 +404,16 @@ def serve(
     )
     with _open(library, None, None, "", device, create=False) as lib:
         print_serving(lib.layout.root, host, port)
-        run_server(lib, config)
+        if not watch_paths:
+            run_server(lib, config)
+            return
+        from retrieval.ingest.watch import WatchConfig, Watcher
+
+        watcher = Watcher(
+            lib, watch_paths, WatchConfig(poll=poll), on_batch=lambda r, p: print_watch_batch(r, p, False)
+        )
+        with watching_in_background(watcher):
+            run_server(lib, config)
 
 
 @app.command()

@@ -15,6 +15,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -204,6 +205,7 @@ class Library:
         cache_tokens: bool = False,
         exclude: Sequence[str] = (),
         follow_symlinks: bool = True,
+        vanished_means_deleted: bool = False,
     ) -> IndexReport:
         """Index image files under ``paths`` incrementally; see :class:`IndexReport`.
 
@@ -216,6 +218,8 @@ class Library:
         one, every later run fills it. ``exclude`` adds gitignore patterns to those the library
         remembers (see :meth:`exclusions`); files already in the library that they cover leave
         it. ``follow_symlinks=False`` reports links to folders instead of walking them.
+        ``vanished_means_deleted``: a path in ``paths`` that does not exist was deleted (the
+        watcher's events), so its images leave; otherwise they are kept (an unplugged drive).
 
         Raises:
             LibraryBusyError: another process is indexing this library.
@@ -226,7 +230,7 @@ class Library:
 
         start = time.perf_counter()
         with self._writing():
-            rules = self._scan_config(exclude, follow_symlinks)
+            rules = replace(self._scan_config(exclude, follow_symlinks), vanished_roots_deleted=vanished_means_deleted)
             found = scan([paths] if isinstance(paths, (str, os.PathLike)) else paths, image_extensions(), rules)
             plan = make_plan(found, self.catalog, retry_failed=config.retry_failed)
             if on_plan:
@@ -269,6 +273,16 @@ class Library:
         """The ``--exclude`` patterns this library remembers (gitignore syntax; see
         :mod:`retrieval.ingest.exclusions`); the defaults and ``.xmrignore`` files apply too."""
         return load_excludes(self.layout.scan_settings)
+
+    def add_exclusions(self, patterns: Sequence[str]) -> tuple[str, ...]:
+        """Remember more ``--exclude`` patterns (they apply from the next index run); return them all.
+
+        Raises:
+            ExcludePatternError: a pattern gitignore syntax cannot read (nothing is saved).
+            LibraryBusyError: another process is writing to this library.
+        """
+        with self._writing():
+            return self._scan_config(patterns, True).exclude
 
     def forget_exclusions(self, patterns: Sequence[str]) -> tuple[str, ...]:
         """Stop remembering ``patterns`` (as given to :meth:`index`); return those still remembered.
@@ -499,6 +513,7 @@ class Library:
             index_memory=self.images.memory_bytes(),
             bytes_per_vec=round(self.images.memory_bytes() / max(1, len(self.images.index)), 1),
             bytes_on_disk=self.layout.bytes_on_disk(),
+            exclude=self.exclusions(),
         )
 
     def duplicates(self, config: DuplicateConfig | None = None) -> DuplicateReport:

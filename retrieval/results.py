@@ -127,6 +127,7 @@ class LibraryInfo:
     bytes_on_disk: int
     index_memory: int = 0  # resident bytes of the image index (measured or estimated)
     bytes_per_vec: float = 0.0  # index_memory / vectors
+    exclude: tuple[str, ...] = ()  # the --exclude patterns the library remembers
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)

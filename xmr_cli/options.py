@@ -15,12 +15,17 @@ __all__ = [
     "CatalogOpt",
     "DEFAULT_RERANK_K",
     "DeviceOpt",
+    "ExcludeOpt",
+    "ForgetExcludeOpt",
     "JsonOpt",
     "LibraryOpt",
     "ModelOpt",
+    "NoFollowOpt",
+    "PollOpt",
     "PretrainedOpt",
     "RerankKOpt",
     "RerankerOpt",
+    "SettleOpt",
     "make_index_config",
     "make_ray_config",
 ]
@@ -50,6 +55,29 @@ DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 RerankerOpt = Annotated[
     str, typer.Option("--reranker", help="Rescore the top results: a folder from train-reranker, or blip:HUB_NAME.")
+]
+ExcludeOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--exclude",
+        help="Leave out files and folders matching this gitignore pattern, e.g. '*.tmp', 'Private/', "
+        "~/Pictures/scans (repeatable; remembered by the library).",
+    ),
+]
+ForgetExcludeOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--forget-exclude", help="Stop leaving out what a remembered --exclude pattern named (repeatable)."),
+]
+NoFollowOpt = Annotated[
+    bool, typer.Option("--no-follow", help="Do not walk symbolic links to folders (they are listed instead).")
+]
+PollOpt = Annotated[
+    bool,
+    typer.Option("--poll", help="Poll for changes instead of kernel events (network mounts that send none)."),
+]
+SettleOpt = Annotated[
+    float,
+    typer.Option("--settle", min=0.0, help="Seconds a changed file must stay unchanged before it is read."),
 ]
 DEFAULT_RERANK_K = 50  # == retrieval.rerank.base.DEFAULT_RERANK_K (not imported: --help stays light)
 RerankKOpt = Annotated[

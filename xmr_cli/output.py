@@ -33,6 +33,8 @@ __all__ = [
     "print_serving",
     "print_text_hits",
     "print_text_report",
+    "print_watch_batch",
+    "print_watching",
     "print_written",
 ]
 
@@ -53,6 +55,31 @@ def print_report(report: IndexReport, as_json: bool) -> None:
         err.print(f"  [yellow]skipped[/] {escape(path)}: {escape(why)}", highlight=False)
     if len(report.failures) > 20:
         err.print(f"  ... and {len(report.failures) - 20} more (see  xmr failures)")
+    _print_left_out(report)
+
+
+def _print_left_out(report: IndexReport) -> None:
+    """What the walk left out on purpose: excluded, links not walked, RAW files it cannot read."""
+    if report.excluded:
+        err.print(f"left out {report.excluded} files and folders by exclusion rules (defaults, --exclude, .xmrignore)")
+    _print_some("removed, now excluded:", report.excluded_removed)
+    _print_some("symbolic links to folders not walked:", [f"{p}: {why}" for p, why in report.links_skipped])
+    if report.raw_skipped:
+        err.print(f"{len(report.raw_skipped)} RAW files not indexed: pip install 'xmr[raw]' to read them")
+        _print_some("", report.raw_skipped)
+    if report.rehashed:
+        err.print(f"read {report.rehashed} unchanged files again to add their perceptual hash (nothing re-embedded)")
+
+
+def _print_some(title: str, lines: Sequence[str], limit: int = 10) -> None:
+    if not lines:
+        return
+    if title:
+        err.print(title)
+    for line in lines[:limit]:
+        err.print(f"  {escape(line)}", highlight=False)
+    if len(lines) > limit:
+        err.print(f"  ... and {len(lines) - limit} more (--json lists them all)")
 
 
 def print_hits(hits: Sequence[Hit], as_json: bool = False, paths_only: bool = False, preview: bool = False) -> None:
@@ -242,3 +269,28 @@ def print_duplicates(report: DuplicateReport, as_json: bool) -> None:
             f"{report.without_hash} images have no perceptual hash yet (indexed by an older xmr), so they are "
             "not found as near copies; run  xmr index  on their folders once to add it (nothing is re-embedded)."
         )
+
+
+def print_watching(paths: Sequence[Path]) -> None:
+    """That a watch starts, on what."""
+    shown = ", ".join(escape(str(p)) for p in paths)
+    err.print(
+        f"watching {shown}: catching up first, then indexing changes as they settle (Ctrl-C stops)", highlight=False
+    )
+
+
+def print_watch_batch(report: IndexReport, roots: Sequence[str], as_json: bool) -> None:
+    """One committed batch of a watch (the catch-up run has no ``roots``)."""
+    if as_json:
+        typer.echo(json.dumps({**report.to_json(), "paths": list(roots)}))
+        return
+    import time
+
+    what = "caught up" if not roots else f"{len(roots)} changed path{'s' * (len(roots) > 1)}"
+    err.print(
+        f"{time.strftime('%H:%M:%S')}  {what}: added {report.added}, updated {report.updated}, moved {report.moved}, "
+        f"removed {report.removed}, failed {report.failed}  ({report.seconds:.1f} s)"
+    )
+    for path, why in report.failures[:5]:
+        err.print(f"  [yellow]skipped[/] {escape(path)}: {escape(why)}", highlight=False)
+    _print_left_out(report)

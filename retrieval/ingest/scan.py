@@ -27,6 +27,7 @@ class ScanConfig:
     exclude: tuple[str, ...] = ()  # gitignore patterns to leave out (see retrieval.ingest.exclusions)
     default_excludes: bool = True  # leave out NAS and OS debris (@eaDir, #recycle, Thumbs.db, ...)
     follow_symlinks: bool = True  # walk symbolic links to folders (once each); False: report them
+    vanished_roots_deleted: bool = False  # a root that does not exist was deleted (a watch event), not unplugged
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,9 @@ def scan(roots: Iterable[str | Path], extensions: frozenset[str], config: ScanCo
             walk.errors.append((printable_path(path), _NOT_UTF8))
             continue
         if not os.path.exists(path):
+            if config.vanished_roots_deleted:  # the watcher saw it go: its rows leave (or move)
+                absolute.append(path)
+                continue
             # Not a root: an unplugged drive or a typo must not read as "everything under it
             # was deleted", so the catalog's rows under it are kept.
             walk.errors.append((path, "no such file or folder (its images in the library are kept)"))
