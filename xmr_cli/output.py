@@ -38,6 +38,7 @@ __all__ = [
     "print_written",
 ]
 
+RAW_EXTRA = "'xmr[raw]'"
 out = Console()
 err = Console(stderr=True)
 
@@ -65,7 +66,7 @@ def _print_left_out(report: IndexReport) -> None:
     _print_some("removed, now excluded:", report.excluded_removed)
     _print_some("symbolic links to folders not walked:", [f"{p}: {why}" for p, why in report.links_skipped])
     if report.raw_skipped:
-        err.print(f"{len(report.raw_skipped)} RAW files not indexed: pip install 'xmr[raw]' to read them")
+        err.print(f"{len(report.raw_skipped)} RAW files not indexed: pip install {escape(RAW_EXTRA)} to read them")
         _print_some("", report.raw_skipped)
     if report.rehashed:
         err.print(f"read {report.rehashed} unchanged files again to add their perceptual hash (nothing re-embedded)")
@@ -77,7 +78,7 @@ def _print_some(title: str, lines: Sequence[str], limit: int = 10) -> None:
     if title:
         err.print(title)
     for line in lines[:limit]:
-        err.print(f"  {escape(line)}", highlight=False)
+        err.print(f"  {escape(line)}", highlight=False, soft_wrap=True)  # a path is for copying: never cut
     if len(lines) > limit:
         err.print(f"  ... and {len(lines) - limit} more (--json lists them all)")
 
