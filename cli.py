@@ -346,9 +346,10 @@ def duplicates(
 
     Exit 1 when there are none."""
     from retrieval import DuplicateConfig
+    from retrieval.search.duplicates import TIERS
 
     tiers = tuple(t.strip() for value in tier or [] for t in value.split(",") if t.strip())
-    config = DuplicateConfig(similar_score=min_score, **({"tiers": tiers} if tiers else {}))
+    config = DuplicateConfig(similar_score=min_score, tiers=tiers or TIERS)
     with _open(library, None, None, "", "auto", create=False) as lib, working("comparing"):
         report = lib.duplicates(config)
     print_duplicates(report, as_json)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -153,7 +153,7 @@ class _Writes:
 
     def submit(self, catalog: Catalog, committer: ThreadPoolExecutor | None) -> _Pending:
         """Start the transaction (in ``committer`` when given, else here and now)."""
-        kwargs = {
+        kwargs: dict[str, Any] = {
             "embedded": self.records,
             "failed": self.failed,
             "touched": self.touched,

@@ -92,7 +92,7 @@ def add_duplicate_routes(api: APIRouter, library: "Library", max_groups: int) ->
         limit: Annotated[int, Query(ge=1, le=max_groups)] = 50,
     ) -> DuplicatesOut:
         """Groups of duplicate images with a suggested keeper each; nothing is changed."""
-        config = DuplicateConfig(similar_score=min_score, **({"tiers": tuple(tier)} if tier else {}))
+        config = DuplicateConfig(similar_score=min_score, tiers=tuple(tier) if tier else TIERS)
         report, was_kept = kept.get(library, config)
         page = report.groups[offset : offset + limit]
         groups = [
