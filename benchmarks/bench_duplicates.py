@@ -192,7 +192,7 @@ def quality(work: Path, encoder) -> dict[str, object]:  # noqa: ANN001
         and truth[b][1] in ("original", "distinct")
     ]
     results["hash_bits_to_original"] = {
-        k: {"median": float(np.median(v)), "max": int(max(v))} for k, v in sorted(by_kind.items())
+        k: {"min": int(min(v)), "median": float(np.median(v)), "max": int(max(v))} for k, v in sorted(by_kind.items())
     }
     results["hash_bits_distinct"] = {
         "min": int(min(distinct)),
@@ -268,6 +268,9 @@ def main() -> None:
                     ["tier", "precision", "recall", "true pairs", "predicted pairs"],
                     [[t, f"{v['precision']:.3f}", f"{v['recall']:.3f}", v["true_pairs"], v["predicted_pairs"]] for t, v in tiers.items() if t != "seconds"],
                 ))  # fmt: skip
+        print("\nnear tier by --near bits (exact + near only):")
+        for label, v in result["near_bits_sweep"].items():
+            print(f"  {label}: precision {v['precision']:.3f} recall {v['recall']:.3f}")
         print("hash bits to the original:", result["hash_bits_to_original"])
         print("hash bits between distinct photos:", result["hash_bits_distinct"])
     sizes = [int(s) for s in args.sizes.split(",") if s]

@@ -6,8 +6,8 @@ coefficients of the top-left 8x8 block (the DC term left out: it only says how b
 picture is) are compared with their median. The 63 bits are an int below 2**63, so a
 signed 64-bit catalog column holds it as is. Re-encoding, resizing, EXIF rotation
 (decoding turns the image upright first), format changes and stripped metadata move few bits
-(0-6 on photos); a 10% crop moves 10-30; distinct photos differ in 18 or more, typically
-about 30 (measured in benchmarks/bench_duplicates.py).
+(0-6 on photos); a 2-10% crop moves 0-22 (median 10); a second shot of the scene about 20;
+distinct photos differ in 18 or more, typically 32 (measured in benchmarks/bench_duplicates.py).
 
 Only numpy and Pillow here: the GPU decode path averages its tensors to the same 32x32
 grey square and calls :func:`hash_grey`.
