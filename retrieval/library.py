@@ -206,6 +206,7 @@ class Library:
         exclude: Sequence[str] = (),
         follow_symlinks: bool = True,
         vanished_means_deleted: bool = False,
+        persist: bool = True,
     ) -> IndexReport:
         """Index image files under ``paths`` incrementally; see :class:`IndexReport`.
 
@@ -220,6 +221,9 @@ class Library:
         it. ``follow_symlinks=False`` reports links to folders instead of walking them.
         ``vanished_means_deleted``: a path in ``paths`` that does not exist was deleted (the
         watcher's events), so its images leave; otherwise they are kept (an unplugged drive).
+        ``persist=False`` leaves the index snapshots as they were (the catalog holds every
+        change, and opening or :meth:`persist_index` brings them up to date): a watcher
+        committing small batches then does not rewrite the whole index file for each.
 
         Raises:
             LibraryBusyError: another process is indexing this library.
@@ -249,8 +253,9 @@ class Library:
                     tokens = self._token_cache(create=cache_tokens) if plan.todo else None
                     tally = run_plan(plan, encoder, self.catalog, config, on_progress, tokens)  # type: ignore[arg-type]
             finally:
-                self.images.persist()  # also after an interrupt: what was committed is kept
-                self.texts.persist()  # sidecar captions
+                if persist:
+                    self.images.persist()  # also after an interrupt: what was committed is kept
+                    self.texts.persist()  # sidecar captions
         failures = tuple(found.errors) + tuple(tally.failed)
         return IndexReport(
             added=tally.added,
@@ -268,6 +273,17 @@ class Library:
             raw_skipped=found.raw_skipped,
             rehashed=plan.rehash,
         )
+
+    def persist_index(self) -> None:
+        """Bring the vector index snapshots up to date with the catalog and write them (under the
+        write lock; after index runs with ``persist=False``).
+
+        Raises:
+            LibraryBusyError: another process is writing to this library.
+        """
+        with self._writing():
+            self.images.persist()
+            self.texts.persist()
 
     def exclusions(self) -> tuple[str, ...]:
         """The ``--exclude`` patterns this library remembers (gitignore syntax; see

@@ -14,8 +14,10 @@ never waits, and ``xmr index`` run meanwhile either gets in between batches or i
 library is busy; a batch that finds the lock taken waits and tries again. On start a full
 index run of the watched folders catches up with what changed while nothing watched; a
 Ctrl-C or ``kill -9`` loses nothing committed (the catalog is written batch by batch) and
-the next start's catch-up finds what was pending. Idle, the loop sleeps in a blocking
-wait: no polling, no CPU.
+the next start's catch-up finds what was pending. The index snapshot (a full rewrite of the
+index file) is written every ``persist_seconds`` and on stop rather than after every small
+batch; searches read the catalog's newer changes on top of it, and after a ``kill -9`` the
+next open does. Idle, the loop sleeps in a blocking wait: no polling, no CPU.
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ class WatchConfig:
     poll: bool = False  # poll the folders instead of kernel events (network mounts; costs CPU while idle)
     poll_ms: int = 2000  # polling period with ``poll``
     follow_symlinks: bool = True  # as ``xmr index`` (a link to a folder is watched through its own events)
+    persist_seconds: float = (
+        300.0  # write the index snapshot at most this often (and on stop); the catalog has every batch
+    )
     ingest: IngestConfig = field(default_factory=IngestConfig)  # how batches are read and embedded
 
 
@@ -89,6 +94,8 @@ class Watcher:
         self._pending: dict[str, _Pending] = {}
         self._ready = threading.Event()  # set once the event thread is listening
         self.batches = 0  # batches committed since start (the catch-up run not counted)
+        self._saved = time.monotonic()  # when the index snapshot was last written
+        self._unsaved = False  # batches committed since
 
     def stop(self) -> None:
         """Ask :meth:`run` to return (from another thread or a signal handler)."""
@@ -118,9 +125,13 @@ class Watcher:
                 ready = self._settled()
                 if ready:
                     self._commit(ready)
+                if self._unsaved and time.monotonic() - self._saved >= self.config.persist_seconds:
+                    self._persist()
         finally:
             self._stop.set()
             listener.join(timeout=10)
+            if self._unsaved:
+                self._persist()  # also after Ctrl-C; after kill -9 the next open catches up from the catalog
 
     # ---- events ---------------------------------------------------------------------
 
@@ -151,11 +162,19 @@ class Watcher:
             self._ready.set()
 
     def _wait_time(self) -> float | None:
-        """How long the loop may block: until the next pending path could settle, else forever."""
-        if not self._pending:
-            return None
-        due = min(p.last_event for p in self._pending.values()) + self.config.settle_seconds
-        return max(0.0, due - time.monotonic())
+        """How long the loop may block: until the next pending path could settle or the snapshot
+        is due, else until the next event."""
+        due = [p.last_event + self.config.settle_seconds for p in self._pending.values()]
+        if self._unsaved:
+            due.append(self._saved + self.config.persist_seconds)
+        return max(0.0, min(due) - time.monotonic()) if due else None
+
+    def _persist(self) -> None:
+        try:
+            self.library.persist_index()
+        except LibraryBusyError:  # another process is writing: it saves the snapshot itself
+            pass
+        self._saved, self._unsaved = time.monotonic(), False
 
     def _take(self, timeout: float | None) -> None:
         """Move the queued events into ``_pending`` (blocking up to ``timeout`` for the first)."""
@@ -226,7 +245,9 @@ class Watcher:
             config=self.config.ingest,
             follow_symlinks=self.config.follow_symlinks,
             vanished_means_deleted=vanished,
+            persist=not vanished,  # batches: the snapshot is written every persist_seconds and on stop
         )
+        self._unsaved = self._unsaved or vanished
         if self.on_batch is not None:
             self.on_batch(report, tuple(roots) if vanished else ())
 
