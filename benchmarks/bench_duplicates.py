@@ -180,6 +180,16 @@ def quality(work: Path, encoder) -> dict[str, object]:  # noqa: ANN001
         found = lib.duplicates(config)
         results[label] = score_tiers(truth_pairs, _predicted_pairs(found, content))
         results[label]["seconds"] = found.seconds  # type: ignore[index]
+    results["near_bits_sweep"] = {
+        f"gate {gate} bits {bits}": score_tiers(
+            truth_pairs,
+            _predicted_pairs(
+                lib.duplicates(DuplicateConfig(tiers=("exact", "near"), near_score=gate, near_bits=bits)), content
+            ),
+        )["near"]
+        for gate in (0.85, -1.0)
+        for bits in (8, 10, 12, 14, 16, 18, 20)
+    }
     by_kind: dict[str, list[int]] = {}
     for name, (source, kind) in truth.items():
         if kind.startswith("near") or kind in ("similar", "exact"):
