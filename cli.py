@@ -30,10 +30,13 @@ from xmr_cli.options import (
     CacheTokensOpt,
     CatalogOpt,
     DeviceOpt,
+    DuplicatesJsonOpt,
     EncoderOpt,
     EpochsOpt,
     EvalModelOpt,
+    ExcludeOpt,
     ExtOpt,
+    ForgetExcludeOpt,
     FusionOpt,
     GroupsOpt,
     HardNegativesOpt,
@@ -53,6 +56,7 @@ from xmr_cli.options import (
     MinScoreOpt,
     MirrorOpt,
     ModelOpt,
+    NoFollowOpt,
     NotImageOpt,
     NotOpt,
     OffsetOpt,
@@ -60,6 +64,7 @@ from xmr_cli.options import (
     PairsArg,
     PathsArg,
     PathsOnlyOpt,
+    PollOpt,
     PoolOpt,
     PortOpt,
     PretrainedOpt,
@@ -77,16 +82,22 @@ from xmr_cli.options import (
     SearchJsonOpt,
     SeedOpt,
     ServeRerankerOpt,
+    ServeWatchOpt,
+    SettleOpt,
+    SimilarScoreOpt,
     SourcesArg,
     SpatialOpt,
     SplitOpt,
     StepsOpt,
     TextFilesArg,
+    TierOpt,
     TokenOpt,
     TopOpt,
     TrainBatchOpt,
     UnderOpt,
     WarmupOpt,
+    WatchJsonOpt,
+    WatchPathsArg,
     WeightOpt,
     WidthOpt,
     WordsArg,
@@ -95,6 +106,7 @@ from xmr_cli.options import (
     make_ray_config,
 )
 from xmr_cli.output import (
+    print_duplicates,
     print_failures,
     print_hits,
     print_info,
@@ -106,9 +118,11 @@ from xmr_cli.output import (
     print_text_hits,
     print_text_report,
     print_version,
+    print_watch_batch,
+    print_watching,
     print_written,
 )
-from xmr_cli.progress import IndexProgress, RerankProgress, TrainProgress, working
+from xmr_cli.progress import IndexProgress, RerankProgress, TrainProgress, watching_in_background, working
 
 if TYPE_CHECKING:
     from retrieval import IndexConfig, Library
@@ -189,17 +203,31 @@ def index(
     ray_address: RayAddressOpt = "",
     ray_gpus: RayGpusOpt = -1.0,
     ray_actors: RayActorsOpt = 0,
+    exclude: ExcludeOpt = None,
+    forget_exclude: ForgetExcludeOpt = None,
+    no_follow: NoFollowOpt = False,
 ) -> None:
-    """Index (or update) the images under PATH: new, changed, moved and deleted files."""
+    """Index (or update) the images under PATH: new, changed, moved and deleted files.
+
+    NAS and OS debris (@eaDir, #recycle, Thumbs.db, ...) and what .xmrignore files name stay out."""
     from retrieval import IngestConfig
 
     config = IngestConfig(batch_size=batch_size, workers=workers, retry_failed=retry_failed)
     on_ray = make_ray_config(ray_address, ray_gpus, ray_actors) if ray or ray_address else None
     kind_config = make_index_config(index_kind or "", memory_budget)
     with _open(library, model, pretrained, catalog_url, device, create=True, index_config=kind_config) as lib:
+        if forget_exclude:
+            lib.forget_exclusions(forget_exclude)
         with IndexProgress(enabled=not as_json and not quiet()) as bar:
             report = lib.index(
-                paths, config=config, on_progress=bar.update, on_plan=bar.start, ray=on_ray, cache_tokens=cache_tokens
+                paths,
+                config=config,
+                on_progress=bar.update,
+                on_plan=bar.start,
+                ray=on_ray,
+                cache_tokens=cache_tokens,
+                exclude=exclude or (),
+                follow_symlinks=not no_follow,
             )
     print_report(report, as_json)
 
@@ -323,6 +351,62 @@ def failures(
 
 @app.command()
 @friendly_errors
+def watch(
+    paths: WatchPathsArg,
+    library: LibraryOpt = None,
+    model: ModelOpt = None,
+    pretrained: PretrainedOpt = None,
+    catalog_url: CatalogOpt = "",
+    device: DeviceOpt = "auto",
+    exclude: ExcludeOpt = None,
+    no_follow: NoFollowOpt = False,
+    poll: PollOpt = False,
+    settle: SettleOpt = 1.0,
+    as_json: WatchJsonOpt = False,
+) -> None:
+    """Index PATH, then keep indexing what changes in it until Ctrl-C.
+
+    New, changed, moved and deleted photos become searchable within seconds; searches in
+    other processes keep working. A restart catches up with what changed meanwhile."""
+    from retrieval.ingest.watch import WatchConfig, Watcher
+
+    with _open(library, model, pretrained, catalog_url, device, create=True) as lib:
+        if exclude:
+            lib.add_exclusions(exclude)
+        config = WatchConfig(settle_seconds=settle, poll=poll, follow_symlinks=not no_follow)
+        watcher = Watcher(lib, paths, config, on_batch=lambda report, roots: print_watch_batch(report, roots, as_json))
+        print_watching(paths)
+        watcher.run()
+
+
+@app.command()
+@friendly_errors
+def duplicates(
+    library: LibraryOpt = None,
+    model: ModelOpt = None,
+    pretrained: PretrainedOpt = None,
+    tier: TierOpt = None,
+    min_score: SimilarScoreOpt = 0.95,
+    as_json: DuplicatesJsonOpt = False,
+) -> None:
+    """Groups of duplicate photos: exact copies, near copies (re-encoded, resized, cropped...) and
+    similar shots, each with a suggested keeper and why. Read-only: never deletes or moves a photo.
+
+    Exit 1 when there are none."""
+    from retrieval import DuplicateConfig
+    from retrieval.search.duplicates import TIERS
+
+    tiers = tuple(t.strip() for value in tier or [] for t in value.split(",") if t.strip())
+    config = DuplicateConfig(similar_score=min_score, tiers=tiers or TIERS)
+    with _open(library, model, pretrained) as lib, working("comparing"):
+        report = lib.duplicates(config)
+    print_duplicates(report, as_json)
+    if not report.groups:
+        raise typer.Exit(EXIT_NO_RESULTS)
+
+
+@app.command()
+@friendly_errors
 def serve(
     library: LibraryOpt = None,
     model: ModelOpt = None,
@@ -334,6 +418,8 @@ def serve(
     max_upload_mb: MaxUploadOpt = 20.0,
     allow_host: AllowHostOpt = None,
     device: DeviceOpt = "auto",
+    watch_paths: ServeWatchOpt = None,
+    poll: PollOpt = False,
 ) -> None:
     """Serve the library over HTTP: a JSON API (docs at /docs) and a search page at /."""
     from retrieval.serve import ServeConfig, check_bind, require_serve, run_server
@@ -350,7 +436,16 @@ def serve(
     )
     with _open(library, model, pretrained, device=device) as lib:
         print_serving(lib.layout.root, host, port)
-        run_server(lib, config)
+        if not watch_paths:
+            run_server(lib, config)
+            return
+        from retrieval.ingest.watch import WatchConfig, Watcher
+
+        watcher = Watcher(
+            lib, watch_paths, WatchConfig(poll=poll), on_batch=lambda r, p: print_watch_batch(r, p, False)
+        )
+        with watching_in_background(watcher):
+            run_server(lib, config)
 
 
 @app.command()

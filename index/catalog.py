@@ -24,7 +24,7 @@ from sqlalchemy.exc import (
     ProgrammingError,
     SQLAlchemyError,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from index.catalog_writes import SIDECAR, insert_texts, remove_rows, write_batch
 from index.errors import (
@@ -33,6 +33,7 @@ from index.errors import (
     LibraryVersionError,
     MissingDependencyError,
 )
+from index.migrations import upgrade
 from index.records import (
     FAILED,
     INDEXED,
@@ -110,6 +111,7 @@ def _to_record(row: ImageRow) -> ImageRecord:
         error=row.error,
         description=row.description,
         captions_mtime_ns=row.captions_mtime_ns or 0,
+        phash=row.phash,
     )
 
 
@@ -196,6 +198,8 @@ class Catalog:
                 session.add(Meta(key="schema", value=str(CATALOG_SCHEMA)))
                 session.add(Meta(key="generation", value="0"))
                 session.add(Meta(key="tombstone_floor", value="0"))
+            elif int(version.value) < CATALOG_SCHEMA:
+                upgrade(session)
             elif int(version.value) > CATALOG_SCHEMA:
                 raise LibraryVersionError(
                     f"the catalog at {shown_url(self.url)} has schema {version.value}; this xmr reads up "
@@ -403,6 +407,17 @@ class Catalog:
             query = select(table.id).where(table.vector.is_not(None)).order_by(table.id)
             return np.asarray(list(session.scalars(query)), dtype=np.int64)
 
+    def indexed_images(self) -> list[ImageRecord]:
+        """Every row with a vector, in id order (what ``xmr duplicates`` compares)."""
+        with Session(self.engine) as session:
+            query = (
+                select(ImageRow)
+                .options(defer(ImageRow.vector))  # the vectors come with iter_vectors, in bulk
+                .where(ImageRow.vector.is_not(None))
+                .order_by(ImageRow.id)
+            )
+            return [_to_record(row) for row in session.scalars(query.execution_options(yield_per=10_000))]
+
     def iter_paths(self) -> Iterator[str]:
         with Session(self.engine) as session:
             yield from session.scalars(select(ImageRow.path).order_by(ImageRow.path))
@@ -417,6 +432,7 @@ class Catalog:
         removed: Sequence[int] = (),
         touched: Sequence[FileStat] = (),
         captions: dict[str, Captions] | None = None,
+        hashed: dict[str, int] | None = None,
     ) -> int:
         """Write one batch of indexing results in a single transaction; return the new generation.
 
@@ -426,7 +442,8 @@ class Catalog:
         their modification time. ``captions`` replaces the sidecar texts of the image paths
         it names (empty to drop them); moves carry their texts along. New rows get ids in
         the order given, ``embedded`` before ``failed``. The rows are written in bulk (see
-        :mod:`index.catalog_writes`).
+        :mod:`index.catalog_writes`). ``hashed`` sets the perceptual hash of rows (by path) that
+        were read again only to make one (rows from before catalog schema 2).
 
         Raises:
             ValueError: a move targets a path another row still holds; nothing was written.
@@ -436,7 +453,7 @@ class Catalog:
         try:
             with Session(self.engine) as session, session.begin():
                 gen = self._bump(session)
-                write_batch(session, gen, embedded, failed, moved, removed, touched, captions)
+                write_batch(session, gen, embedded, failed, moved, removed, touched, captions, hashed)
                 return gen
         except OperationalError as exc:
             raise CorruptFileError(

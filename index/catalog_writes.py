@@ -40,6 +40,7 @@ def write_batch(
     removed: Sequence[int] = (),
     touched: Sequence[FileStat] = (),
     captions: dict[str, Captions] | None = None,
+    hashed: dict[str, int] | None = None,
 ) -> None:
     """Write one batch of indexing results at generation ``gen`` (see ``Catalog.apply``).
 
@@ -55,6 +56,11 @@ def write_batch(
         session.execute(
             update(_IMAGES).where(_IMAGES.c.path == bindparam("b_path")),
             [{"b_path": s.path, "size": s.size, "mtime_ns": s.mtime_ns} for s in touched],
+        )
+    if hashed:
+        session.execute(
+            update(_IMAGES).where(_IMAGES.c.path == bindparam("b_path")),
+            [{"b_path": path, "phash": value} for path, value in hashed.items()],
         )
     remove_rows(session, IMAGES, removed, gen)
     _move_captions(session, moved)
@@ -114,6 +120,7 @@ def _upsert_embedded(
             "orientation": meta.orientation,
             "camera": meta.camera,
             "description": meta.description,
+            "phash": meta.phash,
             "state": INDEXED,
             "error": None,
             "vector": item.vector,
@@ -144,7 +151,9 @@ def _upsert_failed(session: Session, items: Sequence[Failed], existing: dict[str
         }
         row = existing.get(item.stat.path)
         if row is None:
-            empty = dict.fromkeys(("width", "height", "format", "captured_at", "orientation", "camera", "description"))
+            empty = dict.fromkeys(
+                ("width", "height", "format", "captured_at", "orientation", "camera", "description", "phash")
+            )
             new.append({"path": item.stat.path, "captions_mtime_ns": 0, **empty, **values})
             continue
         old.append({"b_id": row[0], **values})  # its metadata stays: what the file was when it last read

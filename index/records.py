@@ -43,6 +43,7 @@ class ImageMeta:
     orientation: int | None = None  # EXIF orientation tag 1..8
     camera: str | None = None  # EXIF make and model
     description: str | None = None  # EXIF ImageDescription or XMP dc:description, if any
+    phash: int | None = None  # 63-bit perceptual hash of the upright pixels (retrieval.images.phash); None: not made
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class ImageRecord:
     error: str | None = None  # why it failed, for FAILED rows
     description: str | None = None  # embedded caption (EXIF ImageDescription / XMP)
     captions_mtime_ns: int = 0  # newest sidecar caption file when captions were read; 0 none
+    phash: int | None = None  # perceptual hash of its pixels; None for rows from before catalog schema 2
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ from sqlalchemy import BigInteger, DateTime, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # 1: images, texts, tombstones, meta (generation counter).
-CATALOG_SCHEMA = 1
+# 2: images.phash, the perceptual hash of each image's pixels (duplicates); see index.migrations.
+CATALOG_SCHEMA = 2
 IMAGES = "images"
 TEXTS = "texts"
 
@@ -44,6 +45,9 @@ class ImageRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     vector: Mapped[bytes | None] = mapped_column(LargeBinary)
     vector_gen: Mapped[int] = mapped_column(BigInteger, index=True, default=0)
+    # 63-bit perceptual hash of the upright pixels (retrieval.images.phash); NULL on rows from
+    # schema 1 until an index run reads them again. On the row, like the vector: moves keep it.
+    phash: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class TextRow(Base):

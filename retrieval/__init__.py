@@ -25,6 +25,7 @@ from retrieval.errors import (
     DeviceError,
     DistributedIndexError,
     EvalSplitTooLargeError,
+    ExcludePatternError,
     ImageDecodeError,
     ItemFileError,
     ItemNotFoundError,
@@ -46,7 +47,18 @@ from retrieval.ingest.commit import Progress
 from retrieval.ingest.config import IngestConfig
 from retrieval.library import Library
 from retrieval.models.specs import ModelSpec
-from retrieval.results import Hit, IndexReport, LibraryInfo, Term, TextHit, TextReport
+from retrieval.results import (
+    DuplicateGroup,
+    DuplicateMember,
+    DuplicateReport,
+    Hit,
+    IndexReport,
+    LibraryInfo,
+    Term,
+    TextHit,
+    TextReport,
+)
+from retrieval.search.duplicates import DuplicateConfig
 
 __all__ = [
     "BlipWeightsNotFoundError",
@@ -56,7 +68,12 @@ __all__ = [
     "DeviceError",
     "DimensionMismatchError",
     "DistributedIndexError",
+    "DuplicateConfig",
+    "DuplicateGroup",
+    "DuplicateMember",
+    "DuplicateReport",
     "EvalSplitTooLargeError",
+    "ExcludePatternError",
     "FilterError",
     "Hit",
     "ImageDecodeError",

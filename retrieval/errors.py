@@ -83,3 +83,7 @@ class PairsFormatError(XmrError, ValueError):
 
 class DistributedIndexError(XmrError, RuntimeError):
     """The Ray run failed; the batches committed before the failure are kept."""
+
+
+class ExcludePatternError(XmrError, ValueError):
+    """An ``--exclude`` pattern that gitignore syntax cannot read."""

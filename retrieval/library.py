@@ -16,6 +16,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,17 +31,19 @@ from index.lock import WriteLock
 from index.manifest import Manifest, ModelIdentity, read_manifest
 from index.query_cache import QueryVectorCache
 from index.records import ImageFilter
+from index.scan_settings import load_excludes, save_excludes
 from index.store import IndexConfig, VectorStore
 from index.tokens import TokenCache
 from retrieval.errors import ModelMismatchError, QueryError
 from retrieval.ingest.commit import Progress
 from retrieval.ingest.config import IngestConfig
 from retrieval.ingest.pipeline import run_plan
-from retrieval.ingest.scan import make_plan, scan
+from retrieval.ingest.scan import ScanConfig, make_plan, scan
 from retrieval.models.identity import open_manifest, rebind_empty, save_new
 from retrieval.models.specs import ModelSpec
 from retrieval.rerank.base import DEFAULT_RERANK_K
-from retrieval.results import Hit, IndexReport, LibraryInfo, Term, TextHit, TextReport
+from retrieval.results import DuplicateReport, Hit, IndexReport, LibraryInfo, Term, TextHit, TextReport
+from retrieval.search.duplicates import DuplicateConfig
 from retrieval.search.gpu_search import search_hook
 from retrieval.search.hits import image_hits, text_hits
 from retrieval.search.known_vectors import LibraryVectors
@@ -205,6 +208,10 @@ class Library:
         on_plan: Callable[[int, int], None] | None = None,
         ray: RayConfig | None = None,
         cache_tokens: bool = False,
+        exclude: Sequence[str] = (),
+        follow_symlinks: bool = True,
+        vanished_means_deleted: bool = False,
+        persist: bool = True,
     ) -> IndexReport:
         """Index image files under ``paths`` incrementally; see :class:`IndexReport`.
 
@@ -214,17 +221,26 @@ class Library:
         Ray actors decode and embed the files (see :mod:`retrieval.ingest.distributed`); planning,
         commits and their guarantees stay here. ``cache_tokens`` starts a token cache (each
         image's encoder tokens on disk, for reranking without decoding); once a library has
-        one, every later run fills it.
+        one, every later run fills it. ``exclude`` adds gitignore patterns to those the library
+        remembers (see :meth:`exclusions`); files already in the library that they cover leave
+        it. ``follow_symlinks=False`` reports links to folders instead of walking them.
+        ``vanished_means_deleted``: a path in ``paths`` that does not exist was deleted (the
+        watcher's events), so its images leave; otherwise they are kept (an unplugged drive).
+        ``persist=False`` leaves the index snapshots as they were (the catalog holds every
+        change, and opening or :meth:`persist_index` brings them up to date): a watcher
+        committing small batches then does not rewrite the whole index file for each.
 
         Raises:
             LibraryBusyError: another process is indexing this library.
+            ExcludePatternError: an exclude pattern gitignore syntax cannot read.
             MissingDependencyError, ModelMismatchError, DistributedIndexError: with ``ray`` only.
         """
         from retrieval.images.decode import image_extensions
 
         start = time.perf_counter()
         with self._writing():
-            found = scan([paths] if isinstance(paths, (str, os.PathLike)) else paths, image_extensions())
+            rules = replace(self._scan_config(exclude, follow_symlinks), vanished_roots_deleted=vanished_means_deleted)
+            found = scan([paths] if isinstance(paths, (str, os.PathLike)) else paths, image_extensions(), rules)
             plan = make_plan(found, self.catalog, retry_failed=config.retry_failed)
             log.info(
                 "plan: %d to read, %d unchanged, %d moved, %d removed",
@@ -249,8 +265,9 @@ class Library:
                     tokens = self._token_cache(create=cache_tokens) if plan.todo else None
                     tally = run_plan(plan, encoder, self.catalog, config, on_progress, tokens)  # type: ignore[arg-type]
             finally:
-                self.images.persist()  # also after an interrupt: what was committed is kept
-                self.texts.persist()  # sidecar captions
+                if persist:
+                    self.images.persist()  # also after an interrupt: what was committed is kept
+                    self.texts.persist()  # sidecar captions
         failures = tuple(found.errors) + tuple(tally.failed)
         return IndexReport(
             added=tally.added,
@@ -262,7 +279,64 @@ class Library:
             failures=failures,
             encoded=tally.encoded,
             seconds=time.perf_counter() - start,
+            excluded=found.excluded,
+            excluded_removed=tuple(plan.excluded_paths),
+            links_skipped=found.links_skipped,
+            raw_skipped=found.raw_skipped,
+            rehashed=plan.rehash,
         )
+
+    def persist_index(self) -> None:
+        """Bring the vector index snapshots up to date with the catalog and write them (under the
+        write lock; after index runs with ``persist=False``).
+
+        Raises:
+            LibraryBusyError: another process is writing to this library.
+        """
+        with self._writing():
+            self.images.persist()
+            self.texts.persist()
+
+    def exclusions(self) -> tuple[str, ...]:
+        """The ``--exclude`` patterns this library remembers (gitignore syntax; see
+        :mod:`retrieval.ingest.exclusions`); the defaults and ``.xmrignore`` files apply too."""
+        return load_excludes(self.layout.scan_settings)
+
+    def add_exclusions(self, patterns: Sequence[str]) -> tuple[str, ...]:
+        """Remember more ``--exclude`` patterns (they apply from the next index run); return them all.
+
+        Raises:
+            ExcludePatternError: a pattern gitignore syntax cannot read (nothing is saved).
+            LibraryBusyError: another process is writing to this library.
+        """
+        with self._writing():
+            return self._scan_config(patterns, True).exclude
+
+    def forget_exclusions(self, patterns: Sequence[str]) -> tuple[str, ...]:
+        """Stop remembering ``patterns`` (as given to :meth:`index`); return those still remembered.
+        Files they kept out come in with the next index run.
+
+        Raises:
+            LibraryBusyError: another process is writing to this library.
+        """
+        from retrieval.ingest.exclusions import normalize_pattern
+
+        with self._writing():
+            gone = {normalize_pattern(p) for p in patterns}
+            kept = [p for p in self.exclusions() if p not in gone]
+            return save_excludes(self.layout.scan_settings, kept)
+
+    def _scan_config(self, exclude: Sequence[str], follow_symlinks: bool) -> ScanConfig:
+        """The walk's settings: remembered patterns plus ``exclude`` (remembered from now on, once
+        they parse). Called under the write lock."""
+        from retrieval.ingest.exclusions import ExclusionRules, normalize_pattern
+
+        remembered = self.exclusions()
+        patterns = tuple(dict.fromkeys((*remembered, *(normalize_pattern(p) for p in exclude if p.strip()))))
+        ExclusionRules(patterns)  # a pattern that does not parse fails here, before it is saved
+        if patterns != remembered:
+            save_excludes(self.layout.scan_settings, patterns)
+        return ScanConfig(exclude=patterns, follow_symlinks=follow_symlinks)
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
@@ -467,7 +541,20 @@ class Library:
             index_memory=self.images.memory_bytes(),
             bytes_per_vec=round(self.images.memory_bytes() / max(1, len(self.images.index)), 1),
             bytes_on_disk=self.layout.bytes_on_disk(),
+            exclude=self.exclusions(),
         )
+
+    def duplicates(self, config: DuplicateConfig | None = None) -> DuplicateReport:
+        """Groups of duplicate images (exact copies, near copies, similar shots), each with a
+        suggested keeper and why; see :mod:`retrieval.search.duplicates`. Reads the catalog
+        only: no file is read, moved or deleted, and no model is loaded.
+
+        Raises:
+            QueryError: a config with unknown tiers or out-of-range thresholds.
+        """
+        from retrieval.search.duplicates import find_duplicates
+
+        return find_duplicates(self.catalog, self.identity.embed_dim, config or DuplicateConfig())
 
     def failures(self, limit: int | None = None) -> list[tuple[str, str]]:
         """(path, reason) of every file that could not be indexed."""

@@ -88,16 +88,25 @@ class IndexReport:
     added: int  # new files embedded (or given the vector of identical bytes)
     updated: int  # changed files re-embedded
     moved: int  # files found at a new path, vector kept
-    removed: int  # files gone from disk, dropped from catalog and index
+    removed: int  # files gone from disk (or excluded now: see excluded_removed), dropped from catalog and index
     unchanged: int  # skipped: same size and modification time
     failed: int  # files that could not be read this run
     failures: tuple[tuple[str, str], ...]  # (path, reason) for each failure, walk errors included
     encoded: int  # images that went through the encoder
     seconds: float  # wall time of the run
+    # What the walk left out on purpose (issue 20), each said, never silent:
+    excluded: int = 0  # files and folders left out by exclusion rules (a folder counts once, not its files)
+    excluded_removed: tuple[str, ...] = ()  # of ``removed``: files still on disk that exclusion rules now cover
+    links_skipped: tuple[tuple[str, str], ...] = ()  # (symbolic link to a folder, why it was not walked)
+    raw_skipped: tuple[str, ...] = ()  # RAW files not indexed because rawpy is missing (pip install 'xmr[raw]')
+    rehashed: int = 0  # of ``unchanged``, files read again only to add the perceptual hash an older xmr did not make
 
     def to_json(self) -> dict[str, object]:
         out = asdict(self)
         out["failures"] = [{"path": p, "error": e} for p, e in self.failures]
+        out["links_skipped"] = [{"path": p, "why": w} for p, w in self.links_skipped]
+        out["excluded_removed"] = list(self.excluded_removed)
+        out["raw_skipped"] = list(self.raw_skipped)
         return out
 
 
@@ -118,6 +127,67 @@ class LibraryInfo:
     bytes_on_disk: int
     index_memory: int = 0  # resident bytes of the image index (measured or estimated)
     bytes_per_vec: float = 0.0  # index_memory / vectors
+    exclude: tuple[str, ...] = ()  # the --exclude patterns the library remembers
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class DuplicateMember:
+    """One image of a duplicate group, compared with the group's suggested keeper."""
+
+    id: int  # catalog id
+    path: str  # absolute path
+    relation: str  # "keeper", or how it relates to the keeper: "exact", "near" or "similar"
+    score: float  # cosine similarity of its vector and the keeper's (1.0 for the keeper)
+    bits: int | None  # perceptual hashes' differing bits (of 63) with the keeper; None when either has none
+    width: int | None = None
+    height: int | None = None
+    size: int = 0  # bytes
+    format: str | None = None
+    captured_at: datetime | None = None  # EXIF capture time when present
+
+    def to_json(self) -> dict[str, object]:
+        out = asdict(self)
+        out["captured_at"] = self.captured_at.isoformat() if self.captured_at else None
+        return out
+
+
+@dataclass(frozen=True)
+class DuplicateGroup:
+    """Images that are copies or near copies of one picture, or shots of one scene."""
+
+    tier: str  # "exact" (same bytes), "near" (same picture re-encoded, resized, cropped...) or "similar"
+    members: tuple[DuplicateMember, ...]  # the suggested keeper first, then by path
+    reason: str  # why the keeper is suggested, in words
+
+    @property
+    def keeper(self) -> DuplicateMember:
+        return self.members[0]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "tier": self.tier,
+            "keeper": self.keeper.id,
+            "reason": self.reason,
+            "members": [m.to_json() for m in self.members],
+        }
+
+
+@dataclass(frozen=True)
+class DuplicateReport:
+    """What ``Library.duplicates`` found; it never changes a file or the library."""
+
+    groups: tuple[DuplicateGroup, ...]  # exact groups first, then near, then similar
+    images: int  # indexed images compared
+    without_hash: int  # of those, images with no perceptual hash yet (they can be exact or similar, not near)
+    seconds: float  # wall time
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "groups": [g.to_json() for g in self.groups],
+            "images": self.images,
+            "without_hash": self.without_hash,
+            "seconds": self.seconds,
+        }

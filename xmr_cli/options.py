@@ -31,10 +31,13 @@ __all__ = [
     "DEFAULT_RERANK_K",
     "Device",
     "DeviceOpt",
+    "DuplicatesJsonOpt",
     "EncoderOpt",
     "EpochsOpt",
     "EvalModelOpt",
+    "ExcludeOpt",
     "ExtOpt",
+    "ForgetExcludeOpt",
     "Fusion",
     "FusionOpt",
     "GroupsOpt",
@@ -56,6 +59,7 @@ __all__ = [
     "MinScoreOpt",
     "MirrorOpt",
     "ModelOpt",
+    "NoFollowOpt",
     "NotImageOpt",
     "NotOpt",
     "OffsetOpt",
@@ -63,6 +67,7 @@ __all__ = [
     "PairsArg",
     "PathsArg",
     "PathsOnlyOpt",
+    "PollOpt",
     "PoolOpt",
     "PortOpt",
     "PretrainedOpt",
@@ -80,16 +85,22 @@ __all__ = [
     "SearchJsonOpt",
     "SeedOpt",
     "ServeRerankerOpt",
+    "ServeWatchOpt",
+    "SettleOpt",
+    "SimilarScoreOpt",
     "SourcesArg",
     "SpatialOpt",
     "SplitOpt",
     "StepsOpt",
     "TextFilesArg",
+    "TierOpt",
     "TokenOpt",
     "TopOpt",
     "TrainBatchOpt",
     "UnderOpt",
     "WarmupOpt",
+    "WatchJsonOpt",
+    "WatchPathsArg",
     "WeightOpt",
     "WidthOpt",
     "WordsArg",
@@ -479,3 +490,58 @@ RelationStepsOpt = Annotated[
         help="First steps on caption vs relations-reversed caption alone (part of --steps).",
     ),
 ]
+
+# ---- what enters the library (index, watch) -----------------------------------------------------
+ExcludeOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--exclude",
+        metavar="PATTERN",
+        help="Leave out files and folders matching this gitignore pattern, e.g. '*.tmp', 'Private/', "
+        "~/Pictures/scans (repeatable; remembered by the library).",
+    ),
+]
+ForgetExcludeOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--forget-exclude",
+        metavar="PATTERN",
+        help="Stop leaving out what a remembered --exclude pattern named (repeatable).",
+    ),
+]
+NoFollowOpt = Annotated[
+    bool, typer.Option("--no-follow", help="Do not walk symbolic links to folders (they are listed instead).")
+]
+PollOpt = Annotated[
+    bool,
+    typer.Option("--poll", help="Poll for changes instead of kernel events (network mounts that send none)."),
+]
+SettleOpt = Annotated[
+    float,
+    typer.Option(
+        "--settle",
+        metavar="SECONDS",
+        parser=not_negative,
+        help="Seconds a changed file must stay unchanged before it is read.",
+    ),
+]
+
+# ---- watch, duplicates --------------------------------------------------------------------------
+WatchPathsArg = Annotated[list[Path], typer.Argument(metavar="PATH", help="Folders to keep indexed (recursively).")]
+WatchJsonOpt = Annotated[bool, typer.Option("--json", help="One JSON report per committed batch.")]
+ServeWatchOpt = Annotated[
+    Optional[list[Path]],
+    typer.Option(
+        "--watch", metavar="DIR", help="Also keep this folder indexed while serving (repeatable; see xmr watch)."
+    ),
+]
+TierOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--tier", metavar="TIER", show_default="all", help="exact, near and/or similar (repeatable or comma-separated)."
+    ),
+]
+SimilarScoreOpt = Annotated[
+    float, typer.Option("--min-score", metavar="SCORE", help="similar tier: vectors at least this alike (cosine).")
+]
+DuplicatesJsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per group line.")]

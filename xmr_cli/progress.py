@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from xmr_cli.output import err
 
-__all__ = ["IndexProgress", "RerankProgress", "TrainProgress", "working"]
+__all__ = ["IndexProgress", "RerankProgress", "TrainProgress", "watching_in_background", "working"]
 
 
 @contextlib.contextmanager
@@ -19,6 +19,27 @@ def working(what: str) -> Iterator[None]:
         return
     with err.status(what, spinner="dots"):
         yield
+
+
+@contextlib.contextmanager
+def watching_in_background(watcher: object) -> Iterator[None]:
+    """Run a :class:`~retrieval.ingest.watch.Watcher` on a thread for the block (``xmr serve --watch``);
+    a watch that fails says why on stderr and the block goes on (the server keeps serving)."""
+    import threading
+
+    def run() -> None:
+        try:
+            watcher.run()  # type: ignore[attr-defined]
+        except Exception as exc:  # noqa: BLE001 (reported; serving goes on without watching)
+            err.print(f"[red]watching stopped:[/] {exc}", highlight=False)
+
+    thread = threading.Thread(target=run, name="xmr-watcher", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        watcher.stop()  # type: ignore[attr-defined]
+        thread.join(timeout=30)
 
 
 class IndexProgress:

@@ -36,6 +36,7 @@ from retrieval.errors import (
     UploadTooLargeError,
 )
 from retrieval.serve.config import ServeConfig
+from retrieval.serve.duplicates import add_duplicate_routes, add_duplicates_page
 from retrieval.serve.items import ThumbnailCache, item_json, item_record, media_type, open_original
 from retrieval.serve.queries import Searcher, json_safe
 from retrieval.serve.schemas import (
@@ -60,7 +61,7 @@ if TYPE_CHECKING:
 
 __all__ = ["create_app", "error_status"]
 
-STATIC = {"app.js": "text/javascript", "style.css": "text/css"}
+STATIC = {"app.js": "text/javascript", "style.css": "text/css", "duplicates.js": "text/javascript"}
 
 # Typed errors -> HTTP status, most specific first; anything unlisted is a server error.
 _STATUS: tuple[tuple[type[Exception], int], ...] = (
@@ -139,8 +140,10 @@ def create_app(library: "Library", config: ServeConfig = ServeConfig(), reranker
     _add_search_routes(api, searcher)
     _add_item_routes(api, library, thumbs, searcher)
     _add_info_routes(api, library, config, reranker)
+    add_duplicate_routes(api, library, config.max_k)
     app.include_router(api)
     _add_page_routes(app)
+    add_duplicates_page(app, _static_text("duplicates.html"))
     return app
 
 

@@ -169,6 +169,6 @@ def _thumbnail_of(record: ImageRecord, side: int) -> bytes:
     try:
         with handle:
             data = handle.read()
-        return thumbnail_bytes(data, side, "JPEG")
+        return thumbnail_bytes(data, side, "JPEG", name=record.path)
     except (OSError, ImageDecodeError) as exc:
         raise ItemFileError(f"image {record.id} at {record.path} cannot be read now: {exc}") from exc
