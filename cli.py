@@ -29,6 +29,7 @@ from xmr_cli.options import (
     BeforeOpt,
     CacheTokensOpt,
     CatalogOpt,
+    ContainsOpt,
     DeviceOpt,
     EncoderOpt,
     EpochsOpt,
@@ -53,8 +54,11 @@ from xmr_cli.options import (
     MinScoreOpt,
     MirrorOpt,
     ModelOpt,
+    ModeOpt,
     NotImageOpt,
     NotOpt,
+    OcrOpt,
+    OcrWorkersOpt,
     OffsetOpt,
     OutOpt,
     PairsArg,
@@ -77,6 +81,7 @@ from xmr_cli.options import (
     SearchJsonOpt,
     SeedOpt,
     ServeRerankerOpt,
+    SortOpt,
     SourcesArg,
     SpatialOpt,
     SplitOpt,
@@ -92,6 +97,7 @@ from xmr_cli.options import (
     WordsArg,
     WorkersOpt,
     make_index_config,
+    make_ocr_config,
     make_ray_config,
 )
 from xmr_cli.output import (
@@ -189,6 +195,8 @@ def index(
     ray_address: RayAddressOpt = "",
     ray_gpus: RayGpusOpt = -1.0,
     ray_actors: RayActorsOpt = 0,
+    ocr: OcrOpt = None,
+    ocr_workers: OcrWorkersOpt = 0,
 ) -> None:
     """Index (or update) the images under PATH: new, changed, moved and deleted files."""
     from retrieval import IngestConfig
@@ -199,7 +207,15 @@ def index(
     with _open(library, model, pretrained, catalog_url, device, create=True, index_config=kind_config) as lib:
         with IndexProgress(enabled=not as_json and not quiet()) as bar:
             report = lib.index(
-                paths, config=config, on_progress=bar.update, on_plan=bar.start, ray=on_ray, cache_tokens=cache_tokens
+                paths,
+                config=config,
+                on_progress=bar.update,
+                on_plan=bar.start,
+                ray=on_ray,
+                cache_tokens=cache_tokens,
+                ocr=ocr,
+                ocr_config=make_ocr_config(ocr_workers),
+                on_ocr_progress=bar.update_ocr,
             )
     print_report(report, as_json)
 
@@ -229,20 +245,26 @@ def search(
     preview: PreviewOpt = False,
     reranker: RerankerOpt = "",
     rerank_k: RerankKOpt = DEFAULT_RERANK_K,
+    mode: ModeOpt = "auto",
+    contains: ContainsOpt = None,
+    sort: SortOpt = "relevance",
 ) -> None:
     """Rank the library's images (or, with --texts, its texts) by WORDS and --image examples.
 
-    With --reranker, the dual top --rerank-k are rescored and scores are match probabilities.
-    Exit 1 when nothing matches.
+    Words are also looked up in the images' own text (index --ocr), names, captions and
+    keywords (--mode). With --reranker, the dual top --rerank-k are rescored and scores are
+    match probabilities. Exit 1 when nothing matches.
     """
     from retrieval.search.query import build_filter, build_terms, check_min_score
 
     images, not_images = [str(p) for p in image or []], [str(p) for p in not_image or []]
     terms = build_terms(words or [], images, not_text or [], not_images, weight or [])
-    where = build_filter([str(p) for p in under or []], after, before, ext or [])
+    where = build_filter([str(p) for p in under or []], after, before, ext or [], contains or [])
     check_min_score(min_score)
     if in_texts and where.active:
-        raise typer.BadParameter("--under/--after/--before/--ext filter images; they do not apply with --texts")
+        raise typer.BadParameter(
+            "--under/--after/--before/--ext/--contains filter images; they do not apply with --texts"
+        )
     with _open(library, model, pretrained, device=device) as lib, working("searching"):
         rr = lib.load_reranker(reranker) if reranker else None
         if in_texts:
@@ -259,7 +281,15 @@ def search(
             print_text_hits(found, as_json)
         else:
             hits = lib.search(
-                terms=terms, k=top, where=where, offset=offset, min_score=min_score, reranker=rr, rerank_k=rerank_k
+                terms=terms,
+                k=top,
+                where=where,
+                offset=offset,
+                min_score=min_score,
+                reranker=rr,
+                rerank_k=rerank_k,
+                mode=mode,
+                sort=sort,
             )
             print_hits(hits, as_json=as_json, paths_only=paths_only, preview=preview)
     if not (found if in_texts else hits):

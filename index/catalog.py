@@ -314,7 +314,9 @@ class Catalog:
             if bound is not None:
                 query = query.where(_time_condition(bound, newer))
         for number, words in enumerate(where.contains):  # all its words, in a row, in one of the image's texts
-            query = query.where(ImageRow.id.in_(phrase_ids_clause(self.engine.dialect.name, tokens(words), name=f"contains{number}")))
+            query = query.where(
+                ImageRow.id.in_(phrase_ids_clause(self.engine.dialect.name, tokens(words), name=f"contains{number}"))
+            )
         with Session(self.engine) as session:
             if not recheck:
                 return np.sort(np.fromiter(session.scalars(query), dtype=np.int64))

@@ -16,14 +16,22 @@ from dataclasses import dataclass
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from index.keyword_index import DocSources
 from index.keywords import index_text
 from index.records import INDEXED
 from index.schema import ImageRow, KeywordDocRow, OcrLineRow, OcrResultRow, TextRow
 
 __all__ = [
-    "NAME_FOLDERS", "OcrRecord", "drop_docs", "name_words", "ocr_read", "prune_ocr", "read_sources", "refresh_docs",
-    "refresh_docs_for_paths", "write_ocr",
+    "NAME_FOLDERS",
+    "DocSources",
+    "OcrRecord",
+    "drop_docs",
+    "name_words",
+    "ocr_read",
+    "prune_ocr",
+    "read_sources",
+    "refresh_docs",
+    "refresh_docs_for_paths",
+    "write_ocr",
 ]
 
 NAME_FOLDERS = 3  # folders above a file whose names go into its document ("2019 Japan trip")
@@ -35,6 +43,17 @@ _DOCS = KeywordDocRow.__table__
 _LINES = OcrLineRow.__table__
 _RESULTS = OcrResultRow.__table__
 _TEXTS = TextRow.__table__
+
+
+@dataclass(frozen=True)
+class DocSources:
+    """The raw texts an image's keyword document was made from (for snippets)."""
+
+    path: str
+    content_hash: str
+    captions: tuple[str, ...]  # sidecar captions, then the embedded description
+    tags: tuple[str, ...]  # title and keywords
+    ocr: tuple[tuple[str, float, tuple[float, ...]], ...]  # (text, confidence, box) per line
 
 
 @dataclass(frozen=True)
@@ -82,8 +101,14 @@ def refresh_docs(session: Session, ids: Sequence[int], tags: dict[int, list[str]
         return
     rows, kept = [], {}
     for chunk in _chunks(ids):
-        rows += session.execute(select(_IMAGES.c.id, _IMAGES.c.path, _IMAGES.c.content_hash, _IMAGES.c.description, _IMAGES.c.state).where(_IMAGES.c.id.in_(chunk))).all()
-        kept.update(session.execute(select(_DOCS.c.image_id, _DOCS.c.tags_raw).where(_DOCS.c.image_id.in_(chunk))).all())
+        rows += session.execute(
+            select(_IMAGES.c.id, _IMAGES.c.path, _IMAGES.c.content_hash, _IMAGES.c.description, _IMAGES.c.state).where(
+                _IMAGES.c.id.in_(chunk)
+            )
+        ).all()
+        kept.update(
+            session.execute(select(_DOCS.c.image_id, _DOCS.c.tags_raw).where(_DOCS.c.image_id.in_(chunk))).all()
+        )
     indexed = [r for r in rows if r.state == INDEXED]
     captions = _sidecar_captions(session, [r.path for r in indexed])
     ocr = _ocr_texts(session, [r.content_hash for r in indexed])
@@ -93,14 +118,16 @@ def refresh_docs(session: Session, ids: Sequence[int], tags: dict[int, list[str]
         written = (tags or {}).get(row.id)
         raw = "\n".join(written) if written is not None else kept.get(row.id, "")
         texts = [*captions.get(row.path, ()), *([row.description] if row.description else [])]
-        values.append({
-            "image_id": row.id,
-            "names": index_text(name_words(row.path)),
-            "captions": index_text(texts),
-            "tags": index_text(raw.splitlines()),
-            "ocr": index_text(ocr.get(row.content_hash, ())),
-            "tags_raw": raw,
-        })
+        values.append(
+            {
+                "image_id": row.id,
+                "names": index_text(name_words(row.path)),
+                "captions": index_text(texts),
+                "tags": index_text(raw.splitlines()),
+                "ocr": index_text(ocr.get(row.content_hash, ())),
+                "tags_raw": raw,
+            }
+        )
     if values:
         session.execute(insert(_DOCS), values)
 
@@ -120,18 +147,31 @@ def write_ocr(session: Session, records: Sequence[OcrRecord]) -> None:
     for chunk in _chunks(hashes):
         session.execute(delete(_LINES).where(_LINES.c.content_hash.in_(chunk)))
         session.execute(delete(_RESULTS).where(_RESULTS.c.content_hash.in_(chunk)))
-    session.execute(insert(_RESULTS), [
-        {"content_hash": r.content_hash, "engine": r.engine[:128], "lines": len(r.lines), "error": r.error} for r in records
-    ])
+    session.execute(
+        insert(_RESULTS),
+        [
+            {"content_hash": r.content_hash, "engine": r.engine[:128], "lines": len(r.lines), "error": r.error}
+            for r in records
+        ],
+    )
     lines = [
-        {"content_hash": r.content_hash, "line": n, "text": body, "confidence": float(score), "box": ",".join(f"{v:.5f}" for v in box)}
-        for r in records for n, (body, score, box) in enumerate(r.lines)
+        {
+            "content_hash": r.content_hash,
+            "line": n,
+            "text": body,
+            "confidence": float(score),
+            "box": ",".join(f"{v:.5f}" for v in box),
+        }
+        for r in records
+        for n, (body, score, box) in enumerate(r.lines)
     ]
     if lines:
         session.execute(insert(_LINES), lines)
     ids: list[int] = []
     for chunk in _chunks(hashes):
-        ids += session.scalars(select(_IMAGES.c.id).where(_IMAGES.c.content_hash.in_(chunk), _IMAGES.c.state == INDEXED))
+        ids += session.scalars(
+            select(_IMAGES.c.id).where(_IMAGES.c.content_hash.in_(chunk), _IMAGES.c.state == INDEXED)
+        )
     refresh_docs(session, ids)
 
 
@@ -140,30 +180,44 @@ def _sidecar_captions(session: Session, paths: Sequence[str]) -> dict[str, list[
     for chunk in _chunks([SIDECAR + p for p in paths]):
         query = select(_TEXTS.c.source, _TEXTS.c.body).where(_TEXTS.c.source.in_(chunk)).order_by(_TEXTS.c.id)
         for source, body in session.execute(query):
-            found.setdefault(source[len(SIDECAR):], []).append(body)
+            found.setdefault(source[len(SIDECAR) :], []).append(body)
     return found
 
 
 def _ocr_texts(session: Session, hashes: Sequence[str]) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for chunk in _chunks(sorted({h for h in hashes if h})):
-        query = select(_LINES.c.content_hash, _LINES.c.text).where(_LINES.c.content_hash.in_(chunk)).order_by(_LINES.c.content_hash, _LINES.c.line)
+        query = (
+            select(_LINES.c.content_hash, _LINES.c.text)
+            .where(_LINES.c.content_hash.in_(chunk))
+            .order_by(_LINES.c.content_hash, _LINES.c.line)
+        )
         for content_hash, body in session.execute(query):
             found.setdefault(content_hash, []).append(body)
     return found
 
 
 def read_sources(session: Session, ids: Sequence[int]) -> dict[int, DocSources]:
-    """The raw texts behind the documents of ``ids`` (see :class:`index.keyword_index.DocSources`)."""
+    """The raw texts behind the documents of ``ids`` (see :class:`DocSources`)."""
     rows, tags = [], {}
     for chunk in _chunks(list(ids)):
-        rows += session.execute(select(_IMAGES.c.id, _IMAGES.c.path, _IMAGES.c.content_hash, _IMAGES.c.description).where(_IMAGES.c.id.in_(chunk))).all()
-        tags.update(session.execute(select(_DOCS.c.image_id, _DOCS.c.tags_raw).where(_DOCS.c.image_id.in_(chunk))).all())
+        rows += session.execute(
+            select(_IMAGES.c.id, _IMAGES.c.path, _IMAGES.c.content_hash, _IMAGES.c.description).where(
+                _IMAGES.c.id.in_(chunk)
+            )
+        ).all()
+        tags.update(
+            session.execute(select(_DOCS.c.image_id, _DOCS.c.tags_raw).where(_DOCS.c.image_id.in_(chunk))).all()
+        )
     rows = [r for r in rows if r.id in tags]
     captions = _sidecar_captions(session, [r.path for r in rows])
     lines: dict[str, list[tuple[str, float, tuple[float, ...]]]] = {}
     for chunk in _chunks(sorted({r.content_hash for r in rows if r.content_hash})):
-        query = select(_LINES.c.content_hash, _LINES.c.text, _LINES.c.confidence, _LINES.c.box).where(_LINES.c.content_hash.in_(chunk)).order_by(_LINES.c.content_hash, _LINES.c.line)
+        query = (
+            select(_LINES.c.content_hash, _LINES.c.text, _LINES.c.confidence, _LINES.c.box)
+            .where(_LINES.c.content_hash.in_(chunk))
+            .order_by(_LINES.c.content_hash, _LINES.c.line)
+        )
         for content_hash, body, score, box in session.execute(query):
             lines.setdefault(content_hash, []).append((body, float(score), tuple(float(v) for v in box.split(","))))
     return {
@@ -192,9 +246,12 @@ def ocr_read(session: Session, hashes: Iterable[str], with_errors: bool = True) 
 
 def prune_ocr(session: Session) -> int:
     """Forget text read from bytes no catalogued image has any more (edited or deleted files)."""
-    orphans = list(session.scalars(select(_RESULTS.c.content_hash).where(_RESULTS.c.content_hash.not_in(select(_IMAGES.c.content_hash)))))
+    orphans = list(
+        session.scalars(
+            select(_RESULTS.c.content_hash).where(_RESULTS.c.content_hash.not_in(select(_IMAGES.c.content_hash)))
+        )
+    )
     for chunk in _chunks(orphans):
         session.execute(delete(_LINES).where(_LINES.c.content_hash.in_(chunk)))
         session.execute(delete(_RESULTS).where(_RESULTS.c.content_hash.in_(chunk)))
     return len(orphans)
-

@@ -10,7 +10,6 @@ row (FTS5 triggers; a generated tsvector column), so it never disagrees with the
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import Integer, column, func, select, text
@@ -18,6 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import TextClause
 
+from index.keyword_docs import DocSources, read_sources
 from index.keywords import db_token
 from index.schema import KeywordDocRow
 
@@ -38,7 +38,9 @@ _SQLITE_DDL = (
     "INSERT INTO keyword_fts(keyword_fts, rowid, names, captions, tags, ocr) VALUES ('delete', old.image_id, old.names, old.captions, old.tags, old.ocr); "
     "INSERT INTO keyword_fts(rowid, names, captions, tags, ocr) VALUES (new.image_id, new.names, new.captions, new.tags, new.ocr); END",
 )
-_PG_VECTOR = " || ".join(f"setweight(to_tsvector('simple', {name}), '{weight}')" for name, weight in _PG_WEIGHTS.items())
+_PG_VECTOR = " || ".join(
+    f"setweight(to_tsvector('simple', {name}), '{weight}')" for name, weight in _PG_WEIGHTS.items()
+)
 _PG_DDL = (
     f"ALTER TABLE keyword_docs ADD COLUMN IF NOT EXISTS tsv tsvector GENERATED ALWAYS AS ({_PG_VECTOR}) STORED",
     "CREATE INDEX IF NOT EXISTS keyword_docs_tsv ON keyword_docs USING GIN (tsv)",
@@ -68,17 +70,6 @@ def phrase_ids_clause(dialect: str, phrase: Sequence[str], source: str | None = 
     return text(sql).bindparams(**{name: query}).columns(column("image_id", Integer))
 
 
-@dataclass(frozen=True)
-class DocSources:
-    """The raw texts an image's keyword document was made from (for snippets)."""
-
-    path: str
-    content_hash: str
-    captions: tuple[str, ...]  # sidecar captions, then the embedded description
-    tags: tuple[str, ...]  # title and keywords
-    ocr: tuple[tuple[str, float, tuple[float, ...]], ...]  # (text, confidence, box) per line
-
-
 class KeywordIndex:
     """Reads of the keyword index (thread-safe: each call opens its own session)."""
 
@@ -101,7 +92,5 @@ class KeywordIndex:
 
     def sources(self, ids: Sequence[int]) -> dict[int, DocSources]:
         """The raw texts behind the documents of ``ids`` (ids without one are left out)."""
-        from index.keyword_docs import read_sources
-
         with Session(self.engine) as session:
             return read_sources(session, [int(i) for i in ids])

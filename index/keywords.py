@@ -3,9 +3,11 @@
 SQLite FTS5 and PostgreSQL full-text search split text differently (``42.50`` is two
 tokens to one and a number to the other; a C-locale server drops letters outside ASCII).
 So text is split here, once, and the database is given lower-case tokens separated by
-single spaces, which both split the same way: a token is a run of letters and digits
-after compatibility decomposition, accents dropped and case folded; each Chinese or
-Japanese character is a token of its own (those scripts write no spaces).
+single spaces, which both split the same way: a token is a run of letters or a run of
+digits after compatibility decomposition, accents dropped and case folded; each Chinese
+or Japanese character is a token of its own (those scripts write no spaces). Letters and
+digits part because OCR often drops the space between them ("RECEIPT42.50"); a query is
+split the same way, so "Q3" still finds "Q3" (as the phrase "q 3").
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ def tokens(text: str) -> list[str]:
     word: list[str] = []
     for char in folded:
         if char.isalnum() and not _IDEOGRAPHS.match(char):
+            if word and word[-1].isdigit() != char.isdigit():  # letters to digits or back: a new token
+                out.append("".join(word)[:MAX_TOKEN])
+                word = []
             word.append(char)
             continue
         if word:

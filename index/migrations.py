@@ -29,9 +29,14 @@ def _to_2(session: Session) -> None:
     create_keyword_index(session.connection())
     last = 0
     while True:
-        ids = list(session.scalars(
-            select(ImageRow.id).where(ImageRow.id > last, ImageRow.state == INDEXED).order_by(ImageRow.id).limit(_BACKFILL_CHUNK)
-        ))
+        ids = list(
+            session.scalars(
+                select(ImageRow.id)
+                .where(ImageRow.id > last, ImageRow.state == INDEXED)
+                .order_by(ImageRow.id)
+                .limit(_BACKFILL_CHUNK)
+            )
+        )
         if not ids:
             return
         refresh_docs(session, ids)
@@ -61,4 +66,3 @@ def upgrade(session: Session) -> int:
     if found < CATALOG_SCHEMA:
         session.execute(update(Meta).where(Meta.key == "schema").values(value=str(CATALOG_SCHEMA)))
     return found
-

@@ -109,7 +109,9 @@ class ImageFilter:
     after: datetime | None = None  # capture time (else file modification time) at or after
     before: datetime | None = None  # capture time (else file modification time) before
     extensions: tuple[str, ...] = ()  # lower-case suffixes with the dot, e.g. (".jpg", ".png")
-    contains: tuple[str, ...] = ()  # texts an image must hold, each as words in a row (OCR, names, captions or keywords)
+    contains: tuple[
+        str, ...
+    ] = ()  # texts an image must hold, each as words in a row (OCR, names, captions or keywords)
 
     def __post_init__(self) -> None:
         # Callers of the library API pass a lone string, relative folders or "JPG": taken
@@ -122,7 +124,9 @@ class ImageFilter:
         object.__setattr__(self, "contains", contains)
         for words in contains:
             if not isinstance(words, str) or not is_utf8(words) or not tokens(words):
-                raise FilterError(f"ImageFilter.contains takes texts with at least one letter or digit, e.g. 'receipt' or '42.50' (got {words!r})")
+                raise FilterError(
+                    f"ImageFilter.contains takes texts with at least one letter or digit, e.g. 'receipt' or '42.50' (got {words!r})"
+                )
         for name in ("after", "before"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, datetime):

@@ -73,7 +73,9 @@ class OcrResultRow(Base):
     """That the text of some bytes was read (even when none was found), by what, or why not."""
 
     __tablename__ = "ocr_results"
-    content_hash: Mapped[str] = mapped_column(String(64), primary_key=True)  # moves and copies keep it; an edit reads again
+    content_hash: Mapped[str] = mapped_column(
+        String(64), primary_key=True
+    )  # moves and copies keep it; an edit reads again
     engine: Mapped[str] = mapped_column(String(128))  # what read it, e.g. "rapidocr-onnxruntime 1.4.4 PP-OCRv4"
     lines: Mapped[int] = mapped_column(Integer, default=0)  # lines found
     error: Mapped[str | None] = mapped_column(Text)  # why the text could not be read; None when it was
@@ -89,7 +91,9 @@ class OcrLineRow(Base):
     line: Mapped[int] = mapped_column(Integer)  # reading order, 0 first
     text: Mapped[str] = mapped_column(Text)
     confidence: Mapped[float] = mapped_column(Float)
-    box: Mapped[str] = mapped_column(String(160))  # 8 comma-separated fractions: x,y of 4 corners clockwise from top-left
+    box: Mapped[str] = mapped_column(
+        String(160)
+    )  # 8 comma-separated fractions: x,y of 4 corners clockwise from top-left
 
 
 class KeywordDocRow(Base):

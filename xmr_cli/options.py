@@ -16,8 +16,17 @@ import typer
 if TYPE_CHECKING:
     from index.config import IndexConfig
     from retrieval.ingest.distributed import RayConfig
+    from retrieval.ingest.ocr import OcrConfig
 
 __all__ = [
+    "make_ocr_config",
+    "SortOpt",
+    "Sort",
+    "OcrWorkersOpt",
+    "OcrOpt",
+    "ModeOpt",
+    "Mode",
+    "ContainsOpt",
     "AfterOpt",
     "AlignOpt",
     "AllowHostOpt",
@@ -289,6 +298,18 @@ RayActorsOpt = Annotated[
     int, number("--ray-actors", minimum=0, help="Most Ray actors (0: one per GPU, else one per CPU).")
 ]
 
+OcrOpt = Annotated[
+    Optional[bool],
+    typer.Option(
+        "--ocr/--no-ocr",
+        show_default="the library's, else off",
+        help="Read the text in photos too (pip install 'xmr[ocr]'); remembered by the library.",
+    ),
+]
+OcrWorkersOpt = Annotated[
+    int, number("--ocr-workers", minimum=0, help="OCR threads beside the encoder (0: half the cores).")
+]
+
 # ---- search -------------------------------------------------------------------------------------
 WordsArg = Annotated[
     Optional[list[str]],
@@ -345,6 +366,28 @@ InTextsOpt = Annotated[
 ]
 PreviewOpt = Annotated[
     bool, typer.Option("--preview", help="Show thumbnails inline (kitty, iTerm2 and WezTerm terminals).")
+]
+
+Mode = Literal["auto", "semantic", "keyword", "hybrid"]
+ModeOpt = Annotated[
+    Mode,
+    typer.Option(
+        "--mode",
+        help="semantic (the model), keyword (the words in the images' text, names, captions, keywords) or hybrid "
+        "(both fused); auto: hybrid when an image's own text holds a word of the query.",
+    ),
+]
+ContainsOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--contains",
+        metavar="WORDS",
+        help="Only images whose text (OCR, names, captions, keywords) has these words in a row (repeatable).",
+    ),
+]
+Sort = Literal["relevance", "date", "-date"]
+SortOpt = Annotated[
+    Sort, typer.Option("--sort", help="Order of the results: relevance, or capture time (date: oldest first).")
 ]
 
 # ---- texts --------------------------------------------------------------------------------------
@@ -479,3 +522,12 @@ RelationStepsOpt = Annotated[
         help="First steps on caption vs relations-reversed caption alone (part of --steps).",
     ),
 ]
+
+
+def make_ocr_config(workers: int) -> OcrConfig | None:
+    """The OcrConfig of --ocr-workers; None (the default config) when it is 0."""
+    if not workers:
+        return None
+    from retrieval.ingest.ocr import OcrConfig
+
+    return OcrConfig(workers=workers)

@@ -38,12 +38,24 @@ class IndexProgress:
             TextColumn("indexing"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]:.1f} img/s  {task.fields[failed]} failed"),
+            TextColumn("{task.fields[rate]:.1f} img/s  {task.fields[failed]}"),
             TimeRemainingColumn(),
             console=err,
             disable=not enabled,
         )
-        self.task = self.bar.add_task("index", total=None, rate=0.0, failed=0)
+        self.task = self.bar.add_task("index", total=None, rate=0.0, failed="0 failed")
+        self.ocr_task = self.bar.add_task("ocr", total=None, rate=0.0, failed=0, visible=False)
+        self.bar.columns[0].text_format = "{task.fields[label]}"
+        self.bar.update(self.task, label="indexing")
+        self.bar.update(self.ocr_task, label="reading text")
+
+    def update_ocr(self, progress: object) -> None:
+        """The OCR pass's progress (a second bar: it runs beside the encoder)."""
+        p = progress
+        rate = p.done / p.seconds if p.seconds > 0 else 0.0  # type: ignore[attr-defined]
+        self.bar.update(
+            self.ocr_task, total=p.total, completed=p.done, rate=rate, failed=f"text in {p.found}", visible=True
+        )  # type: ignore[attr-defined]
 
     def start(self, to_read: int, unchanged: int) -> None:
         self.bar.update(self.task, total=to_read, visible=to_read > 0)
@@ -52,7 +64,7 @@ class IndexProgress:
 
     def update(self, progress: object) -> None:
         rate = progress.done / progress.seconds if progress.seconds > 0 else 0.0  # type: ignore[attr-defined]
-        self.bar.update(self.task, completed=progress.done, rate=rate, failed=progress.failed)  # type: ignore[attr-defined]
+        self.bar.update(self.task, completed=progress.done, rate=rate, failed=f"{progress.failed} failed")  # type: ignore[attr-defined]
 
     def __enter__(self) -> IndexProgress:
         self.bar.start()
