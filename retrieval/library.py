@@ -417,8 +417,8 @@ class Library:
                 one text (see :mod:`retrieval.rerank.search`); from :meth:`load_reranker`.
             mode: "semantic" (the encoder), "keyword" (the words in the images' OCR text, file
                 and folder names, captions and keywords; loads no model), "hybrid" (both rankings
-                fused) or "auto" (hybrid for a query with words when the library has keyword
-                documents and no reranker is given; else semantic). See :mod:`retrieval.search.keyword`
+                fused) or "auto": hybrid when some image's own text (OCR, captions, keywords)
+                holds a word of the query and no reranker is given; else semantic, scores as before. See :mod:`retrieval.search.keyword`
                 for scores and ``min_score`` in each mode.
             sort: "relevance", or "date" / "-date": the hits that passed ``k`` and ``min_score``
                 by capture time (else modification time), oldest / newest first.
@@ -431,6 +431,7 @@ class Library:
                 unreadable query image, a reranker with no single text to match, an unknown mode
                 or sort, keyword or hybrid mode without words or with a reranker.
         """
+        _check_query_types(text, image, terms, k, offset)
         words = " ".join(t for t in (text, *(term.text for term in terms if term.weight > 0)) if isinstance(t, str))
         if reranker is None:
             if mode == "keyword":  # no query vector: the model is not loaded
@@ -489,6 +490,7 @@ class Library:
         keyword ``words`` (``query`` may be None in keyword mode); see :meth:`search`."""
         from retrieval.search.keyword import (
             HYBRID_POOL,
+            any_said,
             fuse,
             fused_hits,
             keyword_hits,
@@ -502,30 +504,34 @@ class Library:
         if not isinstance(where, ImageFilter):
             raise QueryError(f"where must be an ImageFilter, not {type(where).__name__}")
         phrases = parse_query(words)
+        auto = mode == "auto"
         mode = pick_mode(mode, sort, phrases, False, bool(phrases) and self.catalog.keywords.doc_count() > 0)
         if mode != "keyword" and query is None:
             raise QueryError(f"{mode} search needs a query vector; only keyword search works from words alone")
         self.images.refresh()  # pick up what another process indexed meanwhile
         allowed = self._selections.allowed(where, self.images.generation) if where.active else None
-        if mode == "semantic":
+        if auto and mode == "hybrid" and not any_said(self.catalog.keywords, phrases, allowed):
+            mode = "semantic"  # auto: cosine scores as ever unless the images' own text (OCR, captions,
+            # keywords) holds a word of the query; a file name alone does not switch it
+        keyword = keyword_ranking(self.catalog.keywords, phrases, allowed) if mode != "semantic" else []
+        if mode == "keyword":
+            ranked = keyword[: k + offset]
+            records = self.catalog.images([i for i, _, _ in ranked])
+            hits = keyword_hits(ranked, records, offset, min_score)
+        elif mode == "semantic":
             (found,) = self.images.search(np.asarray(query, np.float32).reshape(1, -1), k + offset, allowed)
             records = self.catalog.images(found.ids.tolist())
             hits = image_hits(found, records, offset, min_score)
-        elif mode == "keyword":
-            ranked = keyword_ranking(self.catalog.keywords, phrases, allowed)[: k + offset]
-            records = self.catalog.images([i for i, _, _ in ranked])
-            hits = keyword_hits(ranked, records, offset, min_score)
         else:
             pool = max(HYBRID_POOL, k + offset)
             vector = np.asarray(query, np.float32).reshape(-1)  # (D,)
             (found,) = self.images.search(vector.reshape(1, -1), pool, allowed)
-            keyword = keyword_ranking(self.catalog.keywords, phrases, allowed)[:pool]
-            fused = fuse([int(i) for i in found.ids], keyword)[: k + offset]
+            fused = fuse([int(i) for i in found.ids], keyword[:pool])[: k + offset]
             cosines = {int(i): float(s) for i, s in zip(found.ids, found.scores)}
             stored = self.catalog.vectors_for([i for i, _ in fused if i not in cosines])  # keyword-only hits
             cosines.update({i: float(np.frombuffer(blob, "<f4") @ vector) for i, blob in stored.items()})
             records = self.catalog.images([i for i, _ in fused])
-            hits = fused_hits(fused, cosines, keyword, records, offset, min_score)
+            hits = fused_hits(fused, cosines, keyword[:pool], records, offset, min_score)
         return sort_hits(self._with_matches(hits, phrases, where), records, sort)
 
     def _with_matches(self, hits: list[Hit], phrases: Sequence[tuple[str, ...]], where: ImageFilter) -> list[Hit]:

@@ -26,6 +26,7 @@ from retrieval.results import Hit
 
 __all__ = [
     "HYBRID_POOL",
+    "any_said",
     "MODES",
     "RRF_K",
     "SORTS",
@@ -86,6 +87,17 @@ def fuse(semantic: Sequence[int], keyword: Sequence[tuple[int, float, int]], k: 
         fused[image_id] = fused.get(image_id, 0.0) + 1.0 / (k + rank)
     late = len(semantic) + 1
     return sorted(fused.items(), key=lambda item: (-item[1], order.get(item[0], late), item[0]))
+
+
+def any_said(index: KeywordIndex, phrases: Sequence[tuple[str, ...]], allowed: np.ndarray | None = None) -> bool:
+    """Whether an image (in ``allowed``, when given) holds a phrase in what it says about itself:
+    OCR text, captions or keywords (auto mode turns hybrid then; a file name alone does not)."""
+    for phrase in phrases:
+        for source in ("ocr", "captions", "tags"):
+            ids = index.phrase_ids(phrase, source)
+            if len(ids) and (allowed is None or np.isin(ids, allowed, assume_unique=True).any()):
+                return True
+    return False
 
 
 def pick_mode(mode: str, sort: str, phrases: Sequence[tuple[str, ...]], reranked: bool, has_docs: bool) -> str:
