@@ -12,42 +12,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from index.errors import MissingDependencyError
 from index.keywords import contains_phrase, tokens
 from index.records import ImageFilter
 from retrieval.ingest.ocr import OcrConfig, OcrEngine
+from tests.helpers.text_images import render_words
 
 pytest.importorskip("rapidocr_onnxruntime", reason="the OCR tests need the ocr extra (rapidocr-onnxruntime)")
 
-FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
 CONFIG = OcrConfig(workers=1, det_side=480)  # small photos: no need to scale them up to 736
 WORDS = {"coffee": "RECEIPT 42.50", "chelsea": "STATION EXIT", "rocket": "Q3 PLAN", "coins": "TOTAL 19.99"}
-
-
-def _font() -> ImageFont.FreeTypeFont:
-    if not os.path.exists(FONT):
-        pytest.skip(f"{FONT} is not installed (fonts-dejavu-core)")
-    return ImageFont.truetype(FONT, 40)
-
-
-def _render(name: str, words: str | None, path: Path) -> tuple[float, float, float, float]:
-    """scikit-image's ``name`` photo at 480x360 with ``words`` on it, a word a line (OCR drops
-    the space between words on one line now and then); the first word's box as fractions."""
-    import skimage.data
-
-    pixels = np.asarray(getattr(skimage.data, name)())
-    image = Image.fromarray(pixels).convert("RGB").resize((480, 360))
-    box = (0.0, 0.0, 0.0, 0.0)
-    draw = ImageDraw.Draw(image)
-    for number, word in enumerate((words or "").split()):
-        left, top, right, bottom = draw.textbbox((40, 60 + 80 * number), word, font=_font())
-        draw.rectangle((left - 8, top - 8, right + 8, bottom + 8), fill=(250, 250, 240))
-        draw.text((40, 60 + 80 * number), word, font=_font(), fill=(10, 10, 10))
-        box = (left / 480, top / 360, right / 480, bottom / 360) if number == 0 else box
-    image.save(path, quality=92)
-    return box
 
 
 @pytest.fixture(scope="module")
@@ -62,13 +38,13 @@ def signs(tmp_path: Path) -> tuple[Path, dict[str, tuple]]:
     folder.mkdir()
     boxes = {}
     for number, (name, words) in enumerate(WORDS.items()):
-        boxes[f"img{number}.jpg"] = (words, _render(name, words, folder / f"img{number}.jpg"))
-    _render("camera", None, folder / "plain.jpg")
+        boxes[f"img{number}.jpg"] = (words, render_words(name, words, folder / f"img{number}.jpg"))
+    render_words("camera", None, folder / "plain.jpg")
     return folder, boxes
 
 
 def test_the_engine_reads_rendered_words_with_their_box(engine: OcrEngine, tmp_path: Path) -> None:
-    box = _render("coffee", "RECEIPT 42.50", tmp_path / "r.jpg")
+    box = render_words("coffee", "RECEIPT 42.50", tmp_path / "r.jpg")
     lines = engine.read(np.asarray(Image.open(tmp_path / "r.jpg").convert("RGB")))
     assert [tokens(line.text) for line in lines] == [["receipt"], ["42", "50"]]
     corners = np.asarray(lines[0].box).reshape(4, 2)
@@ -81,7 +57,7 @@ def test_the_engine_reads_rendered_words_with_their_box(engine: OcrEngine, tmp_p
 
 
 def test_one_engine_is_safe_to_share_between_threads(engine: OcrEngine, tmp_path: Path) -> None:
-    _render("chelsea", "STATION EXIT", tmp_path / "s.jpg")
+    render_words("chelsea", "STATION EXIT", tmp_path / "s.jpg")
     pixels = np.asarray(Image.open(tmp_path / "s.jpg").convert("RGB"))
     expected = engine.read(pixels)
     results: list = []
@@ -130,17 +106,17 @@ def test_ocr_is_remembered_and_reads_only_what_it_has_not(open_library, signs) -
     assert (first.encoded, first.ocr_read) == (0, 5)
     (folder / "img0.jpg").rename(folder / "moved.jpg")
     (folder / "copy.jpg").write_bytes((folder / "img1.jpg").read_bytes())
-    _render("coins", "NEW SIGN", folder / "new.jpg")
+    render_words("coins", "NEW SIGN", folder / "new.jpg")
     again = lib.index([folder], ocr_config=CONFIG)  # remembered: on
     assert (again.moved, again.ocr_read) == (1, 1)  # only the new bytes are read
     assert {Path(h.path).name for h in lib.search("42.50", mode="keyword")} == {"moved.jpg"}
     assert {Path(h.path).name for h in lib.search("station", mode="keyword")} == {"img1.jpg", "copy.jpg"}
-    _render("chelsea", "OTHER WORDS", folder / "img1.jpg")  # edited: read again
+    render_words("chelsea", "OTHER WORDS", folder / "img1.jpg")  # edited: read again
     edited = lib.index([folder], ocr_config=CONFIG)
     assert (edited.updated, edited.ocr_read) == (1, 1)
     assert {Path(h.path).name for h in lib.search("station", mode="keyword")} == {"copy.jpg"}
     lib.index([folder], ocr=False)
-    _render("coins", "LATER", folder / "z.jpg")
+    render_words("coins", "LATER", folder / "z.jpg")
     assert lib.index([folder]).ocr_read == 0  # --no-ocr is remembered too
     assert lib.search("later", mode="keyword") == []
 
