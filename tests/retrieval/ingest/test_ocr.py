@@ -184,3 +184,26 @@ def test_titles_and_keywords_are_searchable_and_sort_orders_by_date(open_library
     newest = lib.search("a photo", k=3, mode="semantic", sort="-date")
     assert [Path(h.path).name for h in newest] == ["p2.jpg", "p1.jpg", "p0.jpg"]
     assert sorted(h.rank for h in newest) == [1, 2, 3]  # each keeps its relevance rank
+
+
+def test_keyword_search_on_postgresql_answers_as_on_sqlite(
+    open_library, signs, postgres_url: str, tmp_path: Path
+) -> None:  # noqa: ANN001
+    folder, _ = signs
+    answers = []
+    for directory, url in ((tmp_path / "on-sqlite", ""), (tmp_path / "on-postgres", postgres_url)):
+        lib = open_library(directory, catalog_url=url)
+        lib.index([folder], ocr=True, ocr_config=CONFIG)
+        run = []
+        for words, mode in (
+            ("42.50", "keyword"),
+            ("exit station q3", "keyword"),
+            ("receipt 42.50", "hybrid"),
+            ("total", "auto"),
+        ):
+            run.append([(Path(h.path).name, round(h.score, 6), h.match) for h in lib.search(words, k=10, mode=mode)])
+        contained = lib.search("a photo", k=10, where=ImageFilter(contains=("station exit",)), mode="semantic")
+        run.append([(Path(h.path).name, round(h.score, 6), h.match) for h in contained])
+        answers.append(run)
+    assert answers[0] == answers[1]
+    assert answers[0][0] and answers[0][-1]  # they found something
