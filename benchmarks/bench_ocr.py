@@ -15,22 +15,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from _common import environment, environment_line
+from ocr_testset import background, load_backgrounds
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks.ocr_testset import background, load_backgrounds  # noqa: E402
-from index.keywords import contains_phrase, tokens  # noqa: E402
-from retrieval.images.decode import DecodeConfig, decode_file  # noqa: E402
-from retrieval.ingest.ocr import OcrConfig, OcrEngine, engine_name  # noqa: E402
+from index.keywords import contains_phrase, tokens
+from retrieval.images.decode import DecodeConfig, decode_file
+from retrieval.ingest.ocr import OcrConfig, OcrEngine, engine_name
 
 
 def score_image(truth_words: list[str], read: list[str]) -> tuple[int, int, int, int]:
@@ -89,19 +85,11 @@ def main() -> None:
     config = OcrConfig(
         threads=args.threads, max_side=args.max_side, det_side=args.det_side, min_confidence=args.min_confidence
     )
+    env = environment(("numpy", "onnxruntime", "cv2", "PIL"))
     result = run(args.folder, config, args.limit, args.blank)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent
-    ).stdout.strip()
-    meta = {
-        "engine": engine_name(),
-        "config": config.__dict__,
-        "commit": commit,
-        "cpu": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(),
-        "load": os.getloadavg()[0],
-    }
-    print(json.dumps({**result, **meta}))
+    load = [round(v, 2) for v in os.getloadavg()]  # the machine is shared: say how busy it was
+    print(json.dumps({**result, "engine": engine_name(), "config": config.__dict__, "load_1_5_15": load, "env": env}))
+    print(environment_line(env))
 
 
 if __name__ == "__main__":
