@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Row, Table, delete, insert, select
 from sqlalchemy.orm import Session
 
 from index.keywords import index_text
@@ -38,11 +39,11 @@ NAME_FOLDERS = 3  # folders above a file whose names go into its document ("2019
 SIDECAR = "sidecar:"  # == index.catalog_writes.SIDECAR (not imported: that module imports this one)
 _CHUNK = 500
 
-_IMAGES = ImageRow.__table__
-_DOCS = KeywordDocRow.__table__
-_LINES = OcrLineRow.__table__
-_RESULTS = OcrResultRow.__table__
-_TEXTS = TextRow.__table__
+_IMAGES = cast(Table, ImageRow.__table__)
+_DOCS = cast(Table, KeywordDocRow.__table__)
+_LINES = cast(Table, OcrLineRow.__table__)
+_RESULTS = cast(Table, OcrResultRow.__table__)
+_TEXTS = cast(Table, TextRow.__table__)
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,8 @@ def refresh_docs(session: Session, ids: Sequence[int], tags: dict[int, list[str]
     ids = sorted({int(i) for i in ids})
     if not ids:
         return
-    rows, kept = [], {}
+    rows: list[Row] = []
+    kept: dict[int, str] = {}
     for chunk in _chunks(ids):
         rows += session.execute(
             select(_IMAGES.c.id, _IMAGES.c.path, _IMAGES.c.content_hash, _IMAGES.c.description, _IMAGES.c.state).where(
@@ -199,7 +201,8 @@ def _ocr_texts(session: Session, hashes: Sequence[str]) -> dict[str, list[str]]:
 
 def read_sources(session: Session, ids: Sequence[int]) -> dict[int, DocSources]:
     """The raw texts behind the documents of ``ids`` (see :class:`DocSources`)."""
-    rows, tags = [], {}
+    rows: list[Row] = []
+    tags: dict[int, str] = {}
     for chunk in _chunks(list(ids)):
         rows += session.execute(
             select(_IMAGES.c.id, _IMAGES.c.path, _IMAGES.c.content_hash, _IMAGES.c.description).where(

@@ -15,7 +15,7 @@ import numpy as np
 from sqlalchemy import Integer, column, func, select, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import TextClause
+from sqlalchemy.sql.selectable import TextualSelect
 
 from index.keyword_docs import DocSources, read_sources
 from index.keywords import db_token
@@ -53,7 +53,7 @@ def create_keyword_index(connection: Connection) -> None:
         connection.execute(text(statement))
 
 
-def phrase_ids_clause(dialect: str, phrase: Sequence[str], source: str | None = None, name: str = "q") -> TextClause:
+def phrase_ids_clause(dialect: str, phrase: Sequence[str], source: str | None = None, name: str = "q") -> TextualSelect:
     """A SELECT of the ids of the images whose ``source`` (any, when None) holds ``phrase``
     (tokens from :func:`index.keywords.tokens`) as consecutive tokens; its parameter is ``name``."""
     words = [db_token(t) for t in phrase]

@@ -17,7 +17,7 @@ SNIPPET_SOURCES = {"ocr": "ocr", "captions": "caption", "tags": "keywords", "nam
 def find_match(sources: DocSources, phrases: Sequence[tuple[str, ...]]) -> Match | None:
     """Where the first phrase that matches lies, preferring OCR lines, then captions,
     keywords and names; None when no phrase matches."""
-    texts = {
+    texts: dict[str, list[tuple[str, object]]] = {
         "ocr": [(body, box) for body, _, box in sources.ocr],
         "captions": [(c, None) for c in sources.captions],
         "tags": [(t, None) for t in sources.tags],
@@ -28,7 +28,7 @@ def find_match(sources: DocSources, phrases: Sequence[tuple[str, ...]]) -> Match
             found = _in_texts(texts[source], phrase)
             if found is not None:
                 body, box = found
-                return Match(body, SNIPPET_SOURCES[source], tuple(box) if box else None)
+                return Match(body, SNIPPET_SOURCES[source], tuple(box) if isinstance(box, tuple) else None)
     return None
 
 
