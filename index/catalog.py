@@ -495,20 +495,6 @@ class Catalog:
         with self._write_lock, Session(self.engine) as session, session.begin():
             return prune_ocr(session)
 
-    def ocr_failures(self, hashes: Iterable[str]) -> dict[str, str]:
-        """Content hash -> why its text could not be read, for those of ``hashes`` that failed."""
-        from index.schema import OcrResultRow
-
-        wanted = sorted(set(hashes))
-        found: dict[str, str] = {}
-        with Session(self.engine) as session:
-            for start in range(0, len(wanted), 500):
-                query = select(OcrResultRow.content_hash, OcrResultRow.error).where(
-                    OcrResultRow.content_hash.in_(wanted[start : start + 500]), OcrResultRow.error.is_not(None)
-                )
-                found.update(session.execute(query).all())
-        return found
-
     def setting(self, key: str) -> str | None:
         """A library setting remembered in the catalog (e.g. ``ocr``), or None."""
         with Session(self.engine) as session:

@@ -19,7 +19,7 @@ import numpy as np
 
 from index.deps import attempt_import
 
-__all__ = ["OCR_HINT", "OcrConfig", "OcrEngine", "OcrLine", "engine_name", "load_engine", "thread_engine"]
+__all__ = ["OCR_HINT", "OcrConfig", "OcrEngine", "OcrLine", "engine_name", "thread_engine"]
 
 OCR_HINT = "reading text in photos (--ocr) needs rapidocr-onnxruntime: pip install 'xmr[ocr]'"
 
@@ -114,11 +114,6 @@ def _fit(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     factor = max_side / longest
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
     return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR)), longest / max_side
-
-
-def load_engine(config: OcrConfig = OcrConfig()) -> OcrEngine:
-    """A new engine (see :class:`OcrEngine`)."""
-    return OcrEngine(config)
 
 
 _local = threading.local()
