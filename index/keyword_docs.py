@@ -9,6 +9,7 @@ and moves and copies keep the text read from their bytes without reading it agai
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -69,15 +70,25 @@ class OcrRecord:
 
 def name_words(path: str) -> list[str]:
     """The file's name without its extension, then the names of up to :data:`NAME_FOLDERS` folders above it."""
-    parts = [os.path.splitext(os.path.basename(path))[0]]
-    folder = os.path.dirname(path)
-    for _ in range(NAME_FOLDERS):
-        name = os.path.basename(folder)
-        if not name:
-            break
-        parts.append(name)
-        folder = os.path.dirname(folder)
-    return parts
+    folder, _, name = path.rpartition("/")
+    return [os.path.splitext(name)[0], *_folders(folder)]
+
+
+@functools.lru_cache(maxsize=4096)  # a batch's files share a few folders
+def _folders(folder: str) -> tuple[str, ...]:
+    parts = [p for p in folder.split("/") if p]
+    return tuple(reversed(parts[-NAME_FOLDERS:]))
+
+
+def _names_text(path: str) -> str:
+    """:func:`index_text` of :func:`name_words` (the folders' part made once per folder)."""
+    folder, _, name = path.rpartition("/")
+    return " ".join(t for t in (index_text([os.path.splitext(name)[0]]), _folders_text(folder)) if t)
+
+
+@functools.lru_cache(maxsize=4096)
+def _folders_text(folder: str) -> str:
+    return index_text(_folders(folder))
 
 
 def _chunks(items: Sequence, size: int = _CHUNK) -> Iterable[Sequence]:
@@ -123,7 +134,7 @@ def refresh_docs(session: Session, ids: Sequence[int], tags: dict[int, list[str]
         values.append(
             {
                 "image_id": row.id,
-                "names": index_text(name_words(row.path)),
+                "names": _names_text(row.path),
                 "captions": index_text(texts),
                 "tags": index_text(raw.splitlines()),
                 "ocr": index_text(ocr.get(row.content_hash, ())),

@@ -12,6 +12,7 @@ split the same way, so "Q3" still finds "Q3" (as the phrase "q 3").
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -19,29 +20,31 @@ from collections.abc import Iterable, Sequence
 __all__ = ["MAX_TOKEN", "contains_phrase", "db_token", "index_text", "join_tokens", "parse_query", "tokens"]
 
 MAX_TOKEN = 64  # characters kept of a token: longer runs are noise (hashes, OCR garbage)
-_IDEOGRAPHS = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]")
+_IDEOGRAPH_CLASS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff"
+_IDEOGRAPHS = re.compile(f"[{_IDEOGRAPH_CLASS}]")
+_IDEOGRAPH_SPLIT = re.compile(f"[{_IDEOGRAPH_CLASS}]|[^{_IDEOGRAPH_CLASS}]+")
+_RUN = re.compile(r"[^\W\d_]+|\d+")  # a run of letters, or a run of digits
 
 
 def tokens(text: str) -> list[str]:
     """The keyword tokens of ``text`` in order (see the module docstring)."""
-    folded = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)).casefold()
+    return list(_tokens(text))
+
+
+@functools.lru_cache(maxsize=65536)  # folder names and repeated captions come back batch after batch
+def _tokens(text: str) -> tuple[str, ...]:
+    if text.isascii():
+        folded = text.lower()
+    else:
+        decomposed = unicodedata.normalize("NFKD", text)
+        folded = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
     out: list[str] = []
-    word: list[str] = []
-    for char in folded:
-        if char.isalnum() and not _IDEOGRAPHS.match(char):
-            if word and word[-1].isdigit() != char.isdigit():  # letters to digits or back: a new token
-                out.append("".join(word)[:MAX_TOKEN])
-                word = []
-            word.append(char)
-            continue
-        if word:
-            out.append("".join(word)[:MAX_TOKEN])
-            word = []
-        if _IDEOGRAPHS.match(char):
-            out.append(char)
-    if word:
-        out.append("".join(word)[:MAX_TOKEN])
-    return out
+    for run in _RUN.findall(folded):
+        if folded.isascii() or not _IDEOGRAPHS.search(run):
+            out.append(run[:MAX_TOKEN])
+        else:  # each ideograph alone, the letters around them as runs
+            out += [part[:MAX_TOKEN] for part in _IDEOGRAPH_SPLIT.findall(run)]
+    return tuple(out)
 
 
 def join_tokens(texts: Iterable[str]) -> str:
