@@ -4,7 +4,8 @@ Word recall: of the words rendered into an image, the share whose tokens the eng
 in a row (``42.50`` counts when ``42 50`` was read). Word precision: of the tokens read,
 the share that belong to a rendered word (multiset match per image). Cost: OCR seconds
 per image (decode not counted) on images with text, and on the same backgrounds without
-any (``--blank``), medians; one OCR engine, ``--threads`` onnxruntime threads.
+any (``--blank``), medians of wall time and of CPU time; one OCR engine, ``--threads``
+onnxruntime threads.
 
     python benchmarks/ocr_testset.py --out /tmp/ocr-set --count 500
     nice python benchmarks/bench_ocr.py /tmp/ocr-set --limit 100 --blank 20
@@ -42,22 +43,24 @@ def run(folder: Path, config: OcrConfig, limit: int, blank: int) -> dict:
     records = [json.loads(line) for line in (folder / "truth.jsonl").read_text().splitlines()][:limit]
     decode = DecodeConfig(draft_side=config.max_side // 2)
     totals = np.zeros(4, np.int64)
-    seconds = []
+    seconds, cpu = [], []
     for record in records:
         image = np.asarray(decode_file(folder / record["file"], decode).image)
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         lines = engine.read(image)
         seconds.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
         read = [t for line in lines for t in tokens(line.text)]
         totals += score_image(record["words"], read)
     rng = np.random.default_rng(12345)
     photos = load_backgrounds()
-    empty, false_lines = [], 0
+    empty, empty_cpu, false_lines = [], [], 0
     for _ in range(blank):
         image = np.asarray(background(rng, photos))
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         false_lines += len(engine.read(image))
         empty.append(time.perf_counter() - start)
+        empty_cpu.append(time.process_time() - start_cpu)
     found, words, right, read = (int(v) for v in totals)
     return {
         "images": len(records),
@@ -67,6 +70,9 @@ def run(folder: Path, config: OcrConfig, limit: int, blank: int) -> dict:
         "tokens_read": read,
         "s_per_image_text": round(statistics.median(seconds), 3) if seconds else None,
         "s_per_image_blank": round(statistics.median(empty), 3) if empty else None,
+        # CPU seconds (this process, all its threads): what a busy shared machine does not inflate
+        "cpu_s_per_image_text": round(statistics.median(cpu), 3) if cpu else None,
+        "cpu_s_per_image_blank": round(statistics.median(empty_cpu), 3) if empty_cpu else None,
         "blank_images": blank,
         "lines_on_blank": false_lines,
     }
