@@ -44,9 +44,11 @@ from retrieval.errors import (
 )
 from retrieval.ingest.commit import Progress
 from retrieval.ingest.config import IngestConfig
+from retrieval.ingest.ocr import OcrConfig
+from retrieval.ingest.ocr_pass import OcrProgress
 from retrieval.library import Library
 from retrieval.models.specs import ModelSpec
-from retrieval.results import Hit, IndexReport, LibraryInfo, Term, TextHit, TextReport
+from retrieval.results import Hit, IndexReport, LibraryInfo, Match, Term, TextHit, TextReport
 
 __all__ = [
     "BlipWeightsNotFoundError",
@@ -71,10 +73,13 @@ __all__ = [
     "LibraryInfo",
     "LibraryNotFoundError",
     "LibraryVersionError",
+    "Match",
     "MissingDependencyError",
     "ModelMismatchError",
     "ModelNotFoundError",
     "ModelSpec",
+    "OcrConfig",
+    "OcrProgress",
     "PairsFormatError",
     "Progress",
     "QueryError",
