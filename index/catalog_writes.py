@@ -62,7 +62,8 @@ def write_batch(
     _replace_captions(session, captions or {}, gen)
     # Keyword documents last: they are made from the rows written above.
     drop_docs(session, removed)
-    changed = [*(i.stat.path for i in (*embedded, *failed, *moved)), *(captions or {})]
+    changed = [*(e.stat.path for e in embedded), *(f.stat.path for f in failed), *(m.stat.path for m in moved)]
+    changed += list(captions or {})
     refresh_docs_for_paths(session, changed, {e.stat.path: e.meta.tags() for e in embedded})
 
 

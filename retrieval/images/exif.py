@@ -175,7 +175,7 @@ def _iptc_texts(img: Image.Image, tag: tuple[int, int]) -> list[str]:
     from PIL import IptcImagePlugin
 
     try:
-        value = (IptcImagePlugin.getiptcinfo(img) or {}).get(tag)
+        value = (IptcImagePlugin.getiptcinfo(img) or {}).get(tag)  # type: ignore[arg-type]  # any opened image
     except (*PILLOW_ERRORS, KeyError, IndexError, TypeError):
         return []
     items = value if isinstance(value, list) else [value] if value is not None else []
