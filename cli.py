@@ -29,6 +29,7 @@ from xmr_cli.options import (
     BeforeOpt,
     CacheTokensOpt,
     CatalogOpt,
+    ContainsOpt,
     DeviceOpt,
     DuplicatesJsonOpt,
     EncoderOpt,
@@ -56,9 +57,12 @@ from xmr_cli.options import (
     MinScoreOpt,
     MirrorOpt,
     ModelOpt,
+    ModeOpt,
     NoFollowOpt,
     NotImageOpt,
     NotOpt,
+    OcrOpt,
+    OcrWorkersOpt,
     OffsetOpt,
     OutOpt,
     PairsArg,
@@ -85,6 +89,7 @@ from xmr_cli.options import (
     ServeWatchOpt,
     SettleOpt,
     SimilarScoreOpt,
+    SortOpt,
     SourcesArg,
     SpatialOpt,
     SplitOpt,
@@ -103,6 +108,7 @@ from xmr_cli.options import (
     WordsArg,
     WorkersOpt,
     make_index_config,
+    make_ocr_config,
     make_ray_config,
 )
 from xmr_cli.output import (
@@ -206,6 +212,8 @@ def index(
     exclude: ExcludeOpt = None,
     forget_exclude: ForgetExcludeOpt = None,
     no_follow: NoFollowOpt = False,
+    ocr: OcrOpt = None,
+    ocr_workers: OcrWorkersOpt = 0,
 ) -> None:
     """Index (or update) the images under PATH: new, changed, moved and deleted files.
 
@@ -228,6 +236,9 @@ def index(
                 cache_tokens=cache_tokens,
                 exclude=exclude or (),
                 follow_symlinks=not no_follow,
+                ocr=ocr,
+                ocr_config=make_ocr_config(ocr_workers),
+                on_ocr_progress=bar.update_ocr,
             )
     print_report(report, as_json)
 
@@ -257,20 +268,26 @@ def search(
     preview: PreviewOpt = False,
     reranker: RerankerOpt = "",
     rerank_k: RerankKOpt = DEFAULT_RERANK_K,
+    mode: ModeOpt = "auto",
+    contains: ContainsOpt = None,
+    sort: SortOpt = "relevance",
 ) -> None:
     """Rank the library's images (or, with --texts, its texts) by WORDS and --image examples.
 
-    With --reranker, the dual top --rerank-k are rescored and scores are match probabilities.
-    Exit 1 when nothing matches.
+    Words are also looked up in the images' own text (index --ocr), names, captions and
+    keywords (--mode). With --reranker, the dual top --rerank-k are rescored and scores are
+    match probabilities. Exit 1 when nothing matches.
     """
     from retrieval.search.query import build_filter, build_terms, check_min_score
 
     images, not_images = [str(p) for p in image or []], [str(p) for p in not_image or []]
     terms = build_terms(words or [], images, not_text or [], not_images, weight or [])
-    where = build_filter([str(p) for p in under or []], after, before, ext or [])
+    where = build_filter([str(p) for p in under or []], after, before, ext or [], contains or [])
     check_min_score(min_score)
     if in_texts and where.active:
-        raise typer.BadParameter("--under/--after/--before/--ext filter images; they do not apply with --texts")
+        raise typer.BadParameter(
+            "--under/--after/--before/--ext/--contains filter images; they do not apply with --texts"
+        )
     with _open(library, model, pretrained, device=device) as lib, working("searching"):
         rr = lib.load_reranker(reranker) if reranker else None
         if in_texts:
@@ -287,7 +304,15 @@ def search(
             print_text_hits(found, as_json)
         else:
             hits = lib.search(
-                terms=terms, k=top, where=where, offset=offset, min_score=min_score, reranker=rr, rerank_k=rerank_k
+                terms=terms,
+                k=top,
+                where=where,
+                offset=offset,
+                min_score=min_score,
+                reranker=rr,
+                rerank_k=rerank_k,
+                mode=mode,
+                sort=sort,
             )
             print_hits(hits, as_json=as_json, paths_only=paths_only, preview=preview)
     if not (found if in_texts else hits):

@@ -9,6 +9,7 @@ it was built at can therefore be brought up to date with exactly the changes sin
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
@@ -33,7 +34,10 @@ from index.errors import (
     LibraryVersionError,
     MissingDependencyError,
 )
-from index.migrations import upgrade
+from index.keyword_docs import OcrRecord, ocr_read, prune_ocr, write_ocr
+from index.keyword_index import KeywordIndex, phrase_ids_clause
+from index.keywords import tokens
+from index.migrations import create_extras, upgrade
 from index.records import (
     FAILED,
     INDEXED,
@@ -137,6 +141,9 @@ class Catalog:
             LibraryVersionError: the catalog was written by a newer xmr.
         """
         self.url = url
+        # One write transaction at a time per process: an index run writes from its commit
+        # thread and its OCR thread, and a document is made from what the other committed.
+        self._write_lock = threading.Lock()
         try:
             self.engine: Engine = create_engine(url, pool_pre_ping=True)
         except NoSuchModuleError as exc:
@@ -198,6 +205,8 @@ class Catalog:
                 session.add(Meta(key="schema", value=str(CATALOG_SCHEMA)))
                 session.add(Meta(key="generation", value="0"))
                 session.add(Meta(key="tombstone_floor", value="0"))
+                session.flush()  # the INSERT opens SQLite's transaction before the DDL below
+                create_extras(session)
             elif int(version.value) < CATALOG_SCHEMA:
                 upgrade(session)
             elif int(version.value) > CATALOG_SCHEMA:
@@ -305,6 +314,10 @@ class Catalog:
         for bound, newer in ((where.after, True), (where.before, False)):
             if bound is not None:
                 query = query.where(_time_condition(bound, newer))
+        for number, words in enumerate(where.contains):  # all its words, in a row, in one of the image's texts
+            query = query.where(
+                ImageRow.id.in_(phrase_ids_clause(self.engine.dialect.name, tokens(words), name=f"contains{number}"))
+            )
         with Session(self.engine) as session:
             if not recheck:
                 return np.sort(np.fromiter(session.scalars(query), dtype=np.int64))
@@ -451,7 +464,7 @@ class Catalog:
                 nothing of this batch was written.
         """
         try:
-            with Session(self.engine) as session, session.begin():
+            with self._write_lock, Session(self.engine) as session, session.begin():
                 gen = self._bump(session)
                 write_batch(session, gen, embedded, failed, moved, removed, touched, captions, hashed)
                 return gen
@@ -460,3 +473,53 @@ class Catalog:
                 f"writing the catalog at {shown_url(self.url)} failed ({exc.orig}). Check free disk space "
                 "and permissions; nothing of this batch was written."
             ) from exc
+
+    # ---- text read from photos, the keyword index, settings ---------------------------
+
+    @property
+    def keywords(self) -> KeywordIndex:
+        """Reads of the keyword index."""
+        return KeywordIndex(self.engine)
+
+    def apply_ocr(self, records: Sequence[OcrRecord]) -> int:
+        """Store text read from images (keyed by content hash) and refresh the keyword documents
+        of every image with those bytes, in one transaction; return the new generation.
+
+        Raises:
+            CorruptFileError: the database refused the write; nothing of it was written.
+        """
+        try:
+            with self._write_lock, Session(self.engine) as session, session.begin():
+                gen = self._bump(session)  # a new generation: cached --contains selections go stale
+                write_ocr(session, records)
+                return gen
+        except OperationalError as exc:
+            raise CorruptFileError(
+                f"writing text read from photos to the catalog at {shown_url(self.url)} failed ({exc.orig}). "
+                "Check free disk space and permissions; nothing of this batch was written."
+            ) from exc
+
+    def ocr_read(self, hashes: Iterable[str], with_errors: bool = True) -> set[str]:
+        """Which of ``hashes`` had their text read (``with_errors``: or tried and failed)."""
+        with Session(self.engine) as session:
+            return ocr_read(session, hashes, with_errors)
+
+    def prune_ocr(self) -> int:
+        """Forget text read from bytes that no catalogued file has any more; return how many."""
+        with self._write_lock, Session(self.engine) as session, session.begin():
+            return prune_ocr(session)
+
+    def setting(self, key: str) -> str | None:
+        """A library setting remembered in the catalog (e.g. ``ocr``), or None."""
+        with Session(self.engine) as session:
+            row = session.get(Meta, f"setting:{key}")
+            return None if row is None else row.value
+
+    def set_setting(self, key: str, value: str) -> None:
+        """Remember a library setting (see :meth:`setting`)."""
+        with self._write_lock, Session(self.engine) as session, session.begin():
+            row = session.get(Meta, f"setting:{key}")
+            if row is None:
+                session.add(Meta(key=f"setting:{key}", value=value))
+            else:
+                row.value = value

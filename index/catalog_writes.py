@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
+from index.keyword_docs import drop_docs, refresh_docs_for_paths
 from index.records import FAILED, INDEXED, Captions, Embedded, Failed, FileStat, Moved
 from index.schema import IMAGES, TEXTS, ImageRow, TextRow, Tombstone
 
@@ -65,6 +66,11 @@ def write_batch(
     remove_rows(session, IMAGES, removed, gen)
     _move_captions(session, moved)
     _replace_captions(session, captions or {}, gen)
+    # Keyword documents last: they are made from the rows written above.
+    drop_docs(session, removed)
+    changed = [*(e.stat.path for e in embedded), *(f.stat.path for f in failed), *(m.stat.path for m in moved)]
+    changed += list(captions or {})
+    refresh_docs_for_paths(session, changed, {e.stat.path: e.meta.tags() for e in embedded})
 
 
 def insert_texts(session: Session, rows: Iterable[tuple[str, str, str | None, bytes]], gen: int) -> None:

@@ -2,7 +2,7 @@
 
 A catalog records its schema in ``meta``; :func:`upgrade` runs the steps it lacks, under
 a write lock on that row (two processes opening an old catalog at once migrate it once).
-A new catalog is made at the newest schema directly by ``create_all``.
+A new catalog is made at the newest schema directly (:func:`create_extras`).
 """
 
 from __future__ import annotations
@@ -12,9 +12,14 @@ from collections.abc import Callable
 from sqlalchemy import inspect, select, text, update
 from sqlalchemy.orm import Session
 
-from index.schema import CATALOG_SCHEMA, Meta
+from index.keyword_docs import refresh_docs
+from index.keyword_index import create_keyword_index
+from index.records import INDEXED
+from index.schema import CATALOG_SCHEMA, ImageRow, Meta
 
-__all__ = ["MIGRATIONS", "upgrade"]
+__all__ = ["MIGRATIONS", "create_extras", "upgrade"]
+
+_BACKFILL_CHUNK = 2000  # images per document batch when an existing catalog gets its keyword index
 
 
 def _to_2(session: Session) -> None:
@@ -26,7 +31,33 @@ def _to_2(session: Session) -> None:
         session.execute(text("ALTER TABLE images ADD COLUMN phash BIGINT"))
 
 
-MIGRATIONS: dict[int, Callable[[Session], None]] = {2: _to_2}  # schema reached -> the step that reaches it
+def _to_3(session: Session) -> None:
+    """3: the keyword index. The OCR and document tables were made by create_all; here the
+    full-text index is added and every indexed image gets its document (names, captions,
+    description; titles, keywords and OCR text come with later runs that read the files)."""
+    create_keyword_index(session.connection())
+    last = 0
+    while True:
+        ids = list(
+            session.scalars(
+                select(ImageRow.id)
+                .where(ImageRow.id > last, ImageRow.state == INDEXED)
+                .order_by(ImageRow.id)
+                .limit(_BACKFILL_CHUNK)
+            )
+        )
+        if not ids:
+            return
+        refresh_docs(session, ids)
+        last = ids[-1]
+
+
+MIGRATIONS: dict[int, Callable[[Session], None]] = {2: _to_2, 3: _to_3}  # schema reached -> the step that reaches it
+
+
+def create_extras(session: Session) -> None:
+    """What a new catalog needs beyond its tables (the dialect's full-text index)."""
+    create_keyword_index(session.connection())
 
 
 def upgrade(session: Session) -> int:

@@ -45,6 +45,8 @@ from retrieval.errors import (
 )
 from retrieval.ingest.commit import Progress
 from retrieval.ingest.config import IngestConfig
+from retrieval.ingest.ocr import OcrConfig
+from retrieval.ingest.ocr_pass import OcrProgress
 from retrieval.library import Library
 from retrieval.models.specs import ModelSpec
 from retrieval.results import (
@@ -54,6 +56,7 @@ from retrieval.results import (
     Hit,
     IndexReport,
     LibraryInfo,
+    Match,
     Term,
     TextHit,
     TextReport,
@@ -88,10 +91,13 @@ __all__ = [
     "LibraryInfo",
     "LibraryNotFoundError",
     "LibraryVersionError",
+    "Match",
     "MissingDependencyError",
     "ModelMismatchError",
     "ModelNotFoundError",
     "ModelSpec",
+    "OcrConfig",
+    "OcrProgress",
     "PairsFormatError",
     "Progress",
     "QueryError",

@@ -26,6 +26,7 @@ from index.catalog import IMAGES, TEXTS, Catalog, shown_url
 from index.config import remember_config
 from index.deps import require_faiss
 from index.errors import CatalogMismatchError, CorruptFileError, XmrError
+from index.keywords import parse_query, tokens
 from index.layout import LibraryLayout, default_library_dir
 from index.lock import WriteLock
 from index.manifest import Manifest, ModelIdentity, read_manifest
@@ -60,6 +61,8 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from retrieval.ingest.distributed import RayConfig
+    from retrieval.ingest.ocr import OcrConfig
+    from retrieval.ingest.ocr_pass import OcrProgress
     from retrieval.models.encoder import Encoder
     from retrieval.rerank.base import Reranker
 
@@ -212,6 +215,9 @@ class Library:
         follow_symlinks: bool = True,
         vanished_means_deleted: bool = False,
         persist: bool = True,
+        ocr: bool | None = None,
+        ocr_config: OcrConfig | None = None,
+        on_ocr_progress: Callable[[OcrProgress], None] | None = None,
     ) -> IndexReport:
         """Index image files under ``paths`` incrementally; see :class:`IndexReport`.
 
@@ -229,13 +235,19 @@ class Library:
         ``persist=False`` leaves the index snapshots as they were (the catalog holds every
         change, and opening or :meth:`persist_index` brings them up to date): a watcher
         committing small batches then does not rewrite the whole index file for each.
+        ``ocr`` turns reading the text in photos on or off (remembered by the library; None:
+        as it was told last, else off): OCR threads beside the encoder read new and changed
+        files and indexed files not read yet (see :mod:`retrieval.ingest.ocr_pass`), reporting
+        through ``on_ocr_progress``.
 
         Raises:
             LibraryBusyError: another process is indexing this library.
             ExcludePatternError: an exclude pattern gitignore syntax cannot read.
-            MissingDependencyError, ModelMismatchError, DistributedIndexError: with ``ray`` only.
+            MissingDependencyError: ``ocr`` without the ``[ocr]`` extra, ``ray`` without Ray.
+            ModelMismatchError, DistributedIndexError: with ``ray`` only.
         """
         from retrieval.images.decode import image_extensions
+        from retrieval.ingest.ocr_pass import start_ocr_pass
 
         start = time.perf_counter()
         with self._writing():
@@ -251,6 +263,7 @@ class Library:
             )
             if on_plan:
                 on_plan(len(plan.todo), plan.unchanged)
+            reader = start_ocr_pass(self.catalog, found, plan, ocr, ocr_config, config.retry_failed, on_ocr_progress)
             try:
                 if ray is not None:
                     from retrieval.ingest.distributed import run_plan_ray
@@ -264,11 +277,17 @@ class Library:
                     encoder = self.encoder if plan.todo or plan.recaption else None
                     tokens = self._token_cache(create=cache_tokens) if plan.todo else None
                     tally = run_plan(plan, encoder, self.catalog, config, on_progress, tokens)  # type: ignore[arg-type]
+                read = reader.finish() if reader is not None else None
             finally:
+                if reader is not None:  # interrupted or failed: stop reading text, keep what was committed
+                    reader.cancel()
+                    reader.join()
                 if persist:
                     self.images.persist()  # also after an interrupt: what was committed is kept
                     self.texts.persist()  # sidecar captions
-        failures = tuple(found.errors) + tuple(tally.failed)
+            if read is not None:
+                self.catalog.prune_ocr()  # text of bytes no file has any more (edited or deleted)
+        failures = tuple(found.errors) + tuple(tally.failed) + (tuple(read.failed) if read else ())
         return IndexReport(
             added=tally.added,
             updated=tally.updated,
@@ -284,6 +303,8 @@ class Library:
             links_skipped=found.links_skipped,
             raw_skipped=found.raw_skipped,
             rehashed=plan.rehash,
+            ocr_read=read.read if read else 0,
+            ocr_failed=len(read.failed) if read else 0,
         )
 
     def persist_index(self) -> None:
@@ -453,6 +474,8 @@ class Library:
         min_score: float | None = None,
         reranker: Reranker | None = None,
         rerank_k: int = DEFAULT_RERANK_K,
+        mode: str = "auto",
+        sort: str = "relevance",
     ) -> list[Hit]:
         """Rank the library's images by texts and example images; best first.
 
@@ -467,20 +490,44 @@ class Library:
                 this match probability).
             reranker: rescore the dual top ``max(rerank_k, offset + k)`` against the query's
                 one text (see :mod:`retrieval.rerank.search`); from :meth:`load_reranker`.
+            mode: "semantic" (the encoder), "keyword" (the words in the images' OCR text, file
+                and folder names, captions and keywords; loads no model), "hybrid" (both rankings
+                fused) or "auto": hybrid when some image's own text (OCR, captions, keywords)
+                holds a word of the query and no reranker is given; else semantic, scores as before. See :mod:`retrieval.search.keyword`
+                for scores and ``min_score`` in each mode.
+            sort: "relevance", or "date" / "-date": the hits that passed ``k`` and ``min_score``
+                by capture time (else modification time), oldest / newest first.
+
+        Hits carry ``match``: the OCR line (with its box), caption, keyword or name holding the
+        query's words or a ``where.contains`` text, when one does.
 
         Raises:
             QueryError: no query term, ``k`` < 1, ``offset`` < 0, terms that cancel out, an
-                unreadable query image, or a reranker with no single text to match.
+                unreadable query image, a reranker with no single text to match, an unknown mode
+                or sort, keyword or hybrid mode without words or with a reranker.
         """
-        query = self._query(text, image, terms, k, offset)
+        _check_query_types(text, image, terms, k, offset)
+        words = " ".join(t for t in (text, *(term.text for term in terms if term.weight > 0)) if isinstance(t, str))
         if reranker is None:
-            return self.search_vector(query, k, where=where, offset=offset, min_score=min_score)
+            if mode == "keyword":  # no query vector: the model is not loaded
+                _check_query_types(text, image, terms, k, offset)
+                query = None
+            else:
+                query = self._query(text, image, terms, k, offset)
+            return self.search_vector(
+                query, k, where=where, offset=offset, min_score=min_score, words=words, mode=mode, sort=sort
+            )
         from retrieval.rerank.search import rerank_hits, rerank_text
+        from retrieval.search.keyword import pick_mode, sort_hits
 
-        words = rerank_text(text, terms)
-        hits = self.search_vector(query, max(rerank_k, k + offset), where=where)
-        hashes = {r.id: r.content_hash for r in self.catalog.images([h.id for h in hits]).values()}
-        return rerank_hits(reranker, words, hits, hashes, k, offset, min_score)
+        pick_mode(mode, sort, parse_query(words), True, False)  # a reranker takes semantic results only
+        query = self._query(text, image, terms, k, offset)
+        rerank_words = rerank_text(text, terms)
+        hits = self.search_vector(query, max(rerank_k, k + offset), where=where, mode="semantic")
+        records = self.catalog.images([h.id for h in hits])
+        hashes = {r.id: r.content_hash for r in records.values()}
+        hits = rerank_hits(reranker, rerank_words, hits, hashes, k, offset, min_score)
+        return sort_hits(self._with_matches(hits, parse_query(words), where), records, sort)
 
     def load_reranker(self, spec: str | Path) -> Reranker:
         """Load a reranker for this library: a folder from ``xmr train-reranker`` (checked against
@@ -504,22 +551,75 @@ class Library:
 
     def search_vector(
         self,
-        query: np.ndarray,
+        query: np.ndarray | None,
         k: int = 10,
         *,
         where: ImageFilter = ImageFilter(),
         offset: int = 0,
         min_score: float | None = None,
+        words: str = "",
+        mode: str = "semantic",
+        sort: str = "relevance",
     ) -> list[Hit]:
-        """Rank images by a unit query vector ``(dim,)``; see :meth:`search` for the options."""
+        """Rank images by a unit query vector ``(dim,)`` and, in keyword or hybrid mode, by the
+        keyword ``words`` (``query`` may be None in keyword mode); see :meth:`search`."""
+        from retrieval.search.keyword import (
+            HYBRID_POOL,
+            any_said,
+            fuse,
+            fused_hits,
+            keyword_hits,
+            keyword_ranking,
+            pick_mode,
+            sort_hits,
+        )
+
         _check_query_types(None, None, (), k, offset)
         check_paging(k, offset)
         if not isinstance(where, ImageFilter):
             raise QueryError(f"where must be an ImageFilter, not {type(where).__name__}")
+        phrases = parse_query(words)
+        auto = mode == "auto"
+        mode = pick_mode(mode, sort, phrases, False, bool(phrases) and self.catalog.keywords.doc_count() > 0)
+        if mode != "keyword" and query is None:
+            raise QueryError(f"{mode} search needs a query vector; only keyword search works from words alone")
         self.images.refresh()  # pick up what another process indexed meanwhile
         allowed = self._selections.allowed(where, self.images.generation) if where.active else None
-        (found,) = self.images.search(np.asarray(query, np.float32).reshape(1, -1), k + offset, allowed)
-        return image_hits(found, self.catalog.images(found.ids.tolist()), offset, min_score)
+        if auto and mode == "hybrid" and not any_said(self.catalog.keywords, phrases, allowed):
+            mode = "semantic"  # auto: cosine scores as ever unless the images' own text (OCR, captions,
+            # keywords) holds a word of the query; a file name alone does not switch it
+        keyword = keyword_ranking(self.catalog.keywords, phrases, allowed) if mode != "semantic" else []
+        if mode == "keyword":
+            ranked = keyword[: k + offset]
+            records = self.catalog.images([i for i, _, _ in ranked])
+            hits = keyword_hits(ranked, records, offset, min_score)
+        elif mode == "semantic":
+            (found,) = self.images.search(np.asarray(query, np.float32).reshape(1, -1), k + offset, allowed)
+            records = self.catalog.images(found.ids.tolist())
+            hits = image_hits(found, records, offset, min_score)
+        else:
+            pool = max(HYBRID_POOL, k + offset)
+            vector = np.asarray(query, np.float32).reshape(-1)  # (D,)
+            (found,) = self.images.search(vector.reshape(1, -1), pool, allowed)
+            fused = fuse([int(i) for i in found.ids], keyword[:pool])[: k + offset]
+            cosines = {int(i): float(s) for i, s in zip(found.ids, found.scores)}
+            stored = self.catalog.vectors_for([i for i, _ in fused if i not in cosines])  # keyword-only hits
+            cosines.update({i: float(np.frombuffer(blob, "<f4") @ vector) for i, blob in stored.items()})
+            records = self.catalog.images([i for i, _ in fused])
+            hits = fused_hits(fused, cosines, keyword[:pool], records, offset, min_score)
+        return sort_hits(self._with_matches(hits, phrases, where), records, sort)
+
+    def _with_matches(self, hits: list[Hit], phrases: Sequence[tuple[str, ...]], where: ImageFilter) -> list[Hit]:
+        """``hits`` with the text each matched in (the query's words, then ``where.contains``)."""
+        from dataclasses import replace
+
+        from retrieval.search.snippets import find_match
+
+        wanted = [*phrases, *(tuple(tokens(c)) for c in where.contains)]
+        if not hits or not wanted:
+            return hits
+        sources = self.catalog.keywords.sources([h.id for h in hits])
+        return [replace(h, match=find_match(sources[h.id], wanted)) if h.id in sources else h for h in hits]
 
     # ---- inspecting ---------------------------------------------------------------------
 

@@ -18,11 +18,27 @@ class Term:
 
 
 @dataclass(frozen=True)
+class Match:
+    """The text in which a hit matched the query's words (or its ``contains`` filter)."""
+
+    text: str  # the OCR line, caption, keyword or name that matched
+    source: str  # "ocr", "caption", "keywords" or "filename"
+    box: tuple[float, ...] | None = (
+        None  # ocr only: x, y of the 4 corners (clockwise from top-left) as fractions of width and height
+    )
+
+    def to_json(self) -> dict[str, object]:
+        return {"text": self.text, "source": self.source, "box": list(self.box) if self.box else None}
+
+
+@dataclass(frozen=True)
 class Hit:
     """One search result."""
 
     rank: int  # 1-based
-    score: float  # cosine similarity of query and image, -1..1; with a reranker: match probability 0..1
+    score: (
+        float  # what ranked it: cosine -1..1; reranker: match probability; hybrid: fused (RRF); keyword: keyword score
+    )
     id: int  # catalog id (== vector id)
     path: str  # absolute path of the image file
     width: int | None = None
@@ -30,7 +46,9 @@ class Hit:
     format: str | None = None
     captured_at: datetime | None = None  # EXIF capture time when present
     camera: str | None = None
-    dual_score: float | None = None  # with a reranker: the dual encoder's cosine; else None
+    dual_score: float | None = None  # with a reranker or hybrid search: the dual encoder's cosine; else None
+    keyword_score: float | None = None  # keyword and hybrid search: the keyword score (None: no word matched)
+    match: Match | None = None  # where the query's words (or --contains) matched, when they did
 
     @classmethod
     def of(cls, rank: int, score: float, record: ImageRecord) -> Hit:
@@ -50,6 +68,7 @@ class Hit:
         """A JSON-ready dict (datetimes as ISO 8601 strings)."""
         out = asdict(self)
         out["captured_at"] = self.captured_at.isoformat() if self.captured_at else None
+        out["match"] = self.match.to_json() if self.match else None
         return out
 
 
@@ -100,6 +119,8 @@ class IndexReport:
     links_skipped: tuple[tuple[str, str], ...] = ()  # (symbolic link to a folder, why it was not walked)
     raw_skipped: tuple[str, ...] = ()  # RAW files not indexed because rawpy is missing (pip install 'xmr[raw]')
     rehashed: int = 0  # of ``unchanged``, files read again only to add the perceptual hash an older xmr did not make
+    ocr_read: int = 0  # images whose text was read (OCR) this run
+    ocr_failed: int = 0  # images whose text could not be read (also listed in failures)
 
     def to_json(self) -> dict[str, object]:
         out = asdict(self)

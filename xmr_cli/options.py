@@ -16,6 +16,7 @@ import typer
 if TYPE_CHECKING:
     from index.config import IndexConfig
     from retrieval.ingest.distributed import RayConfig
+    from retrieval.ingest.ocr import OcrConfig
 
 __all__ = [
     "AfterOpt",
@@ -27,6 +28,7 @@ __all__ = [
     "BeforeOpt",
     "CacheTokensOpt",
     "CatalogOpt",
+    "ContainsOpt",
     "DATE_FORMATS",
     "DEFAULT_RERANK_K",
     "Device",
@@ -58,10 +60,14 @@ __all__ = [
     "MemoryBudgetOpt",
     "MinScoreOpt",
     "MirrorOpt",
+    "Mode",
+    "ModeOpt",
     "ModelOpt",
     "NoFollowOpt",
     "NotImageOpt",
     "NotOpt",
+    "OcrOpt",
+    "OcrWorkersOpt",
     "OffsetOpt",
     "OutOpt",
     "PairsArg",
@@ -88,6 +94,8 @@ __all__ = [
     "ServeWatchOpt",
     "SettleOpt",
     "SimilarScoreOpt",
+    "Sort",
+    "SortOpt",
     "SourcesArg",
     "SpatialOpt",
     "SplitOpt",
@@ -107,6 +115,7 @@ __all__ = [
     "WorkersOpt",
     "at_least",
     "make_index_config",
+    "make_ocr_config",
     "make_ray_config",
     "not_negative",
     "number",
@@ -300,6 +309,18 @@ RayActorsOpt = Annotated[
     int, number("--ray-actors", minimum=0, help="Most Ray actors (0: one per GPU, else one per CPU).")
 ]
 
+OcrOpt = Annotated[
+    Optional[bool],
+    typer.Option(
+        "--ocr/--no-ocr",
+        show_default="the library's, else off",
+        help="Read the text in photos too (pip install 'xmr[ocr]'); remembered by the library.",
+    ),
+]
+OcrWorkersOpt = Annotated[
+    int, number("--ocr-workers", minimum=0, help="OCR threads beside the encoder (0: half the cores).")
+]
+
 # ---- search -------------------------------------------------------------------------------------
 WordsArg = Annotated[
     Optional[list[str]],
@@ -356,6 +377,28 @@ InTextsOpt = Annotated[
 ]
 PreviewOpt = Annotated[
     bool, typer.Option("--preview", help="Show thumbnails inline (kitty, iTerm2 and WezTerm terminals).")
+]
+
+Mode = Literal["auto", "semantic", "keyword", "hybrid"]
+ModeOpt = Annotated[
+    Mode,
+    typer.Option(
+        "--mode",
+        help="semantic (the model), keyword (the words in the images' text, names, captions, keywords) or hybrid "
+        "(both fused); auto: hybrid when an image's own text holds a word of the query.",
+    ),
+]
+ContainsOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--contains",
+        metavar="WORDS",
+        help="Only images whose text (OCR, names, captions, keywords) has these words in a row (repeatable).",
+    ),
+]
+Sort = Literal["relevance", "date", "-date"]
+SortOpt = Annotated[
+    Sort, typer.Option("--sort", help="Order of the results: relevance, or capture time (date: oldest first).")
 ]
 
 # ---- texts --------------------------------------------------------------------------------------
@@ -545,3 +588,12 @@ SimilarScoreOpt = Annotated[
     float, typer.Option("--min-score", metavar="SCORE", help="similar tier: vectors at least this alike (cosine).")
 ]
 DuplicatesJsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per group line.")]
+
+
+def make_ocr_config(workers: int) -> OcrConfig | None:
+    """The OcrConfig of --ocr-workers; None (the default config) when it is 0."""
+    if not workers:
+        return None
+    from retrieval.ingest.ocr import OcrConfig
+
+    return OcrConfig(workers=workers)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from xmr_cli.output import err
+
+if TYPE_CHECKING:
+    from retrieval.ingest.ocr_pass import OcrProgress
 
 __all__ = ["IndexProgress", "RerankProgress", "TrainProgress", "watching_in_background", "working"]
 
@@ -56,15 +60,25 @@ class IndexProgress:
 
         self.enabled = enabled
         self.bar = Progress(
-            TextColumn("indexing"),
+            TextColumn("{task.fields[label]}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]:.1f} img/s  {task.fields[failed]} failed"),
+            TextColumn("{task.fields[rate]:.1f} img/s  {task.fields[failed]}"),
             TimeRemainingColumn(),
             console=err,
             disable=not enabled,
         )
-        self.task = self.bar.add_task("index", total=None, rate=0.0, failed=0)
+        self.task = self.bar.add_task("index", total=None, label="indexing", rate=0.0, failed="0 failed")
+        # A second bar for the OCR pass, shown once it reports: it runs beside the encoder.
+        self.ocr_task = self.bar.add_task("ocr", total=None, label="reading text", rate=0.0, failed="", visible=False)
+
+    def update_ocr(self, progress: OcrProgress) -> None:
+        """The OCR pass's progress: files handled, and in how many text was found."""
+        rate = progress.done / progress.seconds if progress.seconds > 0 else 0.0
+        found = f"text in {progress.found}"
+        self.bar.update(
+            self.ocr_task, total=progress.total, completed=progress.done, rate=rate, failed=found, visible=True
+        )
 
     def start(self, to_read: int, unchanged: int) -> None:
         self.bar.update(self.task, total=to_read, visible=to_read > 0)
@@ -73,7 +87,7 @@ class IndexProgress:
 
     def update(self, progress: object) -> None:
         rate = progress.done / progress.seconds if progress.seconds > 0 else 0.0  # type: ignore[attr-defined]
-        self.bar.update(self.task, completed=progress.done, rate=rate, failed=progress.failed)  # type: ignore[attr-defined]
+        self.bar.update(self.task, completed=progress.done, rate=rate, failed=f"{progress.failed} failed")  # type: ignore[attr-defined]
 
     def __enter__(self) -> IndexProgress:
         self.bar.start()

@@ -10,7 +10,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from importlib import resources
 from pathlib import PurePath
-from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, Optional, Union
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, Literal, Optional, Union
 from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, File, Form, Path, Query, Request, UploadFile
@@ -232,12 +232,16 @@ def _add_search_routes(api: APIRouter, searcher: Searcher) -> None:
         offset: Annotated[int, Query(ge=0, le=cfg.max_offset)] = 0,
         min_score: Optional[float] = None,
         rerank: bool = False,
+        mode: Literal["auto", "semantic", "keyword", "hybrid"] = "auto",
+        contains: Annotated[list[str], Query(description="Only images whose text holds these words in a row.")] = [],  # noqa: B006 (FastAPI reads it)
+        sort: Literal["relevance", "date", "-date"] = "relevance",
     ) -> SearchResponse:
         """Rank images by text (the short form of POST /api/search)."""
         start = time.perf_counter()
-        return _image_response(
-            searcher, SearchRequest(q=q, k=k, offset=offset, min_score=min_score, rerank=rerank), start
+        request = SearchRequest(
+            q=q, k=k, offset=offset, min_score=min_score, rerank=rerank, mode=mode, contains=contains, sort=sort
         )
+        return _image_response(searcher, request, start)
 
     @api.post("/search/texts", response_model=TextSearchResponse, tags=["search"])
     def search_texts(req: Body) -> TextSearchResponse:  # type: ignore[valid-type]

@@ -1,4 +1,5 @@
-"""Old catalogs upgrade in place: schema 1 (no perceptual hashes) opens as schema 2 with its rows intact."""
+"""Old catalogs upgrade in place: schema 1 (no perceptual hashes, no keyword index) opens at the
+newest schema with its rows intact."""
 
 from __future__ import annotations
 
@@ -6,21 +7,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from index.catalog import CATALOG_SCHEMA, Catalog, sqlite_url
 from index.records import ImageMeta
 from tests.helpers.catalog_dump import dump
+from tests.helpers.old_catalogs import downgrade_to_1
 from tests.helpers.oracles import embedded
-
-
-def _downgrade_to_1(url: str) -> None:
-    """Make a catalog look as schema 1 left it: no phash column, schema row 1."""
-    engine = create_engine(url)
-    with engine.begin() as db:
-        db.execute(text("ALTER TABLE images DROP COLUMN phash"))
-        db.execute(text("UPDATE meta SET value = '1' WHERE key = 'schema'"))
-    engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -34,14 +26,14 @@ def test_schema_1_catalog_upgrades_keeping_its_rows(url: str) -> None:
     catalog = Catalog(url)
     catalog.apply(embedded=[embedded("/p/a.jpg", [1, 0, 0, 0]), embedded("/p/b.jpg", [0, 1, 0, 0])])
     catalog.close()
-    _downgrade_to_1(url)
+    downgrade_to_1(url)
     before = dump(_Raw(url))  # type: ignore[arg-type]
 
     upgraded = Catalog(url)
     after = dump(upgraded)
     assert [row[:-1] for row in after["images"]] == before["images"]  # same rows, one more column
     assert [row[-1] for row in after["images"]] == [None, None]  # phash: unknown until read again
-    assert dict(after["meta"])["schema"] == str(CATALOG_SCHEMA) == "2"
+    assert dict(after["meta"])["schema"] == str(CATALOG_SCHEMA) == "3"
     assert upgraded.image_by_path("/p/a.jpg").phash is None
     upgraded.close()
     Catalog(url).close()  # opening again finds nothing left to do
