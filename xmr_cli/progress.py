@@ -10,6 +10,7 @@ from xmr_cli.output import err
 
 if TYPE_CHECKING:
     from retrieval.ingest.ocr_pass import OcrProgress
+    from retrieval.training import dual, rerank_train
 
 __all__ = ["IndexProgress", "RerankProgress", "TrainProgress", "watching_in_background", "working"]
 
@@ -119,12 +120,12 @@ class TrainProgress:
         )
         self.task = self.bar.add_task("train", total=None, loss=0.0, rate=0.0, temp=0.0)
 
-    def update(self, progress: object) -> None:
+    def update(self, progress: dual.TrainProgress) -> None:
         p = progress
         self.bar.start()  # on the first step, so a run that fails to start draws no bar
         self.bar.update(
             self.task, completed=p.step, total=p.total, loss=p.loss, rate=p.pairs_per_second, temp=p.temperature
-        )  # type: ignore[attr-defined]
+        )
 
     def __enter__(self) -> TrainProgress:
         return self
@@ -155,9 +156,9 @@ class RerankProgress:
         )
         self.task = self.bar.add_task("rerank", total=None, phase="", loss=0.0, rate=0.0)
 
-    def update(self, p: object) -> None:
+    def update(self, p: rerank_train.RerankProgress) -> None:
         self.bar.start()
-        self.bar.update(self.task, completed=p.done, total=p.total, phase=p.phase, loss=p.loss, rate=p.pairs_per_second)  # type: ignore[attr-defined]
+        self.bar.update(self.task, completed=p.done, total=p.total, phase=p.phase, loss=p.loss, rate=p.pairs_per_second)
 
     def __enter__(self) -> RerankProgress:
         return self
