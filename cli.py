@@ -131,7 +131,7 @@ from xmr_cli.output import (
 from xmr_cli.progress import IndexProgress, RerankProgress, TrainProgress, watching_in_background, working
 
 if TYPE_CHECKING:
-    from retrieval import Hit, IndexConfig, Library, TextHit
+    from retrieval import IndexConfig, Library
 
 __all__ = ["app", "main"]
 
@@ -290,7 +290,6 @@ def search(
         )
     with _open(library, model, pretrained, device=device) as lib, working("searching"):
         rr = lib.load_reranker(reranker) if reranker else None
-        hits: list[Hit] | list[TextHit]  # TextHits with --texts (the printers below take one kind each)
         if in_texts:
             lone = _lone_image(image, words, not_text, not_image, weight) if rr is not None else None
             found = lib.search_texts(
