@@ -290,7 +290,7 @@ class Catalog:
             for start in range(0, len(ids), 500):
                 chunk = [int(i) for i in ids[start : start + 500]]
                 query = select(ImageRow.id, ImageRow.vector).where(ImageRow.id.in_(chunk), ImageRow.vector.is_not(None))
-                found.update({row_id: blob for row_id, blob in session.execute(query)})
+                found.update({row_id: blob for row_id, blob in session.execute(query) if blob is not None})
         return found
 
     def select_images(self, where: ImageFilter) -> np.ndarray:
@@ -404,7 +404,8 @@ class Catalog:
                 .execution_options(yield_per=batch)
             )
             for rows in session.execute(query).partitions(batch):
-                vectors = np.frombuffer(b"".join(blob for _, blob in rows), dtype="<f4").reshape(len(rows), dim)
+                blobs = [blob for _, blob in rows if blob is not None]  # the query drops NULLs: for the type checker
+                vectors = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(rows), dim)
                 yield np.asarray([i for i, _ in rows], np.int64), np.ascontiguousarray(vectors, dtype=np.float32)
 
     def deleted_since(self, corpus: str, gen: int) -> np.ndarray:

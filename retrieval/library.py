@@ -540,7 +540,9 @@ class Library:
 
         return load_for_library(str(spec), self.encoder, self.layout.root, self.device)
 
-    def _query(self, text: str | None, image: object, terms: Sequence[Term], k: int, offset: int) -> np.ndarray:
+    def _query(
+        self, text: str | None, image: str | Path | Image.Image | None, terms: Sequence[Term], k: int, offset: int
+    ) -> np.ndarray:
         """Check paging arguments and embed the query; a lone text or image is a weight-1 term."""
         _check_query_types(text, image, terms, k, offset)
         return query_vector(lambda: self.encoder, self.identity.embed_dim, text, image, terms, k, offset, self.known)
@@ -661,7 +663,7 @@ class Library:
         return [(r.path, r.error or "") for r in self.catalog.failures(limit)]
 
 
-def _check_query_types(text: object, image: object, terms: object, k: object, offset: object) -> None:
+def _check_query_types(text: object, image: object, terms: Sequence[object], k: object, offset: object) -> None:
     """Wrong argument types from API callers fail here, with the fix, not deep inside."""
     if text is not None and not isinstance(text, str):
         raise QueryError(f"text must be a string, not {type(text).__name__}")
@@ -675,7 +677,7 @@ def _check_query_types(text: object, image: object, terms: object, k: object, of
         )
     if getattr(image, "width", 1) == 0 or getattr(image, "height", 1) == 0:
         raise QueryError("the query image is empty (0 pixels wide or high)")
-    if isinstance(terms, (str, Term)) or not all(isinstance(t, Term) for t in terms):  # type: ignore[union-attr]
+    if isinstance(terms, (str, Term)) or not all(isinstance(t, Term) for t in terms):
         raise QueryError("terms must be a list of Term(...) objects, e.g. [Term(text='a dog', weight=2)]")
     for name, value in (("k", k), ("offset", offset)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):

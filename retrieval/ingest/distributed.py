@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,7 +31,7 @@ from index.catalog import Catalog
 from index.deps import attempt_import
 from index.errors import XmrError
 from index.manifest import ModelIdentity
-from index.records import FileStat
+from index.records import FileStat, ImageMeta
 from index.tokens import TokenCache
 from retrieval.errors import DistributedIndexError, ImageDecodeError, ModelMismatchError
 from retrieval.images.decode import DecodeConfig, decode_file
@@ -118,7 +118,7 @@ class EmbedActor:
         if ok and self.tokens:
             from retrieval.models.features import image_tokens
 
-            vectors[ok], made = image_tokens(self.encoder, torch.stack([reads[j][3] for j in ok]))  # type: ignore[arg-type]
+            vectors[ok], made = image_tokens(self.encoder, torch.stack([reads[j][3] for j in ok]))
             for j, grid in zip(ok, made):
                 grids[j] = np.ascontiguousarray(grid, "<f2").tobytes()
         elif ok:
@@ -149,7 +149,7 @@ class EmbedActor:
             "refusal": np.array([pickle.dumps(self.refusal)] * n, dtype=object),
         }
 
-    def _read(self, path: str) -> tuple[str, str, object, object]:
+    def _read(self, path: str) -> tuple[str, str, ImageMeta | None, Any]:  # pixels: the encoder's own type
         """(content hash, error, meta, pixels) of one file; a bad file never stops the batch."""
         try:
             decoded = decode_file(path, self.decode)
@@ -224,12 +224,12 @@ def run_plan_ray(
     if plan.todo:
         attempt_import("ray.data", RAY_HINT)  # before anything is written
     texts = _CaptionEncoder(load_encoder, identity)
-    apply_plan_edits(plan, texts, catalog, config)  # type: ignore[arg-type]
+    apply_plan_edits(plan, texts, catalog, config)
     if not plan.todo:
-        return commit_reads((), plan, texts, catalog, config, on_progress)  # type: ignore[arg-type]
+        return commit_reads((), plan, texts, catalog, config, on_progress)
     with _connected(ray_config.address) as ray:
         reads = _ray_reads(ray, plan, identity, config, ray_config, texts, tokens is not None)
-        return commit_reads(reads, plan, texts, catalog, config, on_progress, tokens)  # type: ignore[arg-type]
+        return commit_reads(reads, plan, texts, catalog, config, on_progress, tokens)
 
 
 @contextmanager

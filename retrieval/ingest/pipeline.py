@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from index.catalog import Catalog
 from index.records import Captions, FileStat
@@ -26,6 +27,9 @@ from retrieval.ingest.config import IngestConfig
 from retrieval.ingest.scan import Plan
 from retrieval.ingest.sidecars import sidecar_captions
 from retrieval.models.encoder import Encoder
+
+if TYPE_CHECKING:
+    from retrieval.images.headers import HeaderReaders
 
 __all__ = ["apply_plan_edits", "run_plan"]
 
@@ -129,12 +133,12 @@ def _gpu_reads(plan: Plan, encoder: Encoder, config: IngestConfig) -> tuple[Iter
     return reads(), size
 
 
-def _probe_with(readers: object, decode: DecodeConfig, preprocess: Callable) -> Callable:
+def _probe_with(readers: HeaderReaders, decode: DecodeConfig, preprocess: Callable) -> Callable:
     """A chunk prober: a worker process hashes and parses, this thread reads for the GPU."""
     from retrieval.images.gpu_decode import probe_header
 
     def probe(chunk: list[tuple[FileStat, str]]) -> list:
-        headers = readers.read([path for _, path in chunk])  # type: ignore[attr-defined]
+        headers = readers.read([path for _, path in chunk])
         return [probe_header(stat, path, header, decode, preprocess) for (stat, path), header in zip(chunk, headers)]
 
     return probe

@@ -13,11 +13,14 @@ import os
 import stat
 import threading
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from index.atomic import atomic_write_bytes
 from index.records import INDEXED, ImageRecord
 from retrieval.errors import ItemFileError, ItemNotFoundError
+
+if TYPE_CHECKING:
+    from index.catalog import Catalog
 
 MEDIA_TYPES = {
     "JPEG": "image/jpeg",
@@ -33,13 +36,13 @@ MEDIA_TYPES = {
 }
 
 
-def item_record(catalog: object, item_id: int) -> ImageRecord:
+def item_record(catalog: Catalog, item_id: int) -> ImageRecord:
     """The catalog row of an indexed image.
 
     Raises:
         ItemNotFoundError: no indexed image has ``item_id``.
     """
-    record = catalog.images([item_id]).get(item_id)  # type: ignore[attr-defined]
+    record = catalog.images([item_id]).get(item_id)
     if record is None or record.state != INDEXED:
         raise ItemNotFoundError(f"no indexed image has id {item_id}; ids come from search results.")
     return record
