@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from index.deps import attempt_import, require_torch
 from retrieval.errors import ExportError
 from retrieval.models.encoder import ClipEncoder, load_encoder
 from retrieval.models.exports import (
@@ -93,8 +94,6 @@ def export_model(encoder: ClipEncoder, out: Path, *, opset: int = OPSET) -> Expo
             the exported towers disagree with torch.
         MissingDependencyError: onnx is not installed.
     """
-    from index.deps import attempt_import
-
     attempt_import("onnx", "exporting needs onnx: pip install 'xmr[torch]'")
     out = Path(out).expanduser().resolve()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -112,6 +111,17 @@ def export_model(encoder: ClipEncoder, out: Path, *, opset: int = OPSET) -> Expo
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return read_export(out, named_as=None, verify=False)
+
+
+def export_spec(spec: ModelSpec, out: Path) -> ExportInfo:
+    """Export the open_clip model ``spec`` names into the new folder ``out`` (see :func:`export_model`).
+
+    Raises:
+        MissingDependencyError: torch, open_clip or onnx is not installed.
+        ModelNotFoundError, WeightsUnavailableError, ExportError: as the loaders and :func:`export_model`.
+    """
+    require_torch("exporting a model")
+    return export_model(load_encoder(spec, device="cpu"), out)
 
 
 def ensure_export(spec: ModelSpec) -> ExportInfo:

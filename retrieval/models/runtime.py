@@ -13,13 +13,12 @@ last imports torch.
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import platform
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from index.deps import TORCH_HINT, gpu_present, require_torch, torch_installed
 from index.errors import MissingDependencyError
 from index.manifest import ModelIdentity
 from retrieval.errors import DeviceError, ExportError
@@ -42,34 +41,6 @@ if TYPE_CHECKING:
 RUNTIMES = ("auto", "onnx", "torch")
 FOR_QUERIES = "queries"  # texts and single images: what searches, serving and add-texts encode
 FOR_IMAGES = "images"  # image batches: what indexing encodes
-TORCH_HINT = "pip install 'xmr[torch]'"
-
-
-def torch_installed() -> bool:
-    """True when torch and open_clip can be imported (checked without importing them)."""
-    try:
-        return importlib.util.find_spec("torch") is not None and importlib.util.find_spec("open_clip") is not None
-    except (ImportError, ValueError):  # a blocked or half-removed package
-        return False
-
-
-def require_torch(what: str) -> None:
-    """Raise MissingDependencyError naming the install command unless torch and open_clip are installed."""
-    if not torch_installed():
-        raise MissingDependencyError(f"{what} needs torch and open_clip, which are not installed: {TORCH_HINT}")
-
-
-def gpu_present() -> bool:
-    """A guess, without importing torch, whether torch would find a GPU (CUDA, or Apple's MPS)."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None and visible.strip() in ("", "-1"):
-        cuda = False
-    else:
-        try:
-            cuda = bool(os.listdir("/proc/driver/nvidia/gpus"))
-        except OSError:
-            cuda = False
-    return cuda or (platform.system() == "Darwin" and platform.machine() == "arm64")
 
 
 def pick_runtime(requested: str = "auto", device: str = "auto", purpose: str = FOR_QUERIES) -> str:
