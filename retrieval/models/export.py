@@ -78,13 +78,17 @@ PROBE_TEXTS = (
 _CLEAN_MODES = {"_clean_lower": "lower", "_clean_whitespace": "whitespace", "_clean_canonicalize": "canonicalize"}
 
 
-def export_model(encoder: ClipEncoder, out: Path, *, opset: int = OPSET) -> ExportInfo:
+def export_model(
+    encoder: ClipEncoder, out: Path, *, opset: int = OPSET, model_config: dict | None = None
+) -> ExportInfo:
     """Write ``encoder``'s model to the new folder ``out`` as an ONNX export, checked against torch.
 
     Args:
-        encoder: an open_clip encoder (see :func:`retrieval.models.encoder.load_encoder`).
+        encoder: an open_clip encoder on the CPU (see :func:`retrieval.models.encoder.load_encoder`).
         out: the folder to create; it must not exist, or be empty.
         opset: ONNX opset of both towers.
+        model_config: open_clip's model config for config.json (default: the registry's or the
+            model folder's).
 
     Returns:
         The export, read back.
@@ -95,13 +99,15 @@ def export_model(encoder: ClipEncoder, out: Path, *, opset: int = OPSET) -> Expo
         MissingDependencyError: onnx is not installed.
     """
     attempt_import("onnx", "exporting needs onnx: pip install 'xmr[torch]'")
+    if encoder.device != "cpu":
+        raise ExportError(f"export from an encoder on the CPU (this one is on {encoder.device}).")
     out = Path(out).expanduser().resolve()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ExportError(f"{out} already exists and is not empty; pass a new folder to --out.")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        _write_export(encoder, tmp, opset)
+        _write_export(encoder, tmp, opset, model_config)
         check_export(encoder, read_export(tmp, named_as=None, verify=False))
         os.chmod(tmp, 0o777 & ~_umask())
         if out.exists():
@@ -121,7 +127,8 @@ def export_spec(spec: ModelSpec, out: Path) -> ExportInfo:
         ModelNotFoundError, WeightsUnavailableError, ExportError: as the loaders and :func:`export_model`.
     """
     require_torch("exporting a model")
-    return export_model(load_encoder(spec, device="cpu"), out)
+    resolved = resolve(spec)
+    return export_model(load_encoder(resolved, device="cpu"), out, model_config=_folder_config(resolved.model_cfg_dir))
 
 
 def ensure_export(spec: ModelSpec) -> ExportInfo:
@@ -148,13 +155,22 @@ def ensure_export(spec: ModelSpec) -> ExportInfo:
     if not is_export_folder(folder):
         log.info("exporting %s to ONNX once (cached in %s)", identity.label(), folder)
         try:
-            export_model(encoder or load_encoder(resolved, device="cpu"), folder)
-        except ExportError:
+            config = _folder_config(resolved.model_cfg_dir)
+            export_model(encoder or load_encoder(resolved, device="cpu"), folder, model_config=config)
+        except (ExportError, OSError):
             if not is_export_folder(folder):  # not another process finishing first
                 raise
     local = identity.pretrained in ("file", "local-dir")
     record_alias(spec, key, resolved.checkpoint, weights, local)
     return read_export(folder, named_as=None, verify=False)
+
+
+def _folder_config(folder: str) -> dict | None:
+    """The ``model_cfg`` of an open_clip model folder's open_clip_config.json, or None."""
+    try:
+        return dict(json.loads((Path(folder) / "open_clip_config.json").read_text())["model_cfg"]) if folder else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def state_sha256(model: torch.nn.Module) -> str:
@@ -173,14 +189,17 @@ def _umask() -> int:
     return mask
 
 
-def _write_export(encoder: ClipEncoder, folder: Path, opset: int) -> None:
+def _write_export(encoder: ClipEncoder, folder: Path, opset: int, model_config: dict | None) -> None:
     model = encoder.model.float().eval().cpu()
     preprocess = PreprocessConfig.from_dict(dict(getattr(model.visual, "preprocess_cfg", {}) or {}))
     (folder / "textual").mkdir()
     (folder / "visual").mkdir()
     tokenizer = write_tokenizer(encoder.tokenizer, folder / "textual")
     (folder / PREPROCESS).write_text(json.dumps(preprocess.to_dict(), indent=2) + "\n")
-    (folder / MODEL_CONFIG).write_text(json.dumps(_model_config(encoder), indent=2) + "\n")
+    config = dict(model_config or _model_config(encoder), embed_dim=encoder.dim)
+    # Readers without xmr_export.json take the context length from here (open_clip's default: 77).
+    config["text_cfg"] = {**config.get("text_cfg", {}), "context_length": tokenizer.context_length}
+    (folder / MODEL_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
     with _export_mode():
         trim = _export_text(model, folder / TEXT_MODEL, opset, tokenizer.context_length)
         _export_image(model, folder / IMAGE_MODEL, opset, preprocess.size)
@@ -201,21 +220,14 @@ def _write_export(encoder: ClipEncoder, folder: Path, opset: int) -> None:
 
 
 def _model_config(encoder: ClipEncoder) -> dict:
-    """open_clip's model config (Immich keeps it as config.json); rebuilt from the model where needed."""
+    """open_clip's model config of the encoder (Immich keeps it as config.json): the registry's,
+    else its model folder's."""
     import open_clip
 
-    arch = encoder.identity.arch
-    config = open_clip.get_model_config(arch) if not arch.startswith(("local-dir:", "hf-hub:")) else None
-    if config is None:
-        spec = encoder.identity.spec
-        folder = Path(spec[len("local-dir:") :] if spec.startswith("local-dir:") else spec)
-        try:
-            config = json.loads((folder / "open_clip_config.json").read_text())["model_cfg"]
-        except (OSError, ValueError, KeyError):
-            config = {"embed_dim": encoder.dim}
-    config = dict(config)
-    config["embed_dim"] = encoder.dim
-    return config
+    config = open_clip.get_model_config(encoder.identity.arch)
+    spec = encoder.identity.spec
+    folder = spec[len("local-dir:") :] if spec.startswith("local-dir:") else spec
+    return dict(config) if config else (_folder_config(folder) or {})
 
 
 def _versions() -> dict[str, str]:

@@ -45,7 +45,6 @@ FORMAT_VERSION = 1
 META = "xmr_export.json"
 TEXT_MODEL = "textual/model.onnx"
 IMAGE_MODEL = "visual/model.onnx"
-IMAGE_MODEL_INT8 = "visual/model.int8.onnx"
 TOKENIZER = "textual/tokenizer.json"
 TOKENIZER_CONFIG = "textual/tokenizer_config.json"
 PREPROCESS = "visual/preprocess_cfg.json"

@@ -86,7 +86,7 @@ def open_encoder(
     if pick_runtime(runtime, device, purpose) == "torch":
         from retrieval.models.encoder import load_encoder
 
-        if isinstance(spec, ModelSpec) and _direct_export(spec) is not None:
+        if isinstance(spec, ModelSpec) and _export_path(spec) is not None:
             raise ExportError(f"{spec.model} is an ONNX export, which runs on onnxruntime: use --runtime onnx or auto.")
         return load_encoder(spec, device)
     from retrieval.models.onnx_encoder import OnnxEncoder
@@ -151,7 +151,7 @@ def _direct_export(spec: ModelSpec) -> ExportInfo | None:
     """The export ``spec`` names itself (a folder or a hub export repo), else None."""
     path = _export_path(spec)
     if path is not None:
-        return read_export(path, named_as=spec.model.strip())
+        return read_export(path)  # named by its absolute path, which reopens it from anywhere
     model = spec.model.strip()
     if model.startswith(HUB) and is_hub_export(model[len(HUB) :]):
         return read_export(hub_export_folder(model[len(HUB) :]), named_as=model)
