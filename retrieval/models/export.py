@@ -22,7 +22,7 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -155,8 +155,8 @@ def ensure_export(spec: ModelSpec) -> ExportInfo:
     if not is_export_folder(folder):
         log.info("exporting %s to ONNX once (cached in %s)", identity.label(), folder)
         try:
-            config = _folder_config(resolved.model_cfg_dir)
-            export_model(encoder or load_encoder(resolved, device="cpu"), folder, model_config=config)
+            model_config = _folder_config(resolved.model_cfg_dir)
+            export_model(encoder or load_encoder(resolved, device="cpu"), folder, model_config=model_config)
         except (ExportError, OSError):
             if not is_export_folder(folder):  # not another process finishing first
                 raise
@@ -257,7 +257,7 @@ def _export_mode() -> Iterator[None]:
         torch.backends.mha.set_fastpath_enabled(fastpath)
 
 
-def _trimmable(model: torch.nn.Module) -> bool:
+def _trimmable(model: Any) -> bool:
     """True for open_clip's own CLIP text tower: causal attention, pooled at the end-of-text token,
     and attention layers :func:`_plain_attention` can stand in for."""
     import open_clip
@@ -281,7 +281,7 @@ def _trimmable(model: torch.nn.Module) -> bool:
 
 
 @contextlib.contextmanager
-def _plain_attention(model: torch.nn.Module) -> Iterator[None]:
+def _plain_attention(model: Any) -> Iterator[None]:
     """Swap the text tower's ``nn.MultiheadAttention`` layers for the same math written with
     shapes read from the input: the traced MultiheadAttention bakes the example's sequence
     length into its reshapes. The weights are shared, not copied; the layers come back after."""
@@ -363,7 +363,7 @@ def _export(tower: torch.nn.Module, example: torch.Tensor, name: str, axes: dict
         raise ExportError(f"the {name} tower has no ONNX form here ({exc.__class__.__name__}: {exc}).") from exc
 
 
-def _tower(model: torch.nn.Module, kind: str) -> torch.nn.Module:
+def _tower(model: Any, kind: str) -> torch.nn.Module:
     """One tower of an open_clip model as a module returning unit vectors ``(B, D)``."""
     import torch
 
@@ -380,7 +380,7 @@ def _tower(model: torch.nn.Module, kind: str) -> torch.nn.Module:
     return Tower()
 
 
-def _trimmed_text(model: torch.nn.Module) -> torch.nn.Module:
+def _trimmed_text(model: Any) -> torch.nn.Module:
     """open_clip ``CLIP.encode_text`` for sequences of any length up to the context length."""
     import torch
     import torch.nn.functional as F

@@ -55,9 +55,9 @@ def pick_providers(device: str = "auto") -> tuple[str, list[Any]]:
                 return name, [provider, CPU]
         return "cpu", [CPU]
     name = "coreml" if device == "mps" else device.partition(":")[0]
-    provider = dict(ACCELERATORS).get(name)
-    if provider is None:
+    if name not in dict(ACCELERATORS):
         raise DeviceError(f"device must be auto, cpu, cuda[:N], mps/coreml or openvino, not {device!r}")
+    provider = dict(ACCELERATORS)[name]
     if provider not in available:
         raise DeviceError(
             f"the installed onnxruntime has no {provider} (it has {', '.join(sorted(available))}); "

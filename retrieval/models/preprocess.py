@@ -54,10 +54,7 @@ class PreprocessConfig:
         Raises:
             ValueError: a value xmr cannot reproduce (unknown resize mode, interpolation, ...).
         """
-        size = raw.get("size", 224)
-        size = (int(size), int(size)) if isinstance(size, (int, float)) else tuple(int(v) for v in size)  # type: ignore[union-attr]
-        if len(size) == 1:
-            size = (size[0], size[0])
+        size = _pair(raw.get("size", 224))
         mean = _triple(raw.get("mean") or OPENAI_MEAN)
         std = _triple(raw.get("std") or OPENAI_STD)
         interpolation = str(raw.get("interpolation") or "bicubic")
@@ -65,7 +62,10 @@ class PreprocessConfig:
         resize_mode = str(raw.get("resize_mode") or "shortest")
         if resize_mode not in RESIZE_MODES or interpolation not in INTERPOLATIONS or len(size) != 2 or min(size) < 1:
             raise ValueError(f"unsupported preprocessing {raw!r}")
-        return cls(size, mean, std, interpolation, resize_mode, int(raw.get("fill_color") or 0))  # type: ignore[arg-type]
+        fill = raw.get("fill_color") or 0
+        if not isinstance(fill, (int, float)):
+            raise ValueError(f"unsupported preprocessing {raw!r}")
+        return cls((size[0], size[1]), mean, std, interpolation, resize_mode, int(fill))
 
     @classmethod
     def from_file(cls, path: Path) -> PreprocessConfig:
@@ -73,8 +73,22 @@ class PreprocessConfig:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
+def _pair(value: object) -> tuple[int, ...]:
+    """open_clip's image size: one int, or [height, width] (a one-item list means square)."""
+    if isinstance(value, (int, float)):
+        return (int(value), int(value))
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, (int, float)) for v in value):
+        raise ValueError(f"unsupported image size {value!r}")
+    return (int(value[0]), int(value[0])) if len(value) == 1 else tuple(int(v) for v in value)
+
+
 def _triple(value: object) -> tuple[float, float, float]:
-    values = [float(v) for v in value] if isinstance(value, (list, tuple)) else [float(value)] * 3  # type: ignore[arg-type]
+    if isinstance(value, (list, tuple)):
+        values = [float(v) for v in value]
+    elif isinstance(value, (int, float)):
+        values = [float(value)] * 3
+    else:
+        raise ValueError(f"expected channel values, not {value!r}")
     if len(values) != 3:
         raise ValueError(f"expected three channel values, not {value!r}")
     return (values[0], values[1], values[2])
