@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import random
 import unicodedata
+from pathlib import Path
 
 WORDS = (
     "a photo of the dog cat beach sunset mountain red blue car street night city snow "
@@ -185,3 +187,46 @@ def ascii_strings(count: int = 2000, seed: int = 0) -> list[str]:
         text = " ".join(rng.choice(words) for _ in range(rng.randint(0, 40)))
         out.append(text.upper() if rng.random() < 0.2 else text)
     return out
+
+
+def tiny_hf_tokenizer(folder: Path, kind: str) -> Path:
+    """A Hugging Face fast tokenizer trained offline: SigLIP-like (T5 sentencepiece, eos) or XLM-R-like."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+    folder.mkdir(parents=True)
+    texts = (
+        [" ".join(WORDS)] * 5
+        + list(SCRIPTS) * 5
+        + [t.encode("utf-8", "replace").decode() for t in varied_strings(300, 5)]
+    )
+    tokenizer = Tokenizer(models.Unigram())
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+    tokenizer.decoder = decoders.Metaspace()
+    if kind == "siglip":
+        tokenizer.normalizer = normalizers.NFKC()
+        specials = ["<pad>", "</s>", "<unk>"]
+        tokenizer.train_from_iterator(
+            texts, trainers.UnigramTrainer(vocab_size=400, special_tokens=specials, unk_token="<unk>")
+        )
+        tokenizer.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+        settings = {"pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>"}
+    else:
+        tokenizer.normalizer = normalizers.NFKC()
+        specials = ["<s>", "<pad>", "</s>", "<unk>"]
+        tokenizer.train_from_iterator(
+            texts, trainers.UnigramTrainer(vocab_size=500, special_tokens=specials, unk_token="<unk>")
+        )
+        tokenizer.post_processor = processors.TemplateProcessing(
+            single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
+        )
+        settings = {
+            "pad_token": "<pad>",
+            "bos_token": "<s>",
+            "eos_token": "</s>",
+            "sep_token": "</s>",
+            "cls_token": "<s>",
+        }
+    tokenizer.save(str(folder / "tokenizer.json"))
+    settings |= {"tokenizer_class": "PreTrainedTokenizerFast", "unk_token": "<unk>", "model_max_length": 512}
+    (folder / "tokenizer_config.json").write_text(json.dumps(settings))
+    return folder

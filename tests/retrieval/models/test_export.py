@@ -17,7 +17,7 @@ from retrieval.models.export import ensure_export, export_model
 from retrieval.models.exports import cached_export, exports_dir, read_export
 from retrieval.models.onnx_encoder import OnnxEncoder
 from retrieval.models.specs import ModelSpec
-from tests.helpers.text_corpus import varied_strings
+from tests.helpers.text_corpus import tiny_hf_tokenizer, varied_strings
 from tests.helpers.tiny_model import make_tiny_model
 
 MIN_COSINE = 0.9999
@@ -157,3 +157,25 @@ def test_a_changed_tower_in_an_xmr_export_is_refused(tiny_export_dir: Path, tmp_
         handle.write(b"\0")
     with pytest.raises(ExportError, match="changed since xmr exported it"):
         read_export(copy)
+
+
+def test_a_model_with_a_hugging_face_tokenizer_exports_its_tokenizer_json(tmp_path: Path) -> None:
+    """SigLIP-style: open_clip reads the tokenizer from the model folder (HFTokenizer); the export
+    writes it as tokenizer.json and xmr's tokenizer gives its ids without transformers."""
+    from retrieval.models.encoder import load_encoder
+    from retrieval.models.tokenizer import HF
+
+    text = {"vocab_size": 400, "hf_tokenizer_name": "local", "tokenizer_kwargs": {"clean": "canonicalize"}}
+    model = make_tiny_model(tmp_path / "siglip-ish", seed=5, text=text)
+    tiny_hf_tokenizer(tmp_path / "tok", "siglip")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(tmp_path / "tok" / name, model / name)
+    encoder = load_encoder(ModelSpec(f"local-dir:{model}"), device="cpu")
+    assert type(encoder.tokenizer).__name__ == "HFTokenizer"
+    info = export_model(encoder, tmp_path / "export")
+    assert info.tokenizer.family == HF and info.tokenizer.clean == "canonicalize"
+    assert (tmp_path / "export" / "textual" / "tokenizer.json").is_file()
+    texts = varied_strings(500, seed=9)
+    onnx = OnnxEncoder(info, device="cpu")
+    assert np.array_equal(onnx.tokenizer(texts), encoder.tokenizer(texts).numpy())
+    assert _cosines(onnx.encode_texts(texts), encoder.encode_texts(texts)).min() >= MIN_COSINE

@@ -20,7 +20,7 @@ from retrieval.models.tokenizer import (
     read_bpe_merges,
 )
 from tests.helpers.paths import REPO
-from tests.helpers.text_corpus import SCRIPTS, WORDS, ascii_strings, varied_strings
+from tests.helpers.text_corpus import ascii_strings, tiny_hf_tokenizer, varied_strings
 
 COUNT = 10_000
 
@@ -60,49 +60,6 @@ def test_cleaning_equals_open_clip(corpus: list[str], mode: str) -> None:
     assert [i for i, text in enumerate(corpus) if clean_text(text, mode) != theirs(text)] == []
 
 
-def _tiny_hf_tokenizer(folder: Path, kind: str) -> Path:
-    """A Hugging Face fast tokenizer trained offline: SigLIP-like (T5 sentencepiece, eos) or XLM-R-like."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-
-    folder.mkdir(parents=True)
-    texts = (
-        [" ".join(WORDS)] * 5
-        + list(SCRIPTS) * 5
-        + [t.encode("utf-8", "replace").decode() for t in varied_strings(300, 5)]
-    )
-    tokenizer = Tokenizer(models.Unigram())
-    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
-    tokenizer.decoder = decoders.Metaspace()
-    if kind == "siglip":
-        tokenizer.normalizer = normalizers.NFKC()
-        specials = ["<pad>", "</s>", "<unk>"]
-        tokenizer.train_from_iterator(
-            texts, trainers.UnigramTrainer(vocab_size=400, special_tokens=specials, unk_token="<unk>")
-        )
-        tokenizer.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
-        settings = {"pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>"}
-    else:
-        tokenizer.normalizer = normalizers.NFKC()
-        specials = ["<s>", "<pad>", "</s>", "<unk>"]
-        tokenizer.train_from_iterator(
-            texts, trainers.UnigramTrainer(vocab_size=500, special_tokens=specials, unk_token="<unk>")
-        )
-        tokenizer.post_processor = processors.TemplateProcessing(
-            single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
-        )
-        settings = {
-            "pad_token": "<pad>",
-            "bos_token": "<s>",
-            "eos_token": "</s>",
-            "sep_token": "</s>",
-            "cls_token": "<s>",
-        }
-    tokenizer.save(str(folder / "tokenizer.json"))
-    settings |= {"tokenizer_class": "PreTrainedTokenizerFast", "unk_token": "<unk>", "model_max_length": 512}
-    (folder / "tokenizer_config.json").write_text(json.dumps(settings))
-    return folder
-
-
 @pytest.mark.parametrize(
     ("kind", "clean", "context", "strip_sep"),
     [("siglip", "canonicalize", 64, False), ("xlmr", "whitespace", 32, False), ("xlmr", "whitespace", 16, True)],
@@ -112,7 +69,7 @@ def test_hf_family_ids_equal_open_clip_on_10k_varied_strings(
 ) -> None:
     from open_clip.tokenizer import HFTokenizer
 
-    folder = _tiny_hf_tokenizer(tmp_path / kind, kind)
+    folder = tiny_hf_tokenizer(tmp_path / kind, kind)
     reference = HFTokenizer(str(folder), context_length=context, clean=clean, strip_sep_token=strip_sep)
     hf = reference.tokenizer
     config = TokenizerConfig(
