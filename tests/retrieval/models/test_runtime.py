@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -100,7 +101,8 @@ def test_towers_with_a_fixed_batch_of_one_still_take_batches(
     fastpath = torch.backends.mha.get_fastpath_enabled()
     torch.backends.mha.set_fastpath_enabled(False)  # the fused attention kernel has no ONNX form
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the tracer's notes about Python ints in shapes
             example = (torch.zeros(1, 3, 32, 32),)  # no dynamic axes: the batch is fixed at 1
             torch.onnx.export(Image(), example, str(foreign / "visual/model.onnx"), input_names=["image"], dynamo=False)
     finally:
