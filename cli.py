@@ -393,6 +393,7 @@ def watch(
     pretrained: PretrainedOpt = None,
     catalog_url: CatalogOpt = "",
     device: DeviceOpt = "auto",
+    runtime: RuntimeOpt = "auto",
     exclude: ExcludeOpt = None,
     no_follow: NoFollowOpt = False,
     poll: PollOpt = False,
@@ -405,7 +406,7 @@ def watch(
     other processes keep working. A restart catches up with what changed meanwhile."""
     from retrieval.ingest.watch import WatchConfig, Watcher
 
-    with _open(library, model, pretrained, catalog_url, device, create=True) as lib:
+    with _open(library, model, pretrained, catalog_url, device, create=True, runtime=runtime) as lib:
         if exclude:
             lib.add_exclusions(exclude)
         config = WatchConfig(settle_seconds=settle, poll=poll, follow_symlinks=not no_follow)
