@@ -87,3 +87,7 @@ class DistributedIndexError(XmrError, RuntimeError):
 
 class ExcludePatternError(XmrError, ValueError):
     """An ``--exclude`` pattern that gitignore syntax cannot read."""
+
+
+class ExportError(XmrError, ValueError):
+    """An ONNX export cannot be made, or an export folder is incomplete, changed or unsupported."""

@@ -93,11 +93,12 @@ def _gpu_reads(plan: Plan, encoder: Encoder, config: IngestConfig) -> tuple[Iter
     "on" also works without a GPU (torchvision then decodes the batches on the CPU).
     """
     device = str(getattr(encoder, "device", "cpu"))
-    if config.gpu_decode == "off" or (config.gpu_decode == "auto" and not device.startswith("cuda")):
+    transform = getattr(encoder, "transform", None)  # torch encoders only: onnxruntime ones preprocess on the CPU
+    if config.gpu_decode == "off" or (config.gpu_decode == "auto" and not device.startswith("cuda")) or not transform:
         return None
     from retrieval.images import gpu_decode
 
-    spec = gpu_decode.pixel_spec(getattr(encoder, "transform", None))
+    spec = gpu_decode.pixel_spec(transform)
     on_gpu = gpu_decode.gpu_decode_available(device)
     if spec is None or (config.gpu_decode == "auto" and not on_gpu):
         return None

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Protocol, TypeGuard
 
 import numpy as np
 
+from index.deps import gpu_present
 from index.vectors import Neighbors, VectorIndex, as_matrix, membership
 
 if TYPE_CHECKING:
@@ -219,6 +220,8 @@ def gpu_search_for(device: str) -> GpuSearch | None:
     """The GPU search hook for a library opened on ``device`` ("auto", "cpu", "cuda", ...),
     or None: no CUDA device, a CPU-only device asked for, or faiss searching on the GPU itself."""
     if device not in ("auto",) and not device.startswith("cuda"):
+        return None
+    if device == "auto" and not gpu_present():  # no NVIDIA driver: no need to import torch to know
         return None
     try:
         import torch
