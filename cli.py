@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from index.deps import require_torch
 from xmr_cli import help_format
 from xmr_cli.errors import EXIT_NO_RESULTS, check_some_exist, fail, friendly_errors
 from xmr_cli.escape import shown
@@ -30,12 +31,17 @@ from xmr_cli.options import (
     BeforeOpt,
     CacheTokensOpt,
     CatalogOpt,
+    ContainsOpt,
     DeviceOpt,
+    DuplicatesJsonOpt,
     EncoderOpt,
     EpochsOpt,
     EvalModelOpt,
+    ExcludeOpt,
+    ExportOutOpt,
     ExtOpt,
     FailuresPrint0Opt,
+    ForgetExcludeOpt,
     FusionOpt,
     GroupsOpt,
     HardNegativesOpt,
@@ -55,13 +61,18 @@ from xmr_cli.options import (
     MinScoreOpt,
     MirrorOpt,
     ModelOpt,
+    ModeOpt,
+    NoFollowOpt,
     NotImageOpt,
     NotOpt,
+    OcrOpt,
+    OcrWorkersOpt,
     OffsetOpt,
     OutOpt,
     PairsArg,
     PathsArg,
     PathsOnlyOpt,
+    PollOpt,
     PoolOpt,
     PortOpt,
     PretrainedOpt,
@@ -77,30 +88,40 @@ from xmr_cli.options import (
     RerankKOpt,
     RerankStepsOpt,
     RetryFailedOpt,
+    RuntimeOpt,
     SearchJsonOpt,
     SeedOpt,
     ServeRerankerOpt,
+    ServeWatchOpt,
+    SettleOpt,
+    SimilarScoreOpt,
+    SortOpt,
     SourcesArg,
     SpatialOpt,
     SplitOpt,
     StepsOpt,
     TextFilesArg,
+    TierOpt,
     TokenOpt,
     TopOpt,
     TrainBatchOpt,
     UnderOpt,
     WarmupOpt,
+    WatchJsonOpt,
+    WatchPathsArg,
     WeightOpt,
     WidthOpt,
     WordsArg,
     WorkersOpt,
     make_index_config,
+    make_ocr_config,
     make_ray_config,
 )
 from xmr_cli.output import (
     check_output_options,
     err,
     preview_note,
+    print_duplicates,
     print_failures,
     print_hits,
     print_info,
@@ -112,9 +133,18 @@ from xmr_cli.output import (
     print_text_hits,
     print_text_report,
     print_version,
+    print_watch_batch,
+    print_watching,
     print_written,
 )
-from xmr_cli.progress import CountProgress, IndexProgress, RerankProgress, TrainProgress, working
+from xmr_cli.progress import (
+    CountProgress,
+    IndexProgress,
+    RerankProgress,
+    TrainProgress,
+    watching_in_background,
+    working,
+)
 
 if TYPE_CHECKING:
     from retrieval import IndexConfig, Library
@@ -161,6 +191,7 @@ def _open(
     device: str = "auto",
     create: bool = False,
     index_config: IndexConfig | None = None,
+    runtime: str = "auto",
 ) -> Library:
     from retrieval import Library
 
@@ -172,6 +203,7 @@ def _open(
         device=device,
         create=create,
         index_config=index_config,
+        runtime=runtime,
     )
 
 
@@ -184,6 +216,7 @@ def index(
     pretrained: PretrainedOpt = None,
     catalog_url: CatalogOpt = "",
     device: DeviceOpt = "auto",
+    runtime: RuntimeOpt = "auto",
     batch_size: BatchSizeOpt = 32,
     workers: WorkersOpt = 0,
     retry_failed: RetryFailedOpt = False,
@@ -195,15 +228,26 @@ def index(
     ray_address: RayAddressOpt = "",
     ray_gpus: RayGpusOpt = -1.0,
     ray_actors: RayActorsOpt = 0,
+    exclude: ExcludeOpt = None,
+    forget_exclude: ForgetExcludeOpt = None,
+    no_follow: NoFollowOpt = False,
+    ocr: OcrOpt = None,
+    ocr_workers: OcrWorkersOpt = 0,
 ) -> None:
-    """Index (or update) the images under PATH: new, changed, moved and deleted files."""
+    """Index (or update) the images under PATH: new, changed, moved and deleted files.
+
+    NAS and OS debris (@eaDir, #recycle, Thumbs.db, ...) and what .xmrignore files name stay out."""
     from retrieval import IngestConfig
 
     config = IngestConfig(batch_size=batch_size, workers=workers, retry_failed=retry_failed)
     on_ray = make_ray_config(ray_address, ray_gpus, ray_actors) if ray or ray_address else None
     kind_config = make_index_config(index_kind or "", memory_budget)
     check_some_exist(paths)  # before the model loads, and before a library is made
-    with _open(library, model, pretrained, catalog_url, device, create=True, index_config=kind_config) as lib:
+    with _open(
+        library, model, pretrained, catalog_url, device, create=True, index_config=kind_config, runtime=runtime
+    ) as lib:
+        if forget_exclude:
+            lib.forget_exclusions(forget_exclude)
         with IndexProgress(enabled=not as_json and not quiet()) as bar:
             report = lib.index(
                 paths,
@@ -213,6 +257,11 @@ def index(
                 on_stage=bar.stage,
                 ray=on_ray,
                 cache_tokens=cache_tokens,
+                exclude=exclude or (),
+                follow_symlinks=not no_follow,
+                ocr=ocr,
+                ocr_config=make_ocr_config(ocr_workers),
+                on_ocr_progress=bar.update_ocr,
             )
         discarded = lib.discard()  # a first run that found nothing leaves no empty library
     print_report(report, as_json, discarded)
@@ -241,6 +290,7 @@ def search(
     model: ModelOpt = None,
     pretrained: PretrainedOpt = None,
     device: DeviceOpt = "auto",
+    runtime: RuntimeOpt = "auto",
     as_json: SearchJsonOpt = False,
     paths_only: PathsOnlyOpt = False,
     print0: Print0Opt = False,
@@ -248,11 +298,15 @@ def search(
     preview: PreviewOpt = False,
     reranker: RerankerOpt = "",
     rerank_k: RerankKOpt = DEFAULT_RERANK_K,
+    mode: ModeOpt = "auto",
+    contains: ContainsOpt = None,
+    sort: SortOpt = "relevance",
 ) -> None:
     """Rank the library's images (or, with --texts, its texts) by WORDS and --image examples.
 
-    With --reranker, the dual top --rerank-k are rescored and scores are match probabilities.
-    Exit 1 when nothing matches.
+    Words are also looked up in the images' own text (index --ocr), names, captions and
+    keywords (--mode). With --reranker, the dual top --rerank-k are rescored and scores are
+    match probabilities. Exit 1 when nothing matches.
     """
     from retrieval.search.query import build_filter, build_terms, check_min_score
     from retrieval.search.query_vector import check_image_file
@@ -261,15 +315,17 @@ def search(
     terms = build_terms(words or [], images, not_text or [], not_images, weight or [])
     for path in (*images, *not_images):  # a typo in an example image is said before anything loads
         check_image_file(path)
-    where = build_filter([str(p) for p in under or []], after, before, ext or [])
+    where = build_filter([str(p) for p in under or []], after, before, ext or [], contains or [])
     check_min_score(min_score)
     check_output_options(as_json=as_json, paths_only=paths_only, print0=print0, preview=preview, in_texts=in_texts)
     if in_texts and where.active:
-        raise typer.BadParameter("--under/--after/--before/--ext filter images; they do not apply with --texts")
+        raise typer.BadParameter(
+            "--under/--after/--before/--ext/--contains filter images; they do not apply with --texts"
+        )
     if preview and preview_note():
         err.print(preview_note())
     why = ""
-    with _open(library, model, pretrained, device=device) as lib, working("searching"):
+    with _open(library, model, pretrained, device=device, runtime=runtime) as lib, working("searching"):
         if where.active and lib.count(where) == 0:  # said before any model loads
             print_no_results(False, lib.explain_no_hits(where))
             raise typer.Exit(EXIT_NO_RESULTS)
@@ -288,7 +344,15 @@ def search(
             print_text_hits(found, as_json)
         else:
             hits = lib.search(
-                terms=terms, k=top, where=where, offset=offset, min_score=min_score, reranker=rr, rerank_k=rerank_k
+                terms=terms,
+                k=top,
+                where=where,
+                offset=offset,
+                min_score=min_score,
+                reranker=rr,
+                rerank_k=rerank_k,
+                mode=mode,
+                sort=sort,
             )
             print_hits(hits, as_json=as_json, paths_only=paths_only, preview=preview, print0=print0)
             why = "" if hits else lib.explain_no_hits(where, min_score=min_score, offset=offset)
@@ -310,10 +374,11 @@ def add_texts(
     model: ModelOpt = None,
     pretrained: PretrainedOpt = None,
     device: DeviceOpt = "auto",
+    runtime: RuntimeOpt = "auto",
     as_json: JsonOpt = False,
 ) -> None:
     """Embed texts into the library's text corpus (for image-to-text search). Re-adding adds nothing twice."""
-    with _open(library, model, pretrained, device=device) as lib:
+    with _open(library, model, pretrained, device=device, runtime=runtime) as lib:
         for path in files:
             with CountProgress("texts", enabled=not as_json and not quiet()) as bar:
                 report = lib.add_texts(path, on_stage=bar.stage, on_progress=bar.update)
@@ -361,6 +426,63 @@ def failures(
 
 @app.command()
 @friendly_errors
+def watch(
+    paths: WatchPathsArg,
+    library: LibraryOpt = None,
+    model: ModelOpt = None,
+    pretrained: PretrainedOpt = None,
+    catalog_url: CatalogOpt = "",
+    device: DeviceOpt = "auto",
+    runtime: RuntimeOpt = "auto",
+    exclude: ExcludeOpt = None,
+    no_follow: NoFollowOpt = False,
+    poll: PollOpt = False,
+    settle: SettleOpt = 1.0,
+    as_json: WatchJsonOpt = False,
+) -> None:
+    """Index PATH, then keep indexing what changes in it until Ctrl-C.
+
+    New, changed, moved and deleted photos become searchable within seconds; searches in
+    other processes keep working. A restart catches up with what changed meanwhile."""
+    from retrieval.ingest.watch import WatchConfig, Watcher
+
+    with _open(library, model, pretrained, catalog_url, device, create=True, runtime=runtime) as lib:
+        if exclude:
+            lib.add_exclusions(exclude)
+        config = WatchConfig(settle_seconds=settle, poll=poll, follow_symlinks=not no_follow)
+        watcher = Watcher(lib, paths, config, on_batch=lambda report, roots: print_watch_batch(report, roots, as_json))
+        print_watching(paths)
+        watcher.run()
+
+
+@app.command()
+@friendly_errors
+def duplicates(
+    library: LibraryOpt = None,
+    model: ModelOpt = None,
+    pretrained: PretrainedOpt = None,
+    tier: TierOpt = None,
+    min_score: SimilarScoreOpt = 0.95,
+    as_json: DuplicatesJsonOpt = False,
+) -> None:
+    """Groups of duplicate photos: exact copies, near copies (re-encoded, resized, cropped...) and
+    similar shots, each with a suggested keeper and why. Read-only: never deletes or moves a photo.
+
+    Exit 1 when there are none."""
+    from retrieval import DuplicateConfig
+    from retrieval.search.duplicates import TIERS
+
+    tiers = tuple(t.strip() for value in tier or [] for t in value.split(",") if t.strip())
+    config = DuplicateConfig(similar_score=min_score, tiers=tiers or TIERS)
+    with _open(library, model, pretrained) as lib, working("comparing"):
+        report = lib.duplicates(config)
+    print_duplicates(report, as_json)
+    if not report.groups:
+        raise typer.Exit(EXIT_NO_RESULTS)
+
+
+@app.command()
+@friendly_errors
 def serve(
     library: LibraryOpt = None,
     model: ModelOpt = None,
@@ -372,6 +494,9 @@ def serve(
     max_upload_mb: MaxUploadOpt = 20.0,
     allow_host: AllowHostOpt = None,
     device: DeviceOpt = "auto",
+    watch_paths: ServeWatchOpt = None,
+    poll: PollOpt = False,
+    runtime: RuntimeOpt = "auto",
 ) -> None:
     """Serve the library over HTTP: a JSON API (docs at /docs) and a search page at /."""
     from retrieval.serve import ServeConfig, check_bind, require_serve, run_server
@@ -386,10 +511,20 @@ def serve(
         max_upload_bytes=int(max_upload_mb * 2**20),
         allowed_hosts=tuple(allow_host or ()),
     )
-    with _open(library, model, pretrained, device=device) as lib:
+    with _open(library, model, pretrained, device=device, runtime=runtime) as lib:
         if not quiet():
             err.print("loading the model…")
-        run_server(lib, config, on_ready=lambda: print_serving(lib.layout.root, host, port))
+        on_ready = lambda: print_serving(lib.layout.root, host, port)  # noqa: E731
+        if not watch_paths:
+            run_server(lib, config, on_ready=on_ready)
+            return
+        from retrieval.ingest.watch import WatchConfig, Watcher
+
+        watcher = Watcher(
+            lib, watch_paths, WatchConfig(poll=poll), on_batch=lambda r, p: print_watch_batch(r, p, False)
+        )
+        with watching_in_background(watcher):
+            run_server(lib, config, on_ready=on_ready)
 
 
 @app.command()
@@ -411,6 +546,7 @@ def train(
     split: SplitOpt = "train",
 ) -> None:
     """Train a dual encoder contrastively on PAIRS into --out (resumes an interrupted run)."""
+    require_torch("xmr train")
     from retrieval.training.dual import TrainConfig
     from retrieval.training.dual import train as run_training
 
@@ -449,6 +585,7 @@ def evaluate(
     """Recall@1/5/10 both ways and binding (when lines carry negatives) of a model on PAIRS.
 
     With --reranker, each query's dual top --rerank-k is rescored first (same metrics)."""
+    require_torch("xmr eval")
     from retrieval.ingest.pairs import load_pairs
     from retrieval.models.encoder import load_encoder
     from retrieval.models.specs import ModelSpec
@@ -496,6 +633,7 @@ def train_reranker(
     device: DeviceOpt = "auto",
 ) -> None:
     """Train a reranker over MODEL's frozen token features on PAIRS into --out (resumes)."""
+    require_torch("xmr train-reranker")
     from retrieval.models.encoder import load_encoder
     from retrieval.models.specs import ModelSpec
     from retrieval.training.rerank_train import RerankTrainConfig
@@ -519,6 +657,27 @@ def train_reranker(
     with RerankProgress(enabled=not quiet()) as bar:
         folder = run_training(pairs, encoder, out, config, on_progress=bar.update, split=split, images_root=images)
     print_written("reranker", folder, "--reranker")
+
+
+@app.command(name="export-model")
+@friendly_errors
+def export_model(
+    model: Annotated[
+        str, typer.Argument(metavar="MODEL", help="open_clip name, local-dir:PATH, a model folder or hf-hub:ORG/REPO.")
+    ],
+    out: ExportOutOpt,
+    pretrained: PretrainedOpt = None,
+) -> None:
+    """Write MODEL as ONNX (both towers, tokenizer.json, preprocessing) in Immich's folder layout.
+
+    The folder works as --model on machines without torch; its vectors are MODEL's own."""
+    require_torch("xmr export-model")
+    from retrieval.models.export import export_spec
+    from retrieval.models.identity import model_spec
+
+    with working("exporting (checked against torch before it is written)"):
+        info = export_spec(model_spec(model, pretrained), out)
+    print_written("ONNX export", info.folder, "--model")
 
 
 def main() -> None:

@@ -91,3 +91,11 @@ class ArgumentTypeError(XmrError, TypeError):
 
 class LibraryClosedError(XmrError, RuntimeError):
     """The library was closed; open it again (``Library.open``) to use it."""
+
+
+class ExcludePatternError(XmrError, ValueError):
+    """An ``--exclude`` pattern that gitignore syntax cannot read."""
+
+
+class ExportError(XmrError, ValueError):
+    """An ONNX export cannot be made, or an export folder is incomplete, changed or unsupported."""

@@ -16,6 +16,7 @@ import typer
 if TYPE_CHECKING:
     from index.config import IndexConfig
     from retrieval.ingest.distributed import RayConfig
+    from retrieval.ingest.ocr import OcrConfig
 
 __all__ = [
     "AfterOpt",
@@ -27,14 +28,19 @@ __all__ = [
     "BeforeOpt",
     "CacheTokensOpt",
     "CatalogOpt",
+    "ContainsOpt",
     "DATE_FORMATS",
     "DEFAULT_RERANK_K",
     "Device",
     "DeviceOpt",
+    "DuplicatesJsonOpt",
+    "ExportOutOpt",
     "EncoderOpt",
     "EpochsOpt",
     "EvalModelOpt",
+    "ExcludeOpt",
     "ExtOpt",
+    "ForgetExcludeOpt",
     "Fusion",
     "FusionOpt",
     "GroupsOpt",
@@ -55,9 +61,14 @@ __all__ = [
     "MemoryBudgetOpt",
     "MinScoreOpt",
     "MirrorOpt",
+    "Mode",
+    "ModeOpt",
     "ModelOpt",
+    "NoFollowOpt",
     "NotImageOpt",
     "NotOpt",
+    "OcrOpt",
+    "OcrWorkersOpt",
     "OffsetOpt",
     "OutOpt",
     "PairsArg",
@@ -65,6 +76,7 @@ __all__ = [
     "PathsOnlyOpt",
     "Print0Opt",
     "FailuresPrint0Opt",
+    "PollOpt",
     "PoolOpt",
     "PortOpt",
     "PretrainedOpt",
@@ -79,25 +91,35 @@ __all__ = [
     "RerankStepsOpt",
     "RerankerOpt",
     "RetryFailedOpt",
+    "RuntimeOpt",
     "SearchJsonOpt",
     "SeedOpt",
     "ServeRerankerOpt",
+    "ServeWatchOpt",
+    "SettleOpt",
+    "SimilarScoreOpt",
+    "Sort",
+    "SortOpt",
     "SourcesArg",
     "SpatialOpt",
     "SplitOpt",
     "StepsOpt",
     "TextFilesArg",
+    "TierOpt",
     "TokenOpt",
     "TopOpt",
     "TrainBatchOpt",
     "UnderOpt",
     "WarmupOpt",
+    "WatchJsonOpt",
+    "WatchPathsArg",
     "WeightOpt",
     "WidthOpt",
     "WordsArg",
     "WorkersOpt",
     "at_least",
     "make_index_config",
+    "make_ocr_config",
     "make_ray_config",
     "not_negative",
     "number",
@@ -105,6 +127,7 @@ __all__ = [
 ]
 
 Device = Literal["auto", "cpu", "cuda", "mps"]
+Runtime = Literal["auto", "onnx", "torch"]
 IndexKind = Literal["auto", "exact", "ivf", "sq8", "ivfpq", "ondisk"]
 
 
@@ -202,6 +225,13 @@ DeviceOpt = Annotated[
         "--device", help="Where the model runs: auto picks cuda, then mps, then cpu (one GPU: CUDA_VISIBLE_DEVICES)."
     ),
 ]
+RuntimeOpt = Annotated[
+    Runtime,
+    typer.Option(
+        "--runtime",
+        help="What runs the model: auto picks onnxruntime for queries, and for images unless a GPU is there for torch.",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 RerankerOpt = Annotated[
     str,
@@ -291,6 +321,18 @@ RayActorsOpt = Annotated[
     int, number("--ray-actors", minimum=0, help="Most Ray actors (0: one per GPU, else one per CPU).")
 ]
 
+OcrOpt = Annotated[
+    Optional[bool],
+    typer.Option(
+        "--ocr/--no-ocr",
+        show_default="the library's, else off",
+        help="Read the text in photos too (pip install 'xmr[ocr]'); remembered by the library.",
+    ),
+]
+OcrWorkersOpt = Annotated[
+    int, number("--ocr-workers", minimum=0, help="OCR threads beside the encoder (0: half the cores).")
+]
+
 # ---- search -------------------------------------------------------------------------------------
 WordsArg = Annotated[
     Optional[list[str]],
@@ -357,6 +399,28 @@ PreviewOpt = Annotated[
     bool, typer.Option("--preview", help="Show thumbnails inline (kitty, iTerm2 and WezTerm terminals).")
 ]
 
+Mode = Literal["auto", "semantic", "keyword", "hybrid"]
+ModeOpt = Annotated[
+    Mode,
+    typer.Option(
+        "--mode",
+        help="semantic (the model), keyword (the words in the images' text, names, captions, keywords) or hybrid "
+        "(both fused); auto: hybrid when an image's own text holds a word of the query.",
+    ),
+]
+ContainsOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--contains",
+        metavar="WORDS",
+        help="Only images whose text (OCR, names, captions, keywords) has these words in a row (repeatable).",
+    ),
+]
+Sort = Literal["relevance", "date", "-date"]
+SortOpt = Annotated[
+    Sort, typer.Option("--sort", help="Order of the results: relevance, or capture time (date: oldest first).")
+]
+
 # ---- texts --------------------------------------------------------------------------------------
 TextFilesArg = Annotated[
     list[Path],
@@ -407,6 +471,7 @@ PairsArg = Annotated[
 OutOpt = Annotated[
     Path, typer.Option("--out", "-o", metavar="DIR", help="Folder to write (resumed when it holds an interrupted run).")
 ]
+ExportOutOpt = Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Folder to write; new or empty.")]
 ArchOpt = Annotated[
     str,
     typer.Option(
@@ -489,3 +554,67 @@ RelationStepsOpt = Annotated[
         help="First steps on caption vs relations-reversed caption alone (part of --steps).",
     ),
 ]
+
+# ---- what enters the library (index, watch) -----------------------------------------------------
+ExcludeOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--exclude",
+        metavar="PATTERN",
+        help="Leave out files and folders matching this gitignore pattern, e.g. '*.tmp', 'Private/', "
+        "~/Pictures/scans (repeatable; remembered by the library).",
+    ),
+]
+ForgetExcludeOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--forget-exclude",
+        metavar="PATTERN",
+        help="Stop leaving out what a remembered --exclude pattern named (repeatable).",
+    ),
+]
+NoFollowOpt = Annotated[
+    bool, typer.Option("--no-follow", help="Do not walk symbolic links to folders (they are listed instead).")
+]
+PollOpt = Annotated[
+    bool,
+    typer.Option("--poll", help="Poll for changes instead of kernel events (network mounts that send none)."),
+]
+SettleOpt = Annotated[
+    float,
+    typer.Option(
+        "--settle",
+        metavar="SECONDS",
+        parser=not_negative,
+        help="Seconds a changed file must stay unchanged before it is read.",
+    ),
+]
+
+# ---- watch, duplicates --------------------------------------------------------------------------
+WatchPathsArg = Annotated[list[Path], typer.Argument(metavar="PATH", help="Folders to keep indexed (recursively).")]
+WatchJsonOpt = Annotated[bool, typer.Option("--json", help="One JSON report per committed batch.")]
+ServeWatchOpt = Annotated[
+    Optional[list[Path]],
+    typer.Option(
+        "--watch", metavar="DIR", help="Also keep this folder indexed while serving (repeatable; see xmr watch)."
+    ),
+]
+TierOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--tier", metavar="TIER", show_default="all", help="exact, near and/or similar (repeatable or comma-separated)."
+    ),
+]
+SimilarScoreOpt = Annotated[
+    float, typer.Option("--min-score", metavar="SCORE", help="similar tier: vectors at least this alike (cosine).")
+]
+DuplicatesJsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per group line.")]
+
+
+def make_ocr_config(workers: int) -> OcrConfig | None:
+    """The OcrConfig of --ocr-workers; None (the default config) when it is 0."""
+    if not workers:
+        return None
+    from retrieval.ingest.ocr import OcrConfig
+
+    return OcrConfig(workers=workers)

@@ -11,12 +11,18 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from xmr_cli.output import err
 
 if TYPE_CHECKING:
-    from rich.progress import Progress, ProgressColumn
+    from rich.progress import Progress as RichProgress
+    from rich.progress import ProgressColumn
+
+    from retrieval.ingest.commit import Progress
+    from retrieval.ingest.ocr_pass import OcrProgress
+    from retrieval.ingest.watch import Watcher
+    from retrieval.training import dual, rerank_train
 
 __all__ = [
     "LINE_SECONDS",
@@ -26,6 +32,7 @@ __all__ = [
     "RerankProgress",
     "TrainProgress",
     "time_left",
+    "watching_in_background",
     "working",
 ]
 
@@ -70,7 +77,7 @@ class Lines:
             self.say(text)
 
 
-def _bar(*columns: ProgressColumn, enabled: bool = True) -> Progress:
+def _bar(*columns: ProgressColumn, enabled: bool = True) -> RichProgress:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
     return Progress(
@@ -85,6 +92,27 @@ def _bar(*columns: ProgressColumn, enabled: bool = True) -> Progress:
     )
 
 
+@contextlib.contextmanager
+def watching_in_background(watcher: Watcher) -> Iterator[None]:
+    """Run a :class:`~retrieval.ingest.watch.Watcher` on a thread for the block (``xmr serve --watch``);
+    a watch that fails says why on stderr and the block goes on (the server keeps serving)."""
+    import threading
+
+    def run() -> None:
+        try:
+            watcher.run()
+        except Exception as exc:  # noqa: BLE001 (reported; serving goes on without watching)
+            err.print(f"[red]watching stopped:[/] {exc}", highlight=False)
+
+    thread = threading.Thread(target=run, name="xmr-watcher", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        watcher.stop()
+        thread.join(timeout=30)
+
+
 class IndexProgress:
     """The stages of an index run, then images done, images/s, failures and time left."""
 
@@ -94,11 +122,31 @@ class IndexProgress:
         self.enabled = enabled
         self.lines = None if err.is_terminal else Lines()
         self.bar = _bar(
-            TextColumn("{task.fields[rate]}  {task.fields[failed]} failed  {task.fields[left]}"),
+            TextColumn("{task.fields[rate]}  {task.fields[note]}  {task.fields[left]}"),
             enabled=enabled and self.lines is None,
         )
-        self.task = self.bar.add_task("starting", total=None, rate="", failed=0, left="")
+        self.task = self.bar.add_task("starting", total=None, rate="", note="0 failed", left="")
+        # A second bar for the OCR pass, shown once it reports: it runs beside the encoder.
+        self.ocr_task = self.bar.add_task("reading text", total=None, rate="", note="", left="", visible=False)
         self.total = 0
+
+    def update_ocr(self, progress: OcrProgress) -> None:
+        """The OCR pass's progress: files handled, and in how many text was found."""
+        done, seconds = progress.done, progress.seconds
+        rate = f"{done / seconds:.1f} img/s" if seconds > 0 and done else ""
+        left = time_left(done, progress.total, seconds)
+        note = f"text in {progress.found}"
+        self.bar.update(
+            self.ocr_task,
+            total=progress.total,
+            completed=done,
+            rate=rate,
+            note=note,
+            left=f"{left} left" * bool(left),
+            visible=True,
+        )
+        if self.enabled and self.lines is not None:
+            self.lines.tick(f"reading text: {done}/{progress.total} images, {note}", final=done >= progress.total)
 
     def stage(self, name: str) -> None:
         """A stage started (``Library.index``'s ``on_stage``)."""
@@ -115,14 +163,14 @@ class IndexProgress:
         if self.enabled and unchanged:
             err.print(f"{unchanged} files unchanged, {to_read} to read")
 
-    def update(self, progress: Any) -> None:
+    def update(self, progress: Progress) -> None:
         """A batch was committed (``on_progress`` with a :class:`retrieval.Progress`)."""
         done, total, seconds = progress.done, progress.total, progress.seconds
         rate = f"{done / seconds:.1f} img/s" if seconds > 0 and done else ""
         left = time_left(done, total, seconds)
         failed = progress.failed
         self.bar.update(
-            self.task, completed=done, total=total, rate=rate, failed=failed, left=f"{left} left" * bool(left)
+            self.task, completed=done, total=total, rate=rate, note=f"{failed} failed", left=f"{left} left" * bool(left)
         )
         if self.enabled and self.lines is not None:
             text = f"embedding: {done}/{total} images, {rate or 'starting'}, {failed} failed"
@@ -192,7 +240,7 @@ class TrainProgress:
         if self.enabled:
             err.print(note, highlight=False)
 
-    def update(self, progress: Any) -> None:  # a retrieval.training.dual.TrainProgress
+    def update(self, progress: dual.TrainProgress) -> None:
         p = progress
         self.bar.start()  # on the first step, so a run that fails to start draws no bar
         self.bar.update(
@@ -227,7 +275,7 @@ class RerankProgress:
         self.task = self.bar.add_task("rerank", total=None, loss=0.0, rate=0.0)
         self.phase = ""
 
-    def update(self, p: Any) -> None:  # a retrieval.training.rerank_train.RerankProgress
+    def update(self, p: rerank_train.RerankProgress) -> None:
         self.bar.start()
         self.bar.update(
             self.task, completed=p.done, total=p.total, description=p.phase, loss=p.loss, rate=p.pairs_per_second

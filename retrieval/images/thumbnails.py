@@ -16,15 +16,18 @@ from PIL import Image
 from retrieval.images.decode import DecodeConfig, decode_bytes, decode_file
 
 
-def thumbnail_bytes(source: str | Path | bytes, side: int = 160, format: str = "PNG", quality: int = 85) -> bytes:
+def thumbnail_bytes(
+    source: str | Path | bytes, side: int = 160, format: str = "PNG", quality: int = 85, name: str = ""
+) -> bytes:
     """The image at ``source`` (a path, or the file's bytes) encoded as ``format`` ("PNG",
-    "JPEG" or "WEBP"), at most ``side`` px on its longer side.
+    "JPEG" or "WEBP"), at most ``side`` px on its longer side. ``name``: the file's name
+    when ``source`` is bytes (RAW files are told by their extension).
 
     Raises:
         ImageDecodeError: the file can no longer be read.
     """
-    config = DecodeConfig(draft_side=side)
-    image = (decode_bytes(source, config) if isinstance(source, bytes) else decode_file(source, config)).image
+    config = DecodeConfig(draft_side=side, perceptual_hash=False)
+    image = (decode_bytes(source, config, name) if isinstance(source, bytes) else decode_file(source, config)).image
     image.thumbnail((side, side))
     image = to_srgb(image)
     buffer = io.BytesIO()

@@ -13,11 +13,14 @@ import os
 import stat
 import threading
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from index.atomic import atomic_write_bytes
 from index.records import INDEXED, ImageRecord
 from retrieval.errors import ItemFileError, ItemNotFoundError
+
+if TYPE_CHECKING:
+    from index.catalog import Catalog
 
 MEDIA_TYPES = {
     "JPEG": "image/jpeg",
@@ -34,13 +37,13 @@ MEDIA_TYPES = {
 }
 
 
-def item_record(catalog: object, item_id: int) -> ImageRecord:
+def item_record(catalog: Catalog, item_id: int) -> ImageRecord:
     """The catalog row of an indexed image.
 
     Raises:
         ItemNotFoundError: no indexed image has ``item_id``.
     """
-    record = catalog.images([item_id]).get(item_id)  # type: ignore[attr-defined]
+    record = catalog.images([item_id]).get(item_id)
     if record is None or record.state != INDEXED:
         raise ItemNotFoundError(f"no indexed image has id {item_id}; ids come from search results.")
     return record
@@ -170,6 +173,6 @@ def _thumbnail_of(record: ImageRecord, side: int) -> bytes:
     try:
         with handle:
             data = handle.read()
-        return thumbnail_bytes(data, side, "JPEG")
+        return thumbnail_bytes(data, side, "JPEG", name=record.path)
     except (OSError, ImageDecodeError) as exc:
         raise ItemFileError(f"image {record.id} at {record.path} cannot be read now: {exc}") from exc

@@ -15,9 +15,10 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from index.atomic import atomic_write_bytes
 from retrieval.errors import TrainingError
@@ -25,6 +26,7 @@ from retrieval.ingest.pairs import PairSet, load_pairs
 from retrieval.models import registry
 from retrieval.training.checkpoints import RunFolder
 from retrieval.training.data import (
+    Batch,
     ImageCache,
     canonical_caption,
     make_batch,
@@ -32,6 +34,9 @@ from retrieval.training.data import (
 )
 
 log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    import torch
+
 CONFIG_DIR = Path(__file__).parent / "configs"  # shipped architectures (package data)
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -161,7 +166,7 @@ def learning_rate(config: TrainConfig, step: int, total: int) -> float:
     return config.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def contrastive_loss(model, tokenizer, batch) -> object:  # noqa: ANN001
+def contrastive_loss(model, tokenizer, batch: Batch) -> torch.Tensor:  # noqa: ANN001
     """Symmetric InfoNCE; hard negatives extend the image->text side.
 
     A column whose caption describes the same scene as the row's own caption (a repeat, a
@@ -248,7 +253,7 @@ def _loop(
     optimizer,
     pairs: PairSet,
     config: TrainConfig,
-    norm,
+    norm: tuple[Sequence[float], Sequence[float]],  # (mean, std) of the model's preprocessing
     run: RunFolder,
     step: int,
     total: int,
@@ -261,7 +266,8 @@ def _loop(
         pairs.images,
         model.visual.image_size[0] if isinstance(model.visual.image_size, tuple) else model.visual.image_size,
     )
-    last_save, window, started, done_at_start = time.monotonic(), [], time.monotonic(), step
+    window: list[float] = []  # the last 20 losses
+    last_save, started, done_at_start = time.monotonic(), time.monotonic(), step
     try:
         while step < total:
             for group in optimizer.param_groups:

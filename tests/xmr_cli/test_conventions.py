@@ -25,6 +25,8 @@ COMMANDS = [
     "train",
     "eval",
     "train-reranker",
+    "watch",
+    "duplicates",
 ]
 LIBRARY_COMMANDS = {
     "index": ["PHOTOS"],
@@ -34,6 +36,7 @@ LIBRARY_COMMANDS = {
     "info": [],
     "failures": [],
     "serve": [],
+    "duplicates": [],
 }
 TYPE_NAMES = re.compile(r"<(?:list\[|bool|int|str|float|path|Path|text|integer)|INTEGER|TEXT\b|FLOAT|BOOLEAN|x>=|x<=")
 

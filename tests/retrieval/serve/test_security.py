@@ -63,6 +63,8 @@ def test_every_request_needs_the_token_when_one_is_set(make_client, shared_libra
         f"/api/items/{item}",
         f"/api/items/{item}/thumbnail",
         f"/api/items/{item}/file",
+        "/duplicates",
+        "/api/duplicates?tier=exact",
     ]
     for route in routes:
         refused = client.get(route)
