@@ -365,17 +365,23 @@ MinScoreOpt = Annotated[
 UnderOpt = Annotated[
     Optional[list[Path]], typer.Option("--under", metavar="DIR", help="Only images under this folder (repeatable).")
 ]
-DATE_FORMATS = "YYYY-MM-DD or YYYY-MM-DDTHH:MM"
+DATE_FORMATS = "YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDTHH:MM"
 AfterOpt = Annotated[
     Optional[str],
     typer.Option(
         "--after",
         metavar="DATE",
-        help=f"Taken at or after this date, {DATE_FORMATS} (EXIF capture time, else the file's mtime).",
+        help=f"Taken at or after this date, {DATE_FORMATS}; a year or month means its start "
+        "(EXIF capture time, else the file's mtime).",
     ),
 ]
 BeforeOpt = Annotated[
-    Optional[str], typer.Option("--before", metavar="DATE", help=f"Taken before this date, {DATE_FORMATS}.")
+    Optional[str],
+    typer.Option(
+        "--before",
+        metavar="DATE",
+        help=f"Taken before this date, {DATE_FORMATS}; a year or month means its end (--before 2024 keeps all of 2024).",
+    ),
 ]
 ExtOpt = Annotated[
     Optional[list[str]],
