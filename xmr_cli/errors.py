@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from typer.exceptions import TyperException
 
-from xmr_cli.escape import shown
+from xmr_cli.escape import defanged, shown
 from xmr_cli.output import err
 
 __all__ = [
@@ -34,7 +34,7 @@ EXIT_INTERRUPTED = 130
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     """Say ``message`` as an error on stderr and exit with ``code`` (2: bad input)."""
-    err.print(f"[red]error:[/] {escape(message)}", highlight=False)
+    err.print(f"[red]error:[/] {escape(defanged(message))}", highlight=False)
     raise typer.Exit(code)
 
 
@@ -61,7 +61,7 @@ def friendly_errors(command: Callable) -> Callable:
         try:
             command(*args, **kwargs)
         except XmrError as exc:
-            err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+            err.print(f"[red]error:[/] {escape(defanged(str(exc)))}", highlight=False)
             raise typer.Exit(EXIT_BAD_INPUT) from None
         except KeyboardInterrupt:
             err.print("interrupted: finished batches are saved; run the same command again to resume.")

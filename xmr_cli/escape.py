@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["human_bytes", "shown"]
+__all__ = ["defanged", "human_bytes", "shown"]
 
 # C0 controls (newline, tab, ESC ...), DEL, C1 controls (CSI 0x9b ...), Unicode line and
 # paragraph separators, bidirectional overrides and isolates, and lone surrogates (bytes
@@ -38,6 +38,13 @@ def shown(text: str) -> str:
     if not _UNSAFE.search(text):
         return text
     return "$'" + "".join(_quoted(char) for char in text) + "'"
+
+
+def defanged(message: str) -> str:
+    """A message (which may quote a file name) with every character a terminal would act on
+    written as an escape (``\\E``, ``\\x07``), its own line breaks kept: for error messages,
+    whose text is not one name and so is not bash-quoted whole."""
+    return _UNSAFE.sub(lambda m: m[0] if m[0] == "\n" else _quoted(m[0]), message)
 
 
 def human_bytes(count: int | float) -> str:

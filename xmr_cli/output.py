@@ -352,16 +352,14 @@ def print_duplicates(report: DuplicateReport, as_json: bool) -> None:
         if as_json:
             typer.echo(json.dumps(group.to_json()))
             continue
-        out.print(
-            f"[bold]{group.tier}[/]  {len(group.members)} files; keep {escape(group.keeper.path)}", highlight=False
-        )
-        out.print(f"  why: {escape(group.reason)}", highlight=False)
+        out.print(f"[bold]{group.tier}[/]  {len(group.members)} files; keep {safe(group.keeper.path)}", highlight=False)
+        out.print(f"  why: {safe(group.reason)}", highlight=False)
         table = Table(box=None, highlight=False, show_header=False, padding=(0, 1, 0, 2))
         for column in ("relation", "score", "bits", "size", "path"):
             table.add_column(column, overflow="fold" if column == "path" else "ellipsis")
         for m in group.members:
             bits = "-" if m.bits is None else str(m.bits)
-            table.add_row(m.relation, f"{m.score:.3f}", bits, f"{m.width}x{m.height}", Text(m.path))
+            table.add_row(m.relation, f"{m.score:.3f}", bits, f"{m.width}x{m.height}", Text(shown(m.path)))
         out.print(table)
     spare = [m for g in report.groups for m in g.members[1:]]
     tiers = ", ".join(f"{sum(g.tier == t for g in report.groups)} {t}" for t in ("exact", "near", "similar"))
@@ -378,9 +376,9 @@ def print_duplicates(report: DuplicateReport, as_json: bool) -> None:
 
 def print_watching(paths: Sequence[Path]) -> None:
     """That a watch starts, on what."""
-    shown = ", ".join(escape(str(p)) for p in paths)
+    names = ", ".join(safe(str(p)) for p in paths)
     err.print(
-        f"watching {shown}: catching up first, then indexing changes as they settle (Ctrl-C stops)", highlight=False
+        f"watching {names}: catching up first, then indexing changes as they settle (Ctrl-C stops)", highlight=False
     )
 
 
@@ -397,5 +395,5 @@ def print_watch_batch(report: IndexReport, roots: Sequence[str], as_json: bool) 
         f"removed {report.removed}, failed {report.failed}  ({report.seconds:.1f} s)"
     )
     for path, why in report.failures[:5]:
-        err.print(f"  [yellow]skipped[/] {escape(path)}: {escape(why)}", highlight=False)
+        err.print(f"  [yellow]skipped[/] {safe(path)}: {safe(why)}", highlight=False)
     _print_left_out(report)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -44,3 +46,72 @@ def test_bash_reads_a_quoted_name_back_as_the_name() -> None:
 )
 def test_human_bytes(count: int, text: str) -> None:
     assert human_bytes(count) == text
+
+
+SNEAKY = "/p/x\x1b]0;pwned\x07\nfake line.jpg"
+QUOTED = "$'/p/x\\E]0;pwned\\x07\\nfake line.jpg'"
+
+
+def _capture(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
+    """stdout and stderr consoles of xmr_cli.output writing into one buffer (not a terminal)."""
+    from rich.console import Console
+
+    import xmr_cli.output as output
+
+    stream = io.StringIO()
+    for name in ("out", "err"):
+        monkeypatch.setattr(output, name, Console(file=stream, width=300, force_terminal=False))
+    return stream
+
+
+def test_duplicates_watch_and_left_out_lists_quote_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    from retrieval.results import DuplicateGroup, DuplicateMember, DuplicateReport, IndexReport
+    from xmr_cli.output import print_duplicates, print_report, print_watch_batch, print_watching
+
+    stream = _capture(monkeypatch)
+    members = (DuplicateMember(1, SNEAKY, "keeper", 1.0, 0), DuplicateMember(2, "/p/b.jpg", "exact", 1.0, 0))
+    print_duplicates(DuplicateReport((DuplicateGroup("exact", members, "most pixels"),), 2, 0, 0.1), as_json=False)
+    report = IndexReport(
+        added=0,
+        updated=0,
+        moved=0,
+        removed=0,
+        unchanged=0,
+        failed=1,
+        failures=((SNEAKY, "cannot read"),),
+        encoded=0,
+        seconds=0.1,
+        excluded_removed=(SNEAKY,),
+        links_skipped=((SNEAKY, "not followed"),),
+        raw_skipped=(SNEAKY,),
+    )
+    print_watching([Path(SNEAKY)])
+    print_watch_batch(report, [SNEAKY], as_json=False)
+    print_report(report, as_json=False)
+    said = stream.getvalue()
+    assert "\x1b" not in said and "\x07" not in said and "\nfake line" not in said
+    assert said.count(QUOTED) >= 8  # keeper line, its row, watching, batch failure, report failure, lists
+
+
+def test_error_messages_quoting_a_name_reach_the_terminal_defanged(monkeypatch: pytest.MonkeyPatch) -> None:
+    import typer
+
+    import xmr_cli.errors as errors
+    from retrieval import QueryError
+
+    stream = io.StringIO()
+    from rich.console import Console
+
+    monkeypatch.setattr(errors, "err", Console(file=stream, width=300, force_terminal=False))
+
+    @errors.friendly_errors
+    def command() -> None:
+        raise QueryError(f"cannot use {SNEAKY} as a query image: no such file\nsecond line of the message")
+
+    with pytest.raises(typer.Exit):
+        command()
+    with pytest.raises(typer.Exit):
+        errors.fail(f"{SNEAKY}: no such file or folder")
+    said = stream.getvalue()
+    assert "\x1b" not in said and "\x07" not in said
+    assert said.count("/p/x\\E]0;pwned\\x07") == 2 and "no such file\nsecond line" in said
