@@ -25,7 +25,7 @@ import numpy as np
 
 from index.catalog import IMAGES, TEXTS, Catalog, shown_url
 from index.config import remember_config
-from index.deps import require_faiss
+from index.deps import require_faiss, require_torch
 from index.errors import CatalogMismatchError, CorruptFileError, XmrError
 from index.keywords import parse_query, tokens
 from index.layout import LibraryLayout, default_library_dir
@@ -692,11 +692,13 @@ class Library:
         the library's encoder; reads the token cache when there is one) or ``blip:NAME``.
 
         Raises:
+            MissingDependencyError: torch is not installed (every reranker runs on it).
             RerankerError: nothing loadable there (said before the model loads);
                 RerankerMismatchError: trained on another encoder.
         """
         from retrieval.rerank.load import check_reranker_spec, load_for_library
 
+        require_torch("a reranker (--reranker)")  # the first thing to fix, before the folder
         check_reranker_spec(str(spec))
         # Rerankers read the encoder's token features, which only the torch runtime gives.
         return load_for_library(str(spec), self.encoder_for(FOR_QUERIES, "torch"), self.layout.root, self.device)
