@@ -81,6 +81,11 @@ def test_a_closed_library_refuses_work_and_closing_twice_is_harmless(open_librar
         lambda: lib.embed_text("x"),
         lambda: lib.encoder,
         lambda: lib.count(),
+        lambda: lib.duplicates(),
+        lambda: lib.exclusions(),
+        lambda: lib.add_exclusions(["*.tmp"]),
+        lambda: lib.persist_index(),
+        lambda: lib.encoder_for("queries"),
     ):
         with pytest.raises(LibraryClosedError, match="closed; open it again"):
             call()
