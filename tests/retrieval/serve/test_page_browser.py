@@ -93,6 +93,15 @@ def _save(page, tmp_path: Path, name: str, full_page: bool = True) -> Path:  # n
     return target
 
 
+def _search_again(page, words: str) -> None:  # noqa: ANN001
+    """Search ``words`` while results are shown, and wait until the new cards replaced the old
+    (the old cards' loaded thumbnails would otherwise satisfy a wait at once)."""
+    page.evaluate("document.querySelectorAll('.card').forEach(c => { c.dataset.old = '1'; })")
+    page.fill("#q", words)
+    page.press("#q", "Enter")
+    page.wait_for_function("document.querySelector('.card') && !document.querySelector('.card[data-old]')")
+
+
 def _wait_for_thumbnails(page) -> list:  # noqa: ANN001
     page.wait_for_selector(".card img", timeout=20_000)
     page.wait_for_function(
@@ -217,8 +226,7 @@ def test_thumbnails_show_their_name_until_they_load_first_screen_first(
     assert first.query_selector("img").get_attribute("loading") == "eager"
     _save(page, tmp_path, "placeholders.png")
     page.unroute("**/thumbnail*")
-    page.fill("#q", "a rocket")
-    page.press("#q", "Enter")
+    _search_again(page, "a rocket")
     _wait_for_thumbnails(page)
     page.wait_for_function("[...document.querySelectorAll('.thumb')].every(t => t.classList.contains('loaded'))")
     assert not page.query_selector(".card .placeholder").is_visible()
@@ -278,8 +286,7 @@ def test_the_matched_words_box_is_drawn_on_the_preview(
     assert abs((box["y"] - image["y"]) / image["height"] - upper) < 0.05
     _save(page, tmp_path, "viewer-ocr-box.png")
     page.click("#viewer .close")
-    page.fill("#q", "a rocket")
-    page.press("#q", "Enter")
+    _search_again(page, "a rocket")
     _wait_for_thumbnails(page)
     page.query_selector_all(".card")[0].click()
     page.wait_for_selector("#viewer[open]")
