@@ -175,13 +175,29 @@ def _not_found(page) -> list[str]:  # noqa: ANN001
     return missing
 
 
-def test_pager_stays_hidden_on_the_start_page_and_after_an_error(browser, server_url: str, tmp_path: Path) -> None:  # noqa: ANN001
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+SCREENS = {
+    "desktop": {"viewport": {"width": 1280, "height": 900}},
+    "phone": {
+        "viewport": {"width": 390, "height": 844},
+        "device_scale_factor": 2,
+        "is_mobile": True,
+        "has_touch": True,
+    },
+}
+
+
+@pytest.mark.parametrize("screen", sorted(SCREENS))
+def test_pager_stays_hidden_on_the_start_page_and_after_an_error(
+    browser, server_url: str, tmp_path: Path, screen: str
+) -> None:  # noqa: ANN001
+    page = browser.new_page(**SCREENS[screen])
     missing = _not_found(page)
     page.goto(server_url + "/")
     page.wait_for_function("document.getElementById('status').textContent.includes('images')")
     assert page.is_hidden("#pager") and page.is_hidden("#next")  # nothing to page through yet
-    _save(page, tmp_path, "start.png")
+    icon = page.evaluate("fetch('/favicon.ico').then(r => r.headers.get('content-type'))")
+    assert icon == "image/x-icon"
+    _save(page, tmp_path, f"start-{screen}.png", full_page=False)
     page.click("#options summary")
     page.fill("#k", "3")
     page.fill("#q", "a photo")
@@ -191,8 +207,8 @@ def test_pager_stays_hidden_on_the_start_page_and_after_an_error(browser, server
     page.route("**/api/search", lambda route: route.fulfill(status=422, body='{"detail": "the server said no"}'))
     page.click("#next")
     page.wait_for_function("document.getElementById('status').classList.contains('error')")
-    assert page.is_hidden("#pager")  # an error has no next page
-    _save(page, tmp_path, "error.png")
+    assert page.is_hidden("#pager") and page.query_selector(".card") is None  # an error has no next page
+    _save(page, tmp_path, f"error-{screen}.png", full_page=False)
     assert missing == []  # the favicon too
 
 
@@ -209,10 +225,11 @@ def test_a_filter_that_matches_nothing_is_named_on_the_page(browser, server_url:
     _save(page, tmp_path, "no-results.png")
 
 
+@pytest.mark.parametrize("screen", sorted(SCREENS))
 def test_thumbnails_show_their_name_until_they_load_first_screen_first(
-    browser, server_url: str, tmp_path: Path
+    browser, server_url: str, tmp_path: Path, screen: str
 ) -> None:  # noqa: ANN001
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page = browser.new_page(**SCREENS[screen])
     page.route("**/thumbnail*", lambda route: route.abort())  # a thumbnail that has not arrived (yet)
     page.goto(server_url + "/")
     page.fill("#q", "a cat")
@@ -224,7 +241,7 @@ def test_thumbnails_show_their_name_until_they_load_first_screen_first(
         first.query_selector(".placeholder").is_visible() and first.query_selector(".placeholder").inner_text() == name
     )
     assert first.query_selector("img").get_attribute("loading") == "eager"
-    _save(page, tmp_path, "placeholders.png")
+    _save(page, tmp_path, f"placeholders-{screen}.png", full_page=False)
     page.unroute("**/thumbnail*")
     _search_again(page, "a rocket")
     _wait_for_thumbnails(page)
@@ -252,15 +269,16 @@ def test_phone_header_scrolls_away_and_offers_a_photo_not_a_drop(browser, server
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
 
 
-def test_the_viewer_heads_its_texts(browser, server_url: str, tmp_path: Path) -> None:  # noqa: ANN001
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+@pytest.mark.parametrize("screen", sorted(SCREENS))
+def test_the_viewer_heads_its_texts(browser, server_url: str, tmp_path: Path, screen: str) -> None:  # noqa: ANN001
+    page = browser.new_page(**SCREENS[screen])
     page.goto(server_url + "/")
     page.fill("#q", "a cat on a sofa")
     page.press("#q", "Enter")
     _wait_for_thumbnails(page)[0].click()
     page.wait_for_selector("#viewer-texts li")
     assert page.is_visible("#viewer-texts-title") and "Texts that describe it" in page.inner_text("#viewer-texts-title")
-    _save(page, tmp_path, "viewer-texts.png")
+    _save(page, tmp_path, f"viewer-texts-{screen}.png", full_page=False)
 
 
 def test_the_matched_words_box_is_drawn_on_the_preview(
