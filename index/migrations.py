@@ -12,9 +12,14 @@ from collections.abc import Callable
 from sqlalchemy import inspect, select, text, update
 from sqlalchemy.orm import Session
 
-from index.schema import CATALOG_SCHEMA, Meta
+from index.schema import CATALOG_SCHEMA, IMAGES, TEXTS, Meta
 
-__all__ = ["MIGRATIONS", "upgrade"]
+__all__ = ["MIGRATIONS", "floor_key", "upgrade"]
+
+
+def floor_key(corpus: str) -> str:
+    """The ``meta`` key of ``corpus``'s tombstone floor (tombstones at or below it were pruned)."""
+    return f"tombstone_floor.{corpus}"
 
 
 def _to_2(session: Session) -> None:
@@ -26,7 +31,23 @@ def _to_2(session: Session) -> None:
         session.execute(text("ALTER TABLE images ADD COLUMN phash BIGINT"))
 
 
-MIGRATIONS: dict[int, Callable[[Session], None]] = {2: _to_2}  # schema reached -> the step that reaches it
+def _to_3(session: Session) -> None:
+    """3 (issue 23): ``images.dev`` and ``images.ino`` record which file was indexed, so /file
+    never serves a link or another file swapped in with a forged size and mtime; old rows get
+    NULL (unknown: not served until the next index run hashes them again and fills them in).
+    Tombstones get a floor per corpus: one shared floor made ``add-texts`` push every image
+    snapshot behind it, and each open then rebuilt the image index from the catalog."""
+    columns = {c["name"] for c in inspect(session.connection()).get_columns("images")}
+    for name in ("dev", "ino"):
+        if name not in columns:  # create_all made them already when the table was new
+            session.execute(text(f"ALTER TABLE images ADD COLUMN {name} BIGINT"))
+    shared = session.scalar(select(Meta.value).where(Meta.key == "tombstone_floor")) or "0"
+    for corpus in (IMAGES, TEXTS):
+        if session.get(Meta, floor_key(corpus)) is None:
+            session.add(Meta(key=floor_key(corpus), value=shared))
+
+
+MIGRATIONS: dict[int, Callable[[Session], None]] = {2: _to_2, 3: _to_3}  # schema reached -> the step that reaches it
 
 
 def upgrade(session: Session) -> int:

@@ -9,7 +9,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # 1: images, texts, tombstones, meta (generation counter).
 # 2: images.phash, the perceptual hash of each image's pixels (duplicates); see index.migrations.
-CATALOG_SCHEMA = 2
+# 3: images.dev/images.ino (which file was indexed, for /file); a tombstone floor per corpus
+#    (see index.migrations).
+CATALOG_SCHEMA = 3
 IMAGES = "images"
 TEXTS = "texts"
 
@@ -48,6 +50,10 @@ class ImageRow(Base):
     # 63-bit perceptual hash of the upright pixels (retrieval.images.phash); NULL on rows from
     # schema 1 until an index run reads them again. On the row, like the vector: moves keep it.
     phash: Mapped[int | None] = mapped_column(BigInteger)
+    # The file whose bytes were indexed (st_dev, st_ino as signed 64-bit; see index.records):
+    # /file serves only that inode. NULL: indexed before schema 3, filled by the next run.
+    dev: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    ino: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class TextRow(Base):
