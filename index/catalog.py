@@ -347,7 +347,7 @@ class Catalog:
         with self._session("pruning deletions") as session, session.begin():
             session.execute(delete(Tombstone).where(Tombstone.corpus == corpus, Tombstone.gen <= through_gen))
             floor = session.get(Meta, floor_key(corpus))
-            assert floor is not None  # made with the schema (or by migration 2)
+            assert floor is not None  # made with the schema (or by migration 3)
             floor.value = str(max(int(floor.value), through_gen))
 
     # ---- reads --------------------------------------------------------------------------

@@ -63,7 +63,7 @@ def test_a_photo_kept_as_a_link_to_itself_is_still_served(fresh_client, fresh_li
 def test_rows_without_an_inode_are_served_only_after_an_index_run_checks_them(
     fresh_client, fresh_library, tmp_path: Path
 ) -> None:  # noqa: ANN001
-    """A library upgraded in place: its rows do not say which file they are (as migration 2 leaves them).
+    """A library upgraded in place: its rows do not say which file they are (as migration 3 leaves them).
 
     /file refuses them until ``xmr index`` has hashed each file again; the files whose bytes
     match get their inode recorded without being embedded again, and one forged meanwhile
