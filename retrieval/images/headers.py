@@ -122,7 +122,7 @@ def read_checked(path: str, config: DecodeConfig) -> tuple[bytes, os.stat_result
     Never blocks on a FIFO and never reads a device (see :func:`index.files.open_regular`).
 
     Raises:
-        ImageDecodeError: it cannot be read, is not a regular file, is empty or is too large.
+        ImageDecodeError: it cannot be read, is not a regular file, or is too large.
     """
     try:
         handle, status = open_regular(path)
