@@ -61,7 +61,7 @@ class LibraryLayout:
     def files(self) -> list[Path]:
         """Every file xmr may write directly in the directory (present or not)."""
         named = [self.manifest, self.catalog_file, self.image_vectors, self.text_vectors]
-        named += [self.query_cache, self.index_config, self.lock]
+        named += [self.query_cache, self.index_config, self.scan_settings, self.lock]
         sqlite_sidecars = [
             path.with_name(path.name + suffix)
             for path in (self.catalog_file, self.query_cache)
