@@ -2,7 +2,7 @@
 
 "No results" after ``--under /nonexistent`` looks like a broken index; "no indexed image is
 under /nonexistent" says what to change. Each part of the filter is counted alone (folders,
-extensions, dates), then the parts together, then paging and the score floor.
+extensions, dates, texts it must hold), then the parts together, then paging and the score floor.
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ def explain_no_hits(count: Count, where: ImageFilter, min_score: float | None = 
         return f"no indexed image has the extension {' or '.join(where.extensions)}."
     if (where.after or where.before) and count(ImageFilter(after=where.after, before=where.before)) == 0:
         return f"no indexed image was taken {_period(where.after, where.before)} (capture time, else file time)."
+    for words in where.contains:
+        if count(ImageFilter(contains=(words,))) == 0:
+            return f"no indexed image holds the words {words!r} (in its OCR text, name, captions or keywords)."
     matching = count(where) if where.active else total
     if matching == 0:
         return "no indexed image passes all the filters together, though each matches some; drop one of them."

@@ -319,6 +319,7 @@ def test_an_empty_search_names_the_filter_that_matched_nothing(dated_library, ph
             0,
             "passes all the filters together",
         ),
+        (build_filter(contains=["zebracrossing"]), None, 0, "no indexed image holds the words 'zebracrossing'"),
         (build_filter(under=[str(photos / "nested")]), None, 50, "skips them all"),
         (ImageFilter(), 0.99, 0, "no image scores 0.99 or more"),
     ]
