@@ -344,7 +344,7 @@ class Library:
 
         Unchanged files are skipped, changed ones re-embedded, vanished ones removed, moved
         ones keep their vector. Unreadable files are recorded and reported, never fatal;
-        files of kinds xmr does not read are counted by kind (``IndexReport.skipped``).
+        files of kinds xmr does not read are counted by kind (``IndexReport.not_read``).
         ``on_stage(name)`` is called as each stage starts: "scanning", "comparing with the
         library", "loading the model" (only when it is not loaded yet), "embedding".
         ``on_plan(to_read, unchanged)`` is called once before reading starts. With ``ray``,
@@ -439,7 +439,7 @@ class Library:
             failures=failures,
             encoded=tally.encoded,
             seconds=time.perf_counter() - start,
-            skipped=found.not_read,
+            not_read=found.not_read,
             missing=found.missing,
             excluded=found.excluded,
             excluded_removed=tuple(plan.excluded_paths),

@@ -158,7 +158,7 @@ class IndexReport:
     failures: tuple[tuple[str, str], ...]  # (path, reason) for each failure, walk errors included
     encoded: int  # images that went through the encoder
     seconds: float  # wall time of the run
-    skipped: tuple[SkippedKind, ...] = ()  # files of kinds xmr does not read (yet), by kind
+    not_read: tuple[SkippedKind, ...] = ()  # files of kinds xmr does not read (yet), by kind
     missing: tuple[str, ...] = ()  # roots given that do not exist (their images in the library are kept)
     # What the walk left out on purpose (issue 20), each said, never silent:
     excluded: int = 0  # files and folders left out by exclusion rules (a folder counts once, not its files)
@@ -172,7 +172,7 @@ class IndexReport:
     def to_json(self) -> dict[str, object]:
         out = asdict(self)
         out["failures"] = [{"path": p, "error": e} for p, e in self.failures]
-        out["skipped"] = [kind.to_json() for kind in self.skipped]
+        out["not_read"] = [kind.to_json() for kind in self.not_read]
         out["missing"] = list(self.missing)
         out["links_skipped"] = [{"path": p, "why": w} for p, w in self.links_skipped]
         out["excluded_removed"] = list(self.excluded_removed)

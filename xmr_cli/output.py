@@ -77,7 +77,7 @@ def print_report(report: IndexReport, as_json: bool, discarded: bool = False) ->
         err.print(f"  [yellow]skipped[/] {safe(path)}: {safe(why)}", highlight=False)
     if len(report.failures) > 20:
         err.print(f"  ... and {len(report.failures) - 20} more (see  xmr failures)")
-    for kind in report.skipped:
+    for kind in report.not_read:
         more = f" and {kind.count - len(kind.examples)} more" if kind.count > len(kind.examples) else ""
         examples = ", ".join(safe(path) for path in kind.examples)
         err.print(

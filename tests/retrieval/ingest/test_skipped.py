@@ -31,13 +31,13 @@ def test_kinds_not_read_are_counted_with_examples_and_the_fix(
     (photos / "nested" / "scan.jxl").write_bytes(b"\xff\x0a")
     (photos / "notes.docx").write_bytes(b"PK")  # not an image kind: no word about it
     report = open_library().index(photos)
-    kinds = {kind.kind: kind for kind in report.skipped}
+    kinds = {kind.kind: kind for kind in report.not_read}
     assert report.added == 6 and report.failed == 0
     assert kinds["JPEG XL images"].count == 1 and kinds["JPEG XL images"].examples == (str(photos / "nested/scan.jxl"),)
     heic = kinds["HEIC/HEIF images"]
     assert heic.count == 7 and len(heic.examples) == 5 and "pip install 'xmr[heif]'" in heic.hint
-    assert [k.kind for k in report.skipped] == ["HEIC/HEIF images", "JPEG XL images"]  # most files first
-    assert report.to_json()["skipped"][-1] == {
+    assert [k.kind for k in report.not_read] == ["HEIC/HEIF images", "JPEG XL images"]  # most files first
+    assert report.to_json()["not_read"][-1] == {
         "kind": "JPEG XL images",
         "count": 1,
         "examples": [str(photos / "nested/scan.jxl")],
@@ -50,7 +50,7 @@ def test_a_named_file_of_a_skipped_kind_is_reported_as_skipped(open_library, tmp
     lone = tmp_path / "one.jxl"
     lone.write_bytes(b"\xff\x0a")
     report = open_library().index(lone)
-    assert [(k.kind, k.count) for k in report.skipped] == [("JPEG XL images", 1)] and report.failures == ()
+    assert [(k.kind, k.count) for k in report.not_read] == [("JPEG XL images", 1)] and report.failures == ()
 
 
 def test_rules_are_data_that_other_rooms_extend() -> None:
@@ -74,6 +74,6 @@ def test_jpeg_2000_is_read_when_pillow_can(open_library, photos: Path) -> None: 
         image.convert("RGB").save(photos / "chelsea-copy.jp2")
     lib = open_library()
     report = lib.index(photos)
-    assert report.added == 7 and report.skipped == () and report.failed == 0
+    assert report.added == 7 and report.not_read == () and report.failed == 0
     hit = lib.search(image=photos / "chelsea-copy.jp2", k=1)[0]
     assert hit.path.endswith("chelsea-copy.jp2") and hit.format == "JPEG2000"
