@@ -18,6 +18,7 @@ from xmr_cli.errors import EXIT_NO_RESULTS, friendly_errors
 from xmr_cli.options import (
     DEFAULT_RERANK_K,
     CatalogOpt,
+    CheckpointOpt,
     DeviceOpt,
     JsonOpt,
     LibraryOpt,
@@ -348,6 +349,7 @@ def train(
         bool, typer.Option("--augment/--no-augment", help="Translations and caption-mirroring flips.")
     ] = True,
     split: Annotated[str, typer.Option("--split", help="Karpathy split to train on.")] = "train",
+    checkpoint_seconds: CheckpointOpt = 60.0,
 ) -> None:
     """Train a dual encoder contrastively on PAIRS into --out (resumes an interrupted run)."""
     from retrieval.training.dual import TrainConfig
@@ -365,6 +367,7 @@ def train(
         seed=seed,
         hard_negatives=hard_negatives,
         augment=augment,
+        checkpoint_seconds=checkpoint_seconds,
     )
     with TrainProgress() as bar:
         folder = run_training(pairs, out, config, on_progress=bar.update, split=split)
@@ -471,6 +474,7 @@ def train_reranker(
     split: Annotated[str, typer.Option("--split", help="Karpathy split to train on.")] = "train",
     images: Annotated[Optional[Path], typer.Option("--images", help="Root folder of the Karpathy images.")] = None,
     device: DeviceOpt = "auto",
+    checkpoint_seconds: CheckpointOpt = 60.0,
 ) -> None:
     """Train a reranker over MODEL's frozen token features on PAIRS into --out (resumes)."""
     from retrieval.models.encoder import load_encoder
@@ -495,6 +499,7 @@ def train_reranker(
         spatial=spatial,
         relation_steps=relation_steps,
         seed=seed,
+        checkpoint_seconds=checkpoint_seconds,
     )
     with RerankProgress() as bar:
         folder = run_training(pairs, encoder, out, config, on_progress=bar.update, split=split, images_root=images)

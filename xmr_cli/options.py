@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CatalogOpt",
+    "CheckpointOpt",
     "DEFAULT_RERANK_K",
     "DeviceOpt",
     "JsonOpt",
@@ -50,6 +51,14 @@ DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 RerankerOpt = Annotated[
     str, typer.Option("--reranker", help="Rescore the top results: a folder from train-reranker, or blip:HUB_NAME.")
+]
+CheckpointOpt = Annotated[
+    float,
+    typer.Option(
+        "--checkpoint-seconds",
+        min=0.0,
+        help="Write a resumable checkpoint at least this often (0: every step); a rerun resumes with the same value.",
+    ),
 ]
 DEFAULT_RERANK_K = 50  # == retrieval.rerank.base.DEFAULT_RERANK_K (not imported: --help stays light)
 RerankKOpt = Annotated[
