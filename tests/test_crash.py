@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 from tests.helpers.crash_oracle import Embeddings, library_problems, temp_files, texts_problems
-from tests.helpers.crash_runner import Crash, Outcome, Runner, strace_available
+from tests.helpers.crash_runner import Outcome, Runner, strace_available
 from tests.helpers.crash_tally import Tally, kill_points, write_report
 from tests.helpers.photo_tree import PhotoTree, readable
 from tests.helpers.tiny_model import TINY_CFG
@@ -136,7 +136,9 @@ def test_index_converges_after_a_kill_at_any_write(
             _replace_dir(saved if stage else None, library)
             killed = runner.run(argv, crash=point)
             temps = len(temp_files(library)) if library.exists() else 0
-            changes = tree.change(seed=stage * 10_000 + i, count=3)  # what the user did before the rerun
+            # What the user did before the rerun: what left stale captions before (a photo moved
+            # away from its sidecars, one whose sidecars went while its timestamp alone changed), and more.
+            changes = tree.change(seed=stage * 10_000 + i, count=3, first=("strand", "retouch"))
             rerun = runner.run(argv)
             problems = [f"rerun failed: {rerun.stderr[-1500:]}"] if rerun.returncode else []
             if not problems:
@@ -155,7 +157,17 @@ def test_add_and_remove_texts_converge_after_a_kill_at_any_write(
 ) -> None:  # noqa: ANN001
     tree = PhotoTree(tmp_path / "photos", seed=12, count=4)
     library, saved = tmp_path / "library", tmp_path / "saved-library"
-    _completed(runner.run(["index", str(tree.root), "--library", str(library), "--model", f"local-dir:{tiny_model_dir}"]), "xmr index")
+    index = [
+        "index",
+        str(tree.root),
+        "--library",
+        str(library),
+        "--model",
+        f"local-dir:{tiny_model_dir}",
+        "--device",
+        "cpu",
+    ]
+    _completed(runner.run(index), "xmr index")
     texts = tmp_path / "texts.txt"
     lines = ["a red ball", "sunset over water", "a cat on a mat", "two dogs", "a blue square", "rain"]
     texts.write_text("".join(f"{line}\n" for line in lines[:4]))
@@ -190,7 +202,9 @@ def test_add_and_remove_texts_converge_after_a_kill_at_any_write(
 def pairs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from retrieval.training import shapes_world
 
-    return shapes_world.generate(tmp_path_factory.mktemp("crash-pairs") / "pairs", count=16, seed=2, size=32, split="train").parent
+    return shapes_world.generate(
+        tmp_path_factory.mktemp("crash-pairs") / "pairs", count=16, seed=2, size=32, split="train"
+    ).parent
 
 
 def _weights(folder: Path, name: str) -> dict[str, np.ndarray]:
@@ -252,3 +266,31 @@ def test_train_reranker_resumes_to_the_uninterrupted_weights_after_a_kill_at_any
     tally = Tally("train-reranker", mechanism, depth)
     _training_sweep(runner, argv, tmp_path, "reranker.safetensors", tally, _limit(depth, QUICK["train-reranker"]))
     _verdict(tally, tallies)
+
+
+# ---- the hook itself ------------------------------------------------------------------------
+
+THREE_WRITES = """
+import sys
+from pathlib import Path
+from index.atomic import atomic_write_bytes
+for name in ("one", "two", "three"):
+    atomic_write_bytes(Path(sys.argv[1]) / name, name.encode())  # fsync the temp, rename it, fsync the folder
+"""
+
+
+def test_the_hook_kills_just_before_the_kth_write_and_the_next_run_cleans_up(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from index.atomic import remove_stale_temps
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), str(repo / "tests/helpers/crash_site")])}
+    env["XMR_CRASH_AT"] = "5"  # the second file's rename: its temp was written and fsynced
+    done = subprocess.run([sys.executable, "-c", THREE_WRITES, str(tmp_path)], env=env, cwd=repo, timeout=120)
+    assert done.returncode == -signal.SIGKILL
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == ["one"]
+    assert len(temp_files(tmp_path)) == 1 and temp_files(tmp_path)[0].startswith(".two.")
+    assert remove_stale_temps(tmp_path) == 1 and temp_files(tmp_path) == []

@@ -20,6 +20,7 @@ an uninterrupted run makes, which bounds the sweep.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -43,9 +44,13 @@ SYSCALLS = {
 }
 
 
+@functools.cache
 def strace_available() -> bool:
-    """Whether strace can run here (installed; ptrace allowed is checked by the first run)."""
-    return shutil.which("strace") is not None
+    """Whether strace is installed and may trace here (a container may forbid ptrace)."""
+    if shutil.which("strace") is None:
+        return False
+    probe = subprocess.run(["strace", "-f", "-o", os.devnull, "true"], capture_output=True, timeout=60)
+    return probe.returncode == 0
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,8 @@ class Runner:
         if not line:
             raise RuntimeError("the crash runner died")
         reply = json.loads(line)
+        if "error" in reply:
+            raise RuntimeError(f"the crash runner could not run {argv}: {reply['error']}")
         return Outcome(
             returncode=reply["returncode"],
             killed=reply["killed"],
@@ -138,10 +145,15 @@ class Runner:
 
 def _serve() -> None:
     """Import the heavy modules once, then fork a child per request read from stdin."""
+    import faiss  # noqa: F401
     import open_clip  # noqa: F401
+    import rich.progress  # noqa: F401
     import torch  # noqa: F401
+    from PIL import Image
 
+    Image.init()  # every format plugin, as a decode would load them
     import cli  # noqa: F401
+    import retrieval.images.decode  # noqa: F401
     import retrieval.library  # noqa: F401
     import retrieval.training.dual  # noqa: F401
     import retrieval.training.rerank_train  # noqa: F401
@@ -149,8 +161,10 @@ def _serve() -> None:
 
     print("ready", flush=True)
     for line in sys.stdin:
-        request = json.loads(line)
-        reply = _one(request)
+        try:
+            reply = _one(json.loads(line))
+        except Exception as exc:  # the harness itself failed (strace could not attach): say why
+            reply = {"error": f"{exc.__class__.__name__}: {exc}"}
         print(json.dumps(reply), flush=True)
 
 
@@ -196,6 +210,7 @@ def _attach(pid: int, crash: dict | None, request: dict) -> tuple[subprocess.Pop
     while b"attached" not in messages.read_bytes():
         if tracer.poll() is not None or time.monotonic() > deadline:
             os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
             raise RuntimeError(f"strace could not attach: {messages.read_text(errors='replace')}")
         time.sleep(0.005)
     os.kill(pid, signal.SIGCONT)
@@ -235,7 +250,10 @@ def _child(request: dict, strace: bool) -> None:
             _allow_tracer()
             os.kill(os.getpid(), signal.SIGSTOP)  # strace attaches, then SIGCONT
         elif crash or request["count"] == "hook":
-            crash_hook.arm(crash["at"] if crash else 0, tuple(crash["what"].split(",")) if crash and crash["what"] else crash_hook.OPS)
+            crash_hook.arm(
+                crash["at"] if crash else 0,
+                tuple(crash["what"].split(",")) if crash and crash["what"] else crash_hook.OPS,
+            )
         from cli import app
 
         try:

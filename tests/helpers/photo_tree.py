@@ -72,16 +72,20 @@ class PhotoTree:
 
     # ---- changes ------------------------------------------------------------------------
 
-    def change(self, seed: int, count: int = 4) -> list[str]:
-        """Make ``count`` seeded changes; returns what was done (for messages)."""
+    def change(self, seed: int, count: int = 4, first: tuple[str, ...] = ()) -> list[str]:
+        """Make the changes named in ``first``, then ``count`` seeded ones; returns what was done.
+
+        Kinds: add, edit, touch, move, strand (a captioned photo moved away from its sidecars),
+        retouch (a captioned photo's sidecars removed and its timestamp alone changed), copy,
+        delete, caption, uncaption, broken.
+        """
         rng = np.random.default_rng([seed, 1])
-        done = []
         kinds = (
             "add",
             "edit",
             "touch",
             "move",
-            "move",
+            "strand",
             "copy",
             "delete",
             "caption",
@@ -89,10 +93,8 @@ class PhotoTree:
             "uncaption",
             "broken",
         )
-        for _ in range(count):
-            kind = kinds[int(rng.integers(len(kinds)))]
-            done.append(getattr(self, f"_{kind}")(rng))
-        return done
+        chosen = [*first, *(kinds[int(rng.integers(len(kinds)))] for _ in range(count))]
+        return [getattr(self, f"_{kind}")(rng) for kind in chosen]
 
     def _add(self, rng: np.random.Generator) -> str:
         path = self._new_path(rng)
@@ -129,6 +131,23 @@ class PhotoTree:
                 if old.is_file():
                     old.rename(new)
         return f"move {self._rel(path)} -> {self._rel(target)} ({'with' if carried else 'without'} sidecars)"
+
+    def _strand(self, rng: np.random.Generator) -> str:
+        path = self._pick(rng, captioned=True)
+        if path is None:
+            return self._caption(rng)
+        target = self._new_path(rng, path.suffix)
+        path.rename(target)
+        return f"strand {self._rel(path)} -> {self._rel(target)} (its sidecars stay)"
+
+    def _retouch(self, rng: np.random.Generator) -> str:
+        path = self._pick(rng, captioned=True)
+        if path is None:
+            return self._caption(rng)
+        for sidecar in _sidecar_paths(path):
+            sidecar.unlink(missing_ok=True)
+        self._stamp(path)
+        return f"retouch {self._rel(path)} (sidecars removed, same bytes, new timestamp)"
 
     def _copy(self, rng: np.random.Generator) -> str:
         path = self._pick(rng)
@@ -185,8 +204,8 @@ class PhotoTree:
     def _rel(self, path: Path) -> str:
         return str(path.relative_to(self.root))
 
-    def _pick(self, rng: np.random.Generator) -> Path | None:
-        images = self.images()
+    def _pick(self, rng: np.random.Generator, captioned: bool = False) -> Path | None:
+        images = [p for p in self.images() if not captioned or any(s.is_file() for s in _sidecar_paths(p))]
         return images[int(rng.integers(len(images)))] if images else None
 
     def _new_path(self, rng: np.random.Generator, suffix: str = "") -> Path:
