@@ -9,6 +9,7 @@ it was built at can therefore be brought up to date with exactly the changes sin
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
@@ -24,7 +25,7 @@ from sqlalchemy.exc import (
     ProgrammingError,
     SQLAlchemyError,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from index.catalog_writes import SIDECAR, insert_texts, remove_rows, write_batch
 from index.errors import (
@@ -33,6 +34,10 @@ from index.errors import (
     LibraryVersionError,
     MissingDependencyError,
 )
+from index.keyword_docs import OcrRecord, ocr_read, prune_ocr, write_ocr
+from index.keyword_index import KeywordIndex, phrase_ids_clause
+from index.keywords import tokens
+from index.migrations import create_extras, upgrade
 from index.records import (
     FAILED,
     INDEXED,
@@ -110,6 +115,7 @@ def _to_record(row: ImageRow) -> ImageRecord:
         error=row.error,
         description=row.description,
         captions_mtime_ns=row.captions_mtime_ns or 0,
+        phash=row.phash,
     )
 
 
@@ -135,6 +141,9 @@ class Catalog:
             LibraryVersionError: the catalog was written by a newer xmr.
         """
         self.url = url
+        # One write transaction at a time per process: an index run writes from its commit
+        # thread and its OCR thread, and a document is made from what the other committed.
+        self._write_lock = threading.Lock()
         try:
             self.engine: Engine = create_engine(url, pool_pre_ping=True)
         except NoSuchModuleError as exc:
@@ -196,6 +205,10 @@ class Catalog:
                 session.add(Meta(key="schema", value=str(CATALOG_SCHEMA)))
                 session.add(Meta(key="generation", value="0"))
                 session.add(Meta(key="tombstone_floor", value="0"))
+                session.flush()  # the INSERT opens SQLite's transaction before the DDL below
+                create_extras(session)
+            elif int(version.value) < CATALOG_SCHEMA:
+                upgrade(session)
             elif int(version.value) > CATALOG_SCHEMA:
                 raise LibraryVersionError(
                     f"the catalog at {shown_url(self.url)} has schema {version.value}; this xmr reads up "
@@ -277,7 +290,7 @@ class Catalog:
             for start in range(0, len(ids), 500):
                 chunk = [int(i) for i in ids[start : start + 500]]
                 query = select(ImageRow.id, ImageRow.vector).where(ImageRow.id.in_(chunk), ImageRow.vector.is_not(None))
-                found.update({row_id: blob for row_id, blob in session.execute(query)})
+                found.update({row_id: blob for row_id, blob in session.execute(query) if blob is not None})
         return found
 
     def select_images(self, where: ImageFilter) -> np.ndarray:
@@ -301,6 +314,10 @@ class Catalog:
         for bound, newer in ((where.after, True), (where.before, False)):
             if bound is not None:
                 query = query.where(_time_condition(bound, newer))
+        for number, words in enumerate(where.contains):  # all its words, in a row, in one of the image's texts
+            query = query.where(
+                ImageRow.id.in_(phrase_ids_clause(self.engine.dialect.name, tokens(words), name=f"contains{number}"))
+            )
         with Session(self.engine) as session:
             if not recheck:
                 return np.sort(np.fromiter(session.scalars(query), dtype=np.int64))
@@ -387,7 +404,8 @@ class Catalog:
                 .execution_options(yield_per=batch)
             )
             for rows in session.execute(query).partitions(batch):
-                vectors = np.frombuffer(b"".join(blob for _, blob in rows), dtype="<f4").reshape(len(rows), dim)
+                blobs = [blob for _, blob in rows if blob is not None]  # the query drops NULLs: for the type checker
+                vectors = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(rows), dim)
                 yield np.asarray([i for i, _ in rows], np.int64), np.ascontiguousarray(vectors, dtype=np.float32)
 
     def deleted_since(self, corpus: str, gen: int) -> np.ndarray:
@@ -403,6 +421,17 @@ class Catalog:
             query = select(table.id).where(table.vector.is_not(None)).order_by(table.id)
             return np.asarray(list(session.scalars(query)), dtype=np.int64)
 
+    def indexed_images(self) -> list[ImageRecord]:
+        """Every row with a vector, in id order (what ``xmr duplicates`` compares)."""
+        with Session(self.engine) as session:
+            query = (
+                select(ImageRow)
+                .options(defer(ImageRow.vector))  # the vectors come with iter_vectors, in bulk
+                .where(ImageRow.vector.is_not(None))
+                .order_by(ImageRow.id)
+            )
+            return [_to_record(row) for row in session.scalars(query.execution_options(yield_per=10_000))]
+
     def iter_paths(self) -> Iterator[str]:
         with Session(self.engine) as session:
             yield from session.scalars(select(ImageRow.path).order_by(ImageRow.path))
@@ -417,6 +446,7 @@ class Catalog:
         removed: Sequence[int] = (),
         touched: Sequence[FileStat] = (),
         captions: dict[str, Captions] | None = None,
+        hashed: dict[str, int] | None = None,
     ) -> int:
         """Write one batch of indexing results in a single transaction; return the new generation.
 
@@ -426,7 +456,8 @@ class Catalog:
         their modification time. ``captions`` replaces the sidecar texts of the image paths
         it names (empty to drop them); moves carry their texts along. New rows get ids in
         the order given, ``embedded`` before ``failed``. The rows are written in bulk (see
-        :mod:`index.catalog_writes`).
+        :mod:`index.catalog_writes`). ``hashed`` sets the perceptual hash of rows (by path) that
+        were read again only to make one (rows from before catalog schema 2).
 
         Raises:
             ValueError: a move targets a path another row still holds; nothing was written.
@@ -434,12 +465,62 @@ class Catalog:
                 nothing of this batch was written.
         """
         try:
-            with Session(self.engine) as session, session.begin():
+            with self._write_lock, Session(self.engine) as session, session.begin():
                 gen = self._bump(session)
-                write_batch(session, gen, embedded, failed, moved, removed, touched, captions)
+                write_batch(session, gen, embedded, failed, moved, removed, touched, captions, hashed)
                 return gen
         except OperationalError as exc:
             raise CorruptFileError(
                 f"writing the catalog at {shown_url(self.url)} failed ({exc.orig}). Check free disk space "
                 "and permissions; nothing of this batch was written."
             ) from exc
+
+    # ---- text read from photos, the keyword index, settings ---------------------------
+
+    @property
+    def keywords(self) -> KeywordIndex:
+        """Reads of the keyword index."""
+        return KeywordIndex(self.engine)
+
+    def apply_ocr(self, records: Sequence[OcrRecord]) -> int:
+        """Store text read from images (keyed by content hash) and refresh the keyword documents
+        of every image with those bytes, in one transaction; return the new generation.
+
+        Raises:
+            CorruptFileError: the database refused the write; nothing of it was written.
+        """
+        try:
+            with self._write_lock, Session(self.engine) as session, session.begin():
+                gen = self._bump(session)  # a new generation: cached --contains selections go stale
+                write_ocr(session, records)
+                return gen
+        except OperationalError as exc:
+            raise CorruptFileError(
+                f"writing text read from photos to the catalog at {shown_url(self.url)} failed ({exc.orig}). "
+                "Check free disk space and permissions; nothing of this batch was written."
+            ) from exc
+
+    def ocr_read(self, hashes: Iterable[str], with_errors: bool = True) -> set[str]:
+        """Which of ``hashes`` had their text read (``with_errors``: or tried and failed)."""
+        with Session(self.engine) as session:
+            return ocr_read(session, hashes, with_errors)
+
+    def prune_ocr(self) -> int:
+        """Forget text read from bytes that no catalogued file has any more; return how many."""
+        with self._write_lock, Session(self.engine) as session, session.begin():
+            return prune_ocr(session)
+
+    def setting(self, key: str) -> str | None:
+        """A library setting remembered in the catalog (e.g. ``ocr``), or None."""
+        with Session(self.engine) as session:
+            row = session.get(Meta, f"setting:{key}")
+            return None if row is None else row.value
+
+    def set_setting(self, key: str, value: str) -> None:
+        """Remember a library setting (see :meth:`setting`)."""
+        with self._write_lock, Session(self.engine) as session, session.begin():
+            row = session.get(Meta, f"setting:{key}")
+            if row is None:
+                session.add(Meta(key=f"setting:{key}", value=value))
+            else:
+                row.value = value

@@ -25,6 +25,8 @@ from retrieval.errors import (
     DeviceError,
     DistributedIndexError,
     EvalSplitTooLargeError,
+    ExcludePatternError,
+    ExportError,
     ImageDecodeError,
     ItemFileError,
     ItemNotFoundError,
@@ -44,9 +46,23 @@ from retrieval.errors import (
 )
 from retrieval.ingest.commit import Progress
 from retrieval.ingest.config import IngestConfig
+from retrieval.ingest.ocr import OcrConfig
+from retrieval.ingest.ocr_pass import OcrProgress
 from retrieval.library import Library
 from retrieval.models.specs import ModelSpec
-from retrieval.results import Hit, IndexReport, LibraryInfo, Term, TextHit, TextReport
+from retrieval.results import (
+    DuplicateGroup,
+    DuplicateMember,
+    DuplicateReport,
+    Hit,
+    IndexReport,
+    LibraryInfo,
+    Match,
+    Term,
+    TextHit,
+    TextReport,
+)
+from retrieval.search.duplicates import DuplicateConfig
 
 __all__ = [
     "BlipWeightsNotFoundError",
@@ -56,7 +72,13 @@ __all__ = [
     "DeviceError",
     "DimensionMismatchError",
     "DistributedIndexError",
+    "DuplicateConfig",
+    "DuplicateGroup",
+    "DuplicateMember",
+    "DuplicateReport",
     "EvalSplitTooLargeError",
+    "ExcludePatternError",
+    "ExportError",
     "FilterError",
     "Hit",
     "ImageDecodeError",
@@ -71,10 +93,13 @@ __all__ = [
     "LibraryInfo",
     "LibraryNotFoundError",
     "LibraryVersionError",
+    "Match",
     "MissingDependencyError",
     "ModelMismatchError",
     "ModelNotFoundError",
     "ModelSpec",
+    "OcrConfig",
+    "OcrProgress",
     "PairsFormatError",
     "Progress",
     "QueryError",

@@ -83,3 +83,11 @@ class PairsFormatError(XmrError, ValueError):
 
 class DistributedIndexError(XmrError, RuntimeError):
     """The Ray run failed; the batches committed before the failure are kept."""
+
+
+class ExcludePatternError(XmrError, ValueError):
+    """An ``--exclude`` pattern that gitignore syntax cannot read."""
+
+
+class ExportError(XmrError, ValueError):
+    """An ONNX export cannot be made, or an export folder is incomplete, changed or unsupported."""

@@ -10,11 +10,13 @@ with Library.open("~/photos-index", model="ViT-B-32") as lib:
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,22 +27,26 @@ from index.catalog import IMAGES, TEXTS, Catalog, shown_url
 from index.config import remember_config
 from index.deps import require_faiss
 from index.errors import CatalogMismatchError, CorruptFileError, XmrError
+from index.keywords import parse_query, tokens
 from index.layout import LibraryLayout, default_library_dir
 from index.lock import WriteLock
 from index.manifest import Manifest, ModelIdentity, read_manifest
 from index.query_cache import QueryVectorCache
 from index.records import ImageFilter
+from index.scan_settings import load_excludes, save_excludes
 from index.store import IndexConfig, VectorStore
 from index.tokens import TokenCache
-from retrieval.errors import ModelMismatchError, QueryError
+from retrieval.errors import DeviceError, ModelMismatchError, QueryError
 from retrieval.ingest.commit import Progress
 from retrieval.ingest.config import IngestConfig
 from retrieval.ingest.pipeline import run_plan
-from retrieval.ingest.scan import make_plan, scan
+from retrieval.ingest.scan import ScanConfig, make_plan, scan
 from retrieval.models.identity import open_manifest, rebind_empty, save_new
+from retrieval.models.runtime import FOR_IMAGES, FOR_QUERIES, open_encoder, pick_runtime
 from retrieval.models.specs import ModelSpec
 from retrieval.rerank.base import DEFAULT_RERANK_K
-from retrieval.results import Hit, IndexReport, LibraryInfo, Term, TextHit, TextReport
+from retrieval.results import DuplicateReport, Hit, IndexReport, LibraryInfo, Term, TextHit, TextReport
+from retrieval.search.duplicates import DuplicateConfig
 from retrieval.search.gpu_search import search_hook
 from retrieval.search.hits import image_hits, text_hits
 from retrieval.search.known_vectors import LibraryVectors
@@ -57,8 +63,13 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from retrieval.ingest.distributed import RayConfig
+    from retrieval.ingest.ocr import OcrConfig
+    from retrieval.ingest.ocr_pass import OcrProgress
     from retrieval.models.encoder import Encoder
     from retrieval.rerank.base import Reranker
+
+
+log = logging.getLogger(__name__)
 
 
 class Library:
@@ -72,12 +83,15 @@ class Library:
         device: str,
         encoder: Encoder | None,
         index_config: IndexConfig,
+        runtime: str = "auto",
     ) -> None:
         self.layout = layout
         self.manifest = manifest
         self.catalog = catalog
         self.device = device
-        self._encoder = encoder
+        self.runtime = runtime
+        self._given = encoder  # a ready encoder handed to open(): used for everything
+        self._encoders: dict[str, Encoder] = {}  # runtime -> the library's model on it, loaded on first use
         self._encoder_lock = threading.Lock()
         self._selections = SelectionCache(catalog)  # filter -> allowed ids
         # Texts searched before and unchanged indexed files are queried without loading the model.
@@ -105,6 +119,7 @@ class Library:
         device: str = "auto",
         index_config: IndexConfig | None = None,
         create: bool = True,
+        runtime: str = "auto",
     ) -> Library:
         """Open the library in ``directory`` (default: ``$XMR_LIBRARY`` or the XDG data dir).
 
@@ -117,18 +132,22 @@ class Library:
             index_config: how vectors are indexed; remembered in the library (index.json) for
                 later opens that give none. ``None``: the remembered one, else the default.
             create: make a new library if none exists (else raise LibraryNotFoundError).
+            runtime: "auto", "onnx" or "torch" (see :mod:`retrieval.models.runtime`): "auto" runs
+                queries on onnxruntime, and images there too unless a GPU is there for torch.
 
         Raises:
             MissingDependencyError: faiss is not installed.
             LibraryNotFoundError: no library there and ``create`` is False.
             ModelMismatchError: ``model`` is not the model the library was built with.
             ModelNotFoundError, WeightsUnavailableError: the model cannot be loaded.
+            DeviceError: an unknown runtime.
             CatalogMismatchError: ``catalog_url`` is not the catalog the library was made with,
                 or (for a new library) already holds another library's catalog.
             CatalogUnavailableError, CorruptFileError: the catalog cannot be opened (a new
                 library is then not created).
         """
         require_faiss()
+        pick_runtime(runtime)  # an unknown runtime fails here, not at the first query
         layout = LibraryLayout((Path(directory).expanduser() if directory else default_library_dir()).resolve())
         encoder = None if model is None or isinstance(model, (str, ModelSpec)) else model
         try:
@@ -151,7 +170,8 @@ class Library:
             save_new(layout, manifest)
         else:
             _check_catalog_not_emptied(layout, catalog)
-        return cls(layout, manifest, catalog, device, encoder, remember_config(layout.index_config, index_config))
+        config = remember_config(layout.index_config, index_config)
+        return cls(layout, manifest, catalog, device, encoder, config, runtime)
 
     def close(self) -> None:
         self.catalog.close()
@@ -173,13 +193,26 @@ class Library:
 
     @property
     def encoder(self) -> Encoder:
-        """The library's encoder, loaded once on first use."""
-        with self._encoder_lock:
-            if self._encoder is None:
-                from retrieval.models.encoder import load_encoder
+        """The library's encoder for queries and texts, loaded once on first use."""
+        return self.encoder_for(FOR_QUERIES)
 
+    def encoder_for(self, purpose: str, runtime: str = "") -> Encoder:
+        """The library's model on the runtime ``pick_runtime`` picks for ``purpose`` (``FOR_QUERIES``
+        or ``FOR_IMAGES``), or on ``runtime`` when given; each runtime's encoder loads once.
+
+        Raises:
+            ModelMismatchError: the model files changed since the library was built.
+            MissingDependencyError, ExportError, ModelNotFoundError, WeightsUnavailableError: see
+                :func:`retrieval.models.runtime.open_encoder`.
+        """
+        if self._given is not None:
+            return self._given
+        chosen = pick_runtime(runtime or self.runtime, self.device, purpose)
+        with self._encoder_lock:
+            if chosen not in self._encoders:
                 model = self.identity
-                encoder = load_encoder(ModelSpec(model.spec, model.spec_pretrained), self.device)
+                log.info("loading the model %s (device %s, runtime %s)", model.label(), self.device, chosen)
+                encoder = open_encoder(ModelSpec(model.spec, model.spec_pretrained), self.device, chosen, purpose)
                 if not model.same_model(encoder.identity):  # e.g. weights retrained in place
                     raise ModelMismatchError(
                         f"the model files of the library at {self.layout.root} changed since it was built: "
@@ -187,8 +220,19 @@ class Library:
                         "Restore the original weights, or index into a new library (--library DIR) "
                         "to use the new ones; mixing the two would make every search wrong."
                     )
-                self._encoder = encoder
-            return self._encoder
+                self._encoders[chosen] = encoder
+            return self._encoders[chosen]
+
+    def _token_runtime(self, cache_tokens: bool) -> str:
+        """ "torch" when this run fills a token cache (only torch gives image tokens), else ""."""
+        if not cache_tokens and not TokenCache.exists(self.layout.root):
+            return ""
+        if self.runtime == "onnx":
+            raise DeviceError(
+                f"the library at {self.layout.root} keeps a token cache, which only the torch runtime fills; "
+                "index it with --runtime torch (or auto)."
+            )
+        return "torch"
 
     # ---- indexing -----------------------------------------------------------------------
 
@@ -201,6 +245,13 @@ class Library:
         on_plan: Callable[[int, int], None] | None = None,
         ray: RayConfig | None = None,
         cache_tokens: bool = False,
+        exclude: Sequence[str] = (),
+        follow_symlinks: bool = True,
+        vanished_means_deleted: bool = False,
+        persist: bool = True,
+        ocr: bool | None = None,
+        ocr_config: OcrConfig | None = None,
+        on_ocr_progress: Callable[[OcrProgress], None] | None = None,
     ) -> IndexReport:
         """Index image files under ``paths`` incrementally; see :class:`IndexReport`.
 
@@ -210,37 +261,69 @@ class Library:
         Ray actors decode and embed the files (see :mod:`retrieval.ingest.distributed`); planning,
         commits and their guarantees stay here. ``cache_tokens`` starts a token cache (each
         image's encoder tokens on disk, for reranking without decoding); once a library has
-        one, every later run fills it.
+        one, every later run fills it. ``exclude`` adds gitignore patterns to those the library
+        remembers (see :meth:`exclusions`); files already in the library that they cover leave
+        it. ``follow_symlinks=False`` reports links to folders instead of walking them.
+        ``vanished_means_deleted``: a path in ``paths`` that does not exist was deleted (the
+        watcher's events), so its images leave; otherwise they are kept (an unplugged drive).
+        ``persist=False`` leaves the index snapshots as they were (the catalog holds every
+        change, and opening or :meth:`persist_index` brings them up to date): a watcher
+        committing small batches then does not rewrite the whole index file for each.
+        ``ocr`` turns reading the text in photos on or off (remembered by the library; None:
+        as it was told last, else off): OCR threads beside the encoder read new and changed
+        files and indexed files not read yet (see :mod:`retrieval.ingest.ocr_pass`), reporting
+        through ``on_ocr_progress``.
 
         Raises:
             LibraryBusyError: another process is indexing this library.
-            MissingDependencyError, ModelMismatchError, DistributedIndexError: with ``ray`` only.
+            ExcludePatternError: an exclude pattern gitignore syntax cannot read.
+            MissingDependencyError: ``ocr`` without the ``[ocr]`` extra, ``ray`` without Ray.
+            ModelMismatchError, DistributedIndexError: with ``ray`` only.
         """
         from retrieval.images.decode import image_extensions
+        from retrieval.ingest.ocr_pass import start_ocr_pass
 
         start = time.perf_counter()
         with self._writing():
-            found = scan([paths] if isinstance(paths, (str, os.PathLike)) else paths, image_extensions())
+            rules = replace(self._scan_config(exclude, follow_symlinks), vanished_roots_deleted=vanished_means_deleted)
+            found = scan([paths] if isinstance(paths, (str, os.PathLike)) else paths, image_extensions(), rules)
             plan = make_plan(found, self.catalog, retry_failed=config.retry_failed)
+            log.info(
+                "plan: %d to read, %d unchanged, %d moved, %d removed",
+                len(plan.todo),
+                plan.unchanged,
+                len(plan.moved),
+                len(plan.removed),
+            )
             if on_plan:
                 on_plan(len(plan.todo), plan.unchanged)
+            reader = start_ocr_pass(self.catalog, found, plan, ocr, ocr_config, config.retry_failed, on_ocr_progress)
             try:
                 if ray is not None:
                     from retrieval.ingest.distributed import run_plan_ray
 
                     # A token cache's grid shape comes from the model, so the driver loads it then.
                     tokens = self._token_cache(create=cache_tokens) if plan.todo else None
+                    ray = replace(ray, runtime=ray.runtime if ray.runtime != "auto" else self.runtime)
                     tally = run_plan_ray(
                         plan, self.identity, lambda: self.encoder, self.catalog, config, ray, on_progress, tokens
                     )
                 else:
-                    encoder = self.encoder if plan.todo or plan.recaption else None
+                    runtime = self._token_runtime(cache_tokens)
+                    encoder = self.encoder_for(FOR_IMAGES, runtime) if plan.todo or plan.recaption else None
                     tokens = self._token_cache(create=cache_tokens) if plan.todo else None
                     tally = run_plan(plan, encoder, self.catalog, config, on_progress, tokens)  # type: ignore[arg-type]
+                read = reader.finish() if reader is not None else None
             finally:
-                self.images.persist()  # also after an interrupt: what was committed is kept
-                self.texts.persist()  # sidecar captions
-        failures = tuple(found.errors) + tuple(tally.failed)
+                if reader is not None:  # interrupted or failed: stop reading text, keep what was committed
+                    reader.cancel()
+                    reader.join()
+                if persist:
+                    self.images.persist()  # also after an interrupt: what was committed is kept
+                    self.texts.persist()  # sidecar captions
+            if read is not None:
+                self.catalog.prune_ocr()  # text of bytes no file has any more (edited or deleted)
+        failures = tuple(found.errors) + tuple(tally.failed) + (tuple(read.failed) if read else ())
         return IndexReport(
             added=tally.added,
             updated=tally.updated,
@@ -251,7 +334,66 @@ class Library:
             failures=failures,
             encoded=tally.encoded,
             seconds=time.perf_counter() - start,
+            excluded=found.excluded,
+            excluded_removed=tuple(plan.excluded_paths),
+            links_skipped=found.links_skipped,
+            raw_skipped=found.raw_skipped,
+            rehashed=plan.rehash,
+            ocr_read=read.read if read else 0,
+            ocr_failed=len(read.failed) if read else 0,
         )
+
+    def persist_index(self) -> None:
+        """Bring the vector index snapshots up to date with the catalog and write them (under the
+        write lock; after index runs with ``persist=False``).
+
+        Raises:
+            LibraryBusyError: another process is writing to this library.
+        """
+        with self._writing():
+            self.images.persist()
+            self.texts.persist()
+
+    def exclusions(self) -> tuple[str, ...]:
+        """The ``--exclude`` patterns this library remembers (gitignore syntax; see
+        :mod:`retrieval.ingest.exclusions`); the defaults and ``.xmrignore`` files apply too."""
+        return load_excludes(self.layout.scan_settings)
+
+    def add_exclusions(self, patterns: Sequence[str]) -> tuple[str, ...]:
+        """Remember more ``--exclude`` patterns (they apply from the next index run); return them all.
+
+        Raises:
+            ExcludePatternError: a pattern gitignore syntax cannot read (nothing is saved).
+            LibraryBusyError: another process is writing to this library.
+        """
+        with self._writing():
+            return self._scan_config(patterns, True).exclude
+
+    def forget_exclusions(self, patterns: Sequence[str]) -> tuple[str, ...]:
+        """Stop remembering ``patterns`` (as given to :meth:`index`); return those still remembered.
+        Files they kept out come in with the next index run.
+
+        Raises:
+            LibraryBusyError: another process is writing to this library.
+        """
+        from retrieval.ingest.exclusions import normalize_pattern
+
+        with self._writing():
+            gone = {normalize_pattern(p) for p in patterns}
+            kept = [p for p in self.exclusions() if p not in gone]
+            return save_excludes(self.layout.scan_settings, kept)
+
+    def _scan_config(self, exclude: Sequence[str], follow_symlinks: bool) -> ScanConfig:
+        """The walk's settings: remembered patterns plus ``exclude`` (remembered from now on, once
+        they parse). Called under the write lock."""
+        from retrieval.ingest.exclusions import ExclusionRules, normalize_pattern
+
+        remembered = self.exclusions()
+        patterns = tuple(dict.fromkeys((*remembered, *(normalize_pattern(p) for p in exclude if p.strip()))))
+        ExclusionRules(patterns)  # a pattern that does not parse fails here, before it is saved
+        if patterns != remembered:
+            save_excludes(self.layout.scan_settings, patterns)
+        return ScanConfig(exclude=patterns, follow_symlinks=follow_symlinks)
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
@@ -278,7 +420,7 @@ class Library:
             return None
         from retrieval.models.features import token_shape
 
-        shape = token_shape(self.encoder)  # type: ignore[arg-type]
+        shape = token_shape(self.encoder_for(FOR_IMAGES, "torch"))  # type: ignore[arg-type]
         return TokenCache.create(self.layout.root, shape.image, shape.image_width, self.identity.label())
 
     # ---- the text corpus ----------------------------------------------------------------
@@ -370,6 +512,8 @@ class Library:
         min_score: float | None = None,
         reranker: Reranker | None = None,
         rerank_k: int = DEFAULT_RERANK_K,
+        mode: str = "auto",
+        sort: str = "relevance",
     ) -> list[Hit]:
         """Rank the library's images by texts and example images; best first.
 
@@ -384,20 +528,44 @@ class Library:
                 this match probability).
             reranker: rescore the dual top ``max(rerank_k, offset + k)`` against the query's
                 one text (see :mod:`retrieval.rerank.search`); from :meth:`load_reranker`.
+            mode: "semantic" (the encoder), "keyword" (the words in the images' OCR text, file
+                and folder names, captions and keywords; loads no model), "hybrid" (both rankings
+                fused) or "auto": hybrid when some image's own text (OCR, captions, keywords)
+                holds a word of the query and no reranker is given; else semantic, scores as before. See :mod:`retrieval.search.keyword`
+                for scores and ``min_score`` in each mode.
+            sort: "relevance", or "date" / "-date": the hits that passed ``k`` and ``min_score``
+                by capture time (else modification time), oldest / newest first.
+
+        Hits carry ``match``: the OCR line (with its box), caption, keyword or name holding the
+        query's words or a ``where.contains`` text, when one does.
 
         Raises:
             QueryError: no query term, ``k`` < 1, ``offset`` < 0, terms that cancel out, an
-                unreadable query image, or a reranker with no single text to match.
+                unreadable query image, a reranker with no single text to match, an unknown mode
+                or sort, keyword or hybrid mode without words or with a reranker.
         """
-        query = self._query(text, image, terms, k, offset)
+        _check_query_types(text, image, terms, k, offset)
+        words = " ".join(t for t in (text, *(term.text for term in terms if term.weight > 0)) if isinstance(t, str))
         if reranker is None:
-            return self.search_vector(query, k, where=where, offset=offset, min_score=min_score)
+            if mode == "keyword":  # no query vector: the model is not loaded
+                _check_query_types(text, image, terms, k, offset)
+                query = None
+            else:
+                query = self._query(text, image, terms, k, offset)
+            return self.search_vector(
+                query, k, where=where, offset=offset, min_score=min_score, words=words, mode=mode, sort=sort
+            )
         from retrieval.rerank.search import rerank_hits, rerank_text
+        from retrieval.search.keyword import pick_mode, sort_hits
 
-        words = rerank_text(text, terms)
-        hits = self.search_vector(query, max(rerank_k, k + offset), where=where)
-        hashes = {r.id: r.content_hash for r in self.catalog.images([h.id for h in hits]).values()}
-        return rerank_hits(reranker, words, hits, hashes, k, offset, min_score)
+        pick_mode(mode, sort, parse_query(words), True, False)  # a reranker takes semantic results only
+        query = self._query(text, image, terms, k, offset)
+        rerank_words = rerank_text(text, terms)
+        hits = self.search_vector(query, max(rerank_k, k + offset), where=where, mode="semantic")
+        records = self.catalog.images([h.id for h in hits])
+        hashes = {r.id: r.content_hash for r in records.values()}
+        hits = rerank_hits(reranker, rerank_words, hits, hashes, k, offset, min_score)
+        return sort_hits(self._with_matches(hits, parse_query(words), where), records, sort)
 
     def load_reranker(self, spec: str | Path) -> Reranker:
         """Load a reranker for this library: a folder from ``xmr train-reranker`` (checked against
@@ -408,9 +576,12 @@ class Library:
         """
         from retrieval.rerank.load import load_for_library
 
-        return load_for_library(str(spec), self.encoder, self.layout.root, self.device)
+        # Rerankers read the encoder's token features, which only the torch runtime gives.
+        return load_for_library(str(spec), self.encoder_for(FOR_QUERIES, "torch"), self.layout.root, self.device)
 
-    def _query(self, text: str | None, image: object, terms: Sequence[Term], k: int, offset: int) -> np.ndarray:
+    def _query(
+        self, text: str | None, image: str | Path | Image.Image | None, terms: Sequence[Term], k: int, offset: int
+    ) -> np.ndarray:
         """Check paging arguments and embed the query; a lone text or image is a weight-1 term."""
         _check_query_types(text, image, terms, k, offset)
         return query_vector(lambda: self.encoder, self.identity.embed_dim, text, image, terms, k, offset, self.known)
@@ -421,22 +592,75 @@ class Library:
 
     def search_vector(
         self,
-        query: np.ndarray,
+        query: np.ndarray | None,
         k: int = 10,
         *,
         where: ImageFilter = ImageFilter(),
         offset: int = 0,
         min_score: float | None = None,
+        words: str = "",
+        mode: str = "semantic",
+        sort: str = "relevance",
     ) -> list[Hit]:
-        """Rank images by a unit query vector ``(dim,)``; see :meth:`search` for the options."""
+        """Rank images by a unit query vector ``(dim,)`` and, in keyword or hybrid mode, by the
+        keyword ``words`` (``query`` may be None in keyword mode); see :meth:`search`."""
+        from retrieval.search.keyword import (
+            HYBRID_POOL,
+            any_said,
+            fuse,
+            fused_hits,
+            keyword_hits,
+            keyword_ranking,
+            pick_mode,
+            sort_hits,
+        )
+
         _check_query_types(None, None, (), k, offset)
         check_paging(k, offset)
         if not isinstance(where, ImageFilter):
             raise QueryError(f"where must be an ImageFilter, not {type(where).__name__}")
+        phrases = parse_query(words)
+        auto = mode == "auto"
+        mode = pick_mode(mode, sort, phrases, False, bool(phrases) and self.catalog.keywords.doc_count() > 0)
+        if mode != "keyword" and query is None:
+            raise QueryError(f"{mode} search needs a query vector; only keyword search works from words alone")
         self.images.refresh()  # pick up what another process indexed meanwhile
         allowed = self._selections.allowed(where, self.images.generation) if where.active else None
-        (found,) = self.images.search(np.asarray(query, np.float32).reshape(1, -1), k + offset, allowed)
-        return image_hits(found, self.catalog.images(found.ids.tolist()), offset, min_score)
+        if auto and mode == "hybrid" and not any_said(self.catalog.keywords, phrases, allowed):
+            mode = "semantic"  # auto: cosine scores as ever unless the images' own text (OCR, captions,
+            # keywords) holds a word of the query; a file name alone does not switch it
+        keyword = keyword_ranking(self.catalog.keywords, phrases, allowed) if mode != "semantic" else []
+        if mode == "keyword":
+            ranked = keyword[: k + offset]
+            records = self.catalog.images([i for i, _, _ in ranked])
+            hits = keyword_hits(ranked, records, offset, min_score)
+        elif mode == "semantic":
+            (found,) = self.images.search(np.asarray(query, np.float32).reshape(1, -1), k + offset, allowed)
+            records = self.catalog.images(found.ids.tolist())
+            hits = image_hits(found, records, offset, min_score)
+        else:
+            pool = max(HYBRID_POOL, k + offset)
+            vector = np.asarray(query, np.float32).reshape(-1)  # (D,)
+            (found,) = self.images.search(vector.reshape(1, -1), pool, allowed)
+            fused = fuse([int(i) for i in found.ids], keyword[:pool])[: k + offset]
+            cosines = {int(i): float(s) for i, s in zip(found.ids, found.scores)}
+            stored = self.catalog.vectors_for([i for i, _ in fused if i not in cosines])  # keyword-only hits
+            cosines.update({i: float(np.frombuffer(blob, "<f4") @ vector) for i, blob in stored.items()})
+            records = self.catalog.images([i for i, _ in fused])
+            hits = fused_hits(fused, cosines, keyword[:pool], records, offset, min_score)
+        return sort_hits(self._with_matches(hits, phrases, where), records, sort)
+
+    def _with_matches(self, hits: list[Hit], phrases: Sequence[tuple[str, ...]], where: ImageFilter) -> list[Hit]:
+        """``hits`` with the text each matched in (the query's words, then ``where.contains``)."""
+        from dataclasses import replace
+
+        from retrieval.search.snippets import find_match
+
+        wanted = [*phrases, *(tuple(tokens(c)) for c in where.contains)]
+        if not hits or not wanted:
+            return hits
+        sources = self.catalog.keywords.sources([h.id for h in hits])
+        return [replace(h, match=find_match(sources[h.id], wanted)) if h.id in sources else h for h in hits]
 
     # ---- inspecting ---------------------------------------------------------------------
 
@@ -458,14 +682,27 @@ class Library:
             index_memory=self.images.memory_bytes(),
             bytes_per_vec=round(self.images.memory_bytes() / max(1, len(self.images.index)), 1),
             bytes_on_disk=self.layout.bytes_on_disk(),
+            exclude=self.exclusions(),
         )
+
+    def duplicates(self, config: DuplicateConfig | None = None) -> DuplicateReport:
+        """Groups of duplicate images (exact copies, near copies, similar shots), each with a
+        suggested keeper and why; see :mod:`retrieval.search.duplicates`. Reads the catalog
+        only: no file is read, moved or deleted, and no model is loaded.
+
+        Raises:
+            QueryError: a config with unknown tiers or out-of-range thresholds.
+        """
+        from retrieval.search.duplicates import find_duplicates
+
+        return find_duplicates(self.catalog, self.identity.embed_dim, config or DuplicateConfig())
 
     def failures(self, limit: int | None = None) -> list[tuple[str, str]]:
         """(path, reason) of every file that could not be indexed."""
         return [(r.path, r.error or "") for r in self.catalog.failures(limit)]
 
 
-def _check_query_types(text: object, image: object, terms: object, k: object, offset: object) -> None:
+def _check_query_types(text: object, image: object, terms: Sequence[object], k: object, offset: object) -> None:
     """Wrong argument types from API callers fail here, with the fix, not deep inside."""
     if text is not None and not isinstance(text, str):
         raise QueryError(f"text must be a string, not {type(text).__name__}")
@@ -479,7 +716,7 @@ def _check_query_types(text: object, image: object, terms: object, k: object, of
         )
     if getattr(image, "width", 1) == 0 or getattr(image, "height", 1) == 0:
         raise QueryError("the query image is empty (0 pixels wide or high)")
-    if isinstance(terms, (str, Term)) or not all(isinstance(t, Term) for t in terms):  # type: ignore[union-attr]
+    if isinstance(terms, (str, Term)) or not all(isinstance(t, Term) for t in terms):
         raise QueryError("terms must be a list of Term(...) objects, e.g. [Term(text='a dog', weight=2)]")
     for name, value in (("k", k), ("offset", offset)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from index.records import ImageRecord
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 
 @dataclass(frozen=True)
@@ -13,8 +18,22 @@ class Term:
     """One part of a combined query: a text or an image, with a weight (negative: "not")."""
 
     text: str | None = None  # words to look for
-    image: object = None  # a path or a PIL image to look like
+    image: str | Path | Image.Image | None = None  # a path or a PIL image to look like
     weight: float = 1.0  # contribution to the combined query; below zero pushes away
+
+
+@dataclass(frozen=True)
+class Match:
+    """The text in which a hit matched the query's words (or its ``contains`` filter)."""
+
+    text: str  # the OCR line, caption, keyword or name that matched
+    source: str  # "ocr", "caption", "keywords" or "filename"
+    box: tuple[float, ...] | None = (
+        None  # ocr only: x, y of the 4 corners (clockwise from top-left) as fractions of width and height
+    )
+
+    def to_json(self) -> dict[str, object]:
+        return {"text": self.text, "source": self.source, "box": list(self.box) if self.box else None}
 
 
 @dataclass(frozen=True)
@@ -22,7 +41,9 @@ class Hit:
     """One search result."""
 
     rank: int  # 1-based
-    score: float  # cosine similarity of query and image, -1..1; with a reranker: match probability 0..1
+    score: (
+        float  # what ranked it: cosine -1..1; reranker: match probability; hybrid: fused (RRF); keyword: keyword score
+    )
     id: int  # catalog id (== vector id)
     path: str  # absolute path of the image file
     width: int | None = None
@@ -30,7 +51,9 @@ class Hit:
     format: str | None = None
     captured_at: datetime | None = None  # EXIF capture time when present
     camera: str | None = None
-    dual_score: float | None = None  # with a reranker: the dual encoder's cosine; else None
+    dual_score: float | None = None  # with a reranker or hybrid search: the dual encoder's cosine; else None
+    keyword_score: float | None = None  # keyword and hybrid search: the keyword score (None: no word matched)
+    match: Match | None = None  # where the query's words (or --contains) matched, when they did
 
     @classmethod
     def of(cls, rank: int, score: float, record: ImageRecord) -> Hit:
@@ -50,6 +73,7 @@ class Hit:
         """A JSON-ready dict (datetimes as ISO 8601 strings)."""
         out = asdict(self)
         out["captured_at"] = self.captured_at.isoformat() if self.captured_at else None
+        out["match"] = self.match.to_json() if self.match else None
         return out
 
 
@@ -88,16 +112,27 @@ class IndexReport:
     added: int  # new files embedded (or given the vector of identical bytes)
     updated: int  # changed files re-embedded
     moved: int  # files found at a new path, vector kept
-    removed: int  # files gone from disk, dropped from catalog and index
+    removed: int  # files gone from disk (or excluded now: see excluded_removed), dropped from catalog and index
     unchanged: int  # skipped: same size and modification time
     failed: int  # files that could not be read this run
     failures: tuple[tuple[str, str], ...]  # (path, reason) for each failure, walk errors included
     encoded: int  # images that went through the encoder
     seconds: float  # wall time of the run
+    # What the walk left out on purpose (issue 20), each said, never silent:
+    excluded: int = 0  # files and folders left out by exclusion rules (a folder counts once, not its files)
+    excluded_removed: tuple[str, ...] = ()  # of ``removed``: files still on disk that exclusion rules now cover
+    links_skipped: tuple[tuple[str, str], ...] = ()  # (symbolic link to a folder, why it was not walked)
+    raw_skipped: tuple[str, ...] = ()  # RAW files not indexed because rawpy is missing (pip install 'xmr[raw]')
+    rehashed: int = 0  # of ``unchanged``, files read again only to add the perceptual hash an older xmr did not make
+    ocr_read: int = 0  # images whose text was read (OCR) this run
+    ocr_failed: int = 0  # images whose text could not be read (also listed in failures)
 
     def to_json(self) -> dict[str, object]:
         out = asdict(self)
         out["failures"] = [{"path": p, "error": e} for p, e in self.failures]
+        out["links_skipped"] = [{"path": p, "why": w} for p, w in self.links_skipped]
+        out["excluded_removed"] = list(self.excluded_removed)
+        out["raw_skipped"] = list(self.raw_skipped)
         return out
 
 
@@ -118,6 +153,67 @@ class LibraryInfo:
     bytes_on_disk: int
     index_memory: int = 0  # resident bytes of the image index (measured or estimated)
     bytes_per_vec: float = 0.0  # index_memory / vectors
+    exclude: tuple[str, ...] = ()  # the --exclude patterns the library remembers
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class DuplicateMember:
+    """One image of a duplicate group, compared with the group's suggested keeper."""
+
+    id: int  # catalog id
+    path: str  # absolute path
+    relation: str  # "keeper", or how it relates to the keeper: "exact", "near" or "similar"
+    score: float  # cosine similarity of its vector and the keeper's (1.0 for the keeper)
+    bits: int | None  # perceptual hashes' differing bits (of 63) with the keeper; None when either has none
+    width: int | None = None
+    height: int | None = None
+    size: int = 0  # bytes
+    format: str | None = None
+    captured_at: datetime | None = None  # EXIF capture time when present
+
+    def to_json(self) -> dict[str, object]:
+        out = asdict(self)
+        out["captured_at"] = self.captured_at.isoformat() if self.captured_at else None
+        return out
+
+
+@dataclass(frozen=True)
+class DuplicateGroup:
+    """Images that are copies or near copies of one picture, or shots of one scene."""
+
+    tier: str  # "exact" (same bytes), "near" (same picture re-encoded, resized, cropped...) or "similar"
+    members: tuple[DuplicateMember, ...]  # the suggested keeper first, then by path
+    reason: str  # why the keeper is suggested, in words
+
+    @property
+    def keeper(self) -> DuplicateMember:
+        return self.members[0]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "tier": self.tier,
+            "keeper": self.keeper.id,
+            "reason": self.reason,
+            "members": [m.to_json() for m in self.members],
+        }
+
+
+@dataclass(frozen=True)
+class DuplicateReport:
+    """What ``Library.duplicates`` found; it never changes a file or the library."""
+
+    groups: tuple[DuplicateGroup, ...]  # exact groups first, then near, then similar
+    images: int  # indexed images compared
+    without_hash: int  # of those, images with no perceptual hash yet (they can be exact or similar, not near)
+    seconds: float  # wall time
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "groups": [g.to_json() for g in self.groups],
+            "images": self.images,
+            "without_hash": self.without_hash,
+            "seconds": self.seconds,
+        }

@@ -12,6 +12,7 @@ import os
 from collections.abc import Sequence
 from datetime import datetime
 
+from index.keywords import tokens
 from index.records import ImageFilter, is_utf8
 from retrieval.errors import QueryError
 from retrieval.results import Term
@@ -126,9 +127,13 @@ def parse_when(value: str | None, option: str) -> datetime | None:
 
 
 def build_filter(
-    under: Sequence[str] = (), after: str | None = None, before: str | None = None, extensions: Sequence[str] = ()
+    under: Sequence[str] = (),
+    after: str | None = None,
+    before: str | None = None,
+    extensions: Sequence[str] = (),
+    contains: Sequence[str] = (),
 ) -> ImageFilter:
-    """An image filter from ``--under``, ``--after``, ``--before`` and ``--ext`` values.
+    """An image filter from ``--under``, ``--after``, ``--before``, ``--ext`` and ``--contains`` values.
 
     Raises:
         QueryError: a date :func:`parse_when` refuses, --after not before --before, or a
@@ -148,4 +153,8 @@ def build_filter(
     start, end = parse_when(after, "--after"), parse_when(before, "--before")
     if start and end and start >= end:
         raise QueryError(f"--after ({after}) must come before --before ({before}).")
-    return ImageFilter(under=folders, after=start, before=end, extensions=suffixes)
+    for words in contains:
+        check_text(words, "--contains")
+        if not tokens(words):
+            raise QueryError(f"--contains takes words with letters or digits, e.g. --contains 42.50 (got {words!r}).")
+    return ImageFilter(under=folders, after=start, before=end, extensions=suffixes, contains=tuple(contains))

@@ -11,13 +11,16 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-import tempfile
 import threading
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
+from index.atomic import atomic_write_bytes
 from index.records import INDEXED, ImageRecord
 from retrieval.errors import ItemFileError, ItemNotFoundError
+
+if TYPE_CHECKING:
+    from index.catalog import Catalog
 
 MEDIA_TYPES = {
     "JPEG": "image/jpeg",
@@ -33,13 +36,13 @@ MEDIA_TYPES = {
 }
 
 
-def item_record(catalog: object, item_id: int) -> ImageRecord:
+def item_record(catalog: Catalog, item_id: int) -> ImageRecord:
     """The catalog row of an indexed image.
 
     Raises:
         ItemNotFoundError: no indexed image has ``item_id``.
     """
-    record = catalog.images([item_id]).get(item_id)  # type: ignore[attr-defined]
+    record = catalog.images([item_id]).get(item_id)
     if record is None or record.state != INDEXED:
         raise ItemNotFoundError(f"no indexed image has id {item_id}; ids come from search results.")
     return record
@@ -151,12 +154,8 @@ class ThumbnailCache:
         with self._locks[hash(target.name) % len(self._locks)]:
             if target.is_file():  # made by another request meanwhile
                 return target
-            data = _thumbnail_of(record, side)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, target)  # atomic: a reader never sees half a file
+            # atomic: a reader never sees half a file, and a failed write (disk full) leaves no temp file
+            atomic_write_bytes(target, _thumbnail_of(record, side))
         return target
 
 
@@ -173,6 +172,6 @@ def _thumbnail_of(record: ImageRecord, side: int) -> bytes:
     try:
         with handle:
             data = handle.read()
-        return thumbnail_bytes(data, side, "JPEG")
+        return thumbnail_bytes(data, side, "JPEG", name=record.path)
     except (OSError, ImageDecodeError) as exc:
         raise ItemFileError(f"image {record.id} at {record.path} cannot be read now: {exc}") from exc

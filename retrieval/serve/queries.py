@@ -14,6 +14,7 @@ import math
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from retrieval.library import Library
+    from retrieval.rerank.base import Reranker
     from retrieval.serve.schemas import SearchRequest
 
 ITEM = "#"  # prefix naming a catalog item among the terms
@@ -74,10 +76,10 @@ class Uploads:
             return self._items[key]
 
 
-def accepts_reranker(method: object) -> bool:
+def accepts_reranker(method: Callable[..., object]) -> bool:
     """True when a library search method takes ``reranker=`` (reranking has landed in this xmr)."""
     try:
-        return "reranker" in inspect.signature(method).parameters  # type: ignore[arg-type]
+        return "reranker" in inspect.signature(method).parameters
     except (TypeError, ValueError):
         return False
 
@@ -85,7 +87,7 @@ def accepts_reranker(method: object) -> bool:
 class Searcher:
     """Runs API searches against one library; thread-safe like the library."""
 
-    def __init__(self, library: Library, config: ServeConfig, reranker: object = None) -> None:
+    def __init__(self, library: Library, config: ServeConfig, reranker: Reranker | None = None) -> None:
         self.library = library
         self.config = config
         self.reranker = reranker
@@ -137,7 +139,7 @@ class Searcher:
     def search_images(self, req: SearchRequest) -> tuple[list[Hit], bool]:
         """Image hits for ``req`` and whether they were reranked."""
         terms = self._terms(req)
-        where = build_filter(req.under, req.after, req.before, req.ext)
+        where = build_filter(req.under, req.after, req.before, req.ext, req.contains)
         if req.rerank:
             rr = self._reranker(self.library.search)
             hits = self.library.search(
@@ -148,18 +150,31 @@ class Searcher:
                 min_score=req.min_score,
                 reranker=rr,
                 rerank_k=self.config.rerank_k,
-            )  # type: ignore[call-arg, arg-type]
+                mode=req.mode,
+                sort=req.sort,
+            )
             return hits, True
-        query = self._vector(terms)
-        return self.library.search_vector(query, req.k, where=where, offset=req.offset, min_score=req.min_score), False
+        words = " ".join(req.q)
+        query = None if req.mode == "keyword" else self._vector(terms)  # keyword search needs no model
+        hits = self.library.search_vector(
+            query,
+            req.k,
+            where=where,
+            offset=req.offset,
+            min_score=req.min_score,
+            words=words,
+            mode=req.mode,
+            sort=req.sort,
+        )
+        return hits, False
 
     def search_texts(self, req: SearchRequest) -> tuple[list[TextHit], bool]:
         """Text-corpus hits for ``req`` (image-to-text) and whether they were reranked.
 
         Reranking texts takes one query image (an upload or an item) and nothing else.
         """
-        if build_filter(req.under, req.after, req.before, req.ext).active:
-            raise QueryError("under/after/before/ext filter images; they do not apply to text search.")
+        if build_filter(req.under, req.after, req.before, req.ext, req.contains).active:
+            raise QueryError("under/after/before/ext/contains filter images; they do not apply to text search.")
         terms = self._library_terms(self._terms(req))
         if req.rerank:
             rr = self._reranker(self.library.search_texts)
@@ -167,13 +182,17 @@ class Searcher:
                 raise QueryError(
                     "reranking texts needs one query image (an upload or a catalog item) and nothing else."
                 )
-            extra = {"reranker": rr, "rerank_k": self.config.rerank_k}
             return self.library.search_texts(
-                image=terms[0].image, k=req.k, offset=req.offset, min_score=req.min_score, **extra
-            ), True  # type: ignore[arg-type]
+                image=terms[0].image,
+                k=req.k,
+                offset=req.offset,
+                min_score=req.min_score,
+                reranker=rr,
+                rerank_k=self.config.rerank_k,
+            ), True
         return self.library.search_texts(terms=terms, k=req.k, offset=req.offset, min_score=req.min_score), False
 
-    def _reranker(self, method: object) -> object:
+    def _reranker(self, method: Callable[..., object]) -> Reranker:
         if self.reranker is None or not accepts_reranker(method):
             raise RerankUnavailableError(
                 "this server has no reranker; start it with  xmr serve --reranker SPEC  or search without rerank."
@@ -194,7 +213,8 @@ class Searcher:
                 f"k is at most {cfg.max_k} and offset at most {cfg.max_offset} on this server (got k={req.k}, offset={req.offset})."
             )
         count = len(req.q) + len(req.not_) + len(req.like) + len(req.unlike) + len(req.images) + len(req.not_images)
-        if count > cfg.max_terms or len(req.weights) > cfg.max_terms or len(req.under) + len(req.ext) > cfg.max_terms:
+        filters = len(req.under) + len(req.ext) + len(req.contains)
+        if count > cfg.max_terms or len(req.weights) > cfg.max_terms or filters > cfg.max_terms:
             raise RequestLimitError(
                 f"a query takes at most {cfg.max_terms} terms, weights, folders and extensions each."
             )
@@ -204,6 +224,7 @@ class Searcher:
             *req.weights,
             *req.under,
             *req.ext,
+            *req.contains,
             *req.images,
             *req.not_images,
             req.after or "",

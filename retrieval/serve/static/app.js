@@ -25,6 +25,10 @@ function request() {
   if (ext.length) body.ext = [ext.join(",")];
   const min = $("min-score").value;
   if (min !== "") body.min_score = Number(min);
+  const contains = $("contains").value.trim();
+  if (contains) body.contains = [contains];
+  body.mode = $("mode").value;
+  body.sort = $("sort").value;
   return body;
 }
 
@@ -87,6 +91,12 @@ function card(hit) {
   score.textContent = hit.score.toFixed(3);
   caption.append(name, score);
   figure.append(img, caption);
+  if (hit.match) {
+    const snippet = document.createElement("span");
+    snippet.className = "match";
+    snippet.textContent = `“${hit.match.text}” · ${hit.match.source}`;
+    figure.append(snippet);
+  }
   figure.addEventListener("click", () => openViewer(hit));
   return figure;
 }
@@ -96,6 +106,7 @@ async function openViewer(hit) {
   $("viewer-image").src = hit.preview;
   $("viewer-image").alt = hit.name;
   $("original").href = hit.file;
+  showMatch(hit.match);
   const meta = $("viewer-meta");
   meta.textContent = `${hit.path} · score ${hit.score.toFixed(4)}`;
   $("more-like").onclick = () => moreLike(hit.id);
@@ -114,6 +125,16 @@ async function openViewer(hit) {
   } catch (err) {
     meta.textContent += ` · ${err.message}`;
   }
+}
+
+// The matched OCR line's box, drawn over the preview: its corners are fractions of the
+// image's width and height, the SVG's viewBox is the unit square stretched over the image.
+function showMatch(match) {
+  const box = match && match.box;
+  $("viewer-box").style.display = box ? "" : "none";
+  $("viewer-box-shape").setAttribute("points", box ? [0, 2, 4, 6].map((i) => `${box[i]},${box[i + 1]}`).join(" ") : "");
+  $("viewer-match").hidden = !match;
+  $("viewer-match").textContent = match ? `Matched ${match.source}: “${match.text}”` : "";
 }
 
 function moreLike(id) {
