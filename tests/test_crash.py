@@ -12,7 +12,7 @@ Faults come from strace (``-e inject=...:signal=SIGKILL:when=K``: every write th
 makes, SQLite's own included) where it is installed, else from a hook of our own (each
 Python-level replace, fsync, unlink and catalog commit); the test id says which ran, and the
 other is skipped with the reason. The default run tries a handful of points per command; the
-full sweep (every point, both mechanisms) is ``pytest -m crash_sweep tests/test_crash.py``.
+full sweep (every point, both mechanisms) is ``pytest -m crash_full tests/test_crash.py``.
 """
 
 from __future__ import annotations
@@ -26,14 +26,14 @@ import numpy as np
 import pytest
 
 from tests.helpers.crash_oracle import Embeddings, library_problems, temp_files, texts_problems
-from tests.helpers.crash_runner import Outcome, Runner, strace_available
-from tests.helpers.crash_tally import Tally, kill_points, write_report
+from tests.helpers.crash_runner import Crash, Outcome, Runner, strace_available
+from tests.helpers.crash_tally import Tally, kill_points, sweep_first, write_report
 from tests.helpers.photo_tree import PhotoTree, readable
 from tests.helpers.tiny_model import TINY_CFG
 
 MECHANISMS = ("strace", "hook")
-DEPTHS = ("quick", pytest.param("sweep", marks=[pytest.mark.crash_sweep, pytest.mark.timeout(4 * 3600)]))
-QUICK = {"index": (1, 2), "texts": (1, 1), "train": 2, "train-reranker": 2}  # kill points per stage, default run
+DEPTHS = ("quick", pytest.param("sweep", marks=[pytest.mark.crash_full, pytest.mark.timeout(4 * 3600)]))
+QUICK = {"index": (1, 3), "texts": (1, 1), "train": 2, "train-reranker": 2}  # kill points per stage, default run
 
 
 @pytest.fixture(scope="module")
@@ -57,10 +57,21 @@ def runner(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
 
 
 @pytest.fixture(scope="module")
-def tallies():  # noqa: ANN201
-    found: list[Tally] = []
-    yield found
-    write_report(found)
+def model(runner: Runner, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The tiny model as ``--model``, its ONNX export already in the runner's cache (an index
+    run exports it once: that first run's writes are not what the kill points are about)."""
+    spec = f"local-dir:{tiny_model_dir}"
+    scratch = tmp_path_factory.mktemp("crash-warm")
+    tree = PhotoTree(scratch / "photos", seed=0, count=1)
+    argv = ["index", str(tree.root), "--library", str(scratch / "library"), "--model", spec, "--device", "cpu"]
+    _completed(runner.run(argv), "the warm-up index run")
+    return spec
+
+
+@pytest.fixture(scope="module")
+def tallies() -> list[Tally]:
+    """Every test's tally; each is added to ``$XMR_CRASH_REPORT`` as soon as its test ends."""
+    return []
 
 
 @pytest.fixture(params=MECHANISMS)
@@ -70,16 +81,20 @@ def mechanism(request: pytest.FixtureRequest) -> str:
     if request.param == "strace" and not strace_available():
         pytest.skip("strace is not installed here: the hook ran instead (apt-get install strace for the full kill)")
     if request.param == "hook" and depth == "quick" and strace_available():
-        pytest.skip("strace ran instead (the hook runs in the sweep: pytest -m crash_sweep)")
+        pytest.skip("strace ran instead (the hook runs in the sweep: pytest -m crash_full)")
     return request.param
 
 
-def _limit(depth: str, points: int) -> int | None:
-    return points if depth == "quick" else None
+def _points(mechanism: str, counted: Outcome, depth: str, quick: int) -> list[Crash]:
+    """``quick`` kill points spread over the run (default run), or the sweep's (see kill_points)."""
+    if depth == "quick":
+        return kill_points(mechanism, counted, limit=quick)
+    return kill_points(mechanism, counted, first=sweep_first())
 
 
 def _verdict(tally: Tally, tallies: list[Tally]) -> None:
     tallies.append(tally)
+    write_report([tally])
     print(tally.summary())
     assert tally.killed > 0, f"no run was killed: {tally.summary()}"
     assert tally.problems == [], "\n".join([tally.summary(), *tally.problems[:40]])
@@ -116,11 +131,11 @@ def _search_problems(runner: Runner, library: Path, tree: PhotoTree, seed: int) 
 
 @pytest.mark.parametrize("depth", DEPTHS)
 def test_index_converges_after_a_kill_at_any_write(
-    runner: Runner, mechanism: str, depth: str, tallies: list[Tally], tmp_path: Path, tiny_model_dir: Path, tiny_encoder
+    runner: Runner, mechanism: str, depth: str, tallies: list[Tally], tmp_path: Path, model: str, tiny_encoder
 ) -> None:  # noqa: ANN001
     tree = PhotoTree(tmp_path / "photos", seed=11, count=8)
     library, saved = tmp_path / "library", tmp_path / "saved-library"
-    argv = ["index", str(tree.root), "--library", str(library), "--model", f"local-dir:{tiny_model_dir}"]
+    argv = ["index", str(tree.root), "--library", str(library), "--model", model]
     argv += ["--device", "cpu", "--json", "--batch-size", "2", "--workers", "1"]
     embeddings, tally = Embeddings(tiny_encoder), Tally("index", mechanism, depth)
     for stage in range(2):  # a new library, then an incremental run over a changed tree
@@ -131,7 +146,7 @@ def test_index_converges_after_a_kill_at_any_write(
         start = tree.state()
         counted = runner.run(argv, count=mechanism)
         _completed(counted, "the counting run")
-        for i, point in enumerate(kill_points(mechanism, counted, _limit(depth, QUICK["index"][stage]))):
+        for i, point in enumerate(_points(mechanism, counted, depth, QUICK["index"][stage])):
             tree.restore(start)
             _replace_dir(saved if stage else None, library)
             killed = runner.run(argv, crash=point)
@@ -153,20 +168,11 @@ def test_index_converges_after_a_kill_at_any_write(
 
 @pytest.mark.parametrize("depth", DEPTHS)
 def test_add_and_remove_texts_converge_after_a_kill_at_any_write(
-    runner: Runner, mechanism: str, depth: str, tallies: list[Tally], tmp_path: Path, tiny_model_dir: Path, tiny_encoder
+    runner: Runner, mechanism: str, depth: str, tallies: list[Tally], tmp_path: Path, model: str, tiny_encoder
 ) -> None:  # noqa: ANN001
     tree = PhotoTree(tmp_path / "photos", seed=12, count=4)
     library, saved = tmp_path / "library", tmp_path / "saved-library"
-    index = [
-        "index",
-        str(tree.root),
-        "--library",
-        str(library),
-        "--model",
-        f"local-dir:{tiny_model_dir}",
-        "--device",
-        "cpu",
-    ]
+    index = ["index", str(tree.root), "--library", str(library), "--model", model, "--device", "cpu"]
     _completed(runner.run(index), "xmr index")
     texts = tmp_path / "texts.txt"
     lines = ["a red ball", "sunset over water", "a cat on a mat", "two dogs", "a blue square", "rain"]
@@ -180,7 +186,7 @@ def test_add_and_remove_texts_converge_after_a_kill_at_any_write(
         argv = [command, str(texts), "--library", str(library)]
         counted = runner.run(argv, count=mechanism)
         _completed(counted, f"the counting run of xmr {command}")
-        for point in kill_points(mechanism, counted, _limit(depth, QUICK["texts"][stage])):
+        for point in _points(mechanism, counted, depth, QUICK["texts"][stage]):
             _replace_dir(saved, library)
             texts.write_text("".join(f"{line}\n" for line in lines[: 4 if stage == 0 else 6]))
             killed = runner.run(argv, crash=point)
@@ -229,11 +235,11 @@ def _training_problems(out: Path, reference: dict[str, np.ndarray], name: str) -
     return problems
 
 
-def _training_sweep(runner: Runner, argv: list[str], out: Path, name: str, tally: Tally, limit: int | None) -> None:
+def _training_sweep(runner: Runner, argv: list[str], out: Path, name: str, tally: Tally, quick: int) -> None:
     counted = runner.run([*argv, "--out", str(out / "reference")], count=tally.mechanism)
     _completed(counted, f"the uninterrupted xmr {tally.command}")
     reference = _weights(out / "reference", name)
-    for point in kill_points(tally.mechanism, counted, limit):
+    for point in _points(tally.mechanism, counted, tally.depth, quick):
         folder = out / "resumed"
         shutil.rmtree(folder, ignore_errors=True)
         killed = runner.run([*argv, "--out", str(folder)], crash=point)
@@ -252,7 +258,7 @@ def test_train_resumes_to_the_uninterrupted_weights_after_a_kill_at_any_write(
     argv = ["train", str(pairs), "--arch", str(arch), "--steps", "3", "--batch-size", "8", "--warmup", "1"]
     argv += ["--seed", "4", "--checkpoint-seconds", "0"]
     tally = Tally("train", mechanism, depth)
-    _training_sweep(runner, argv, tmp_path, "open_clip_model.safetensors", tally, _limit(depth, QUICK["train"]))
+    _training_sweep(runner, argv, tmp_path, "open_clip_model.safetensors", tally, QUICK["train"])
     _verdict(tally, tallies)
 
 
@@ -264,7 +270,7 @@ def test_train_reranker_resumes_to_the_uninterrupted_weights_after_a_kill_at_any
     argv += ["--steps", "3", "--batch-size", "4", "--width", "16", "--layers", "1", "--pool", "1"]
     argv += ["--relation-steps", "1", "--seed", "4", "--checkpoint-seconds", "0"]
     tally = Tally("train-reranker", mechanism, depth)
-    _training_sweep(runner, argv, tmp_path, "reranker.safetensors", tally, _limit(depth, QUICK["train-reranker"]))
+    _training_sweep(runner, argv, tmp_path, "reranker.safetensors", tally, QUICK["train-reranker"])
     _verdict(tally, tallies)
 
 

@@ -11,24 +11,52 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tests.helpers.crash_runner import SYSCALLS, Crash, Outcome
+from tests.helpers.crash_runner import Crash, Outcome
 
-__all__ = ["REPORT_ENV", "Tally", "kill_points", "write_report"]
+__all__ = ["FIRST_ENV", "REPORT_ENV", "Tally", "kill_points", "sweep_first", "write_report"]
 
 REPORT_ENV = "XMR_CRASH_REPORT"
+FIRST_ENV = "XMR_CRASH_FIRST"  # the sweep's kill points per syscall class: the first N and N more spread (0: all)
+SWEEP_FIRST = 12  # its default: the sweep of every command then takes about half an hour on 2 cores
+QUICK_ORDER = ("rename", "fsync", "pwrite", "write")  # the strace classes (SYSCALLS) the quick run takes in turn
 
 
-def kill_points(mechanism: str, counted: Outcome, limit: int | None = None) -> list[Crash]:
-    """Every kill point of a run counted with ``mechanism`` (strace: each syscall class, each
-    Kth call; hook: each Kth event), or ``limit`` of them spread evenly over that list."""
+def sweep_first() -> int:
+    """How many of the first calls per class the sweep kills at (``$XMR_CRASH_FIRST``, default 12)."""
+    return int(os.environ.get(FIRST_ENV, SWEEP_FIRST))
+
+
+def kill_points(mechanism: str, counted: Outcome, limit: int | None = None, first: int = 0) -> list[Crash]:
+    """Kill points of a run counted with ``mechanism`` (strace: each syscall class, each Kth call
+    of it; hook: each Kth event).
+
+    ``limit`` (the quick run): that many points, taken from the classes in turn (renames first:
+    a kill there leaves a temp file for the rerun to clean), each in the middle of its calls.
+    Else ``first`` (the sweep; 0: every point): per class, each of the first ``first`` calls and
+    ``first`` more spread evenly over the rest, so that the last writes of a run (its final
+    snapshot, its weights) are killed at too.
+    """
     if mechanism == "strace":
-        points = [Crash("strace", k, what) for what in SYSCALLS for k in range(1, counted.syscalls.get(what, 0) + 1)]
+        classes = {what: counted.syscalls.get(what, 0) for what in QUICK_ORDER}
     else:
-        points = [Crash("hook", k) for k in range(1, len(counted.events) + 1)]
-    if limit is None or len(points) <= limit:
-        return points
-    step = len(points) / limit
-    return [points[int(step * (i + 0.5))] for i in range(limit)]
+        classes = {"": len(counted.events)}
+    classes = {what: n for what, n in classes.items() if n}
+    if limit is None:
+        return [Crash(mechanism, k, what) for what, n in classes.items() for k in _calls(n, first)]
+    turns = [list(classes)[i % len(classes)] for i in range(limit)] if classes else []
+    points = []
+    for what in dict.fromkeys(turns):
+        times = min(turns.count(what), classes[what])
+        points += [Crash(mechanism, max(1, round(classes[what] * (j + 0.5) / times)), what) for j in range(times)]
+    return points
+
+
+def _calls(count: int, first: int) -> list[int]:
+    """1..count, or its first ``first`` and ``first`` more spread over the rest (last included)."""
+    if not first or count <= 2 * first:
+        return list(range(1, count + 1))
+    rest = count - first
+    return [*range(1, first + 1), *sorted({first + round(rest * (i + 1) / first) for i in range(first)})]
 
 
 @dataclass
