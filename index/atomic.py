@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import os
 import re
+import shutil
 import socket
 import tempfile
 import time
@@ -77,13 +78,22 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def remove_stale_temps(directory: Path) -> int:
+def temp_dir(path: Path) -> Path:
+    """A new empty folder beside ``path`` to build ``path`` in before a rename; its name carries
+    its writer like a temp file's, so :func:`remove_stale_temps` (``folders=True``) finds it."""
+    path = Path(path)
+    return Path(tempfile.mkdtemp(prefix=f".{path.name}.{writer_tag()}.", suffix=".tmp", dir=path.parent))
+
+
+def remove_stale_temps(directory: Path, folders: bool = False) -> int:
     """Delete the temp files that writers killed mid-write left in ``directory``; returns how many.
 
     A temp of this machine is removed when the process that wrote it is gone; one of another
     machine (a library on a network share) or without a writer in its name (an older xmr's) once
     it is :data:`STALE_SECONDS` old. A live writer's temp is never touched, so this is safe to
     call while other processes write here (a search remembering an index config, another run).
+    ``folders``: temp folders (:func:`temp_dir`) too, with what they hold; only for folders that
+    xmr alone writes in (its export cache).
     """
     removed, host, now = 0, _host(), time.time()
     for stale in Path(directory).glob(".*.tmp"):
@@ -95,6 +105,9 @@ def remove_stale_temps(directory: Path) -> int:
                 gone = now - stale.stat().st_mtime > STALE_SECONDS
             if gone and stale.is_file():
                 stale.unlink()
+                removed += 1
+            elif gone and folders and stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale)
                 removed += 1
         except OSError:
             continue  # removed meanwhile, or not ours to remove
