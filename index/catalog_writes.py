@@ -57,7 +57,7 @@ def write_batch(
     if touched:
         session.execute(
             update(_IMAGES).where(_IMAGES.c.path == bindparam("b_path")),
-            [{"b_path": s.path, "size": s.size, "mtime_ns": s.mtime_ns} for s in touched],
+            [{"b_path": s.path, "size": s.size, "mtime_ns": s.mtime_ns, **_identity(s)} for s in touched],
         )
     if hashed:
         session.execute(
@@ -72,6 +72,16 @@ def write_batch(
     changed = [*(e.stat.path for e in embedded), *(f.stat.path for f in failed), *(m.stat.path for m in moved)]
     changed += list(captions or {})
     refresh_docs_for_paths(session, changed, {e.stat.path: e.meta.tags() for e in embedded})
+
+
+def _signed(value: int | None) -> int | None:
+    """An unsigned 64-bit st_dev/st_ino as the signed BIGINT the column holds (read back modulo 2**64)."""
+    return None if value is None else (value - (1 << 64) if value >= 1 << 63 else value)
+
+
+def _identity(stat: FileStat) -> dict[str, int | None]:
+    """The columns that say which file was read (NULL when the reader did not say)."""
+    return {"dev": _signed(stat.dev), "ino": _signed(stat.ino)}
 
 
 def insert_texts(session: Session, rows: Iterable[tuple[str, str, str | None, bytes]], gen: int) -> None:
@@ -132,6 +142,7 @@ def _upsert_embedded(
             "error": None,
             "vector": item.vector,
             "vector_gen": gen,
+            **_identity(item.stat),
         }
         row = existing.get(item.stat.path)
         if row is None:
@@ -155,6 +166,8 @@ def _upsert_failed(session: Session, items: Sequence[Failed], existing: dict[str
             "error": item.error[:_ERROR_CHARS],
             "vector": None,
             "vector_gen": gen,
+            "dev": None,  # a failed file is never served
+            "ino": None,
         }
         row = existing.get(item.stat.path)
         if row is None:
@@ -194,7 +207,10 @@ def _move(session: Session, moved: Sequence[Moved]) -> None:
         holders[item.stat.path], paths[item.id] = item.id, item.stat.path
     session.execute(
         update(_IMAGES).where(_IMAGES.c.id == bindparam("b_id")),
-        [{"b_id": m.id, "path": m.stat.path, "size": m.stat.size, "mtime_ns": m.stat.mtime_ns} for m in moved],
+        [
+            {"b_id": m.id, "path": m.stat.path, "size": m.stat.size, "mtime_ns": m.stat.mtime_ns, **_identity(m.stat)}
+            for m in moved
+        ],
     )
 
 
