@@ -12,7 +12,8 @@ Faults come from strace (``-e inject=...:signal=SIGKILL:when=K``: every write th
 makes, SQLite's own included) where it is installed, else from a hook of our own (each
 Python-level replace, fsync, unlink and catalog commit); the test id says which ran, and the
 other is skipped with the reason. The default run tries a handful of points per command; the
-full sweep (every point, both mechanisms) is ``pytest -m crash_full tests/test_crash.py``.
+sweep (both mechanisms; per syscall class the first ``$XMR_CRASH_FIRST`` calls, default 12, and
+as many spread over the rest; every hook event) is ``pytest -m crash_full tests/test_crash.py``.
 """
 
 from __future__ import annotations
