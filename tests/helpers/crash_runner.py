@@ -49,6 +49,10 @@ def strace_available() -> bool:
     """Whether strace is installed and may trace here (a container may forbid ptrace)."""
     if shutil.which("strace") is None:
         return False
+    with contextlib.suppress(OSError, ValueError):  # Yama: 1 is handled by the child (PR_SET_PTRACER)
+        scope = int(Path("/proc/sys/kernel/yama/ptrace_scope").read_text())
+        if scope >= 3 or (scope == 2 and os.geteuid() != 0):  # attaching is for admins, or for no one
+            return False
     probe = subprocess.run(["strace", "-f", "-o", os.devnull, "true"], capture_output=True, timeout=60)
     return probe.returncode == 0
 
