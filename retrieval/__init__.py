@@ -40,6 +40,7 @@ from retrieval.errors import (
     UnsafeBindError,
     UploadNotFoundError,
     UploadTooLargeError,
+    VideoDecodeError,
     WeightsUnavailableError,
 )
 from retrieval.ingest.commit import Progress
@@ -60,6 +61,7 @@ __all__ = [
     "FilterError",
     "Hit",
     "ImageDecodeError",
+    "VideoDecodeError",
     "ImageFilter",
     "IndexConfig",
     "IndexReport",

@@ -83,3 +83,7 @@ class PairsFormatError(XmrError, ValueError):
 
 class DistributedIndexError(XmrError, RuntimeError):
     """The Ray run failed; the batches committed before the failure are kept."""
+
+
+class VideoDecodeError(XmrError, ValueError):
+    """A video file cannot be decoded: not a video, no video stream, an unsupported codec, or damaged."""
