@@ -33,9 +33,14 @@ from index.errors import (
     LibraryVersionError,
     MissingDependencyError,
 )
+from index.migrations import migrate
+from index.moments import moment_records, moment_vectors, moments_of, video_record, write_video_ops
 from index.records import (
     FAILED,
     INDEXED,
+    PARTIAL,
+    PHOTOS,
+    VIDEOS,
     Captions,
     Embedded,
     Failed,
@@ -47,14 +52,18 @@ from index.records import (
 )
 from index.schema import (
     CATALOG_SCHEMA,
+    IMAGE,
     IMAGES,
     TEXTS,
+    VIDEO,
     Base,
     ImageRow,
     Meta,
+    MomentRow,
     TextRow,
     Tombstone,
 )
+from index.video_records import MomentRecord, VideoOp, VideoRecord
 
 __all__ = ["CATALOG_SCHEMA", "IMAGES", "SIDECAR", "TEXTS", "Catalog", "same_database", "shown_url", "sqlite_url"]
 
@@ -110,6 +119,7 @@ def _to_record(row: ImageRow) -> ImageRecord:
         error=row.error,
         description=row.description,
         captions_mtime_ns=row.captions_mtime_ns or 0,
+        kind=row.kind,
     )
 
 
@@ -120,6 +130,26 @@ def _time_condition(bound: datetime, newer: bool):  # noqa: ANN202 (SQL expressi
     if newer:
         return or_(ImageRow.captured_at >= bound, and_(ImageRow.captured_at.is_(None), ImageRow.mtime_ns >= bound_ns))
     return or_(ImageRow.captured_at < bound, and_(ImageRow.captured_at.is_(None), ImageRow.mtime_ns < bound_ns))
+
+
+def _filter_conditions(where: ImageFilter) -> list:
+    """SQL conditions on images rows for ``where``'s folders, extensions and dates."""
+    conditions = []
+    prefixes = tuple(root.rstrip("/") + "/" for root in where.under)
+    if prefixes:
+        # A range on the indexed path column ("/a/b/" <= path < "/a/b0") uses the index
+        # and compares bytes, where LIKE would scan every row and ignore case.
+        conditions.append(
+            or_(*(and_(ImageRow.path >= p, ImageRow.path < p[:-1] + chr(ord(p[-1]) + 1)) for p in prefixes))
+        )
+    if where.extensions:
+        conditions.append(
+            or_(*(func.lower(ImageRow.path).endswith(e.lower(), autoescape=True) for e in where.extensions))
+        )
+    for bound, newer in ((where.after, True), (where.before, False)):
+        if bound is not None:
+            conditions.append(_time_condition(bound, newer))
+    return conditions
 
 
 class Catalog:
@@ -186,7 +216,9 @@ class Catalog:
     def _check_schema(self) -> None:
         try:
             self._check_schema_once()
-        except IntegrityError:  # another process wrote the first rows just now
+        except (IntegrityError, OperationalError, ProgrammingError):
+            # Another process wrote the first rows, or migrated the catalog, just now: its
+            # transaction won, and reading again finds the catalog as it left it.
             self._check_schema_once()
 
     def _check_schema_once(self) -> None:
@@ -201,6 +233,11 @@ class Catalog:
                     f"the catalog at {shown_url(self.url)} has schema {version.value}; this xmr reads up "
                     f"to {CATALOG_SCHEMA}. Upgrade xmr (pip install -U xmr)."
                 )
+            elif int(version.value) < CATALOG_SCHEMA:  # written by an older xmr: upgrade it in place
+                session.refresh(version, with_for_update=True)  # one migrating process at a time (PostgreSQL)
+                if int(version.value) < CATALOG_SCHEMA:
+                    migrate(session, int(version.value), CATALOG_SCHEMA)
+                    version.value = str(CATALOG_SCHEMA)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -278,34 +315,33 @@ class Catalog:
                 chunk = [int(i) for i in ids[start : start + 500]]
                 query = select(ImageRow.id, ImageRow.vector).where(ImageRow.id.in_(chunk), ImageRow.vector.is_not(None))
                 found.update({row_id: blob for row_id, blob in session.execute(query)})
+            missing = [int(i) for i in ids if int(i) not in found]
+            if missing:  # a video's moments share the image index
+                found.update(moment_vectors(session, missing))
         return found
 
     def select_images(self, where: ImageFilter) -> np.ndarray:
-        """Sorted ids of indexed images that pass ``where`` (time: capture time, else mtime)."""
+        """Sorted vector ids that pass ``where``: photos, and the moments of videos (time: capture
+        time, else mtime; folders and extensions: the file's path)."""
         # SQLite compares paths as bytes, so the range below is exact there; a server whose
         # collation orders paths otherwise gets a second, exact check in Python.
         recheck = bool(where.under) and self.engine.dialect.name != "sqlite"
-        columns = (ImageRow.id, ImageRow.path) if recheck else (ImageRow.id,)
-        query = select(*columns).where(ImageRow.vector.is_not(None))
+        conditions = _filter_conditions(where)
+        queries = []
+        if where.media != VIDEOS:
+            queries.append(select(ImageRow.id, ImageRow.path).where(ImageRow.vector.is_not(None), *conditions))
+        if where.media != PHOTOS:  # a video passes by its file; its moments are what the index holds
+            joined = select(MomentRow.id, ImageRow.path).join(ImageRow, ImageRow.id == MomentRow.video_id)
+            queries.append(joined.where(*conditions))
         prefixes = tuple(root.rstrip("/") + "/" for root in where.under)
-        if prefixes:
-            # A range on the indexed path column ("/a/b/" <= path < "/a/b0") uses the index
-            # and compares bytes, where LIKE would scan every row and ignore case.
-            query = query.where(
-                or_(*(and_(ImageRow.path >= p, ImageRow.path < p[:-1] + chr(ord(p[-1]) + 1)) for p in prefixes))
-            )
-        if where.extensions:
-            query = query.where(
-                or_(*(func.lower(ImageRow.path).endswith(e.lower(), autoescape=True) for e in where.extensions))
-            )
-        for bound, newer in ((where.after, True), (where.before, False)):
-            if bound is not None:
-                query = query.where(_time_condition(bound, newer))
+        ids: list[int] = []
         with Session(self.engine) as session:
-            if not recheck:
-                return np.sort(np.fromiter(session.scalars(query), dtype=np.int64))
-            rows = session.execute(query).all()
-        return np.asarray(sorted(row.id for row in rows if row.path.startswith(prefixes)), dtype=np.int64)
+            for query in queries:
+                if recheck:
+                    ids += (row.id for row in session.execute(query) if row.path.startswith(prefixes))
+                else:
+                    ids += session.scalars(query.with_only_columns(query.selected_columns[0]))
+        return np.sort(np.asarray(ids, dtype=np.int64))
 
     def text_keys(self, source: str) -> set[tuple[str, str | None]]:
         """(body, image path) of every text already added from ``source``."""
@@ -357,14 +393,18 @@ class Catalog:
             return [_to_record(row) for row in session.scalars(query)]
 
     def counts(self) -> dict[str, int]:
-        """Counts of indexed images, failed images and texts."""
+        """Counts of indexed images, failed files (photos and videos), texts, videos and their moments."""
         with Session(self.engine) as session:
-            by_state = dict(session.execute(select(ImageRow.state, func.count()).group_by(ImageRow.state)).all())
+            query = select(ImageRow.kind, ImageRow.state, func.count()).group_by(ImageRow.kind, ImageRow.state)
+            by_kind = {(kind, state): int(count) for kind, state, count in session.execute(query)}
             texts = session.scalar(select(func.count()).select_from(TextRow)) or 0
+            moments = session.scalar(select(func.count()).select_from(MomentRow)) or 0
         return {
-            "images": int(by_state.get(INDEXED, 0)),
-            "failed": int(by_state.get(FAILED, 0)),
+            "images": by_kind.get((IMAGE, INDEXED), 0),
+            "failed": sum(count for (_, state), count in by_kind.items() if state == FAILED),
             "texts": int(texts),
+            "videos": by_kind.get((VIDEO, INDEXED), 0) + by_kind.get((VIDEO, PARTIAL), 0),
+            "moments": int(moments),
         }
 
     def vectors_since(self, corpus: str, gen: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -377,18 +417,20 @@ class Catalog:
     def iter_vectors(
         self, corpus: str, gen: int, dim: int, batch: int = 10_000
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """:meth:`vectors_since` in id order, ``batch`` rows at a time (bounded memory)."""
-        table = ImageRow if corpus == IMAGES else TextRow
+        """:meth:`vectors_since`, ``batch`` rows at a time (bounded memory): in id order per table
+        (the image corpus yields its photos, then its videos' moments)."""
+        tables = (ImageRow, MomentRow) if corpus == IMAGES else (TextRow,)
         with Session(self.engine) as session:
-            query = (
-                select(table.id, table.vector)
-                .where(table.vector_gen > gen, table.vector.is_not(None))
-                .order_by(table.id)
-                .execution_options(yield_per=batch)
-            )
-            for rows in session.execute(query).partitions(batch):
-                vectors = np.frombuffer(b"".join(blob for _, blob in rows), dtype="<f4").reshape(len(rows), dim)
-                yield np.asarray([i for i, _ in rows], np.int64), np.ascontiguousarray(vectors, dtype=np.float32)
+            for table in tables:
+                query = (
+                    select(table.id, table.vector)
+                    .where(table.vector_gen > gen, table.vector.is_not(None))
+                    .order_by(table.id)
+                    .execution_options(yield_per=batch)
+                )
+                for rows in session.execute(query).partitions(batch):
+                    vectors = np.frombuffer(b"".join(blob for _, blob in rows), dtype="<f4").reshape(len(rows), dim)
+                    yield np.asarray([i for i, _ in rows], np.int64), np.ascontiguousarray(vectors, dtype=np.float32)
 
     def deleted_since(self, corpus: str, gen: int) -> np.ndarray:
         """Vector ids deleted after ``gen``."""
@@ -397,11 +439,13 @@ class Catalog:
             return np.asarray(sorted(set(session.scalars(query))), dtype=np.int64)
 
     def vector_ids(self, corpus: str) -> np.ndarray:
-        """Every id that has a vector, sorted."""
-        table = ImageRow if corpus == IMAGES else TextRow
+        """Every id that has a vector, sorted (in the image corpus: photos and moments)."""
+        tables = (ImageRow, MomentRow) if corpus == IMAGES else (TextRow,)
+        ids: list[int] = []
         with Session(self.engine) as session:
-            query = select(table.id).where(table.vector.is_not(None)).order_by(table.id)
-            return np.asarray(list(session.scalars(query)), dtype=np.int64)
+            for table in tables:
+                ids += session.scalars(select(table.id).where(table.vector.is_not(None)))
+        return np.sort(np.asarray(ids, dtype=np.int64))
 
     def iter_paths(self) -> Iterator[str]:
         with Session(self.engine) as session:
@@ -443,3 +487,39 @@ class Catalog:
                 f"writing the catalog at {shown_url(self.url)} failed ({exc.orig}). Check free disk space "
                 "and permissions; nothing of this batch was written."
             ) from exc
+
+    # ---- videos -------------------------------------------------------------------------
+
+    def apply_videos(self, ops: Sequence[VideoOp]) -> int:
+        """Write video indexing steps (:mod:`index.video_records`) in order, in one transaction;
+        return the new generation.
+
+        Raises:
+            ValueError: a step names a video that has no row (nothing was written).
+            CorruptFileError: the database refused the write; nothing of this batch was written.
+        """
+        try:
+            with Session(self.engine) as session, session.begin():
+                gen = self._bump(session)
+                write_video_ops(session, gen, ops)
+                return gen
+        except OperationalError as exc:
+            raise CorruptFileError(
+                f"writing the catalog at {shown_url(self.url)} failed ({exc.orig}). Check free disk space "
+                "and permissions; nothing of this batch was written."
+            ) from exc
+
+    def moments(self, ids: Sequence[int]) -> dict[int, MomentRecord]:
+        """The moments among vector ids ``ids`` (photo ids and missing ids are left out)."""
+        with Session(self.engine) as session:
+            return moment_records(session, ids)
+
+    def moments_of(self, video_id: int) -> list[MomentRecord]:
+        """Every moment of the video whose images row is ``video_id``, in time order."""
+        with Session(self.engine) as session:
+            return moments_of(session, video_id)
+
+    def video(self, video_id: int) -> VideoRecord | None:
+        """The videos row (duration, codec, progress) of a video file, or None."""
+        with Session(self.engine) as session:
+            return video_record(session, video_id)

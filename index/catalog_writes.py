@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
+from index.moments import forget_videos
 from index.records import FAILED, INDEXED, Captions, Embedded, Failed, FileStat, Moved
 from index.schema import IMAGES, TEXTS, ImageRow, TextRow, Tombstone
 
@@ -57,6 +58,7 @@ def write_batch(
             [{"b_path": s.path, "size": s.size, "mtime_ns": s.mtime_ns} for s in touched],
         )
     remove_rows(session, IMAGES, removed, gen)
+    forget_videos(session, removed, gen)  # a removed video's moments leave the index with it
     _move_captions(session, moved)
     _replace_captions(session, captions or {}, gen)
 

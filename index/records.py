@@ -21,6 +21,8 @@ def is_utf8(text: str) -> bool:
 
 INDEXED = "indexed"
 FAILED = "failed"
+PARTIAL = "partial"  # a video whose moments are still being written (a killed run resumes it)
+ALL, PHOTOS, VIDEOS = "all", "photos", "videos"  # ImageFilter.media values
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class ImageRecord:
     error: str | None = None  # why it failed, for FAILED rows
     description: str | None = None  # embedded caption (EXIF ImageDescription / XMP)
     captions_mtime_ns: int = 0  # newest sidecar caption file when captions were read; 0 none
+    kind: str = "image"  # "image" or "video" (index.schema.IMAGE / VIDEO)
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,7 @@ class ImageFilter:
     after: datetime | None = None  # capture time (else file modification time) at or after
     before: datetime | None = None  # capture time (else file modification time) before
     extensions: tuple[str, ...] = ()  # lower-case suffixes with the dot, e.g. (".jpg", ".png")
+    media: str = ALL  # ALL, PHOTOS (no video moments) or VIDEOS (only video moments)
 
     def __post_init__(self) -> None:
         # Callers of the library API pass a lone string, relative folders or "JPG": taken
@@ -123,6 +127,8 @@ class ImageFilter:
                     raise FilterError(
                         f"ImageFilter.{name} {value} is outside the dates this system can compare ({exc}); give a date after 1900"
                     ) from exc
+        if self.media not in (ALL, PHOTOS, VIDEOS):
+            raise FilterError(f"ImageFilter.media must be 'all', 'photos' or 'videos', not {self.media!r}")
         if self.after is not None and self.before is not None and _ordered(self.after, self.before) is False:
             raise FilterError(
                 f"ImageFilter.after ({self.after}) must be earlier than before ({self.before}): nothing would match"
@@ -130,7 +136,7 @@ class ImageFilter:
 
     @property
     def active(self) -> bool:
-        return bool(self.under or self.after or self.before or self.extensions)
+        return bool(self.under or self.after or self.before or self.extensions or self.media != ALL)
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Integer, LargeBinary, String, Text
+from sqlalchemy import BigInteger, DateTime, Float, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # 1: images, texts, tombstones, meta (generation counter).
-CATALOG_SCHEMA = 1
+# 2: videos (issue 19): images.kind tells photos from videos; tables videos and moments
+#    (see index.migrations for how a schema-1 catalog is brought up to 2).
+CATALOG_SCHEMA = 2
 IMAGES = "images"
 TEXTS = "texts"
+IMAGE = "image"  # images.kind of a photo
+VIDEO = "video"  # images.kind of a video file (its vectors are its moments')
 
 
 class Base(DeclarativeBase):
@@ -43,6 +47,36 @@ class ImageRow(Base):
     state: Mapped[str] = mapped_column(String(16), index=True)
     error: Mapped[str | None] = mapped_column(Text)
     vector: Mapped[bytes | None] = mapped_column(LargeBinary)
+    vector_gen: Mapped[int] = mapped_column(BigInteger, index=True, default=0)
+    kind: Mapped[str] = mapped_column(String(8), index=True, default=IMAGE, server_default=IMAGE)  # IMAGE or VIDEO
+
+
+class VideoRow(Base):
+    """What a video file's container says, and how far indexing its moments got."""
+
+    __tablename__ = "videos"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # the file's images row
+    duration: Mapped[float] = mapped_column(Float)  # seconds
+    codec: Mapped[str] = mapped_column(String(32))  # FFmpeg decoder name, e.g. "h264"
+    fps: Mapped[float] = mapped_column(Float)  # average frames per second, 0 when unknown
+    rotation: Mapped[int] = mapped_column(Integer)  # degrees counter-clockwise that turn frames upright
+    interval: Mapped[float] = mapped_column(Float)  # seconds between samples it was indexed with
+    done: Mapped[float] = mapped_column(Float, default=0.0)  # moments cover [0, done) s: a killed run resumes here
+
+
+class MomentRow(Base):
+    """A stretch of a video shown by one frame; its vector is in the image index."""
+
+    __tablename__ = "moments"
+
+    # Vector ids share the images' id space: each is taken from the images id sequence
+    # (index.moments.allocate_ids), so no photo and no moment ever hold the same id.
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    video_id: Mapped[int] = mapped_column(Integer, index=True)  # images row of the video file
+    start_s: Mapped[float] = mapped_column(Float)  # seconds from the start of the video: its frame
+    end_s: Mapped[float] = mapped_column(Float)  # seconds: where the next moment starts
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
     vector_gen: Mapped[int] = mapped_column(BigInteger, index=True, default=0)
 
 
