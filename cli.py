@@ -121,9 +121,15 @@ def index(
     ray_actors: Annotated[
         int, typer.Option("--ray-actors", min=0, help="Most Ray actors (0: one per GPU, else per CPU).")
     ] = 0,
+    video_interval: Annotated[
+        float,
+        typer.Option(
+            "--video-interval", min=0.1, help="Seconds between frames sampled from a video (plus scene cuts)."
+        ),
+    ] = 2.0,
 ) -> None:
-    """Index (or update) the images under PATHS: new, changed, moved and deleted files."""
-    from retrieval import IngestConfig
+    """Index (or update) the photos and videos under PATHS: new, changed, moved and deleted files."""
+    from retrieval import IngestConfig, SampleConfig
 
     with _open(
         library,
@@ -134,7 +140,8 @@ def index(
         create=True,
         index_config=make_index_config(index_kind, memory_budget),
     ) as lib:
-        config = IngestConfig(batch_size=batch_size, workers=workers, retry_failed=retry_failed)
+        video = SampleConfig(interval=video_interval)
+        config = IngestConfig(batch_size=batch_size, workers=workers, retry_failed=retry_failed, video=video)
         on_ray = make_ray_config(ray_address, ray_gpus, ray_actors) if ray or ray_address else None
         with IndexProgress(enabled=not as_json) as bar:
             report = lib.index(
@@ -172,6 +179,10 @@ def search(
     ext: Annotated[
         Optional[list[str]], typer.Option("--ext", help="Only these extensions, e.g. jpg,png (repeatable).")
     ] = None,
+    media: Annotated[str, typer.Option("--media", help="photos, videos or all.")] = "all",
+    each_moment: Annotated[
+        bool, typer.Option("--each-moment", help="List every matching moment of a video, not one hit per video.")
+    ] = False,
     library: LibraryOpt = None,
     model: ModelOpt = None,
     pretrained: PretrainedOpt = None,
@@ -185,7 +196,9 @@ def search(
     reranker: RerankerOpt = "",
     rerank_k: RerankKOpt = DEFAULT_RERANK_K,
 ) -> None:
-    """Rank the library's images (or, with --texts, its texts) by TEXTS and --image examples.
+    """Rank the library's photos and videos (or, with --texts, its texts) by TEXTS and --image examples.
+
+    A video is one hit at its best matching moment (path @ 0:01:23); --json adds start and end seconds.
 
     With --reranker, the dual top --rerank-k are rescored and scores are match probabilities.
 
@@ -196,10 +209,10 @@ def search(
     terms = build_terms(
         texts or [], [str(p) for p in image or []], not_text or [], [str(p) for p in not_image or []], weight or []
     )
-    where = build_filter([str(p) for p in under or []], after, before, ext or [])
+    where = build_filter([str(p) for p in under or []], after, before, ext or [], media)
     check_min_score(min_score)
     if in_texts and where.active:
-        raise typer.BadParameter("--under/--after/--before/--ext filter images; they do not apply with --texts")
+        raise typer.BadParameter("--under/--after/--before/--ext/--media filter images; they do not apply with --texts")
     with _open(library, model, pretrained, "", device, create=False) as lib, working("searching"):
         rr = lib.load_reranker(reranker) if reranker else None
         if in_texts:
@@ -215,7 +228,14 @@ def search(
             )
         else:
             hits = lib.search(
-                terms=terms, k=top, where=where, offset=offset, min_score=min_score, reranker=rr, rerank_k=rerank_k
+                terms=terms,
+                k=top,
+                where=where,
+                offset=offset,
+                min_score=min_score,
+                reranker=rr,
+                rerank_k=rerank_k,
+                per_video=not each_moment,
             )
     if in_texts:
         print_text_hits(hits, as_json)  # type: ignore[arg-type]

@@ -47,7 +47,8 @@ from retrieval.ingest.commit import Progress
 from retrieval.ingest.config import IngestConfig
 from retrieval.library import Library
 from retrieval.models.specs import ModelSpec
-from retrieval.results import Hit, IndexReport, LibraryInfo, Term, TextHit, TextReport
+from retrieval.results import Hit, IndexReport, LibraryInfo, MomentHit, Term, TextHit, TextReport
+from retrieval.video.config import SampleConfig
 
 __all__ = [
     "BlipWeightsNotFoundError",
@@ -61,7 +62,6 @@ __all__ = [
     "FilterError",
     "Hit",
     "ImageDecodeError",
-    "VideoDecodeError",
     "ImageFilter",
     "IndexConfig",
     "IndexReport",
@@ -74,6 +74,7 @@ __all__ = [
     "LibraryNotFoundError",
     "LibraryVersionError",
     "MissingDependencyError",
+    "MomentHit",
     "ModelMismatchError",
     "ModelNotFoundError",
     "ModelSpec",
@@ -84,6 +85,7 @@ __all__ = [
     "RerankUnavailableError",
     "RerankerError",
     "RerankerMismatchError",
+    "SampleConfig",
     "Term",
     "TextHit",
     "TextReport",
@@ -92,6 +94,7 @@ __all__ = [
     "UnsafeBindError",
     "UploadNotFoundError",
     "UploadTooLargeError",
+    "VideoDecodeError",
     "WeightsUnavailableError",
     "XmrError",
 ]

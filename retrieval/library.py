@@ -10,6 +10,7 @@ with Library.open("~/photos-index", model="ViT-B-32") as lib:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import threading
@@ -28,9 +29,10 @@ from index.layout import LibraryLayout, default_library_dir
 from index.lock import WriteLock
 from index.manifest import Manifest, ModelIdentity, read_manifest
 from index.query_cache import QueryVectorCache
-from index.records import ImageFilter
+from index.records import PHOTOS, VIDEOS, ImageFilter
 from index.store import IndexConfig, VectorStore
 from index.tokens import TokenCache
+from index.vectors import Neighbors
 from retrieval.errors import ModelMismatchError, QueryError
 from retrieval.ingest.commit import Progress
 from retrieval.ingest.config import IngestConfig
@@ -41,7 +43,7 @@ from retrieval.models.specs import ModelSpec
 from retrieval.rerank.base import DEFAULT_RERANK_K
 from retrieval.results import Hit, IndexReport, LibraryInfo, Term, TextHit, TextReport
 from retrieval.search.gpu_search import search_hook
-from retrieval.search.hits import image_hits, text_hits
+from retrieval.search.hits import media_hits, page_hits, text_hits
 from retrieval.search.known_vectors import LibraryVectors
 from retrieval.search.query_vector import (
     check_paging,
@@ -216,13 +218,18 @@ class Library:
             MissingDependencyError, ModelMismatchError, DistributedIndexError: with ``ray`` only.
         """
         from retrieval.images.decode import image_extensions
+        from retrieval.ingest.videos import index_videos, split_videos
+        from retrieval.video.formats import VIDEO_EXTENSIONS, VIDEO_HINT, video_available
 
         start = time.perf_counter()
         with self._writing():
-            found = scan([paths] if isinstance(paths, (str, os.PathLike)) else paths, image_extensions())
+            found = scan(
+                [paths] if isinstance(paths, (str, os.PathLike)) else paths, image_extensions() | VIDEO_EXTENSIONS
+            )
             plan = make_plan(found, self.catalog, retry_failed=config.retry_failed)
+            videos = split_videos(plan, video_available())  # moves and removals of videos stay in the plan
             if on_plan:
-                on_plan(len(plan.todo), plan.unchanged)
+                on_plan(len(plan.todo) + len(videos.todo), plan.unchanged)
             try:
                 if ray is not None:
                     from retrieval.ingest.distributed import run_plan_ray
@@ -233,23 +240,35 @@ class Library:
                         plan, self.identity, lambda: self.encoder, self.catalog, config, ray, on_progress, tokens
                     )
                 else:
-                    encoder = self.encoder if plan.todo or plan.recaption else None
+                    encoder = self.encoder if plan.todo or plan.recaption or videos.todo else None
                     tokens = self._token_cache(create=cache_tokens) if plan.todo else None
                     tally = run_plan(plan, encoder, self.catalog, config, on_progress, tokens)  # type: ignore[arg-type]
+                read = (
+                    tally.added + tally.updated + tally.touched + len(tally.failed),
+                    len(plan.todo),
+                    len(tally.failed),
+                )
+                seen = (
+                    index_videos(videos, self.encoder, self.catalog, config, on_progress, read) if videos.todo else None
+                )
             finally:
                 self.images.persist()  # also after an interrupt: what was committed is kept
                 self.texts.persist()  # sidecar captions
-        failures = tuple(found.errors) + tuple(tally.failed)
+        failures = tuple(found.errors) + tuple(tally.failed) + (tuple(seen.failed) if seen else ())
         return IndexReport(
-            added=tally.added,
-            updated=tally.updated,
+            added=tally.added + (seen.added if seen else 0),
+            updated=tally.updated + (seen.updated + seen.resumed if seen else 0),
             moved=len(plan.moved),
             removed=len(plan.removed),
-            unchanged=plan.unchanged + tally.touched,
-            failed=len(tally.failed),
+            unchanged=plan.unchanged + tally.touched + (seen.touched if seen else 0),
+            failed=len(tally.failed) + (len(seen.failed) if seen else 0),
             failures=failures,
-            encoded=tally.encoded,
+            encoded=tally.encoded + (seen.encoded if seen else 0),
             seconds=time.perf_counter() - start,
+            videos=len(videos.todo),
+            moments=seen.moments if seen else 0,
+            skipped=tuple(videos.skipped),
+            skipped_reason=VIDEO_HINT if videos.skipped else "",
         )
 
     @contextlib.contextmanager
@@ -367,8 +386,9 @@ class Library:
         min_score: float | None = None,
         reranker: Reranker | None = None,
         rerank_k: int = DEFAULT_RERANK_K,
+        per_video: bool = True,
     ) -> list[Hit]:
-        """Rank the library's images by texts and example images; best first.
+        """Rank the library's photos and videos by texts and example images; best first.
 
         Args:
             text, image: a single query (each counts as a term of weight 1).
@@ -381,18 +401,27 @@ class Library:
                 this match probability).
             reranker: rescore the dual top ``max(rerank_k, offset + k)`` against the query's
                 one text (see :mod:`retrieval.rerank.search`); from :meth:`load_reranker`.
+                Rerankers score photos: with one, videos are left out.
+            per_video: a video is one hit at its best moment, listing its other matching
+                moments (``Hit.moments``); False makes every moment a hit of its own.
 
         Raises:
             QueryError: no query term, ``k`` < 1, ``offset`` < 0, terms that cancel out, an
-                unreadable query image, or a reranker with no single text to match.
+                unreadable query image, a reranker with no single text to match, or a
+                reranker with ``where.media == "videos"``.
         """
         query = self._query(text, image, terms, k, offset)
         if reranker is None:
-            return self.search_vector(query, k, where=where, offset=offset, min_score=min_score)
+            return self.search_vector(query, k, where=where, offset=offset, min_score=min_score, per_video=per_video)
         from retrieval.rerank.search import rerank_hits, rerank_text
 
         words = rerank_text(text, terms)
-        hits = self.search_vector(query, max(rerank_k, k + offset), where=where)
+        if where.media == VIDEOS:
+            raise QueryError(
+                "rerankers score photos, not video moments; drop --reranker, or search --media all or photos."
+            )
+        photos = dataclasses.replace(where, media=PHOTOS)
+        hits = self.search_vector(query, max(rerank_k, k + offset), where=photos)
         hashes = {r.id: r.content_hash for r in self.catalog.images([h.id for h in hits]).values()}
         return rerank_hits(reranker, words, hits, hashes, k, offset, min_score)
 
@@ -424,16 +453,32 @@ class Library:
         where: ImageFilter = ImageFilter(),
         offset: int = 0,
         min_score: float | None = None,
+        per_video: bool = True,
     ) -> list[Hit]:
-        """Rank images by a unit query vector ``(dim,)``; see :meth:`search` for the options."""
+        """Rank photos and videos by a unit query vector ``(dim,)``; see :meth:`search` for the options."""
         _check_query_types(None, None, (), k, offset)
         check_paging(k, offset)
         if not isinstance(where, ImageFilter):
             raise QueryError(f"where must be an ImageFilter, not {type(where).__name__}")
         self.images.refresh()  # pick up what another process indexed meanwhile
         allowed = self._selections.allowed(where, self.images.generation) if where.active else None
-        (found,) = self.images.search(np.asarray(query, np.float32).reshape(1, -1), k + offset, allowed)
-        return image_hits(found, self.catalog.images(found.ids.tolist()), offset, min_score)
+        vector = np.asarray(query, np.float32).reshape(1, -1)
+        wanted, pool = k + offset, k + offset
+        while True:  # a video's many moments take one hit: widen the pool until k + offset hits
+            (found,) = self.images.search(vector, pool, allowed)
+            hits = self._hits(found, per_video)
+            if len(hits) >= wanted or len(found.ids) < pool or pool >= len(self.images.index):
+                return page_hits(hits, offset, min_score)
+            pool = min(4 * pool, len(self.images.index))
+
+    def _hits(self, found: Neighbors, per_video: bool) -> list[Hit]:
+        """Ranked hits of a vector search's neighbours (photos, and videos at their moments)."""
+        ids = found.ids.tolist()
+        records = self.catalog.images(ids)
+        rest = [i for i in ids if i not in records]
+        moments = self.catalog.moments(rest) if rest else {}
+        videos = self.catalog.images(sorted({m.video_id for m in moments.values()})) if moments else {}
+        return media_hits(found, records, moments, videos, per_video)
 
     # ---- inspecting ---------------------------------------------------------------------
 
@@ -454,6 +499,8 @@ class Library:
             vectors=len(self.images.index),
             index_memory=self.images.memory_bytes(),
             bytes_per_vec=round(self.images.memory_bytes() / max(1, len(self.images.index)), 1),
+            videos=counts["videos"],
+            moments=counts["moments"],
             bytes_on_disk=self.layout.bytes_on_disk(),
         )
 

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from index.catalog import Catalog
-from index.records import FAILED, FileStat, ImageRecord, Moved, is_utf8
+from index.records import FAILED, PARTIAL, FileStat, ImageRecord, Moved, is_utf8
+from index.schema import VIDEO
 from retrieval.images.decode import hash_file
 from retrieval.ingest.sidecars import sidecar_mtime, sidecar_paths
+from retrieval.video.formats import is_video
+from retrieval.video.identity import video_identity
 
 
 @dataclass(frozen=True)
@@ -161,12 +164,20 @@ def make_plan(found: ScanResult, catalog: Catalog, retry_failed: bool = False) -
         row = known.get(path)
         if row is None:
             plan.todo.append(stat)
-        elif (row.size, row.mtime_ns) != (stat.size, stat.mtime_ns) or (retry_failed and row.state == FAILED):
+        elif (
+            (row.size, row.mtime_ns) != (stat.size, stat.mtime_ns)
+            or (retry_failed and row.state == FAILED)
+            or row.state == PARTIAL  # a video a killed run left half done: resume it
+        ):
             plan.todo.append(stat)
             plan.previous[path] = row
         else:
             plan.unchanged += 1
-            if row.state != FAILED and sidecar_mtime(path, found.text_files) != row.captions_mtime_ns:
+            if (
+                row.kind != VIDEO
+                and row.state != FAILED
+                and sidecar_mtime(path, found.text_files) != row.captions_mtime_ns
+            ):
                 plan.recaption.append(row)
     plan.sidecar_mtimes = {path: sidecar_mtime(path, found.text_files) for path in found.files}
     # A row is gone when its path holds no regular file now (deleted, or replaced by a folder
@@ -179,6 +190,13 @@ def make_plan(found: ScanResult, catalog: Catalog, retry_failed: bool = False) -
     ]
     plan.moved, moved_paths = _find_moves(gone, [s for s in plan.todo if s.path not in plan.previous])
     plan.todo = [s for s in plan.todo if s.path not in moved_paths]
+    for move in plan.moved:  # a half-indexed video that moved resumes at its new path
+        row = next(r for r in gone if r.id == move.id)
+        if row.state == PARTIAL:
+            plan.todo.append(move.stat)
+            plan.previous[move.stat.path] = replace(
+                row, path=move.stat.path, size=move.stat.size, mtime_ns=move.stat.mtime_ns
+            )
     moved_ids = {m.id for m in plan.moved}
     plan.removed = [row.id for row in gone if row.id not in moved_ids]
     plan.removed_paths = [row.path for row in gone if row.id not in moved_ids]
@@ -201,7 +219,8 @@ def _find_moves(gone: list[ImageRecord], new: list[FileStat]) -> tuple[list[Move
         if not candidates:
             continue  # only same-size files can be moves: no need to read the rest twice
         try:
-            digest = hash_file(stat.path)
+            # A video is known by sampled blocks (a full read of a many-GB file is not needed).
+            digest = video_identity(stat.path) if is_video(stat.path) else hash_file(stat.path)
         except OSError:
             continue  # reported when the file is read for embedding
         for row in candidates:

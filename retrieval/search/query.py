@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from datetime import datetime
 
-from index.records import ImageFilter, is_utf8
+from index.records import ALL, PHOTOS, VIDEOS, ImageFilter, is_utf8
 from retrieval.errors import QueryError
 from retrieval.results import Term
 
@@ -126,14 +126,21 @@ def parse_when(value: str | None, option: str) -> datetime | None:
 
 
 def build_filter(
-    under: Sequence[str] = (), after: str | None = None, before: str | None = None, extensions: Sequence[str] = ()
+    under: Sequence[str] = (),
+    after: str | None = None,
+    before: str | None = None,
+    extensions: Sequence[str] = (),
+    media: str = ALL,
 ) -> ImageFilter:
-    """An image filter from ``--under``, ``--after``, ``--before`` and ``--ext`` values.
+    """An image filter from ``--under``, ``--after``, ``--before``, ``--ext`` and ``--media`` values.
 
     Raises:
-        QueryError: a date :func:`parse_when` refuses, --after not before --before, or a
-            folder or extension that is not valid UTF-8 (no indexed path has such a name).
+        QueryError: a date :func:`parse_when` refuses, --after not before --before, a folder
+            or extension that is not valid UTF-8 (no indexed path has such a name), or a
+            ``media`` other than all, photos or videos.
     """
+    if media not in (ALL, PHOTOS, VIDEOS):
+        raise QueryError(f"--media takes all, photos or videos (got {media!r}).")
     for folder in map(str, under):
         if not is_utf8(folder):
             raise QueryError(
@@ -148,4 +155,4 @@ def build_filter(
     start, end = parse_when(after, "--after"), parse_when(before, "--before")
     if start and end and start >= end:
         raise QueryError(f"--after ({after}) must come before --before ({before}).")
-    return ImageFilter(under=folders, after=start, before=end, extensions=suffixes)
+    return ImageFilter(under=folders, after=start, before=end, extensions=suffixes, media=media)
