@@ -87,3 +87,7 @@ class DistributedIndexError(XmrError, RuntimeError):
 
 class VideoDecodeError(XmrError, ValueError):
     """A video file cannot be decoded: not a video, no video stream, an unsupported codec, or damaged."""
+
+
+class RangeNotSatisfiableError(XmrError, ValueError):
+    """An HTTP Range asks for bytes past the end of the file (the server answers 416)."""
