@@ -12,8 +12,10 @@ so the vector index follows with the same generation bookkeeping.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import cast
 
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import Table, delete, func, insert, select, text, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from index.records import FAILED, INDEXED, PARTIAL
@@ -43,10 +45,10 @@ __all__ = [
 
 _CHUNK = 500  # ids per IN (...) list
 _ERROR_CHARS = 2000  # a failure's reason is cut to this many characters
-_IMAGES = ImageRow.__table__
-_VIDEOS = VideoRow.__table__
-_MOMENTS = MomentRow.__table__
-_TOMBSTONES = Tombstone.__table__
+_IMAGES = cast(Table, ImageRow.__table__)
+_VIDEOS = cast(Table, VideoRow.__table__)
+_MOMENTS = cast(Table, MomentRow.__table__)
+_TOMBSTONES = cast(Table, Tombstone.__table__)
 _NO_PHOTO_META = dict.fromkeys(("orientation", "camera", "description"))
 
 
@@ -120,6 +122,12 @@ def write_video_ops(session: Session, gen: int, ops: Sequence[VideoOp]) -> None:
             raise TypeError(f"unknown video write {op!r}")
 
 
+def _insert_file(session: Session, path: str, values: dict[str, object]) -> int:
+    """Insert an images row for ``path``; its id."""
+    result = cast(CursorResult, session.execute(insert(_IMAGES).values(path=path, captions_mtime_ns=0, **values)))
+    return int(cast("tuple[int]", result.inserted_primary_key)[0])
+
+
 def _row_id(session: Session, path: str) -> int:
     found = session.scalar(select(_IMAGES.c.id).where(_IMAGES.c.path == path))
     if found is None:
@@ -146,9 +154,7 @@ def _start(session: Session, op: StartVideo, gen: int) -> None:
     }
     found = session.scalar(select(_IMAGES.c.id).where(_IMAGES.c.path == op.stat.path))
     if found is None:
-        video_id = session.execute(
-            insert(_IMAGES).values(path=op.stat.path, captions_mtime_ns=0, **values)
-        ).inserted_primary_key[0]
+        video_id = _insert_file(session, op.stat.path, values)
     else:
         video_id = int(found)
         session.execute(update(_IMAGES).where(_IMAGES.c.id == video_id).values(**values))
@@ -214,9 +220,7 @@ def _copy(session: Session, op: CopyVideo, gen: int) -> None:
     }
     found = session.scalar(select(_IMAGES.c.id).where(_IMAGES.c.path == op.stat.path))
     if found is None:
-        video_id = session.execute(
-            insert(_IMAGES).values(path=op.stat.path, captions_mtime_ns=0, **values)
-        ).inserted_primary_key[0]
+        video_id = _insert_file(session, op.stat.path, values)
     else:
         video_id = int(found)
         session.execute(update(_IMAGES).where(_IMAGES.c.id == video_id).values(**values))

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from index.catalog import Catalog
-from index.records import FAILED, INDEXED, PARTIAL, FileStat, ImageRecord
+from index.records import INDEXED, PARTIAL, FileStat, ImageRecord
+from index.schema import VIDEO
 from index.video_records import (
     AddMoments,
     CopyVideo,
@@ -253,28 +254,25 @@ def _one_video(
     except OSError as exc:
         _fail(stat, f"cannot read file: {exc.strerror or exc}", "", put)
         return
-    resume_from = 0.0
-    if row is not None and row.content_hash == identity and row.state == INDEXED:
+    same = row is not None and row.content_hash == identity
+    if same and row.state == INDEXED:  # type: ignore[union-attr]
         put(TouchVideo(stat))  # only the timestamp changed
         put(_Done(stat.path, "touched"))
         return
-    if row is not None and row.content_hash == identity and row.state == PARTIAL:
-        video = catalog.video(row.id)
-        resume_from = video.done if video is not None else 0.0
-        if (row.size, row.mtime_ns) != (stat.size, stat.mtime_ns):
+    if same and row.state == PARTIAL:  # type: ignore[union-attr]
+        video = catalog.video(row.id)  # type: ignore[union-attr]
+        if (row.size, row.mtime_ns) != (stat.size, stat.mtime_ns):  # type: ignore[union-attr]
             put(TouchVideo(stat))
-    elif row is None or row.content_hash != identity or row.state == FAILED:
-        source = catalog.by_hash([identity]).get(identity)
-        if source is not None and source.path != stat.path and source.kind == "video":
-            put(CopyVideo(stat, source.id))  # the same bytes are indexed elsewhere: no decoding
-            put(_Done(stat.path, "added" if row is None else "updated"))
-            return
-    outcome = (
-        "resumed"
-        if resume_from > 0 or (row is not None and row.state == PARTIAL and row.content_hash == identity)
-        else ("added" if row is None else "updated")
-    )
-    _read_video(stat, identity, resume_from, outcome, encoder, config, put)
+        resume_from = video.done if video is not None else 0.0  # where its committed moments end
+        _read_video(stat, identity, resume_from, "resumed", encoder, config, put)
+        return
+    source = catalog.by_hash([identity]).get(identity)
+    outcome = "added" if row is None else "updated"
+    if source is not None and source.path != stat.path and source.kind == VIDEO:
+        put(CopyVideo(stat, source.id))  # the same bytes are indexed elsewhere: no decoding
+        put(_Done(stat.path, outcome))
+        return
+    _read_video(stat, identity, 0.0, outcome, encoder, config, put)
 
 
 def _read_video(

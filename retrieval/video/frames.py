@@ -20,7 +20,7 @@ import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from PIL import Image
 
@@ -74,12 +74,12 @@ class VideoReader:
         av = require_av()
         self._av = av
         try:
-            self._container = av.open(source if not isinstance(source, Path) else str(source), "r")
+            self._container: Any = av.open(source if not isinstance(source, Path) else str(source), "r")
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
             raise VideoDecodeError(f"not a video FFmpeg can open ({reason})") from exc
         try:
-            self._stream = pick_stream(self._container)
+            self._stream: Any = pick_stream(self._container)  # a PyAV VideoStream
             if self._stream is None:
                 raise VideoDecodeError("the file has no video stream")
             if self._stream.codec_context is None:
@@ -115,7 +115,7 @@ class VideoReader:
         stream = self._stream
         base = float(stream.time_base)
         times: list[float] = []
-        entries = stream.index_entries
+        entries = getattr(stream, "index_entries", None)  # the container's own index (MP4's stss), PyAV 14+
         if entries is not None and len(entries) > 2:
             times = [entry.timestamp * base for entry in entries if entry.flags & 1]
         if len(times) < 3:
@@ -225,7 +225,7 @@ def _signature(frame: object) -> Signature:
 def _image(frame: object, side: int) -> Image.Image:
     """``frame`` as an upright RGB image, scaled (by FFmpeg) so its shorter side is at most ``side``."""
     width, height = frame.width, frame.height  # type: ignore[attr-defined]
-    aspect = frame.sample_aspect_ratio if hasattr(frame, "sample_aspect_ratio") else None  # type: ignore[attr-defined]
+    aspect = getattr(frame, "sample_aspect_ratio", None)
     display = width * float(aspect) if aspect else float(width)  # anamorphic pixels (e.g. DV) made square
     scale = min(1.0, side / min(display, height))
     size = (max(2, round(display * scale)), max(2, round(height * scale)))

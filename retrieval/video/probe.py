@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 __all__ = ["VideoInfo", "capture_time", "pick_stream", "probe", "upright_size"]
 
@@ -34,11 +35,11 @@ class VideoInfo:
     container: str  # FFmpeg demuxer name, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
 
 
-def pick_stream(container: object) -> object | None:
+def pick_stream(container: Any) -> Any:
     """The container's main video stream (cover art and thumbnails left out), or None."""
     import av
 
-    for stream in container.streams.video:  # type: ignore[attr-defined]
+    for stream in container.streams.video:
         if not stream.disposition & av.stream.Disposition.attached_pic:
             return stream
     return None
