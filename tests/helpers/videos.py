@@ -58,18 +58,28 @@ def _cover(photo: Image.Image, size: tuple[int, int]) -> Image.Image:
 
 
 def photo_frames(
-    photo: Image.Image, size: tuple[int, int], count: int, rng: np.random.Generator, zoom: float = 1.25
+    photo: Image.Image,
+    size: tuple[int, int],
+    count: int,
+    rng: np.random.Generator,
+    zoom: float = 1.25,
+    from_whole: bool = True,
 ) -> Iterator[np.ndarray]:
-    """``count`` RGB frames ``(h, w, 3)``: ``photo`` covering the frame, then zooming in to ``zoom`` and panning."""
+    """``count`` RGB frames ``(h, w, 3)`` panning and zooming over ``photo`` (scaled to cover the frame).
+
+    ``from_whole``: the shot opens on the whole photo and zooms in to at most ``zoom``; else it
+    runs between two random framings (zoom 1 to ``zoom``, in or out, anywhere in the photo).
+    """
     width, height = size
     base = _cover(photo, (width * 2, height * 2))  # drawn from twice the size: zooms stay sharp
+    start_zoom, start_pan = (1.0, np.full(2, 0.5)) if from_whole else (rng.uniform(1.0, zoom), rng.random(2))
     end_zoom = rng.uniform(1.0, zoom)
     end_pan = rng.random(2)
     for i in range(count):
         f = i / max(1, count - 1)
-        z = 1.0 + (end_zoom - 1.0) * f
+        z = start_zoom + (end_zoom - start_zoom) * f
         cw, ch = width * 2 / z, height * 2 / z
-        px, py = 0.5 + (end_pan - 0.5) * f
+        px, py = start_pan + (end_pan - start_pan) * f
         x, y = px * (base.width - cw), py * (base.height - ch)
         yield np.asarray(base.resize(size, Image.BILINEAR, box=(x, y, x + cw, y + ch)))
 
@@ -120,6 +130,7 @@ def write_slideshow(
     fps: int = 10,
     seed: int = 0,
     zoom: float = 1.25,
+    from_whole: bool = True,
     **encoding: object,
 ) -> list[Shot]:
     """A video showing each photo for its ``seconds``, with pans and zooms; returns the shots."""
@@ -133,7 +144,7 @@ def write_slideshow(
             count = max(1, round(length * fps))
             shots.append(Shot(name, frame / fps, (frame + count) / fps))
             frame += count
-            yield from photo_frames(photo, size, count, rng, zoom)
+            yield from photo_frames(photo, size, count, rng, zoom, from_whole)
 
     write_frames(path, frames(), fps, **encoding)  # type: ignore[arg-type]
     return shots
