@@ -14,21 +14,108 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from xmr_cli import help_format
 from xmr_cli.errors import EXIT_NO_RESULTS, friendly_errors
+from xmr_cli.logs import configure as configure_logs
+from xmr_cli.logs import quiet
 from xmr_cli.options import (
     DEFAULT_RERANK_K,
+    AfterOpt,
+    AlignOpt,
+    AllowHostOpt,
+    ArchOpt,
+    AugmentOpt,
+    BatchSizeOpt,
+    BeforeOpt,
+    CacheTokensOpt,
     CatalogOpt,
+    ContainsOpt,
     DeviceOpt,
+    DuplicatesJsonOpt,
+    EachMomentOpt,
+    EncoderOpt,
+    EpochsOpt,
+    EvalModelOpt,
+    ExcludeOpt,
+    ExtOpt,
+    ForgetExcludeOpt,
+    FusionOpt,
+    GroupsOpt,
+    HardNegativesOpt,
+    HostOpt,
+    ImageOpt,
+    ImagesRootOpt,
+    IndexKindOpt,
+    InitOpt,
+    InitPretrainedOpt,
+    InTextsOpt,
     JsonOpt,
+    LayersOpt,
     LibraryOpt,
+    LrOpt,
+    MaxUploadOpt,
+    MediaOpt,
+    MemoryBudgetOpt,
+    MinScoreOpt,
+    MirrorOpt,
     ModelOpt,
+    ModeOpt,
+    NoFollowOpt,
+    NotImageOpt,
+    NotOpt,
+    OcrOpt,
+    OcrWorkersOpt,
+    OffsetOpt,
+    OutOpt,
+    PairsArg,
+    PathsArg,
+    PathsOnlyOpt,
+    PollOpt,
+    PoolOpt,
+    PortOpt,
     PretrainedOpt,
+    PreviewOpt,
+    RayActorsOpt,
+    RayAddressOpt,
+    RayGpusOpt,
+    RayOpt,
+    RelationStepsOpt,
+    RerankBatchOpt,
     RerankerOpt,
     RerankKOpt,
+    RerankStepsOpt,
+    RetryFailedOpt,
+    SearchJsonOpt,
+    SeedOpt,
+    ServeRerankerOpt,
+    ServeWatchOpt,
+    SettleOpt,
+    SimilarScoreOpt,
+    SortOpt,
+    SourcesArg,
+    SpatialOpt,
+    SplitOpt,
+    StepsOpt,
+    TextFilesArg,
+    TierOpt,
+    TokenOpt,
+    TopOpt,
+    TrainBatchOpt,
+    UnderOpt,
+    VideoIntervalOpt,
+    WarmupOpt,
+    WatchJsonOpt,
+    WatchPathsArg,
+    WeightOpt,
+    WidthOpt,
+    WordsArg,
+    WorkersOpt,
     make_index_config,
+    make_ocr_config,
     make_ray_config,
 )
 from xmr_cli.output import (
+    print_duplicates,
     print_failures,
     print_hits,
     print_info,
@@ -39,31 +126,57 @@ from xmr_cli.output import (
     print_serving,
     print_text_hits,
     print_text_report,
+    print_version,
+    print_watch_batch,
+    print_watching,
     print_written,
 )
-from xmr_cli.progress import IndexProgress, RerankProgress, TrainProgress, working
+from xmr_cli.progress import IndexProgress, RerankProgress, TrainProgress, watching_in_background, working
 
 if TYPE_CHECKING:
     from retrieval import IndexConfig, Library
 
 __all__ = ["app", "main"]
 
+help_format.install()
 app = typer.Typer(
     name="xmr",
     help="Cross-modal retrieval: index photo folders, search them by text or by image.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        print_version()
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, show_default=False, help="More messages: -v info, -vv debug.")
+    ] = 0,
+    quiet_flag: Annotated[bool, typer.Option("--quiet", "-q", help="Errors only: no progress bars or notes.")] = False,
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", callback=_version, is_eager=True, help="Print xmr's version and exit."),
+    ] = None,
+) -> None:
+    """Cross-modal retrieval: index photo folders, search them by text or by image."""
+    configure_logs(verbose, quiet_flag)
 
 
 def _open(
     library: Optional[Path],
-    model: Optional[str],
-    pretrained: Optional[str],
-    catalog_url: str,
-    device: str,
-    create: bool,
+    model: Optional[str] = None,
+    pretrained: Optional[str] = None,
+    catalog_url: str = "",
+    device: str = "auto",
+    create: bool = False,
     index_config: IndexConfig | None = None,
 ) -> Library:
     from retrieval import Library
@@ -82,70 +195,55 @@ def _open(
 @app.command()
 @friendly_errors
 def index(
-    paths: Annotated[list[Path], typer.Argument(help="Folders or image files to index (recursively).")],
+    paths: PathsArg,
     library: LibraryOpt = None,
     model: ModelOpt = None,
     pretrained: PretrainedOpt = None,
     catalog_url: CatalogOpt = "",
     device: DeviceOpt = "auto",
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per encoder batch.")] = 32,
-    workers: Annotated[int, typer.Option("--workers", min=0, help="Decoder threads (0: auto).")] = 0,
-    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Read files that failed before again.")] = False,
-    index_kind: Annotated[
-        str, typer.Option("--index-kind", help="auto, exact, ivf, sq8, ivfpq or ondisk; remembered by the library.")
-    ] = "",
-    memory_budget: Annotated[
-        str,
-        typer.Option(
-            "--memory-budget",
-            help="Memory the vector index may keep resident, e.g. 2GB; auto picks the kind that fits.",
-        ),
-    ] = "",
+    batch_size: BatchSizeOpt = 32,
+    workers: WorkersOpt = 0,
+    retry_failed: RetryFailedOpt = False,
+    index_kind: IndexKindOpt = None,
+    memory_budget: MemoryBudgetOpt = "",
     as_json: JsonOpt = False,
-    cache_tokens: Annotated[
-        bool,
-        typer.Option(
-            "--cache-tokens",
-            help="Keep each image's encoder tokens on disk so --reranker needs no decoding (remembered).",
-        ),
-    ] = False,
-    ray: Annotated[
-        bool, typer.Option("--ray", help="Embed with Ray actors (a new local Ray, or $RAY_ADDRESS).")
-    ] = False,
-    ray_address: Annotated[
-        str, typer.Option("--ray-address", help="Ray cluster to use (auto, ray://HEAD:10001); implies --ray.")
-    ] = "",
-    ray_gpus: Annotated[
-        float, typer.Option("--ray-gpus", help="GPUs per Ray actor [default: 1 if the cluster has GPUs, else 0].")
-    ] = -1.0,
-    ray_actors: Annotated[
-        int, typer.Option("--ray-actors", min=0, help="Most Ray actors (0: one per GPU, else per CPU).")
-    ] = 0,
-    video_interval: Annotated[
-        float,
-        typer.Option(
-            "--video-interval", min=0.1, help="Seconds between frames sampled from a video (plus scene cuts)."
-        ),
-    ] = 2.0,
+    cache_tokens: CacheTokensOpt = False,
+    ray: RayOpt = False,
+    ray_address: RayAddressOpt = "",
+    ray_gpus: RayGpusOpt = -1.0,
+    ray_actors: RayActorsOpt = 0,
+    exclude: ExcludeOpt = None,
+    forget_exclude: ForgetExcludeOpt = None,
+    no_follow: NoFollowOpt = False,
+    ocr: OcrOpt = None,
+    ocr_workers: OcrWorkersOpt = 0,
+    video_interval: VideoIntervalOpt = 2.0,
 ) -> None:
-    """Index (or update) the photos and videos under PATHS: new, changed, moved and deleted files."""
+    """Index (or update) the photos and videos under PATH: new, changed, moved and deleted files.
+
+    NAS and OS debris (@eaDir, #recycle, Thumbs.db, ...) and what .xmrignore files name stay out."""
     from retrieval import IngestConfig, SampleConfig
 
-    with _open(
-        library,
-        model,
-        pretrained,
-        catalog_url,
-        device,
-        create=True,
-        index_config=make_index_config(index_kind, memory_budget),
-    ) as lib:
-        video = SampleConfig(interval=video_interval)
-        config = IngestConfig(batch_size=batch_size, workers=workers, retry_failed=retry_failed, video=video)
-        on_ray = make_ray_config(ray_address, ray_gpus, ray_actors) if ray or ray_address else None
-        with IndexProgress(enabled=not as_json) as bar:
+    video = SampleConfig(interval=video_interval)
+    config = IngestConfig(batch_size=batch_size, workers=workers, retry_failed=retry_failed, video=video)
+    on_ray = make_ray_config(ray_address, ray_gpus, ray_actors) if ray or ray_address else None
+    kind_config = make_index_config(index_kind or "", memory_budget)
+    with _open(library, model, pretrained, catalog_url, device, create=True, index_config=kind_config) as lib:
+        if forget_exclude:
+            lib.forget_exclusions(forget_exclude)
+        with IndexProgress(enabled=not as_json and not quiet()) as bar:
             report = lib.index(
-                paths, config=config, on_progress=bar.update, on_plan=bar.start, ray=on_ray, cache_tokens=cache_tokens
+                paths,
+                config=config,
+                on_progress=bar.update,
+                on_plan=bar.start,
+                ray=on_ray,
+                cache_tokens=cache_tokens,
+                exclude=exclude or (),
+                follow_symlinks=not no_follow,
+                ocr=ocr,
+                ocr_config=make_ocr_config(ocr_workers),
+                on_ocr_progress=bar.update_ocr,
             )
     print_report(report, as_json)
 
@@ -153,79 +251,66 @@ def index(
 @app.command()
 @friendly_errors
 def search(
-    texts: Annotated[Optional[list[str]], typer.Argument(help="What to look for, in words (several add up).")] = None,
-    image: Annotated[
-        Optional[list[Path]], typer.Option("--image", "-i", help="Find images like this one (repeatable).")
-    ] = None,
-    not_text: Annotated[
-        Optional[list[str]], typer.Option("--not", help="Steer away from these words (repeatable).")
-    ] = None,
-    not_image: Annotated[
-        Optional[list[Path]], typer.Option("--not-image", help="Steer away from this image (repeatable).")
-    ] = None,
-    weight: Annotated[
-        Optional[list[str]], typer.Option("--weight", help="WEIGHT:TERM, e.g. 2:beach (repeatable).")
-    ] = None,
-    top: Annotated[int, typer.Option("--top", "-k", min=1, help="Number of results.")] = 10,
-    offset: Annotated[int, typer.Option("--offset", min=0, help="Skip this many results (paging).")] = 0,
-    min_score: Annotated[Optional[float], typer.Option("--min-score", help="Drop results scoring below this.")] = None,
-    under: Annotated[
-        Optional[list[Path]], typer.Option("--under", help="Only images under this folder (repeatable).")
-    ] = None,
-    after: Annotated[
-        Optional[str], typer.Option("--after", help="Taken at or after this date (capture time, else mtime).")
-    ] = None,
-    before: Annotated[Optional[str], typer.Option("--before", help="Taken before this date.")] = None,
-    ext: Annotated[
-        Optional[list[str]], typer.Option("--ext", help="Only these extensions, e.g. jpg,png (repeatable).")
-    ] = None,
-    media: Annotated[str, typer.Option("--media", help="photos, videos or all.")] = "all",
-    each_moment: Annotated[
-        bool, typer.Option("--each-moment", help="List every matching moment of a video, not one hit per video.")
-    ] = False,
+    words: WordsArg = None,
+    image: ImageOpt = None,
+    not_text: NotOpt = None,
+    not_image: NotImageOpt = None,
+    weight: WeightOpt = None,
+    top: TopOpt = 10,
+    offset: OffsetOpt = 0,
+    min_score: MinScoreOpt = None,
+    under: UnderOpt = None,
+    after: AfterOpt = None,
+    before: BeforeOpt = None,
+    ext: ExtOpt = None,
+    media: MediaOpt = "all",
+    each_moment: EachMomentOpt = False,
     library: LibraryOpt = None,
     model: ModelOpt = None,
     pretrained: PretrainedOpt = None,
     device: DeviceOpt = "auto",
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per result line.")] = False,
-    paths_only: Annotated[bool, typer.Option("--paths", help="Bare paths, one per line (for pipes).")] = False,
-    in_texts: Annotated[bool, typer.Option("--texts", help="Rank the added texts instead of the images.")] = False,
-    preview: Annotated[
-        bool, typer.Option("--preview", help="Show thumbnails (kitty, iTerm2, WezTerm terminals).")
-    ] = False,
+    as_json: SearchJsonOpt = False,
+    paths_only: PathsOnlyOpt = False,
+    in_texts: InTextsOpt = False,
+    preview: PreviewOpt = False,
     reranker: RerankerOpt = "",
     rerank_k: RerankKOpt = DEFAULT_RERANK_K,
+    mode: ModeOpt = "auto",
+    contains: ContainsOpt = None,
+    sort: SortOpt = "relevance",
 ) -> None:
-    """Rank the library's photos and videos (or, with --texts, its texts) by TEXTS and --image examples.
+    """Rank the library's photos and videos (or, with --texts, its texts) by WORDS and --image examples.
 
     A video is one hit at its best matching moment (path @ 0:01:23); --json adds start and end seconds.
 
-    With --reranker, the dual top --rerank-k are rescored and scores are match probabilities.
-
-    Exit 1 when nothing matches.
+    Words are also looked up in the images' own text (index --ocr), names, captions and
+    keywords (--mode). With --reranker, the dual top --rerank-k are rescored and scores are
+    match probabilities. Exit 1 when nothing matches.
     """
     from retrieval.search.query import build_filter, build_terms, check_min_score
 
-    terms = build_terms(
-        texts or [], [str(p) for p in image or []], not_text or [], [str(p) for p in not_image or []], weight or []
-    )
-    where = build_filter([str(p) for p in under or []], after, before, ext or [], media)
+    images, not_images = [str(p) for p in image or []], [str(p) for p in not_image or []]
+    terms = build_terms(words or [], images, not_text or [], not_images, weight or [])
+    where = build_filter([str(p) for p in under or []], after, before, ext or [], contains or [], media)
     check_min_score(min_score)
     if in_texts and where.active:
-        raise typer.BadParameter("--under/--after/--before/--ext/--media filter images; they do not apply with --texts")
-    with _open(library, model, pretrained, "", device, create=False) as lib, working("searching"):
+        raise typer.BadParameter(
+            "--under/--after/--before/--ext/--contains/--media filter images; they do not apply with --texts"
+        )
+    with _open(library, model, pretrained, device=device) as lib, working("searching"):
         rr = lib.load_reranker(reranker) if reranker else None
         if in_texts:
-            lone = _lone_image(image, texts, not_text, not_image, weight) if rr is not None else None
-            hits = lib.search_texts(
+            lone = _lone_image(image, words, not_text, not_image, weight) if rr is not None else None
+            found = lib.search_texts(
                 image=lone,
-                terms=terms if lone is None else (),
+                terms=() if lone else terms,
                 k=top,
                 offset=offset,
                 min_score=min_score,
                 reranker=rr,
                 rerank_k=rerank_k,
             )
+            print_text_hits(found, as_json)
         else:
             hits = lib.search(
                 terms=terms,
@@ -235,13 +320,12 @@ def search(
                 min_score=min_score,
                 reranker=rr,
                 rerank_k=rerank_k,
+                mode=mode,
+                sort=sort,
                 per_video=not each_moment,
             )
-    if in_texts:
-        print_text_hits(hits, as_json)  # type: ignore[arg-type]
-    else:
-        print_hits(hits, as_json=as_json, paths_only=paths_only, preview=preview)  # type: ignore[arg-type]
-    if not hits:
+            print_hits(hits, as_json=as_json, paths_only=paths_only, preview=preview)
+    if not (found if in_texts else hits):
         print_no_results(in_texts, filtered=bool(where.active or min_score is not None or offset))
         raise typer.Exit(EXIT_NO_RESULTS)
 
@@ -254,14 +338,15 @@ def _lone_image(image: Optional[list[Path]], *others: Optional[list]) -> Optiona
 @app.command(name="add-texts")
 @friendly_errors
 def add_texts(
-    files: Annotated[
-        list[Path], typer.Argument(help=".txt (one text per line), pairs .jsonl, or .csv with a text column.")
-    ],
+    files: TextFilesArg,
     library: LibraryOpt = None,
+    model: ModelOpt = None,
+    pretrained: PretrainedOpt = None,
+    device: DeviceOpt = "auto",
     as_json: JsonOpt = False,
 ) -> None:
     """Embed texts into the library's text corpus (for image-to-text search). Re-adding adds nothing twice."""
-    with _open(library, None, None, "", "auto", create=False) as lib:
+    with _open(library, model, pretrained, device=device) as lib:
         for path in files:
             print_text_report(lib.add_texts(path), as_json)
 
@@ -269,60 +354,107 @@ def add_texts(
 @app.command(name="remove-texts")
 @friendly_errors
 def remove_texts(
-    sources: Annotated[list[Path], typer.Argument(help="Files whose texts to remove (as given to add-texts).")],
-    library: LibraryOpt = None,
+    sources: SourcesArg, library: LibraryOpt = None, model: ModelOpt = None, pretrained: PretrainedOpt = None
 ) -> None:
-    """Remove the texts that were added from SOURCES."""
-    with _open(library, None, None, "", "auto", create=False) as lib:
+    """Remove the texts that were added from FILE."""
+    with _open(library, model, pretrained) as lib:
         for source in sources:
             print_removed(source, lib.remove_texts(source))
 
 
 @app.command()
 @friendly_errors
-def info(library: LibraryOpt = None, as_json: JsonOpt = False) -> None:
+def info(
+    library: LibraryOpt = None, model: ModelOpt = None, pretrained: PretrainedOpt = None, as_json: JsonOpt = False
+) -> None:
     """Counts, model, index kind, dimensions and size on disk of the library."""
-    with _open(library, None, None, "", "auto", create=False) as lib:
+    with _open(library, model, pretrained) as lib:
         details = lib.info()
     print_info(details, as_json)
 
 
 @app.command()
 @friendly_errors
-def failures(library: LibraryOpt = None, as_json: JsonOpt = False) -> None:
+def failures(
+    library: LibraryOpt = None, model: ModelOpt = None, pretrained: PretrainedOpt = None, as_json: JsonOpt = False
+) -> None:
     """List the files that could not be indexed, with the reason."""
-    with _open(library, None, None, "", "auto", create=False) as lib:
+    with _open(library, model, pretrained) as lib:
         rows = lib.failures()
     print_failures(rows, as_json)
 
 
 @app.command()
 @friendly_errors
+def watch(
+    paths: WatchPathsArg,
+    library: LibraryOpt = None,
+    model: ModelOpt = None,
+    pretrained: PretrainedOpt = None,
+    catalog_url: CatalogOpt = "",
+    device: DeviceOpt = "auto",
+    exclude: ExcludeOpt = None,
+    no_follow: NoFollowOpt = False,
+    poll: PollOpt = False,
+    settle: SettleOpt = 1.0,
+    as_json: WatchJsonOpt = False,
+) -> None:
+    """Index PATH, then keep indexing what changes in it until Ctrl-C.
+
+    New, changed, moved and deleted photos become searchable within seconds; searches in
+    other processes keep working. A restart catches up with what changed meanwhile."""
+    from retrieval.ingest.watch import WatchConfig, Watcher
+
+    with _open(library, model, pretrained, catalog_url, device, create=True) as lib:
+        if exclude:
+            lib.add_exclusions(exclude)
+        config = WatchConfig(settle_seconds=settle, poll=poll, follow_symlinks=not no_follow)
+        watcher = Watcher(lib, paths, config, on_batch=lambda report, roots: print_watch_batch(report, roots, as_json))
+        print_watching(paths)
+        watcher.run()
+
+
+@app.command()
+@friendly_errors
+def duplicates(
+    library: LibraryOpt = None,
+    model: ModelOpt = None,
+    pretrained: PretrainedOpt = None,
+    tier: TierOpt = None,
+    min_score: SimilarScoreOpt = 0.95,
+    as_json: DuplicatesJsonOpt = False,
+) -> None:
+    """Groups of duplicate photos: exact copies, near copies (re-encoded, resized, cropped...) and
+    similar shots, each with a suggested keeper and why. Read-only: never deletes or moves a photo.
+
+    Exit 1 when there are none."""
+    from retrieval import DuplicateConfig
+    from retrieval.search.duplicates import TIERS
+
+    tiers = tuple(t.strip() for value in tier or [] for t in value.split(",") if t.strip())
+    config = DuplicateConfig(similar_score=min_score, tiers=tiers or TIERS)
+    with _open(library, model, pretrained) as lib, working("comparing"):
+        report = lib.duplicates(config)
+    print_duplicates(report, as_json)
+    if not report.groups:
+        raise typer.Exit(EXIT_NO_RESULTS)
+
+
+@app.command()
+@friendly_errors
 def serve(
     library: LibraryOpt = None,
-    host: Annotated[
-        str, typer.Option("--host", help="Address to listen on; anything but loopback needs --token.")
-    ] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8765,
-    token: Annotated[
-        str,
-        typer.Option(
-            "--token", envvar="XMR_TOKEN", help="Secret every request must carry (Bearer header, ?token= or cookie)."
-        ),
-    ] = "",
-    reranker: Annotated[
-        str, typer.Option("--reranker", help="Reranker to load for requests that ask for rerank.")
-    ] = "",
-    max_upload_mb: Annotated[
-        float, typer.Option("--max-upload-mb", min=0.01, help="Largest uploaded query image.")
-    ] = 20.0,
-    allow_host: Annotated[
-        Optional[list[str]],
-        typer.Option(
-            "--allow-host", help="A host name to answer besides localhost, e.g. a reverse proxy's (repeatable)."
-        ),
-    ] = None,
+    model: ModelOpt = None,
+    pretrained: PretrainedOpt = None,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8765,
+    token: TokenOpt = "",
+    reranker: ServeRerankerOpt = "",
+    max_upload_mb: MaxUploadOpt = 20.0,
+    allow_host: AllowHostOpt = None,
     device: DeviceOpt = "auto",
+    watch_paths: ServeWatchOpt = None,
+    poll: PollOpt = False,
 ) -> None:
     """Serve the library over HTTP: a JSON API (docs at /docs) and a search page at /."""
     from retrieval.serve import ServeConfig, check_bind, require_serve, run_server
@@ -337,37 +469,37 @@ def serve(
         max_upload_bytes=int(max_upload_mb * 2**20),
         allowed_hosts=tuple(allow_host or ()),
     )
-    with _open(library, None, None, "", device, create=False) as lib:
+    with _open(library, model, pretrained, device=device) as lib:
         print_serving(lib.layout.root, host, port)
-        run_server(lib, config)
+        if not watch_paths:
+            run_server(lib, config)
+            return
+        from retrieval.ingest.watch import WatchConfig, Watcher
+
+        watcher = Watcher(
+            lib, watch_paths, WatchConfig(poll=poll), on_batch=lambda r, p: print_watch_batch(r, p, False)
+        )
+        with watching_in_background(watcher):
+            run_server(lib, config)
 
 
 @app.command()
 @friendly_errors
 def train(
-    pairs: Annotated[Path, typer.Argument(help="Pairs folder (pairs.jsonl + images) or a Karpathy split JSON.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write (an open_clip local-dir).")],
-    arch: Annotated[
-        str,
-        typer.Option(
-            "--arch", help="Architecture to train from scratch: a shipped name, an open_clip name or a config .json."
-        ),
-    ] = "xmr-shapes-s",
-    init: Annotated[str, typer.Option("--init", help="Fine-tune this model (any --model value) instead.")] = "",
-    init_pretrained: Annotated[str, typer.Option("--init-pretrained", help="--pretrained going with --init.")] = "",
-    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 10,
-    steps: Annotated[int, typer.Option("--steps", min=0, help="Total steps (overrides --epochs).")] = 0,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=2)] = 256,
-    lr: Annotated[float, typer.Option("--lr", min=0.0)] = 1e-3,
-    warmup: Annotated[int, typer.Option("--warmup", min=0, help="Warm-up steps.")] = 50,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    hard_negatives: Annotated[
-        bool, typer.Option("--hard-negatives/--no-hard-negatives", help="Use each line's negatives in the loss.")
-    ] = True,
-    augment: Annotated[
-        bool, typer.Option("--augment/--no-augment", help="Translations and caption-mirroring flips.")
-    ] = True,
-    split: Annotated[str, typer.Option("--split", help="Karpathy split to train on.")] = "train",
+    pairs: PairsArg,
+    out: OutOpt,
+    arch: ArchOpt = "xmr-shapes-s",
+    init: InitOpt = "",
+    init_pretrained: InitPretrainedOpt = "",
+    epochs: EpochsOpt = 10,
+    steps: StepsOpt = 0,
+    batch_size: TrainBatchOpt = 256,
+    lr: LrOpt = 1e-3,
+    warmup: WarmupOpt = 50,
+    seed: SeedOpt = 0,
+    hard_negatives: HardNegativesOpt = True,
+    augment: AugmentOpt = True,
+    split: SplitOpt = "train",
 ) -> None:
     """Train a dual encoder contrastively on PAIRS into --out (resumes an interrupted run)."""
     from retrieval.training.dual import TrainConfig
@@ -394,16 +526,12 @@ def train(
 @app.command(name="eval")
 @friendly_errors
 def evaluate(
-    pairs: Annotated[
-        Path, typer.Argument(help="Pairs folder (pairs.jsonl + images), pairs.jsonl, or a Karpathy split JSON.")
-    ],
-    model: Annotated[str, typer.Option("--model", "-m", help="Model to evaluate (any --model value).")],
+    pairs: PairsArg,
+    model: EvalModelOpt,
     pretrained: PretrainedOpt = None,
-    split: Annotated[str, typer.Option("--split", help="Karpathy split to read.")] = "test",
-    images: Annotated[Optional[Path], typer.Option("--images", help="Root folder of the Karpathy images.")] = None,
-    groups: Annotated[
-        Optional[str], typer.Option("--groups", help="Also report per caption group: shapes-world.")
-    ] = None,
+    split: SplitOpt = "test",
+    images: ImagesRootOpt = None,
+    groups: GroupsOpt = None,
     device: DeviceOpt = "auto",
     as_json: JsonOpt = False,
     reranker: RerankerOpt = "",
@@ -416,10 +544,7 @@ def evaluate(
     from retrieval.models.encoder import load_encoder
     from retrieval.models.specs import ModelSpec
     from retrieval.training.evaluate import evaluate as run_eval
-    from retrieval.training.evaluate import list_groupings
 
-    if groups is not None and groups not in list_groupings():
-        raise typer.BadParameter(f"--groups must be one of {', '.join(list_groupings())}")
     pair_set = load_pairs(pairs, split=split, images_root=images)
     encoder = load_encoder(ModelSpec(model, pretrained or ""), device)
     if reranker:
@@ -434,73 +559,32 @@ def evaluate(
 @app.command(name="train-reranker")
 @friendly_errors
 def train_reranker(
-    pairs: Annotated[
-        Path,
-        typer.Argument(
-            help="Pairs folder (pairs.jsonl + images; negatives used when present) or a Karpathy split JSON."
-        ),
-    ],
-    model: Annotated[
-        str, typer.Option("--model", "-m", help="The library's encoder (any --model value); it stays frozen.")
-    ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Reranker folder to write.")],
+    pairs: PairsArg,
+    model: EncoderOpt,
+    out: OutOpt,
     pretrained: PretrainedOpt = None,
-    fusion: Annotated[
-        str,
-        typer.Option(
-            "--fusion", help="Fusion head: cross-attention, attention-pool, single-stream, bilinear or concat."
-        ),
-    ] = "cross-attention",
-    steps: Annotated[int, typer.Option("--steps", min=1)] = 800,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=2, help="Caption lines per step.")] = 64,
-    lr: Annotated[float, typer.Option("--lr", min=0.0)] = 1e-3,
-    width: Annotated[
-        int, typer.Option("--width", min=0, help="Channels inside the head (0: the encoder's embedding size).")
-    ] = 64,
-    layers: Annotated[int, typer.Option("--layers", min=1, help="Fusion layers (hops).")] = 2,
-    pool: Annotated[
-        int, typer.Option("--pool", min=1, help="Average-pool the image patch grid by this factor first.")
-    ] = 2,
-    align: Annotated[
-        bool,
-        typer.Option(
-            "--align-init/--no-align-init", help="Start the head from the encoder's output projections (width 0)."
-        ),
-    ] = False,
-    mirror: Annotated[
-        bool,
-        typer.Option(
-            "--mirror/--no-mirror", help="Mirror half the lines: token grid columns and left/right in captions."
-        ),
-    ] = False,
-    spatial: Annotated[
-        bool,
-        typer.Option(
-            "--spatial/--no-spatial", help="The head's spatial readout (where each word looks, into the score)."
-        ),
-    ] = True,
-    relation_steps: Annotated[
-        int,
-        typer.Option(
-            "--relation-steps",
-            min=0,
-            help="First steps on caption vs relations-reversed caption alone (part of --steps).",
-        ),
-    ] = 200,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    split: Annotated[str, typer.Option("--split", help="Karpathy split to train on.")] = "train",
-    images: Annotated[Optional[Path], typer.Option("--images", help="Root folder of the Karpathy images.")] = None,
+    fusion: FusionOpt = "cross-attention",
+    steps: RerankStepsOpt = 800,
+    batch_size: RerankBatchOpt = 64,
+    lr: LrOpt = 1e-3,
+    width: WidthOpt = 64,
+    layers: LayersOpt = 2,
+    pool: PoolOpt = 2,
+    align: AlignOpt = False,
+    mirror: MirrorOpt = False,
+    spatial: SpatialOpt = True,
+    relation_steps: RelationStepsOpt = 200,
+    seed: SeedOpt = 0,
+    split: SplitOpt = "train",
+    images: ImagesRootOpt = None,
     device: DeviceOpt = "auto",
 ) -> None:
     """Train a reranker over MODEL's frozen token features on PAIRS into --out (resumes)."""
     from retrieval.models.encoder import load_encoder
     from retrieval.models.specs import ModelSpec
-    from retrieval.rerank.heads import list_heads
     from retrieval.training.rerank_train import RerankTrainConfig
     from retrieval.training.rerank_train import train_reranker as run_training
 
-    if fusion not in list_heads():
-        raise typer.BadParameter(f"--fusion must be one of {', '.join(list_heads())}")
     encoder = load_encoder(ModelSpec(model, pretrained or ""), device)
     config = RerankTrainConfig(
         fusion=fusion,

@@ -9,6 +9,7 @@ it was built at can therefore be brought up to date with exactly the changes sin
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
@@ -24,7 +25,7 @@ from sqlalchemy.exc import (
     ProgrammingError,
     SQLAlchemyError,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from index.catalog_writes import SIDECAR, insert_texts, remove_rows, write_batch
 from index.errors import (
@@ -33,7 +34,10 @@ from index.errors import (
     LibraryVersionError,
     MissingDependencyError,
 )
-from index.migrations import migrate
+from index.keyword_docs import OcrRecord, ocr_read, prune_ocr, write_ocr
+from index.keyword_index import KeywordIndex, phrase_ids_clause
+from index.keywords import tokens
+from index.migrations import create_extras, upgrade
 from index.moments import moment_records, moment_vectors, moments_of, video_record, write_video_ops
 from index.records import (
     FAILED,
@@ -119,6 +123,7 @@ def _to_record(row: ImageRow) -> ImageRecord:
         error=row.error,
         description=row.description,
         captions_mtime_ns=row.captions_mtime_ns or 0,
+        phash=row.phash,
         kind=row.kind,
     )
 
@@ -132,8 +137,8 @@ def _time_condition(bound: datetime, newer: bool):  # noqa: ANN202 (SQL expressi
     return or_(ImageRow.captured_at < bound, and_(ImageRow.captured_at.is_(None), ImageRow.mtime_ns < bound_ns))
 
 
-def _filter_conditions(where: ImageFilter) -> list:
-    """SQL conditions on images rows for ``where``'s folders, extensions and dates."""
+def _filter_conditions(where: ImageFilter, dialect: str) -> list:
+    """SQL conditions on images rows for ``where``'s folders, extensions, dates and texts."""
     conditions = []
     prefixes = tuple(root.rstrip("/") + "/" for root in where.under)
     if prefixes:
@@ -149,6 +154,8 @@ def _filter_conditions(where: ImageFilter) -> list:
     for bound, newer in ((where.after, True), (where.before, False)):
         if bound is not None:
             conditions.append(_time_condition(bound, newer))
+    for number, words in enumerate(where.contains):  # all its words, in a row, in one of the file's texts
+        conditions.append(ImageRow.id.in_(phrase_ids_clause(dialect, tokens(words), name=f"contains{number}")))
     return conditions
 
 
@@ -165,6 +172,9 @@ class Catalog:
             LibraryVersionError: the catalog was written by a newer xmr.
         """
         self.url = url
+        # One write transaction at a time per process: an index run writes from its commit
+        # thread and its OCR thread, and a document is made from what the other committed.
+        self._write_lock = threading.Lock()
         try:
             self.engine: Engine = create_engine(url, pool_pre_ping=True)
         except NoSuchModuleError as exc:
@@ -216,9 +226,7 @@ class Catalog:
     def _check_schema(self) -> None:
         try:
             self._check_schema_once()
-        except (IntegrityError, OperationalError, ProgrammingError):
-            # Another process wrote the first rows, or migrated the catalog, just now: its
-            # transaction won, and reading again finds the catalog as it left it.
+        except IntegrityError:  # another process wrote the first rows just now
             self._check_schema_once()
 
     def _check_schema_once(self) -> None:
@@ -228,16 +236,15 @@ class Catalog:
                 session.add(Meta(key="schema", value=str(CATALOG_SCHEMA)))
                 session.add(Meta(key="generation", value="0"))
                 session.add(Meta(key="tombstone_floor", value="0"))
+                session.flush()  # the INSERT opens SQLite's transaction before the DDL below
+                create_extras(session)
+            elif int(version.value) < CATALOG_SCHEMA:
+                upgrade(session)
             elif int(version.value) > CATALOG_SCHEMA:
                 raise LibraryVersionError(
                     f"the catalog at {shown_url(self.url)} has schema {version.value}; this xmr reads up "
                     f"to {CATALOG_SCHEMA}. Upgrade xmr (pip install -U xmr)."
                 )
-            elif int(version.value) < CATALOG_SCHEMA:  # written by an older xmr: upgrade it in place
-                session.refresh(version, with_for_update=True)  # one migrating process at a time (PostgreSQL)
-                if int(version.value) < CATALOG_SCHEMA:
-                    migrate(session, int(version.value), CATALOG_SCHEMA)
-                    version.value = str(CATALOG_SCHEMA)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -322,15 +329,26 @@ class Catalog:
 
     def select_images(self, where: ImageFilter) -> np.ndarray:
         """Sorted vector ids that pass ``where``: photos, and the moments of videos (time: capture
-        time, else mtime; folders and extensions: the file's path)."""
+        time, else mtime; folders, extensions and texts: the file's)."""
+        return self._select(where, files=False)
+
+    def select_files(self, where: ImageFilter) -> np.ndarray:
+        """Sorted catalog ids of the files that pass ``where``: photos with a vector and videos with
+        a moment (the ids the keyword index ranks, where :meth:`select_images` gives vector ids)."""
+        return self._select(where, files=True)
+
+    def _select(self, where: ImageFilter, files: bool) -> np.ndarray:
         # SQLite compares paths as bytes, so the range below is exact there; a server whose
         # collation orders paths otherwise gets a second, exact check in Python.
         recheck = bool(where.under) and self.engine.dialect.name != "sqlite"
-        conditions = _filter_conditions(where)
+        conditions = _filter_conditions(where, self.engine.dialect.name)
         queries = []
         if where.media != VIDEOS:
             queries.append(select(ImageRow.id, ImageRow.path).where(ImageRow.vector.is_not(None), *conditions))
-        if where.media != PHOTOS:  # a video passes by its file; its moments are what the index holds
+        if where.media != PHOTOS and files:
+            has_moment = select(MomentRow.id).where(MomentRow.video_id == ImageRow.id).exists()
+            queries.append(select(ImageRow.id, ImageRow.path).where(ImageRow.kind == VIDEO, has_moment, *conditions))
+        elif where.media != PHOTOS:  # a video passes by its file; its moments are what the index holds
             joined = select(MomentRow.id, ImageRow.path).join(ImageRow, ImageRow.id == MomentRow.video_id)
             queries.append(joined.where(*conditions))
         prefixes = tuple(root.rstrip("/") + "/" for root in where.under)
@@ -447,6 +465,17 @@ class Catalog:
                 ids += session.scalars(select(table.id).where(table.vector.is_not(None)))
         return np.sort(np.asarray(ids, dtype=np.int64))
 
+    def indexed_images(self) -> list[ImageRecord]:
+        """Every row with a vector, in id order (what ``xmr duplicates`` compares)."""
+        with Session(self.engine) as session:
+            query = (
+                select(ImageRow)
+                .options(defer(ImageRow.vector))  # the vectors come with iter_vectors, in bulk
+                .where(ImageRow.vector.is_not(None))
+                .order_by(ImageRow.id)
+            )
+            return [_to_record(row) for row in session.scalars(query.execution_options(yield_per=10_000))]
+
     def iter_paths(self) -> Iterator[str]:
         with Session(self.engine) as session:
             yield from session.scalars(select(ImageRow.path).order_by(ImageRow.path))
@@ -461,6 +490,7 @@ class Catalog:
         removed: Sequence[int] = (),
         touched: Sequence[FileStat] = (),
         captions: dict[str, Captions] | None = None,
+        hashed: dict[str, int] | None = None,
     ) -> int:
         """Write one batch of indexing results in a single transaction; return the new generation.
 
@@ -470,7 +500,8 @@ class Catalog:
         their modification time. ``captions`` replaces the sidecar texts of the image paths
         it names (empty to drop them); moves carry their texts along. New rows get ids in
         the order given, ``embedded`` before ``failed``. The rows are written in bulk (see
-        :mod:`index.catalog_writes`).
+        :mod:`index.catalog_writes`). ``hashed`` sets the perceptual hash of rows (by path) that
+        were read again only to make one (rows from before catalog schema 2).
 
         Raises:
             ValueError: a move targets a path another row still holds; nothing was written.
@@ -478,9 +509,9 @@ class Catalog:
                 nothing of this batch was written.
         """
         try:
-            with Session(self.engine) as session, session.begin():
+            with self._write_lock, Session(self.engine) as session, session.begin():
                 gen = self._bump(session)
-                write_batch(session, gen, embedded, failed, moved, removed, touched, captions)
+                write_batch(session, gen, embedded, failed, moved, removed, touched, captions, hashed)
                 return gen
         except OperationalError as exc:
             raise CorruptFileError(
@@ -499,7 +530,7 @@ class Catalog:
             CorruptFileError: the database refused the write; nothing of this batch was written.
         """
         try:
-            with Session(self.engine) as session, session.begin():
+            with self._write_lock, Session(self.engine) as session, session.begin():
                 gen = self._bump(session)
                 write_video_ops(session, gen, ops)
                 return gen
@@ -523,3 +554,53 @@ class Catalog:
         """The videos row (duration, codec, progress) of a video file, or None."""
         with Session(self.engine) as session:
             return video_record(session, video_id)
+
+    # ---- text read from photos, the keyword index, settings ---------------------------
+
+    @property
+    def keywords(self) -> KeywordIndex:
+        """Reads of the keyword index."""
+        return KeywordIndex(self.engine)
+
+    def apply_ocr(self, records: Sequence[OcrRecord]) -> int:
+        """Store text read from images (keyed by content hash) and refresh the keyword documents
+        of every image with those bytes, in one transaction; return the new generation.
+
+        Raises:
+            CorruptFileError: the database refused the write; nothing of it was written.
+        """
+        try:
+            with self._write_lock, Session(self.engine) as session, session.begin():
+                gen = self._bump(session)  # a new generation: cached --contains selections go stale
+                write_ocr(session, records)
+                return gen
+        except OperationalError as exc:
+            raise CorruptFileError(
+                f"writing text read from photos to the catalog at {shown_url(self.url)} failed ({exc.orig}). "
+                "Check free disk space and permissions; nothing of this batch was written."
+            ) from exc
+
+    def ocr_read(self, hashes: Iterable[str], with_errors: bool = True) -> set[str]:
+        """Which of ``hashes`` had their text read (``with_errors``: or tried and failed)."""
+        with Session(self.engine) as session:
+            return ocr_read(session, hashes, with_errors)
+
+    def prune_ocr(self) -> int:
+        """Forget text read from bytes that no catalogued file has any more; return how many."""
+        with self._write_lock, Session(self.engine) as session, session.begin():
+            return prune_ocr(session)
+
+    def setting(self, key: str) -> str | None:
+        """A library setting remembered in the catalog (e.g. ``ocr``), or None."""
+        with Session(self.engine) as session:
+            row = session.get(Meta, f"setting:{key}")
+            return None if row is None else row.value
+
+    def set_setting(self, key: str, value: str) -> None:
+        """Remember a library setting (see :meth:`setting`)."""
+        with self._write_lock, Session(self.engine) as session, session.begin():
+            row = session.get(Meta, f"setting:{key}")
+            if row is None:
+                session.add(Meta(key=f"setting:{key}", value=value))
+            else:
+                row.value = value

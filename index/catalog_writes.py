@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
+from index.keyword_docs import drop_docs, refresh_docs_for_paths
 from index.moments import forget_videos
 from index.records import FAILED, INDEXED, Captions, Embedded, Failed, FileStat, Moved
 from index.schema import IMAGES, TEXTS, ImageRow, TextRow, Tombstone
@@ -41,6 +42,7 @@ def write_batch(
     removed: Sequence[int] = (),
     touched: Sequence[FileStat] = (),
     captions: dict[str, Captions] | None = None,
+    hashed: dict[str, int] | None = None,
 ) -> None:
     """Write one batch of indexing results at generation ``gen`` (see ``Catalog.apply``).
 
@@ -57,10 +59,20 @@ def write_batch(
             update(_IMAGES).where(_IMAGES.c.path == bindparam("b_path")),
             [{"b_path": s.path, "size": s.size, "mtime_ns": s.mtime_ns} for s in touched],
         )
+    if hashed:
+        session.execute(
+            update(_IMAGES).where(_IMAGES.c.path == bindparam("b_path")),
+            [{"b_path": path, "phash": value} for path, value in hashed.items()],
+        )
     remove_rows(session, IMAGES, removed, gen)
     forget_videos(session, removed, gen)  # a removed video's moments leave the index with it
     _move_captions(session, moved)
     _replace_captions(session, captions or {}, gen)
+    # Keyword documents last: they are made from the rows written above.
+    drop_docs(session, removed)
+    changed = [*(e.stat.path for e in embedded), *(f.stat.path for f in failed), *(m.stat.path for m in moved)]
+    changed += list(captions or {})
+    refresh_docs_for_paths(session, changed, {e.stat.path: e.meta.tags() for e in embedded})
 
 
 def insert_texts(session: Session, rows: Iterable[tuple[str, str, str | None, bytes]], gen: int) -> None:
@@ -116,6 +128,7 @@ def _upsert_embedded(
             "orientation": meta.orientation,
             "camera": meta.camera,
             "description": meta.description,
+            "phash": meta.phash,
             "state": INDEXED,
             "error": None,
             "vector": item.vector,
@@ -146,7 +159,9 @@ def _upsert_failed(session: Session, items: Sequence[Failed], existing: dict[str
         }
         row = existing.get(item.stat.path)
         if row is None:
-            empty = dict.fromkeys(("width", "height", "format", "captured_at", "orientation", "camera", "description"))
+            empty = dict.fromkeys(
+                ("width", "height", "format", "captured_at", "orientation", "camera", "description", "phash")
+            )
             new.append({"path": item.stat.path, "captions_mtime_ns": 0, **empty, **values})
             continue
         old.append({"b_id": row[0], **values})  # its metadata stays: what the file was when it last read

@@ -51,6 +51,10 @@ class LibraryLayout:
         return self.root / "index.json"
 
     @property
+    def scan_settings(self) -> Path:
+        return self.root / "scan.json"
+
+    @property
     def lock(self) -> Path:
         return self.root / "write.lock"
 

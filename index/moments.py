@@ -18,6 +18,7 @@ from sqlalchemy import Table, delete, func, insert, select, text, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
+from index.keyword_docs import refresh_docs_for_paths
 from index.records import FAILED, INDEXED, PARTIAL
 from index.schema import IMAGES, VIDEO, ImageRow, MomentRow, Tombstone, VideoRow
 from index.video_records import (
@@ -101,7 +102,9 @@ def forget_videos(session: Session, ids: Sequence[int], gen: int) -> None:
 
 
 def write_video_ops(session: Session, gen: int, ops: Sequence[VideoOp]) -> None:
-    """Apply ``ops`` in order at generation ``gen`` (see :mod:`index.video_records`)."""
+    """Apply ``ops`` in order at generation ``gen`` (see :mod:`index.video_records`), then
+    refresh the keyword documents of the videos they started, finished, copied or failed."""
+    changed = [op.path if isinstance(op, FinishVideo) else op.stat.path for op in ops if _changes_doc(op)]
     for op in ops:
         if isinstance(op, StartVideo):
             _start(session, op, gen)
@@ -120,6 +123,12 @@ def write_video_ops(session: Session, gen: int, ops: Sequence[VideoOp]) -> None:
             session.execute(update(_IMAGES).where(_IMAGES.c.path == op.stat.path).values(**values))
         else:  # pragma: no cover - a new op without a writer
             raise TypeError(f"unknown video write {op!r}")
+    refresh_docs_for_paths(session, changed)
+
+
+def _changes_doc(op: VideoOp) -> bool:
+    """Whether ``op`` changes what a video's keyword document says (or whether it has one)."""
+    return isinstance(op, (StartVideo, FinishVideo, FailVideo, CopyVideo))
 
 
 def _insert_file(session: Session, path: str, values: dict[str, object]) -> int:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from index.errors import FilterError
+from index.keywords import tokens
 
 
 def is_utf8(text: str) -> bool:
@@ -45,6 +46,13 @@ class ImageMeta:
     orientation: int | None = None  # EXIF orientation tag 1..8
     camera: str | None = None  # EXIF make and model
     description: str | None = None  # EXIF ImageDescription or XMP dc:description, if any
+    phash: int | None = None  # 63-bit perceptual hash of the upright pixels (retrieval.images.phash); None: not made
+    title: str | None = None  # XMP dc:title or IPTC ObjectName, if any
+    keywords: tuple[str, ...] = ()  # IPTC Keywords and XMP dc:subject, in file order, once each
+
+    def tags(self) -> list[str]:
+        """Title and keywords: what the keyword index takes from the file's own metadata."""
+        return [*([self.title] if self.title else []), *self.keywords]
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,7 @@ class ImageRecord:
     error: str | None = None  # why it failed, for FAILED rows
     description: str | None = None  # embedded caption (EXIF ImageDescription / XMP)
     captions_mtime_ns: int = 0  # newest sidecar caption file when captions were read; 0 none
+    phash: int | None = None  # perceptual hash of its pixels; None for rows from before catalog schema 2
     kind: str = "image"  # "image" or "video" (index.schema.IMAGE / VIDEO)
 
 
@@ -105,6 +114,9 @@ class ImageFilter:
     after: datetime | None = None  # capture time (else file modification time) at or after
     before: datetime | None = None  # capture time (else file modification time) before
     extensions: tuple[str, ...] = ()  # lower-case suffixes with the dot, e.g. (".jpg", ".png")
+    contains: tuple[
+        str, ...
+    ] = ()  # texts an image must hold, each as words in a row (OCR, names, captions or keywords)
     media: str = ALL  # ALL, PHOTOS (no video moments) or VIDEOS (only video moments)
 
     def __post_init__(self) -> None:
@@ -114,6 +126,13 @@ class ImageFilter:
         object.__setattr__(self, "under", tuple(os.path.abspath(os.path.expanduser(os.fspath(u))) for u in under))
         extensions = (self.extensions,) if isinstance(self.extensions, str) else self.extensions
         object.__setattr__(self, "extensions", tuple("." + e.lower().lstrip(".") for e in extensions))
+        contains = (self.contains,) if isinstance(self.contains, str) else tuple(self.contains)
+        object.__setattr__(self, "contains", contains)
+        for words in contains:
+            if not isinstance(words, str) or not is_utf8(words) or not tokens(words):
+                raise FilterError(
+                    f"ImageFilter.contains takes texts with at least one letter or digit, e.g. 'receipt' or '42.50' (got {words!r})"
+                )
         for name in ("after", "before"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, datetime):
@@ -136,7 +155,7 @@ class ImageFilter:
 
     @property
     def active(self) -> bool:
-        return bool(self.under or self.after or self.before or self.extensions or self.media != ALL)
+        return bool(self.under or self.after or self.before or self.extensions or self.contains or self.media != ALL)
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,12 @@ from sqlalchemy import BigInteger, DateTime, Float, Integer, LargeBinary, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # 1: images, texts, tombstones, meta (generation counter).
-# 2: videos (issue 19): images.kind tells photos from videos; tables videos and moments
-#    (see index.migrations for how a schema-1 catalog is brought up to 2).
-CATALOG_SCHEMA = 2
+# 2: images.phash, the perceptual hash of each image's pixels (duplicates); see index.migrations.
+# 3: text read from photos (ocr_results, ocr_lines, keyed by content hash) and the keyword
+#    index (keyword_docs + SQLite FTS5 keyword_fts / PostgreSQL tsvector + GIN); see index.migrations.
+# 4: videos (issue 19): images.kind tells photos from video files; tables videos and moments
+#    (moment vectors share the images id space); see index.migrations.
+CATALOG_SCHEMA = 4
 IMAGES = "images"
 TEXTS = "texts"
 IMAGE = "image"  # images.kind of a photo
@@ -48,6 +51,9 @@ class ImageRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     vector: Mapped[bytes | None] = mapped_column(LargeBinary)
     vector_gen: Mapped[int] = mapped_column(BigInteger, index=True, default=0)
+    # 63-bit perceptual hash of the upright pixels (retrieval.images.phash); NULL on rows from
+    # schema 1 until an index run reads them again. On the row, like the vector: moves keep it.
+    phash: Mapped[int | None] = mapped_column(BigInteger)
     kind: Mapped[str] = mapped_column(String(8), index=True, default=IMAGE, server_default=IMAGE)  # IMAGE or VIDEO
 
 
@@ -99,3 +105,47 @@ class Tombstone(Base):
     corpus: Mapped[str] = mapped_column(String(16))
     vector_id: Mapped[int] = mapped_column(Integer)
     gen: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class OcrResultRow(Base):
+    """That the text of some bytes was read (even when none was found), by what, or why not."""
+
+    __tablename__ = "ocr_results"
+    content_hash: Mapped[str] = mapped_column(
+        String(64), primary_key=True
+    )  # moves and copies keep it; an edit reads again
+    engine: Mapped[str] = mapped_column(String(128))  # what read it, e.g. "rapidocr-onnxruntime 1.4.4 PP-OCRv4"
+    lines: Mapped[int] = mapped_column(Integer, default=0)  # lines found
+    error: Mapped[str | None] = mapped_column(Text)  # why the text could not be read; None when it was
+
+
+class OcrLineRow(Base):
+    """One line of text read from an image's bytes, with where it is."""
+
+    __tablename__ = "ocr_lines"
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    content_hash: Mapped[str] = mapped_column(String(64), index=True)
+    line: Mapped[int] = mapped_column(Integer)  # reading order, 0 first
+    text: Mapped[str] = mapped_column(Text)
+    confidence: Mapped[float] = mapped_column(Float)
+    box: Mapped[str] = mapped_column(
+        String(160)
+    )  # 8 comma-separated fractions: x,y of 4 corners clockwise from top-left
+
+
+class KeywordDocRow(Base):
+    """What an indexed image says about itself, as keyword tokens per source (index.keywords).
+
+    One row per indexed image; the full-text index over it (created per dialect in
+    index.migrations) is kept in step by triggers (SQLite) or a generated column (PostgreSQL),
+    inside the transaction that writes the row.
+    """
+
+    __tablename__ = "keyword_docs"
+    image_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # images.id
+    names: Mapped[str] = mapped_column(Text, default="")  # file name and the folders above it
+    captions: Mapped[str] = mapped_column(Text, default="")  # sidecar captions and the embedded description
+    tags: Mapped[str] = mapped_column(Text, default="")  # title and keywords (IPTC, XMP dc:subject)
+    ocr: Mapped[str] = mapped_column(Text, default="")  # text read from the pixels
+    tags_raw: Mapped[str] = mapped_column(Text, default="")  # title and keywords as written, one a line (for snippets)

@@ -25,6 +25,7 @@ from retrieval.errors import (
     DeviceError,
     DistributedIndexError,
     EvalSplitTooLargeError,
+    ExcludePatternError,
     ImageDecodeError,
     ItemFileError,
     ItemNotFoundError,
@@ -46,9 +47,24 @@ from retrieval.errors import (
 )
 from retrieval.ingest.commit import Progress
 from retrieval.ingest.config import IngestConfig
+from retrieval.ingest.ocr import OcrConfig
+from retrieval.ingest.ocr_pass import OcrProgress
 from retrieval.library import Library
 from retrieval.models.specs import ModelSpec
-from retrieval.results import Hit, IndexReport, LibraryInfo, MomentHit, Term, TextHit, TextReport
+from retrieval.results import (
+    DuplicateGroup,
+    DuplicateMember,
+    DuplicateReport,
+    Hit,
+    IndexReport,
+    LibraryInfo,
+    Match,
+    MomentHit,
+    Term,
+    TextHit,
+    TextReport,
+)
+from retrieval.search.duplicates import DuplicateConfig
 from retrieval.video.config import SampleConfig
 
 __all__ = [
@@ -59,7 +75,12 @@ __all__ = [
     "DeviceError",
     "DimensionMismatchError",
     "DistributedIndexError",
+    "DuplicateConfig",
+    "DuplicateGroup",
+    "DuplicateMember",
+    "DuplicateReport",
     "EvalSplitTooLargeError",
+    "ExcludePatternError",
     "FilterError",
     "Hit",
     "ImageDecodeError",
@@ -74,11 +95,14 @@ __all__ = [
     "LibraryInfo",
     "LibraryNotFoundError",
     "LibraryVersionError",
+    "Match",
     "MissingDependencyError",
     "MomentHit",
     "ModelMismatchError",
     "ModelNotFoundError",
     "ModelSpec",
+    "OcrConfig",
+    "OcrProgress",
     "PairsFormatError",
     "Progress",
     "QueryError",

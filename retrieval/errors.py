@@ -91,3 +91,7 @@ class VideoDecodeError(XmrError, ValueError):
 
 class RangeNotSatisfiableError(XmrError, ValueError):
     """An HTTP Range asks for bytes past the end of the file (the server answers 416)."""
+
+
+class ExcludePatternError(XmrError, ValueError):
+    """An ``--exclude`` pattern that gitignore syntax cannot read."""

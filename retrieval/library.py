@@ -10,12 +10,13 @@ with Library.open("~/photos-index", model="ViT-B-32") as lib:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
+import logging
 import os
 import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,11 +26,13 @@ from index.catalog import IMAGES, TEXTS, Catalog, shown_url
 from index.config import remember_config
 from index.deps import require_faiss
 from index.errors import CatalogMismatchError, CorruptFileError, XmrError
+from index.keywords import parse_query, tokens
 from index.layout import LibraryLayout, default_library_dir
 from index.lock import WriteLock
 from index.manifest import Manifest, ModelIdentity, read_manifest
 from index.query_cache import QueryVectorCache
 from index.records import PHOTOS, VIDEOS, ImageFilter
+from index.scan_settings import load_excludes, save_excludes
 from index.store import IndexConfig, VectorStore
 from index.tokens import TokenCache
 from index.vectors import Neighbors
@@ -37,13 +40,14 @@ from retrieval.errors import ModelMismatchError, QueryError
 from retrieval.ingest.commit import Progress
 from retrieval.ingest.config import IngestConfig
 from retrieval.ingest.pipeline import run_plan
-from retrieval.ingest.scan import make_plan, scan
+from retrieval.ingest.scan import ScanConfig, make_plan, scan
 from retrieval.models.identity import open_manifest, rebind_empty, save_new
 from retrieval.models.specs import ModelSpec
 from retrieval.rerank.base import DEFAULT_RERANK_K
-from retrieval.results import Hit, IndexReport, LibraryInfo, Term, TextHit, TextReport
+from retrieval.results import DuplicateReport, Hit, IndexReport, LibraryInfo, Term, TextHit, TextReport
+from retrieval.search.duplicates import DuplicateConfig
 from retrieval.search.gpu_search import search_hook
-from retrieval.search.hits import media_hits, page_hits, text_hits
+from retrieval.search.hits import media_hits, page_hits, text_hits, word_hits
 from retrieval.search.known_vectors import LibraryVectors
 from retrieval.search.query_vector import (
     check_paging,
@@ -58,8 +62,13 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from retrieval.ingest.distributed import RayConfig
+    from retrieval.ingest.ocr import OcrConfig
+    from retrieval.ingest.ocr_pass import OcrProgress
     from retrieval.models.encoder import Encoder
     from retrieval.rerank.base import Reranker
+
+
+log = logging.getLogger(__name__)
 
 
 class Library:
@@ -180,6 +189,7 @@ class Library:
                 from retrieval.models.encoder import load_encoder
 
                 model = self.identity
+                log.info("loading the model %s (device %s)", model.label(), self.device)
                 encoder = load_encoder(ModelSpec(model.spec, model.spec_pretrained), self.device)
                 if not model.same_model(encoder.identity):  # e.g. weights retrained in place
                     raise ModelMismatchError(
@@ -202,6 +212,13 @@ class Library:
         on_plan: Callable[[int, int], None] | None = None,
         ray: RayConfig | None = None,
         cache_tokens: bool = False,
+        exclude: Sequence[str] = (),
+        follow_symlinks: bool = True,
+        vanished_means_deleted: bool = False,
+        persist: bool = True,
+        ocr: bool | None = None,
+        ocr_config: OcrConfig | None = None,
+        on_ocr_progress: Callable[[OcrProgress], None] | None = None,
     ) -> IndexReport:
         """Index image files under ``paths`` incrementally; see :class:`IndexReport`.
 
@@ -211,25 +228,48 @@ class Library:
         Ray actors decode and embed the files (see :mod:`retrieval.ingest.distributed`); planning,
         commits and their guarantees stay here. ``cache_tokens`` starts a token cache (each
         image's encoder tokens on disk, for reranking without decoding); once a library has
-        one, every later run fills it.
+        one, every later run fills it. ``exclude`` adds gitignore patterns to those the library
+        remembers (see :meth:`exclusions`); files already in the library that they cover leave
+        it. ``follow_symlinks=False`` reports links to folders instead of walking them.
+        ``vanished_means_deleted``: a path in ``paths`` that does not exist was deleted (the
+        watcher's events), so its images leave; otherwise they are kept (an unplugged drive).
+        ``persist=False`` leaves the index snapshots as they were (the catalog holds every
+        change, and opening or :meth:`persist_index` brings them up to date): a watcher
+        committing small batches then does not rewrite the whole index file for each.
+        ``ocr`` turns reading the text in photos on or off (remembered by the library; None:
+        as it was told last, else off): OCR threads beside the encoder read new and changed
+        files and indexed files not read yet (see :mod:`retrieval.ingest.ocr_pass`), reporting
+        through ``on_ocr_progress``.
 
         Raises:
             LibraryBusyError: another process is indexing this library.
-            MissingDependencyError, ModelMismatchError, DistributedIndexError: with ``ray`` only.
+            ExcludePatternError: an exclude pattern gitignore syntax cannot read.
+            MissingDependencyError: ``ocr`` without the ``[ocr]`` extra, ``ray`` without Ray.
+            ModelMismatchError, DistributedIndexError: with ``ray`` only.
         """
         from retrieval.images.decode import image_extensions
+        from retrieval.ingest.ocr_pass import start_ocr_pass
         from retrieval.ingest.videos import index_videos, split_videos
         from retrieval.video.formats import VIDEO_EXTENSIONS, VIDEO_HINT, video_available
 
         start = time.perf_counter()
         with self._writing():
-            found = scan(
-                [paths] if isinstance(paths, (str, os.PathLike)) else paths, image_extensions() | VIDEO_EXTENSIONS
-            )
+            rules = replace(self._scan_config(exclude, follow_symlinks), vanished_roots_deleted=vanished_means_deleted)
+            roots = [paths] if isinstance(paths, (str, os.PathLike)) else paths
+            found = scan(roots, image_extensions() | VIDEO_EXTENSIONS, rules)
             plan = make_plan(found, self.catalog, retry_failed=config.retry_failed)
             videos = split_videos(plan, video_available())  # moves and removals of videos stay in the plan
+            log.info(
+                "plan: %d to read, %d videos, %d unchanged, %d moved, %d removed",
+                len(plan.todo),
+                len(videos.todo),
+                plan.unchanged,
+                len(plan.moved),
+                len(plan.removed),
+            )
             if on_plan:
                 on_plan(len(plan.todo) + len(videos.todo), plan.unchanged)
+            reader = start_ocr_pass(self.catalog, found, plan, ocr, ocr_config, config.retry_failed, on_ocr_progress)
             try:
                 if ray is not None:
                     from retrieval.ingest.distributed import run_plan_ray
@@ -243,18 +283,30 @@ class Library:
                     encoder = self.encoder if plan.todo or plan.recaption or videos.todo else None
                     tokens = self._token_cache(create=cache_tokens) if plan.todo else None
                     tally = run_plan(plan, encoder, self.catalog, config, on_progress, tokens)  # type: ignore[arg-type]
-                read = (
+                done = (
                     tally.added + tally.updated + tally.touched + len(tally.failed),
                     len(plan.todo),
                     len(tally.failed),
                 )
                 seen = (
-                    index_videos(videos, self.encoder, self.catalog, config, on_progress, read) if videos.todo else None
+                    index_videos(videos, self.encoder, self.catalog, config, on_progress, done) if videos.todo else None
                 )
+                read = reader.finish() if reader is not None else None
             finally:
-                self.images.persist()  # also after an interrupt: what was committed is kept
-                self.texts.persist()  # sidecar captions
-        failures = tuple(found.errors) + tuple(tally.failed) + (tuple(seen.failed) if seen else ())
+                if reader is not None:  # interrupted or failed: stop reading text, keep what was committed
+                    reader.cancel()
+                    reader.join()
+                if persist:
+                    self.images.persist()  # also after an interrupt: what was committed is kept
+                    self.texts.persist()  # sidecar captions
+            if read is not None:
+                self.catalog.prune_ocr()  # text of bytes no file has any more (edited or deleted)
+        failures = (
+            tuple(found.errors)
+            + tuple(tally.failed)
+            + (tuple(seen.failed) if seen else ())
+            + (tuple(read.failed) if read else ())
+        )
         return IndexReport(
             added=tally.added + (seen.added if seen else 0),
             updated=tally.updated + (seen.updated + seen.resumed if seen else 0),
@@ -265,11 +317,70 @@ class Library:
             failures=failures,
             encoded=tally.encoded + (seen.encoded if seen else 0),
             seconds=time.perf_counter() - start,
+            excluded=found.excluded,
+            excluded_removed=tuple(plan.excluded_paths),
+            links_skipped=found.links_skipped,
+            raw_skipped=found.raw_skipped,
+            rehashed=plan.rehash,
+            ocr_read=read.read if read else 0,
+            ocr_failed=len(read.failed) if read else 0,
             videos=len(videos.todo),
             moments=seen.moments if seen else 0,
             skipped=tuple(videos.skipped),
             skipped_reason=VIDEO_HINT if videos.skipped else "",
         )
+
+    def persist_index(self) -> None:
+        """Bring the vector index snapshots up to date with the catalog and write them (under the
+        write lock; after index runs with ``persist=False``).
+
+        Raises:
+            LibraryBusyError: another process is writing to this library.
+        """
+        with self._writing():
+            self.images.persist()
+            self.texts.persist()
+
+    def exclusions(self) -> tuple[str, ...]:
+        """The ``--exclude`` patterns this library remembers (gitignore syntax; see
+        :mod:`retrieval.ingest.exclusions`); the defaults and ``.xmrignore`` files apply too."""
+        return load_excludes(self.layout.scan_settings)
+
+    def add_exclusions(self, patterns: Sequence[str]) -> tuple[str, ...]:
+        """Remember more ``--exclude`` patterns (they apply from the next index run); return them all.
+
+        Raises:
+            ExcludePatternError: a pattern gitignore syntax cannot read (nothing is saved).
+            LibraryBusyError: another process is writing to this library.
+        """
+        with self._writing():
+            return self._scan_config(patterns, True).exclude
+
+    def forget_exclusions(self, patterns: Sequence[str]) -> tuple[str, ...]:
+        """Stop remembering ``patterns`` (as given to :meth:`index`); return those still remembered.
+        Files they kept out come in with the next index run.
+
+        Raises:
+            LibraryBusyError: another process is writing to this library.
+        """
+        from retrieval.ingest.exclusions import normalize_pattern
+
+        with self._writing():
+            gone = {normalize_pattern(p) for p in patterns}
+            kept = [p for p in self.exclusions() if p not in gone]
+            return save_excludes(self.layout.scan_settings, kept)
+
+    def _scan_config(self, exclude: Sequence[str], follow_symlinks: bool) -> ScanConfig:
+        """The walk's settings: remembered patterns plus ``exclude`` (remembered from now on, once
+        they parse). Called under the write lock."""
+        from retrieval.ingest.exclusions import ExclusionRules, normalize_pattern
+
+        remembered = self.exclusions()
+        patterns = tuple(dict.fromkeys((*remembered, *(normalize_pattern(p) for p in exclude if p.strip()))))
+        ExclusionRules(patterns)  # a pattern that does not parse fails here, before it is saved
+        if patterns != remembered:
+            save_excludes(self.layout.scan_settings, patterns)
+        return ScanConfig(exclude=patterns, follow_symlinks=follow_symlinks)
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
@@ -386,6 +497,8 @@ class Library:
         min_score: float | None = None,
         reranker: Reranker | None = None,
         rerank_k: int = DEFAULT_RERANK_K,
+        mode: str = "auto",
+        sort: str = "relevance",
         per_video: bool = True,
     ) -> list[Hit]:
         """Rank the library's photos and videos by texts and example images; best first.
@@ -402,28 +515,62 @@ class Library:
             reranker: rescore the dual top ``max(rerank_k, offset + k)`` against the query's
                 one text (see :mod:`retrieval.rerank.search`); from :meth:`load_reranker`.
                 Rerankers score photos: with one, videos are left out.
+            mode: "semantic" (the encoder), "keyword" (the words in the images' OCR text, file
+                and folder names, captions and keywords; loads no model), "hybrid" (both rankings
+                fused) or "auto": hybrid when some image's own text (OCR, captions, keywords)
+                holds a word of the query and no reranker is given; else semantic, scores as
+                before. See :mod:`retrieval.search.keyword` for scores and ``min_score`` in each
+                mode, and for videos (ranked by their file's words, one hit each).
+            sort: "relevance", or "date" / "-date": the hits that passed ``k`` and ``min_score``
+                by capture time (else modification time), oldest / newest first.
             per_video: a video is one hit at its best moment, listing its other matching
-                moments (``Hit.moments``); False makes every moment a hit of its own.
+                moments (``Hit.moments``); False makes every moment a hit of its own (semantic
+                search only: "auto" is semantic then).
+
+        Hits carry ``match``: the OCR line (with its box), caption, keyword or name holding the
+        query's words or a ``where.contains`` text, when one does.
 
         Raises:
             QueryError: no query term, ``k`` < 1, ``offset`` < 0, terms that cancel out, an
-                unreadable query image, a reranker with no single text to match, or a
-                reranker with ``where.media == "videos"``.
+                unreadable query image, a reranker with no single text to match, an unknown mode
+                or sort, keyword or hybrid mode without words, with a reranker or without
+                ``per_video``, or a reranker with ``where.media == "videos"``.
         """
-        query = self._query(text, image, terms, k, offset)
+        _check_query_types(text, image, terms, k, offset)
+        words = " ".join(t for t in (text, *(term.text for term in terms if term.weight > 0)) if isinstance(t, str))
         if reranker is None:
-            return self.search_vector(query, k, where=where, offset=offset, min_score=min_score, per_video=per_video)
+            if mode == "keyword":  # no query vector: the model is not loaded
+                _check_query_types(text, image, terms, k, offset)
+                query = None
+            else:
+                query = self._query(text, image, terms, k, offset)
+            return self.search_vector(
+                query,
+                k,
+                where=where,
+                offset=offset,
+                min_score=min_score,
+                words=words,
+                mode=mode,
+                sort=sort,
+                per_video=per_video,
+            )
         from retrieval.rerank.search import rerank_hits, rerank_text
+        from retrieval.search.keyword import pick_mode, sort_hits
 
-        words = rerank_text(text, terms)
+        pick_mode(mode, sort, parse_query(words), True, False)  # a reranker takes semantic results only
         if where.media == VIDEOS:
             raise QueryError(
                 "rerankers score photos, not video moments; drop --reranker, or search --media all or photos."
             )
-        photos = dataclasses.replace(where, media=PHOTOS)
-        hits = self.search_vector(query, max(rerank_k, k + offset), where=photos)
-        hashes = {r.id: r.content_hash for r in self.catalog.images([h.id for h in hits]).values()}
-        return rerank_hits(reranker, words, hits, hashes, k, offset, min_score)
+        query = self._query(text, image, terms, k, offset)
+        rerank_words = rerank_text(text, terms)
+        photos = replace(where, media=PHOTOS)
+        hits = self.search_vector(query, max(rerank_k, k + offset), where=photos, mode="semantic")
+        records = self.catalog.images([h.id for h in hits])
+        hashes = {r.id: r.content_hash for r in records.values()}
+        hits = rerank_hits(reranker, rerank_words, hits, hashes, k, offset, min_score)
+        return sort_hits(self._with_matches(hits, parse_query(words), where), records, sort)
 
     def load_reranker(self, spec: str | Path) -> Reranker:
         """Load a reranker for this library: a folder from ``xmr train-reranker`` (checked against
@@ -447,28 +594,82 @@ class Library:
 
     def search_vector(
         self,
-        query: np.ndarray,
+        query: np.ndarray | None,
         k: int = 10,
         *,
         where: ImageFilter = ImageFilter(),
         offset: int = 0,
         min_score: float | None = None,
+        words: str = "",
+        mode: str = "semantic",
+        sort: str = "relevance",
         per_video: bool = True,
     ) -> list[Hit]:
-        """Rank photos and videos by a unit query vector ``(dim,)``; see :meth:`search` for the options."""
+        """Rank photos and videos by a unit query vector ``(dim,)`` and, in keyword or hybrid mode,
+        by the keyword ``words`` (``query`` may be None in keyword mode); see :meth:`search`."""
+        from retrieval.search.keyword import (
+            HYBRID_POOL,
+            any_said,
+            fuse,
+            fused_hits,
+            keyword_hits,
+            keyword_ranking,
+            pick_mode,
+            sort_hits,
+        )
+
         _check_query_types(None, None, (), k, offset)
         check_paging(k, offset)
         if not isinstance(where, ImageFilter):
             raise QueryError(f"where must be an ImageFilter, not {type(where).__name__}")
+        phrases = parse_query(words)
+        auto = mode == "auto"
+        if not per_video and mode in ("keyword", "hybrid"):
+            raise QueryError(
+                f"{mode} search ranks files, one hit per video; every moment as a hit (--each-moment) "
+                "needs --mode semantic."
+            )
+        with_docs = per_video and bool(phrases) and self.catalog.keywords.doc_count() > 0
+        mode = pick_mode(mode, sort, phrases, False, with_docs)
+        if mode != "keyword" and query is None:
+            raise QueryError(f"{mode} search needs a query vector; only keyword search works from words alone")
         self.images.refresh()  # pick up what another process indexed meanwhile
-        allowed = self._selections.allowed(where, self.images.generation) if where.active else None
-        vector = np.asarray(query, np.float32).reshape(1, -1)
-        wanted, pool = k + offset, k + offset
-        while True:  # a video's many moments take one hit: widen the pool until k + offset hits
+        allowed = None  # vector ids (photos, moments) passing ``where``; files: catalog ids (photos, videos)
+        if where.active and mode != "keyword":
+            allowed = self._selections.allowed(where, self.images.generation)
+        files = None
+        if where.active and mode != "semantic":
+            files = self._selections.allowed(where, self.images.generation, files=True)
+        if auto and mode == "hybrid" and not any_said(self.catalog.keywords, phrases, files):
+            mode = "semantic"  # auto: cosine scores as ever unless the images' own text (OCR, captions,
+            # keywords) holds a word of the query; a file name alone does not switch it
+        keyword = keyword_ranking(self.catalog.keywords, phrases, files) if mode != "semantic" else []
+        if mode == "semantic":
+            hits = self._semantic(np.asarray(query, np.float32).reshape(1, -1), k + offset, allowed, per_video)
+            hits = page_hits(hits, offset, min_score)
+            records = self.catalog.images([h.file_id for h in hits]) if sort != "relevance" else {}
+        elif mode == "keyword":
+            ranked = keyword[: k + offset]
+            records = self.catalog.images([i for i, _, _ in ranked])
+            hits = keyword_hits(ranked, word_hits(self.catalog, records, None), offset, min_score)
+        else:  # hybrid: the semantic ranking of files (one entry per video) fused with the keyword one
+            pool = max(HYBRID_POOL, k + offset)
+            vector = np.asarray(query, np.float32).reshape(-1)  # (D,)
+            found = {h.file_id: h for h in self._semantic(vector.reshape(1, -1), pool, allowed, True)}
+            fused = fuse(list(found), keyword[:pool])[: k + offset]
+            records = self.catalog.images([i for i, _ in fused])
+            found.update(word_hits(self.catalog, {i: r for i, r in records.items() if i not in found}, vector))
+            hits = fused_hits(fused, found, keyword[:pool], offset, min_score)
+        return sort_hits(self._with_matches(hits, phrases, where), records, sort)
+
+    def _semantic(self, vector: np.ndarray, wanted: int, allowed: np.ndarray | None, per_video: bool) -> list[Hit]:
+        """Ranked hits of the vector search for ``vector`` ``(1, D)``: ``wanted`` when that many exist."""
+        pool = wanted
+        while True:  # a video's many moments take one hit: widen the pool until ``wanted`` hits
             (found,) = self.images.search(vector, pool, allowed)
             hits = self._hits(found, per_video)
             if len(hits) >= wanted or len(found.ids) < pool or pool >= len(self.images.index):
-                return page_hits(hits, offset, min_score)
+                return hits
             pool = min(4 * pool, len(self.images.index))
 
     def _hits(self, found: Neighbors, per_video: bool) -> list[Hit]:
@@ -479,6 +680,17 @@ class Library:
         moments = self.catalog.moments(rest) if rest else {}
         videos = self.catalog.images(sorted({m.video_id for m in moments.values()})) if moments else {}
         return media_hits(found, records, moments, videos, per_video)
+
+    def _with_matches(self, hits: list[Hit], phrases: Sequence[tuple[str, ...]], where: ImageFilter) -> list[Hit]:
+        """``hits`` with the text each matched in (the query's words, then ``where.contains``;
+        a video's: its file's names and captions)."""
+        from retrieval.search.snippets import find_match
+
+        wanted = [*phrases, *(tuple(tokens(c)) for c in where.contains)]
+        if not hits or not wanted:
+            return hits
+        sources = self.catalog.keywords.sources([h.file_id for h in hits])
+        return [replace(h, match=find_match(sources[h.file_id], wanted)) if h.file_id in sources else h for h in hits]
 
     # ---- inspecting ---------------------------------------------------------------------
 
@@ -502,7 +714,20 @@ class Library:
             videos=counts["videos"],
             moments=counts["moments"],
             bytes_on_disk=self.layout.bytes_on_disk(),
+            exclude=self.exclusions(),
         )
+
+    def duplicates(self, config: DuplicateConfig | None = None) -> DuplicateReport:
+        """Groups of duplicate images (exact copies, near copies, similar shots), each with a
+        suggested keeper and why; see :mod:`retrieval.search.duplicates`. Reads the catalog
+        only: no file is read, moved or deleted, and no model is loaded.
+
+        Raises:
+            QueryError: a config with unknown tiers or out-of-range thresholds.
+        """
+        from retrieval.search.duplicates import find_duplicates
+
+        return find_duplicates(self.catalog, self.identity.embed_dim, config or DuplicateConfig())
 
     def failures(self, limit: int | None = None) -> list[tuple[str, str]]:
         """(path, reason) of every file that could not be indexed."""

@@ -28,19 +28,37 @@ class MomentHit:
 
 
 @dataclass(frozen=True)
+class Match:
+    """The text in which a hit matched the query's words (or its ``contains`` filter)."""
+
+    text: str  # the OCR line, caption, keyword or name that matched
+    source: str  # "ocr", "caption", "keywords" or "filename"
+    box: tuple[float, ...] | None = (
+        None  # ocr only: x, y of the 4 corners (clockwise from top-left) as fractions of width and height
+    )
+
+    def to_json(self) -> dict[str, object]:
+        return {"text": self.text, "source": self.source, "box": list(self.box) if self.box else None}
+
+
+@dataclass(frozen=True)
 class Hit:
     """One search result: a photo, or a video at its best matching moment."""
 
     rank: int  # 1-based
-    score: float  # cosine similarity of query and image, -1..1; with a reranker: match probability 0..1
-    id: int  # catalog id (== vector id)
-    path: str  # absolute path of the image file
+    score: (
+        float  # what ranked it: cosine -1..1; reranker: match probability; hybrid: fused (RRF); keyword: keyword score
+    )
+    id: int  # vector id: a photo's catalog id, or for a video hit its moment's
+    path: str  # absolute path of the photo or video file
     width: int | None = None
     height: int | None = None
     format: str | None = None
     captured_at: datetime | None = None  # EXIF capture time when present
     camera: str | None = None
-    dual_score: float | None = None  # with a reranker: the dual encoder's cosine; else None
+    dual_score: float | None = None  # with a reranker or hybrid search: the dual encoder's cosine; else None
+    keyword_score: float | None = None  # keyword and hybrid search: the keyword score (None: no word matched)
+    match: Match | None = None  # where the query's words (or --contains) matched, when they did
     media: str = "photo"  # "photo" or "video"
     start: float | None = None  # video: seconds where the matching moment starts (its frame); photo: None
     end: float | None = None  # video: seconds where that moment ends; photo: None
@@ -80,10 +98,16 @@ class Hit:
             moments=others,
         )
 
+    @property
+    def file_id(self) -> int:
+        """The catalog id of the hit's file: the photo's, or the video's (whose keyword document it is)."""
+        return self.video_id if self.video_id is not None else self.id
+
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dict (datetimes as ISO 8601 strings)."""
         out = asdict(self)
         out["captured_at"] = self.captured_at.isoformat() if self.captured_at else None
+        out["match"] = self.match.to_json() if self.match else None
         return out
 
 
@@ -122,7 +146,7 @@ class IndexReport:
     added: int  # new files embedded (or given the vector of identical bytes)
     updated: int  # changed files re-embedded
     moved: int  # files found at a new path, vector kept
-    removed: int  # files gone from disk, dropped from catalog and index
+    removed: int  # files gone from disk (or excluded now: see excluded_removed), dropped from catalog and index
     unchanged: int  # skipped: same size and modification time
     failed: int  # files that could not be read this run
     failures: tuple[tuple[str, str], ...]  # (path, reason) for each failure, walk errors included
@@ -132,11 +156,22 @@ class IndexReport:
     moments: int = 0  # moments written for them
     skipped: tuple[str, ...] = ()  # videos left unread: video support is not installed (see skipped_reason)
     skipped_reason: str = ""  # why (and the install command), when ``skipped`` is not empty
+    # What the walk left out on purpose (issue 20), each said, never silent:
+    excluded: int = 0  # files and folders left out by exclusion rules (a folder counts once, not its files)
+    excluded_removed: tuple[str, ...] = ()  # of ``removed``: files still on disk that exclusion rules now cover
+    links_skipped: tuple[tuple[str, str], ...] = ()  # (symbolic link to a folder, why it was not walked)
+    raw_skipped: tuple[str, ...] = ()  # RAW files not indexed because rawpy is missing (pip install 'xmr[raw]')
+    rehashed: int = 0  # of ``unchanged``, files read again only to add the perceptual hash an older xmr did not make
+    ocr_read: int = 0  # images whose text was read (OCR) this run
+    ocr_failed: int = 0  # images whose text could not be read (also listed in failures)
 
     def to_json(self) -> dict[str, object]:
         out = asdict(self)
         out["failures"] = [{"path": p, "error": e} for p, e in self.failures]
         out["skipped"] = list(self.skipped)
+        out["links_skipped"] = [{"path": p, "why": w} for p, w in self.links_skipped]
+        out["excluded_removed"] = list(self.excluded_removed)
+        out["raw_skipped"] = list(self.raw_skipped)
         return out
 
 
@@ -159,6 +194,67 @@ class LibraryInfo:
     bytes_per_vec: float = 0.0  # index_memory / vectors
     videos: int = 0  # videos with moments (indexed, or partly by a run that was stopped)
     moments: int = 0  # their moments (vectors in the image index, with the photos)
+    exclude: tuple[str, ...] = ()  # the --exclude patterns the library remembers
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class DuplicateMember:
+    """One image of a duplicate group, compared with the group's suggested keeper."""
+
+    id: int  # catalog id
+    path: str  # absolute path
+    relation: str  # "keeper", or how it relates to the keeper: "exact", "near" or "similar"
+    score: float  # cosine similarity of its vector and the keeper's (1.0 for the keeper)
+    bits: int | None  # perceptual hashes' differing bits (of 63) with the keeper; None when either has none
+    width: int | None = None
+    height: int | None = None
+    size: int = 0  # bytes
+    format: str | None = None
+    captured_at: datetime | None = None  # EXIF capture time when present
+
+    def to_json(self) -> dict[str, object]:
+        out = asdict(self)
+        out["captured_at"] = self.captured_at.isoformat() if self.captured_at else None
+        return out
+
+
+@dataclass(frozen=True)
+class DuplicateGroup:
+    """Images that are copies or near copies of one picture, or shots of one scene."""
+
+    tier: str  # "exact" (same bytes), "near" (same picture re-encoded, resized, cropped...) or "similar"
+    members: tuple[DuplicateMember, ...]  # the suggested keeper first, then by path
+    reason: str  # why the keeper is suggested, in words
+
+    @property
+    def keeper(self) -> DuplicateMember:
+        return self.members[0]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "tier": self.tier,
+            "keeper": self.keeper.id,
+            "reason": self.reason,
+            "members": [m.to_json() for m in self.members],
+        }
+
+
+@dataclass(frozen=True)
+class DuplicateReport:
+    """What ``Library.duplicates`` found; it never changes a file or the library."""
+
+    groups: tuple[DuplicateGroup, ...]  # exact groups first, then near, then similar
+    images: int  # indexed images compared
+    without_hash: int  # of those, images with no perceptual hash yet (they can be exact or similar, not near)
+    seconds: float  # wall time
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "groups": [g.to_json() for g in self.groups],
+            "images": self.images,
+            "without_hash": self.without_hash,
+            "seconds": self.seconds,
+        }

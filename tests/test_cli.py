@@ -227,3 +227,28 @@ def test_search_shows_a_spinner_on_terminals_only(monkeypatch: pytest.MonkeyPatc
         with progress.working("searching"):
             time.sleep(0.3)  # long enough for the spinner to draw a frame
         assert ("searching" in stream.getvalue()) is expected
+
+
+def test_index_with_ocr_then_search_words_contains_mode_and_sort(run, tmp_path: Path) -> None:  # noqa: ANN001
+    pytest.importorskip("rapidocr_onnxruntime", reason="needs the ocr extra")
+    from tests.helpers.text_images import render_words
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    render_words("coffee", "RECEIPT 42.50", folder / "a.jpg")
+    render_words("chelsea", "EXIT", folder / "b.jpg")
+    indexed = run("index", str(folder), "--model", run.model, "--ocr", "--ocr-workers", "1", "--json")
+    assert indexed.exit_code == 0, indexed.output
+    assert json.loads(indexed.stdout)["ocr_read"] == 2
+
+    hits = [json.loads(line) for line in run("search", "42.50", "--mode", "keyword", "--json").stdout.splitlines()]
+    assert [Path(h["path"]).name for h in hits] == ["a.jpg"]
+    assert hits[0]["match"]["source"] == "ocr" and len(hits[0]["match"]["box"]) == 8
+    contained = run("search", "a photo", "--contains", "exit", "-k", "10", "--paths")
+    assert contained.exit_code == 0 and contained.stdout.splitlines() == [str(folder / "b.jpg")]
+    nothing = run("search", "a photo", "--contains", "nowhere")
+    assert nothing.exit_code == 1 and "no results" in nothing.output
+    dated = run("search", "a photo", "--sort", "-date", "--paths").stdout.splitlines()
+    assert sorted(dated) == sorted(str(p) for p in folder.glob("*.jpg"))
+    bad = run("search", "a photo", "--mode", "fuzzy")
+    assert bad.exit_code == 2 and "fuzzy" in bad.output

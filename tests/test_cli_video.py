@@ -47,6 +47,14 @@ def test_videos_through_the_cli(tmp_path: Path, tiny_model_dir: Path) -> None:
     photos_only = run("search", "a photo", "--media", "photos", "--paths").stdout.split()
     assert photos_only == [str(media / "rocket.jpg")]
     bad = run("search", "a photo", "--media", "films")
-    assert bad.exit_code == 2 and "--media takes all, photos or videos" in bad.output
+    assert bad.exit_code == 2 and "'films' is not one of 'all', 'photos', 'videos'" in bad.output
+    never = run("index", str(media), "--video-interval", "0")
+    assert never.exit_code == 2 and "must be a number above 0" in never.output
+    named = [json.loads(x) for x in run("search", "film", "--mode", "keyword", "--json").stdout.splitlines()]
+    assert [(h["path"], h["media"], h["match"]["source"]) for h in named] == [
+        (str(media / "film.mp4"), "video", "filename")
+    ]
+    mixed = run("search", "film", "--mode", "hybrid", "--each-moment")
+    assert mixed.exit_code == 2 and "--mode semantic" in mixed.output
     info = json.loads(run("info", "--json").stdout)
     assert (info["images"], info["videos"], info["moments"]) == (1, 1, report["moments"])

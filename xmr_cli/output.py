@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 if TYPE_CHECKING:
-    from retrieval import Hit, IndexReport, LibraryInfo, TextHit, TextReport
+    from retrieval import DuplicateReport, Hit, IndexReport, LibraryInfo, TextHit, TextReport
 
 __all__ = [
     "clock",
@@ -23,6 +23,7 @@ __all__ = [
     "image_protocol",
     "inline_image",
     "out",
+    "print_duplicates",
     "print_failures",
     "print_hits",
     "print_info",
@@ -33,11 +34,27 @@ __all__ = [
     "print_serving",
     "print_text_hits",
     "print_text_report",
+    "print_version",
+    "print_watch_batch",
+    "print_watching",
     "print_written",
 ]
 
+RAW_EXTRA = "'xmr[raw]'"
 out = Console()
 err = Console(stderr=True)
+
+
+def print_version() -> None:
+    """``xmr X.Y.Z`` and the Python running it."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        mine = version("xmr")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        mine = "unknown (not installed)"
+    typer.echo(f"xmr {mine} (Python {platform.python_version()})")
 
 
 def print_report(report: IndexReport, as_json: bool) -> None:
@@ -65,6 +82,31 @@ def print_report(report: IndexReport, as_json: bool) -> None:
             err.print(f"  {escape(path)}", highlight=False)
         if count > 20:
             err.print(f"  ... and {count - 20} more")
+    _print_left_out(report)
+
+
+def _print_left_out(report: IndexReport) -> None:
+    """What the walk left out on purpose: excluded, links not walked, RAW files it cannot read."""
+    if report.excluded:
+        err.print(f"left out {report.excluded} files and folders by exclusion rules (defaults, --exclude, .xmrignore)")
+    _print_some("removed, now excluded:", report.excluded_removed)
+    _print_some("symbolic links to folders not walked:", [f"{p}: {why}" for p, why in report.links_skipped])
+    if report.raw_skipped:
+        err.print(f"{len(report.raw_skipped)} RAW files not indexed: pip install {escape(RAW_EXTRA)} to read them")
+        _print_some("", report.raw_skipped)
+    if report.rehashed:
+        err.print(f"read {report.rehashed} unchanged files again to add their perceptual hash (nothing re-embedded)")
+
+
+def _print_some(title: str, lines: Sequence[str], limit: int = 10) -> None:
+    if not lines:
+        return
+    if title:
+        err.print(title)
+    for line in lines[:limit]:
+        err.print(f"  {escape(line)}", highlight=False, soft_wrap=True)  # a path is for copying: never cut
+    if len(lines) > limit:
+        err.print(f"  ... and {len(lines) - limit} more (--json lists them all)")
 
 
 def print_hits(hits: Sequence[Hit], as_json: bool = False, paths_only: bool = False, preview: bool = False) -> None:
@@ -231,3 +273,63 @@ def print_metrics(result: dict, as_json: bool) -> None:
     if "binding_by_negative" in result:
         wins = ", ".join(f"{kind} {share:.3f}" for kind, share in result["binding_by_negative"].items())
         out.print(f"caption beats its negative, by kind of negative: {wins}")
+
+
+def print_duplicates(report: DuplicateReport, as_json: bool) -> None:
+    """Duplicate groups (JSON lines, or a block per group on stdout) and a summary on stderr."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from index.config import format_bytes
+
+    for group in report.groups:
+        if as_json:
+            typer.echo(json.dumps(group.to_json()))
+            continue
+        out.print(
+            f"[bold]{group.tier}[/]  {len(group.members)} files; keep {escape(group.keeper.path)}", highlight=False
+        )
+        out.print(f"  why: {escape(group.reason)}", highlight=False)
+        table = Table(box=None, highlight=False, show_header=False, padding=(0, 1, 0, 2))
+        for column in ("relation", "score", "bits", "size", "path"):
+            table.add_column(column, overflow="fold" if column == "path" else "ellipsis")
+        for m in group.members:
+            bits = "-" if m.bits is None else str(m.bits)
+            table.add_row(m.relation, f"{m.score:.3f}", bits, f"{m.width}x{m.height}", Text(m.path))
+        out.print(table)
+    spare = [m for g in report.groups for m in g.members[1:]]
+    tiers = ", ".join(f"{sum(g.tier == t for g in report.groups)} {t}" for t in ("exact", "near", "similar"))
+    err.print(
+        f"{len(report.groups)} groups ({tiers}) among {report.images} images; the {len(spare)} files besides "
+        f"the keepers take {format_bytes(sum(m.size for m in spare))}  ({report.seconds:.1f} s). Nothing was changed."
+    )
+    if report.without_hash:
+        err.print(
+            f"{report.without_hash} images have no perceptual hash yet (indexed by an older xmr), so they are "
+            "not found as near copies; run  xmr index  on their folders once to add it (nothing is re-embedded)."
+        )
+
+
+def print_watching(paths: Sequence[Path]) -> None:
+    """That a watch starts, on what."""
+    shown = ", ".join(escape(str(p)) for p in paths)
+    err.print(
+        f"watching {shown}: catching up first, then indexing changes as they settle (Ctrl-C stops)", highlight=False
+    )
+
+
+def print_watch_batch(report: IndexReport, roots: Sequence[str], as_json: bool) -> None:
+    """One committed batch of a watch (the catch-up run has no ``roots``)."""
+    if as_json:
+        typer.echo(json.dumps({**report.to_json(), "paths": list(roots)}))
+        return
+    import time
+
+    what = "caught up" if not roots else f"{len(roots)} changed path{'s' * (len(roots) > 1)}"
+    err.print(
+        f"{time.strftime('%H:%M:%S')}  {what}: added {report.added}, updated {report.updated}, moved {report.moved}, "
+        f"removed {report.removed}, failed {report.failed}  ({report.seconds:.1f} s)"
+    )
+    for path, why in report.failures[:5]:
+        err.print(f"  [yellow]skipped[/] {escape(path)}: {escape(why)}", highlight=False)
+    _print_left_out(report)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from xmr_cli.output import err
 
-__all__ = ["IndexProgress", "RerankProgress", "TrainProgress", "working"]
+if TYPE_CHECKING:
+    from retrieval.ingest.ocr_pass import OcrProgress
+
+__all__ = ["IndexProgress", "RerankProgress", "TrainProgress", "watching_in_background", "working"]
 
 
 @contextlib.contextmanager
@@ -19,6 +23,27 @@ def working(what: str) -> Iterator[None]:
         return
     with err.status(what, spinner="dots"):
         yield
+
+
+@contextlib.contextmanager
+def watching_in_background(watcher: object) -> Iterator[None]:
+    """Run a :class:`~retrieval.ingest.watch.Watcher` on a thread for the block (``xmr serve --watch``);
+    a watch that fails says why on stderr and the block goes on (the server keeps serving)."""
+    import threading
+
+    def run() -> None:
+        try:
+            watcher.run()  # type: ignore[attr-defined]
+        except Exception as exc:  # noqa: BLE001 (reported; serving goes on without watching)
+            err.print(f"[red]watching stopped:[/] {exc}", highlight=False)
+
+    thread = threading.Thread(target=run, name="xmr-watcher", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        watcher.stop()  # type: ignore[attr-defined]
+        thread.join(timeout=30)
 
 
 class IndexProgress:
@@ -35,15 +60,25 @@ class IndexProgress:
 
         self.enabled = enabled
         self.bar = Progress(
-            TextColumn("indexing"),
+            TextColumn("{task.fields[label]}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]:.1f} img/s  {task.fields[failed]} failed"),
+            TextColumn("{task.fields[rate]:.1f} img/s  {task.fields[failed]}"),
             TimeRemainingColumn(),
             console=err,
             disable=not enabled,
         )
-        self.task = self.bar.add_task("index", total=None, rate=0.0, failed=0)
+        self.task = self.bar.add_task("index", total=None, label="indexing", rate=0.0, failed="0 failed")
+        # A second bar for the OCR pass, shown once it reports: it runs beside the encoder.
+        self.ocr_task = self.bar.add_task("ocr", total=None, label="reading text", rate=0.0, failed="", visible=False)
+
+    def update_ocr(self, progress: OcrProgress) -> None:
+        """The OCR pass's progress: files handled, and in how many text was found."""
+        rate = progress.done / progress.seconds if progress.seconds > 0 else 0.0
+        found = f"text in {progress.found}"
+        self.bar.update(
+            self.ocr_task, total=progress.total, completed=progress.done, rate=rate, failed=found, visible=True
+        )
 
     def start(self, to_read: int, unchanged: int) -> None:
         self.bar.update(self.task, total=to_read, visible=to_read > 0)
@@ -52,7 +87,7 @@ class IndexProgress:
 
     def update(self, progress: object) -> None:
         rate = progress.done / progress.seconds if progress.seconds > 0 else 0.0  # type: ignore[attr-defined]
-        self.bar.update(self.task, completed=progress.done, rate=rate, failed=progress.failed)  # type: ignore[attr-defined]
+        self.bar.update(self.task, completed=progress.done, rate=rate, failed=f"{progress.failed} failed")  # type: ignore[attr-defined]
 
     def __enter__(self) -> IndexProgress:
         self.bar.start()

@@ -12,7 +12,7 @@ import hashlib
 import io
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,8 @@ from retrieval.images.exif import (
     read_meta,
     upright,
 )
+from retrieval.images.phash import perceptual_hash
+from retrieval.images.raw import RAW_EXTENSIONS, decode_raw, is_raw, raw_available
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -67,6 +69,7 @@ class DecodeConfig:
 
     max_pixels: int = 180_000_000  # refuse images whose header declares more pixels
     draft_side: int = 448  # JPEG draft keeps the shorter side >= this; 0 disables draft
+    perceptual_hash: bool = True  # fill meta.phash (about 1 ms a photo; duplicates need it, queries do not)
 
 
 @dataclass(frozen=True)
@@ -95,9 +98,12 @@ def image_extensions() -> frozenset[str]:
 
     The set always holds the formats Pillow reads natively; ``.heic``/``.heif`` are added
     when pillow-heif is installed (its opener is registered here, once), and ``.avif``
-    when this Pillow build can open AVIF.
+    when this Pillow build can open AVIF, and the camera RAW extensions when rawpy is installed
+    (:mod:`retrieval.images.raw`).
     """
     extensions = set(_BASE_EXTENSIONS)
+    if raw_available():
+        extensions |= RAW_EXTENSIONS
     if _register_heif():
         extensions |= _HEIF_EXTENSIONS
     if features.check("avif") and ".avif" in Image.registered_extensions():
@@ -151,11 +157,14 @@ def decode_file(path: str | Path, config: DecodeConfig = DecodeConfig()) -> Deco
         data = Path(path).read_bytes()
     except OSError as exc:
         raise ImageDecodeError(f"cannot read file: {exc}") from exc
-    return decode_bytes(data, config)
+    return decode_bytes(data, config, name=str(path))
 
 
-def decode_bytes(data: bytes, config: DecodeConfig = DecodeConfig()) -> Decoded:
+def decode_bytes(data: bytes, config: DecodeConfig = DecodeConfig(), name: str = "") -> Decoded:
     """Decode an encoded image into 8-bit RGB with EXIF orientation applied.
+
+    ``name`` is the file's name when known: camera RAW files are told by their extension
+    (most are TIFF inside) and read through their embedded preview (:mod:`retrieval.images.raw`).
 
     Large JPEGs are decoded in draft mode (shorter side kept >= ``config.draft_side``);
     transparency is composited over white; 16/32-bit images are scaled to 0..255;
@@ -167,6 +176,9 @@ def decode_bytes(data: bytes, config: DecodeConfig = DecodeConfig()) -> Decoded:
     """
     if not data:
         raise ImageDecodeError("empty file")
+    if name and is_raw(name):
+        image, meta = decode_raw(data, lambda preview: decode_bytes(preview, config), name)
+        return Decoded(image, meta, hashlib.blake2b(data, digest_size=16).hexdigest())
     _register_heif()
     try:
         with warnings.catch_warnings():
@@ -198,6 +210,8 @@ def _decode_opened(img: Image.Image, data: bytes, config: DecodeConfig) -> Decod
     rgb = upright(_to_rgb(img), meta.orientation)
     if rgb is img:
         rgb = img.copy()  # closing img destroys its pixels; the copy also frees `data`
+    if config.perceptual_hash:
+        meta = replace(meta, phash=perceptual_hash(rgb))
     return Decoded(rgb, meta, hashlib.blake2b(data, digest_size=16).hexdigest())
 
 

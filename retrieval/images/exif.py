@@ -73,6 +73,8 @@ def read_meta(img: Image.Image, size: tuple[int, int], unknown_format: str) -> I
         orientation=turn,
         camera=camera(exif),
         description=description(img, exif),
+        title=title(img),
+        keywords=keywords(img),
     )
 
 
@@ -135,6 +137,49 @@ def description(img: Image.Image, exif: Image.Exif) -> str | None:
         return None
     caption = html.unescape(match.group(1).decode("utf-8", "replace")).strip()
     return caption if caption and caption.strip(" .").lower() not in BOILERPLATE_DESCRIPTIONS else None
+
+
+_XMP_TITLE = re.compile(rb"<dc:title>.*?<rdf:li[^>]*>(.*?)</rdf:li>", re.DOTALL)
+_XMP_SUBJECT = re.compile(rb"<dc:subject>(.*?)</dc:subject>", re.DOTALL)
+_XMP_ITEM = re.compile(rb"<rdf:li[^>]*>(.*?)</rdf:li>", re.DOTALL)
+IPTC_TITLE, IPTC_KEYWORDS = (2, 5), (2, 25)  # IPTC IIM ObjectName and Keywords
+MAX_KEYWORDS = 100  # per image: a tag list, not a dump
+
+
+def title(img: Image.Image) -> str | None:
+    """XMP dc:title, else IPTC ObjectName (what photo managers write as a title)."""
+    match = _XMP_TITLE.search(_xmp(img))
+    found = [_xmp_text(match.group(1))] if match else []
+    return next((t for t in (*found, *_iptc_texts(img, IPTC_TITLE)) if t), None)
+
+
+def keywords(img: Image.Image) -> tuple[str, ...]:
+    """XMP dc:subject and IPTC Keywords, in file order, once each (at most :data:`MAX_KEYWORDS`)."""
+    subject = _XMP_SUBJECT.search(_xmp(img))
+    found = [_xmp_text(item) for item in _XMP_ITEM.findall(subject.group(1))] if subject else []
+    found += _iptc_texts(img, IPTC_KEYWORDS)
+    return tuple(dict.fromkeys(k for k in found if k))[:MAX_KEYWORDS]
+
+
+def _xmp(img: Image.Image) -> bytes:
+    xmp = img.info.get("xmp") or img.info.get("XML:com.adobe.xmp") or b""
+    return xmp.encode() if isinstance(xmp, str) else xmp
+
+
+def _xmp_text(raw: bytes) -> str:
+    return html.unescape(raw.decode("utf-8", "replace")).strip()
+
+
+def _iptc_texts(img: Image.Image, tag: tuple[int, int]) -> list[str]:
+    """The texts of one IPTC IIM dataset (repeatable ones come as a list); broken IPTC gives none."""
+    from PIL import IptcImagePlugin
+
+    try:
+        value = (IptcImagePlugin.getiptcinfo(img) or {}).get(tag)  # type: ignore[arg-type]  # any opened image
+    except (*PILLOW_ERRORS, KeyError, IndexError, TypeError):
+        return []
+    items = value if isinstance(value, list) else [value] if value is not None else []
+    return [t for t in (exif_text(i) for i in items) if t]
 
 
 def camera(exif: Image.Exif) -> str | None:

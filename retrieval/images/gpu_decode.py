@@ -25,8 +25,9 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -34,6 +35,8 @@ from index.records import ImageMeta
 from retrieval.errors import ImageDecodeError
 from retrieval.images.decode import DecodeConfig, decode_bytes
 from retrieval.images.headers import Header, jpeg_header
+from retrieval.images.phash import HASH_SIDE, hash_grey
+from retrieval.images.raw import is_raw
 
 __all__ = [
     "PixelSpec",
@@ -41,6 +44,7 @@ __all__ = [
     "Probe",
     "each",
     "gpu_decode_available",
+    "grey_squares",
     "iter_batches",
     "pixel_spec",
     "probe_file",
@@ -142,7 +146,7 @@ def probe_file(key: object, path: str, config: DecodeConfig, preprocess: Callabl
             data = f.read()  # bytes, not bytearray: BytesIO and torch.frombuffer then share them, no copy under the GIL
     except OSError as exc:
         return Probe(key, error=f"cannot read file: {exc}")
-    return _probe_bytes(key, data, config, preprocess)
+    return _probe_bytes(key, data, config, preprocess, path)
 
 
 def probe_header(key: object, path: str, header: Header, config: DecodeConfig, preprocess: Callable) -> Probe:
@@ -161,26 +165,28 @@ def probe_header(key: object, path: str, header: Header, config: DecodeConfig, p
     except OSError as exc:
         return Probe(key, error=f"cannot read file: {exc}")
     if header.meta is None or (len(data), mtime_ns) != (header.size, header.mtime_ns):
-        return _probe_bytes(key, data, config, preprocess)
+        return _probe_bytes(key, data, config, preprocess, path)
     return Probe(key, header.content_hash, header.meta, torch.frombuffer(data, dtype=torch.uint8), header.orientation)
 
 
-def _probe_bytes(key: object, data: bytes, config: DecodeConfig, preprocess: Callable) -> Probe:
+def _probe_bytes(key: object, data: bytes, config: DecodeConfig, preprocess: Callable, path: str = "") -> Probe:
     content_hash = hashlib.blake2b(data, digest_size=16).hexdigest()  # releases the GIL
     try:
-        header = jpeg_header(data, config)
+        header = None if is_raw(path) else jpeg_header(data, config)
     except Exception:  # noqa: BLE001  (anything odd in the header: let the CPU decoder judge)
         header = None
     if header is None:
-        return cpu_probe(key, data, config, preprocess, content_hash)
+        return cpu_probe(key, data, config, preprocess, content_hash, name=path)
     meta, orientation = header
     return Probe(key, content_hash, meta, torch.frombuffer(data, dtype=torch.uint8), orientation)
 
 
-def cpu_probe(key: object, data: bytes, config: DecodeConfig, preprocess: Callable, content_hash: str = "") -> Probe:
-    """Decode and preprocess ``data`` on the CPU (the CPU ingest path's own steps)."""
+def cpu_probe(
+    key: object, data: bytes, config: DecodeConfig, preprocess: Callable, content_hash: str = "", name: str = ""
+) -> Probe:
+    """Decode and preprocess ``data`` (the file ``name``, when known) on the CPU (the CPU ingest path's own steps)."""
     try:
-        decoded = decode_bytes(data, config)
+        decoded = decode_bytes(data, config, name)
         return Probe(key, decoded.content_hash, decoded.meta, pixels=preprocess(decoded.image))
     except ImageDecodeError as exc:
         return Probe(key, content_hash, error=str(exc))
@@ -250,7 +256,11 @@ class Preprocessor:
         for rows in by_size.values():
             for start in range(0, len(rows), _RESIZE_CHUNK):
                 chunk = rows[start : start + _RESIZE_CHUNK]
-                out[torch.tensor(chunk, device=self.device)] = self._pixels(torch.stack([images[r] for r in chunk]))
+                batch = torch.stack([images[r] for r in chunk])
+                out[torch.tensor(chunk, device=self.device)] = self._pixels(batch)
+                if self.config.perceptual_hash:
+                    for row, grey in zip(chunk, grey_squares(batch)):
+                        probes[row] = _with_phash(probes[row], hash_grey(grey))
         for i, probe in enumerate(probes):
             if probe.pixels is not None and not probe.error:
                 out[i].copy_(probe.pixels.to(self.device, non_blocking=True))
@@ -286,6 +296,20 @@ class Preprocessor:
         if spec.crop is not None:
             x = _center_crop(x, spec.crop)
         return (x - self._mean) / self._std
+
+
+def grey_squares(images: torch.Tensor) -> np.ndarray:
+    """``(B, 3, H, W)`` uint8 -> ``(B, 32, 32)`` float64 grey squares on the CPU, made as the CPU
+    path makes them for :func:`~retrieval.images.phash.perceptual_hash`: an area average to 8-bit
+    RGB, then Pillow's integer luma (ITU-R 601-2)."""
+    small = F.interpolate(images.float(), size=(HASH_SIDE, HASH_SIDE), mode="area").round_()
+    r, g, b = small.double().unbind(1)  # each (B, 32, 32); float64 keeps the integer sums exact
+    grey = torch.floor((r * 19595 + g * 38470 + b * 7471 + 32768) / 65536)
+    return grey.cpu().numpy()
+
+
+def _with_phash(probe: Probe, phash: int) -> Probe:
+    return replace(probe, meta=replace(probe.meta, phash=phash)) if probe.meta is not None else probe
 
 
 def _center_crop(x: torch.Tensor, crop: tuple[int, int]) -> torch.Tensor:

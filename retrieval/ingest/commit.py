@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -149,10 +149,17 @@ class _Writes:
     touched: list[FileStat]
     captions: dict[str, Captions]
     tally: Tally  # what the batch adds to the run's tally once committed
+    hashed: dict[str, int] = field(default_factory=dict)  # path -> perceptual hash the row lacked
 
     def submit(self, catalog: Catalog, committer: ThreadPoolExecutor | None) -> _Pending:
         """Start the transaction (in ``committer`` when given, else here and now)."""
-        kwargs = {"embedded": self.records, "failed": self.failed, "touched": self.touched, "captions": self.captions}
+        kwargs: dict[str, Any] = {
+            "embedded": self.records,
+            "failed": self.failed,
+            "touched": self.touched,
+            "captions": self.captions,
+            "hashed": self.hashed,
+        }
         if committer is not None:
             future = committer.submit(catalog.apply, **kwargs)
         else:
@@ -219,7 +226,18 @@ def _prepare(
     captions.update({f.stat.path: Captions(0) for f in failed})  # an unreadable file loses its captions
     updated = sum(r.stat.path in plan.previous for r in good)
     tally = Tally(len(good) - updated, updated, len(touched), [(f.stat.path, f.error) for f in failed], len(fresh))
-    return _Writes(len(batch), records, failed, touched, captions, tally)
+    return _Writes(len(batch), records, failed, touched, captions, tally, _missing_phashes(read, plan))
+
+
+def _missing_phashes(read: list[Read], plan: Plan) -> dict[str, int]:
+    """Perceptual hashes of same-bytes files whose rows have none (catalogs from before schema 2)."""
+    found: dict[str, int] = {}
+    for r in read:
+        old = plan.previous.get(r.stat.path)
+        phash = getattr(r.meta, "phash", None)
+        if old is not None and old.phash is None and phash is not None and _same_bytes(r, plan):
+            found[r.stat.path] = phash
+    return found
 
 
 def _known_vectors(hashes: set[str], catalog: Catalog, pending: _Pending | None) -> dict[str, bytes]:

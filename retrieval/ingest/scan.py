@@ -16,9 +16,21 @@ from index.catalog import Catalog
 from index.records import FAILED, PARTIAL, FileStat, ImageRecord, Moved, is_utf8
 from index.schema import VIDEO
 from retrieval.images.decode import hash_file
+from retrieval.images.raw import RAW_EXTENSIONS
+from retrieval.ingest.exclusions import ExclusionRules
 from retrieval.ingest.sidecars import sidecar_mtime, sidecar_paths
 from retrieval.video.formats import is_video
 from retrieval.video.identity import video_identity
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    """What a walk takes into the library besides the image extensions (remembered per library)."""
+
+    exclude: tuple[str, ...] = ()  # gitignore patterns to leave out (see retrieval.ingest.exclusions)
+    default_excludes: bool = True  # leave out NAS and OS debris (@eaDir, #recycle, Thumbs.db, ...)
+    follow_symlinks: bool = True  # walk symbolic links to folders (once each); False: report them
+    vanished_roots_deleted: bool = False  # a root that does not exist was deleted (a watch event), not unplugged
 
 
 @dataclass(frozen=True)
@@ -29,6 +41,10 @@ class ScanResult:
     roots: tuple[str, ...]  # absolute roots as given (files or folders)
     errors: tuple[tuple[str, str], ...] = ()  # (path, why) for unreadable folders and missing roots
     text_files: dict[str, int] = field(default_factory=dict)  # .txt path -> mtime_ns (sidecar captions)
+    excluded: int = 0  # files and folders left out by exclusion rules (a folder counts once, not its files)
+    links_skipped: tuple[tuple[str, str], ...] = ()  # (symbolic link to a folder, why it was not walked)
+    raw_skipped: tuple[str, ...] = ()  # RAW files found but not readable here (rawpy missing)
+    rules: ExclusionRules | None = None  # the rules the walk used (make_plan asks them about catalog rows)
 
 
 @dataclass
@@ -43,84 +59,158 @@ class Plan:
     sidecar_mtimes: dict[str, int] = field(default_factory=dict)  # image path -> newest sidecar mtime
     recaption: list[ImageRecord] = field(default_factory=list)  # unchanged images whose sidecars changed
     unchanged: int = 0
+    rehash: int = 0  # of ``todo``, unchanged indexed files read only for the perceptual hash they lack
+    excluded_paths: list[str] = field(default_factory=list)  # of ``removed_paths``: still on disk, excluded now
 
 
-def scan(roots: Iterable[str | Path], extensions: frozenset[str]) -> ScanResult:
+@dataclass
+class _Walk:
+    """What a walk has found so far, and what it walks by."""
+
+    extensions: frozenset[str]
+    rules: ExclusionRules
+    config: ScanConfig
+    files: dict[str, FileStat] = field(default_factory=dict)
+    texts: dict[str, int] = field(default_factory=dict)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    excluded: int = 0
+    links: list[str] = field(default_factory=list)  # symbolic links to folders, walked after every real folder
+    links_skipped: list[tuple[str, str]] = field(default_factory=list)
+    raw_skipped: list[str] = field(default_factory=list)
+    walked: dict[tuple[int, int], str] = field(default_factory=dict)  # (device, inode) of each folder walked -> path
+
+
+def scan(roots: Iterable[str | Path], extensions: frozenset[str], config: ScanConfig = ScanConfig()) -> ScanResult:
     """Recursively find files whose extension is in ``extensions`` (case-insensitive).
 
-    Hidden files and folders (names starting with ".") are skipped unless named as a root.
+    Hidden files and folders (names starting with ".") are skipped unless named as a root;
+    so is whatever ``config``'s exclusion rules leave out (a root named is always walked).
+    Symbolic links to folders are walked after all real folders, each real folder once
+    (a link to a folder already walked, a loop included, is reported and not walked again),
+    or, without ``config.follow_symlinks``, reported and not walked.
+
+    Raises:
+        ExcludePatternError: an exclude pattern that gitignore syntax cannot read.
     """
-    files: dict[str, FileStat] = {}
-    texts: dict[str, int] = {}
-    errors: list[tuple[str, str]] = []
+    walk = _Walk(extensions, ExclusionRules(config.exclude, config.default_excludes), config)
     absolute: list[str] = []
     for root in roots:
         path = os.path.abspath(os.path.expanduser(str(root)))
         if not is_utf8(path):
-            errors.append((printable_path(path), _NOT_UTF8))
+            walk.errors.append((printable_path(path), _NOT_UTF8))
             continue
         if not os.path.exists(path):
+            if config.vanished_roots_deleted:  # the watcher saw it go: its rows leave (or move)
+                absolute.append(path)
+                continue
             # Not a root: an unplugged drive or a typo must not read as "everything under it
             # was deleted", so the catalog's rows under it are kept.
-            errors.append((path, "no such file or folder (its images in the library are kept)"))
+            walk.errors.append((path, "no such file or folder (its images in the library are kept)"))
             continue
         absolute.append(path)
         if os.path.isfile(path):
-            _add(files, errors, path, extensions, explicit=True)
+            _add(walk, path, explicit=True)
             for candidate in sidecar_paths(path):
                 if os.path.isfile(candidate):
-                    texts[candidate] = os.stat(candidate).st_mtime_ns
+                    walk.texts[candidate] = os.stat(candidate).st_mtime_ns
         elif os.path.isdir(path):
-            _walk(path, files, errors, extensions, texts)
+            _walk(path, walk)
         else:
-            errors.append((path, "not a regular file or folder"))
-    return ScanResult(files, tuple(absolute), tuple(errors), texts)
+            walk.errors.append((path, "not a regular file or folder"))
+    _walk_links(walk)
+    walk.errors.extend(walk.rules.problems)
+    return ScanResult(
+        walk.files,
+        tuple(absolute),
+        tuple(walk.errors),
+        walk.texts,
+        walk.excluded,
+        tuple(walk.links_skipped),
+        tuple(walk.raw_skipped),
+        walk.rules,
+    )
 
 
-def _walk(
-    top: str,
-    files: dict[str, FileStat],
-    errors: list[tuple[str, str]],
-    extensions: frozenset[str],
-    texts: dict[str, int],
-) -> None:
+def _walk(top: str, walk: _Walk) -> None:
+    if not _first_visit(top, walk):
+        return
     stack = [top]
     while stack:
         folder = stack.pop()
         try:
             with os.scandir(folder) as listing:
-                entries = list(listing)
+                entries = sorted(listing, key=lambda e: e.name)  # a stable order: links resolve the same way each run
         except OSError as exc:
-            errors.append((printable_path(folder), f"cannot list folder: {exc.strerror or exc}"))
+            walk.errors.append((printable_path(folder), f"cannot list folder: {exc.strerror or exc}"))
             continue
+        walk.rules.note_listing(folder, [e.name for e in entries])
         for entry in entries:
             try:
-                _visit(entry, stack, files, errors, extensions, texts)
+                _visit(entry, stack, walk)
             except OSError as exc:  # one bad entry (a symlink loop, no permission) skips only itself
-                errors.append((printable_path(entry.path), f"cannot read: {exc.strerror or exc}"))
+                walk.errors.append((printable_path(entry.path), f"cannot read: {exc.strerror or exc}"))
 
 
-def _visit(
-    entry: os.DirEntry,
-    stack: list[str],
-    files: dict[str, FileStat],
-    errors: list[tuple[str, str]],
-    extensions: frozenset[str],
-    texts: dict[str, int],
-) -> None:
+def _visit(entry: os.DirEntry, stack: list[str], walk: _Walk) -> None:
     if entry.name.startswith("."):
         return  # .thumbnails, .git, macOS "._IMG.jpg" sidecars: not photos
     if not is_utf8(entry.name):
-        if entry.is_dir(follow_symlinks=False) or _has_extension(entry.name, extensions):
-            errors.append((printable_path(entry.path), _NOT_UTF8))
+        if entry.is_dir(follow_symlinks=False) or _has_extension(entry.name, walk.extensions):
+            walk.errors.append((printable_path(entry.path), _NOT_UTF8))
+    elif _excluded(entry, walk):
+        walk.excluded += 1
     elif entry.is_dir(follow_symlinks=False):
-        stack.append(entry.path)
+        if _first_visit(entry.path, walk):
+            stack.append(entry.path)
+    elif entry.is_symlink() and entry.is_dir():
+        walk.links.append(entry.path)  # walked once every real folder has been
     elif entry.name.lower().endswith(".txt") and entry.is_file():
-        texts[entry.path] = entry.stat().st_mtime_ns  # a possible sidecar caption
+        walk.texts[entry.path] = entry.stat().st_mtime_ns  # a possible sidecar caption
     elif entry.is_file():
-        _add(files, errors, entry.path, extensions)
-    elif entry.is_symlink() and _has_extension(entry.name, extensions):
-        errors.append((entry.path, "a symbolic link to nothing (its target is missing)"))
+        _add(walk, entry.path)
+    elif entry.is_symlink() and _has_extension(entry.name, walk.extensions):
+        walk.errors.append((entry.path, "a symbolic link to nothing (its target is missing)"))
+
+
+def _excluded(entry: os.DirEntry, walk: _Walk) -> bool:
+    """Whether the exclusion rules leave ``entry`` out (defaults, --exclude, .xmrignore files)."""
+    return walk.rules.excluded(entry.path, entry.is_dir())
+
+
+def _first_visit(folder: str, walk: _Walk) -> bool:
+    """Note ``folder`` as walked; False when the same folder (device and inode) was walked already."""
+    info = os.stat(folder)
+    key = (info.st_dev, info.st_ino)
+    if key in walk.walked:
+        return False
+    walk.walked[key] = folder
+    return True
+
+
+def _walk_links(walk: _Walk) -> None:
+    """Walk the symbolic links to folders the walk met (and those met inside them), each target once."""
+    done = 0
+    while done < len(walk.links):
+        link = walk.links[done]
+        done += 1
+        if not walk.config.follow_symlinks:
+            walk.links_skipped.append((link, _NOT_FOLLOWED))
+            continue
+        try:
+            info = os.stat(link)
+        except OSError as exc:
+            walk.errors.append((printable_path(link), f"cannot read: {exc.strerror or exc}"))
+            continue
+        first = walk.walked.get((info.st_dev, info.st_ino))
+        if first is not None:
+            walk.links_skipped.append(
+                (link, f"a symbolic link to a folder already walked as {first} (not walked twice)")
+            )
+            continue
+        _walk(link, walk)
+
+
+_NOT_FOLLOWED = "a symbolic link to a folder, not followed (--no-follow); its images in the library are kept"
 
 
 # The catalog stores paths as text; a name in another encoding (bytes Python keeps as lone
@@ -137,23 +227,19 @@ def _has_extension(name: str, extensions: frozenset[str]) -> bool:
     return os.path.splitext(name)[1].lower() in extensions
 
 
-def _add(
-    files: dict[str, FileStat],
-    errors: list[tuple[str, str]],
-    path: str,
-    extensions: frozenset[str],
-    explicit: bool = False,
-) -> None:
-    if not _has_extension(path, extensions):
-        if explicit:
-            errors.append((path, "not a supported image extension"))
+def _add(walk: _Walk, path: str, explicit: bool = False) -> None:
+    if not _has_extension(path, walk.extensions):
+        if _has_extension(path, RAW_EXTENSIONS):
+            walk.raw_skipped.append(path)  # counted and listed: never skipped without a word
+        elif explicit:
+            walk.errors.append((path, "not a supported image extension"))
         return
     try:
         stat = os.stat(path)
     except OSError as exc:
-        errors.append((path, f"cannot stat: {exc.strerror or exc}"))
+        walk.errors.append((path, f"cannot stat: {exc.strerror or exc}"))
         return
-    files[path] = FileStat(path, stat.st_size, stat.st_mtime_ns)
+    walk.files[path] = FileStat(path, stat.st_size, stat.st_mtime_ns)
 
 
 def make_plan(found: ScanResult, catalog: Catalog, retry_failed: bool = False) -> Plan:
@@ -171,6 +257,10 @@ def make_plan(found: ScanResult, catalog: Catalog, retry_failed: bool = False) -
         ):
             plan.todo.append(stat)
             plan.previous[path] = row
+        elif _lacks_phash(row):
+            plan.todo.append(stat)  # read again, its bytes unchanged: only the hash is written
+            plan.previous[path] = row
+            plan.rehash += 1
         else:
             plan.unchanged += 1
             if (
@@ -180,14 +270,7 @@ def make_plan(found: ScanResult, catalog: Catalog, retry_failed: bool = False) -
             ):
                 plan.recaption.append(row)
     plan.sidecar_mtimes = {path: sidecar_mtime(path, found.text_files) for path in found.files}
-    # A row is gone when its path holds no regular file now (deleted, or replaced by a folder
-    # or a FIFO), unless the walk could not look there (then it is kept).
-    unseen = tuple(path for path, _ in found.errors)
-    gone = [
-        row
-        for path, row in known.items()
-        if path not in found.files and not os.path.isfile(path) and not _under_any(path, unseen)
-    ]
+    gone, excluded = _gone(found, known)
     plan.moved, moved_paths = _find_moves(gone, [s for s in plan.todo if s.path not in plan.previous])
     plan.todo = [s for s in plan.todo if s.path not in moved_paths]
     for move in plan.moved:  # a half-indexed video that moved resumes at its new path
@@ -200,7 +283,44 @@ def make_plan(found: ScanResult, catalog: Catalog, retry_failed: bool = False) -
     moved_ids = {m.id for m in plan.moved}
     plan.removed = [row.id for row in gone if row.id not in moved_ids]
     plan.removed_paths = [row.path for row in gone if row.id not in moved_ids]
+    plan.excluded_paths = [path for path in plan.removed_paths if path in excluded]
     return plan
+
+
+def _gone(found: ScanResult, known: dict[str, ImageRecord]) -> tuple[list[ImageRecord], set[str]]:
+    """Catalog rows to drop, and which of them are files still on disk that are excluded now.
+
+    A row is gone when its path holds no regular file now (deleted, or replaced by a folder
+    or a FIFO), when exclusion rules cover it, or when it lies under a link to a folder that
+    is walked under another path; it is kept where the walk could not look (an unreadable
+    folder, a link not followed).
+    """
+    unseen = tuple(path for path, _ in found.errors) + tuple(
+        link for link, why in found.links_skipped if why == _NOT_FOLLOWED
+    )
+    twice = tuple(link for link, why in found.links_skipped if why != _NOT_FOLLOWED)
+    gone, excluded = [], set()
+    for path, row in known.items():
+        if path in found.files or _under_any(path, unseen):
+            continue
+        if not os.path.isfile(path) or _under_any(path, twice):
+            gone.append(row)
+        elif _now_excluded(path, found):
+            gone.append(row)
+            excluded.add(path)
+    return gone, excluded
+
+
+def _now_excluded(path: str, found: ScanResult) -> bool:
+    """Whether the walk's exclusion rules cover ``path``, between its root and it."""
+    root = max((r for r in found.roots if _under_any(path, (r,))), key=len, default=None)
+    return found.rules is not None and root is not None and root != path and found.rules.covers(path, root)
+
+
+def _lacks_phash(row: ImageRecord) -> bool:
+    """An indexed photo from before catalog schema 2, which stored no perceptual hash (a video
+    has none: duplicates compare photos only)."""
+    return row.kind != VIDEO and row.state != FAILED and row.phash is None
 
 
 def _under_any(path: str, folders: tuple[str, ...]) -> bool:

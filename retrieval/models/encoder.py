@@ -11,11 +11,12 @@ import contextlib
 import json
 import threading
 from collections.abc import Callable, Sequence
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from index.errors import XmrError
+from index.errors import MissingDependencyError, XmrError
 from index.manifest import ModelIdentity
 from retrieval.errors import DeviceError, ModelNotFoundError
 from retrieval.models.specs import ModelSpec, ResolvedModel, resolve
@@ -148,6 +149,22 @@ def unit_rows(features: torch.Tensor) -> np.ndarray:
 
 
 _LOAD_LOCK = threading.Lock()
+TOKENIZER_HINT = "pip install 'xmr[transformers]'"
+
+
+def _tokenizer(open_clip: ModuleType, resolved: ResolvedModel) -> Callable:
+    """open_clip's tokenizer of the model; the multilingual and SigLIP families need transformers.
+
+    Raises:
+        MissingDependencyError: the tokenizer needs a package that is not installed.
+    """
+    try:
+        return open_clip.get_tokenizer(resolved.arch)  # type: ignore[no-any-return]
+    except ImportError as exc:  # open_clip's HFTokenizer imports transformers on creation
+        raise MissingDependencyError(
+            f"{resolved.identity.label()} uses a Hugging Face tokenizer, which needs transformers: {TOKENIZER_HINT} "
+            f"(import failed: {exc})"
+        ) from exc
 
 
 def load_encoder(spec: ModelSpec | ResolvedModel, device: str = "auto") -> ClipEncoder:
@@ -171,6 +188,7 @@ def load_encoder(spec: ModelSpec | ResolvedModel, device: str = "auto") -> ClipE
     ):
         if key in overrides:
             kwargs[arg] = tuple(overrides[key]) if isinstance(overrides[key], list) else overrides[key]
+    tokenizer = _tokenizer(open_clip, resolved)  # first: a missing dependency fails before the slow build
     with _LOAD_LOCK:
         if not resolved.checkpoint:
             torch.manual_seed(0)  # "random" weights are the same in every process
@@ -190,6 +208,5 @@ def load_encoder(spec: ModelSpec | ResolvedModel, device: str = "auto") -> ClipE
                 "Check that the weights file is an open_clip checkpoint of that architecture (not damaged "
                 "or truncated), or pick another --model / --pretrained."
             ) from exc
-        tokenizer = open_clip.get_tokenizer(resolved.arch)
     model.eval()
     return ClipEncoder(model, preprocess, tokenizer, resolved.identity, device)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
+import numpy as np
+
+from index.catalog import Catalog
 from index.records import ImageRecord, TextRecord
 from index.schema import VIDEO
 from index.vectors import Neighbors
 from index.video_records import MomentRecord
 from retrieval.results import Hit, MomentHit, TextHit
 
-__all__ = ["LISTED_MOMENTS", "image_hits", "media_hits", "page_hits", "text_hits"]
+__all__ = ["LISTED_MOMENTS", "image_hits", "media_hits", "page_hits", "text_hits", "word_hits"]
 
 LISTED_MOMENTS = 10  # other matching moments a video hit lists at most
 
@@ -92,3 +95,36 @@ def page_hits(hits: list[Hit], offset: int = 0, min_score: float | None = None) 
         dataclasses.replace(h, moments=tuple(m for m in h.moments if m.score >= min_score)) if h.moments else h
         for h in page
     ]
+
+
+def word_hits(catalog: Catalog, records: Mapping[int, ImageRecord], query: np.ndarray | None) -> dict[int, Hit]:
+    """Hits of files the keyword index found (``records``, by catalog id), ranked 0 (the caller ranks).
+
+    With a unit ``query`` ``(D,)`` (hybrid search) a photo scores its cosine and a video
+    shows at its best moment by cosine, whether or not the vector search reached them;
+    without one (keyword search, no model) a video shows from its first moment, scoring 0.
+    A video without moments yet, or a photo whose vector is gone, gets no hit.
+    """
+    photos = [r for r in records.values() if r.kind != VIDEO]
+    vectors = catalog.vectors_for([r.id for r in photos]) if query is not None else {}
+    hits: dict[int, Hit] = {}
+    for record in photos:
+        if query is None:
+            hits[record.id] = Hit.of(0, 0.0, record)
+        elif record.id in vectors:
+            hits[record.id] = Hit.of(0, float(np.frombuffer(vectors[record.id], "<f4") @ query), record)
+    for record in records.values():
+        if record.kind != VIDEO:
+            continue
+        moments = catalog.moments_of(record.id)  # time order
+        if not moments:
+            continue
+        best, score = moments[0], 0.0
+        if query is not None:
+            blobs = catalog.vectors_for([m.id for m in moments])
+            scored = [(float(np.frombuffer(blobs[m.id], "<f4") @ query), m) for m in moments if m.id in blobs]
+            if not scored:
+                continue
+            score, best = max(scored, key=lambda pair: pair[0])  # the earliest of equal scores
+        hits[record.id] = Hit.of_moment(0, MomentHit(best.id, score, best.start, best.end), record)
+    return hits

@@ -12,6 +12,7 @@ import os
 from collections.abc import Sequence
 from datetime import datetime
 
+from index.keywords import tokens
 from index.records import ALL, PHOTOS, VIDEOS, ImageFilter, is_utf8
 from retrieval.errors import QueryError
 from retrieval.results import Term
@@ -130,14 +131,17 @@ def build_filter(
     after: str | None = None,
     before: str | None = None,
     extensions: Sequence[str] = (),
+    contains: Sequence[str] = (),
     media: str = ALL,
 ) -> ImageFilter:
-    """An image filter from ``--under``, ``--after``, ``--before``, ``--ext`` and ``--media`` values.
+    """An image filter from ``--under``, ``--after``, ``--before``, ``--ext``, ``--contains`` and
+    ``--media`` values.
 
     Raises:
         QueryError: a date :func:`parse_when` refuses, --after not before --before, a folder
-            or extension that is not valid UTF-8 (no indexed path has such a name), or a
-            ``media`` other than all, photos or videos.
+            or extension that is not valid UTF-8 (no indexed path has such a name), a
+            ``--contains`` text without letters or digits, or a ``media`` other than all,
+            photos or videos.
     """
     if media not in (ALL, PHOTOS, VIDEOS):
         raise QueryError(f"--media takes all, photos or videos (got {media!r}).")
@@ -155,4 +159,10 @@ def build_filter(
     start, end = parse_when(after, "--after"), parse_when(before, "--before")
     if start and end and start >= end:
         raise QueryError(f"--after ({after}) must come before --before ({before}).")
-    return ImageFilter(under=folders, after=start, before=end, extensions=suffixes, media=media)
+    for words in contains:
+        check_text(words, "--contains")
+        if not tokens(words):
+            raise QueryError(f"--contains takes words with letters or digits, e.g. --contains 42.50 (got {words!r}).")
+    return ImageFilter(
+        under=folders, after=start, before=end, extensions=suffixes, contains=tuple(contains), media=media
+    )

@@ -6,6 +6,8 @@ Importing this package is cheap; FastAPI and uvicorn load in :func:`create_app` 
 
 from __future__ import annotations
 
+import logging
+import re
 from typing import TYPE_CHECKING
 
 from retrieval.errors import UnsafeBindError
@@ -18,6 +20,9 @@ if TYPE_CHECKING:
     from retrieval.library import Library
 
 __all__ = [
+    "TokenRedactor",
+    "redact_access_log",
+    "redact_token",
     "SERVE_HINT",
     "ServeConfig",
     "UnsafeBindError",
@@ -58,4 +63,28 @@ def run_server(library: Library, config: ServeConfig, log_level: str = "info") -
     app = create_app(library, config)
     import uvicorn
 
+    redact_access_log()
     uvicorn.run(app, host=config.host, port=config.port, log_level=log_level, server_header=False)
+
+
+class TokenRedactor(logging.Filter):
+    """Blanks ``token=...`` in uvicorn's access-log lines (``GET /?token=SECRET``): no secret in a log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact_token(a) if isinstance(a, str) else a for a in record.args)
+        record.msg = redact_token(record.msg) if isinstance(record.msg, str) else record.msg
+        return True
+
+
+def redact_token(text: str) -> str:
+    """``text`` with the value of every ``token=`` query parameter replaced by ``***``."""
+    return re.sub(r"(?i)([?&;]token=)[^&\s\"]*", r"\1***", text)
+
+
+def redact_access_log() -> None:
+    """Install :class:`TokenRedactor` on uvicorn's access and error loggers (once)."""
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, TokenRedactor) for f in logger.filters):
+            logger.addFilter(TokenRedactor())

@@ -10,7 +10,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from importlib import resources
 from pathlib import PurePath
-from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, Optional, Union
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, Literal, Optional, Union
 from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, File, Form, Header, Path, Query, Request, UploadFile
@@ -37,6 +37,7 @@ from retrieval.errors import (
     UploadTooLargeError,
 )
 from retrieval.serve.config import ServeConfig
+from retrieval.serve.duplicates import add_duplicate_routes, add_duplicates_page
 from retrieval.serve.items import ThumbnailCache, item_json, item_of, media_type, open_original
 from retrieval.serve.queries import Searcher, json_safe
 from retrieval.serve.ranges import byte_range
@@ -62,7 +63,7 @@ if TYPE_CHECKING:
 
 __all__ = ["create_app", "error_status"]
 
-STATIC = {"app.js": "text/javascript", "style.css": "text/css"}
+STATIC = {"app.js": "text/javascript", "style.css": "text/css", "duplicates.js": "text/javascript"}
 
 # Typed errors -> HTTP status, most specific first; anything unlisted is a server error.
 _STATUS: tuple[tuple[type[Exception], int], ...] = (
@@ -141,8 +142,10 @@ def create_app(library: "Library", config: ServeConfig = ServeConfig(), reranker
     _add_search_routes(api, searcher)
     _add_item_routes(api, library, thumbs, searcher)
     _add_info_routes(api, library, config, reranker)
+    add_duplicate_routes(api, library, config.max_k)
     app.include_router(api)
     _add_page_routes(app)
+    add_duplicates_page(app, _static_text("duplicates.html"))
     return app
 
 
@@ -231,12 +234,16 @@ def _add_search_routes(api: APIRouter, searcher: Searcher) -> None:
         offset: Annotated[int, Query(ge=0, le=cfg.max_offset)] = 0,
         min_score: Optional[float] = None,
         rerank: bool = False,
+        mode: Literal["auto", "semantic", "keyword", "hybrid"] = "auto",
+        contains: Annotated[list[str], Query(description="Only images whose text holds these words in a row.")] = [],  # noqa: B006 (FastAPI reads it)
+        sort: Literal["relevance", "date", "-date"] = "relevance",
     ) -> SearchResponse:
         """Rank images by text (the short form of POST /api/search)."""
         start = time.perf_counter()
-        return _image_response(
-            searcher, SearchRequest(q=q, k=k, offset=offset, min_score=min_score, rerank=rerank), start
+        request = SearchRequest(
+            q=q, k=k, offset=offset, min_score=min_score, rerank=rerank, mode=mode, contains=contains, sort=sort
         )
+        return _image_response(searcher, request, start)
 
     @api.post("/search/texts", response_model=TextSearchResponse, tags=["search"])
     def search_texts(req: Body) -> TextSearchResponse:  # type: ignore[valid-type]

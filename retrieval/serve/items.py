@@ -14,12 +14,12 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from index.atomic import atomic_write_bytes
 from index.records import INDEXED, PARTIAL, ImageRecord
 from index.schema import VIDEO
 from index.video_records import MomentRecord
@@ -191,12 +191,8 @@ class ThumbnailCache:
         with self._locks[hash(target.name) % len(self._locks)]:
             if target.is_file():  # made by another request meanwhile
                 return target
-            data = _thumbnail_of(item, side)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, target)  # atomic: a reader never sees half a file
+            # atomic: a reader never sees half a file, and a failed write (disk full) leaves no temp file
+            atomic_write_bytes(target, _thumbnail_of(item, side))
         return target
 
 
@@ -219,7 +215,7 @@ def _thumbnail_of(item: Item, side: int) -> bytes:
             if item.start is not None:
                 return frame_bytes(handle, item.start, side, "JPEG")
             data = handle.read()
-        return thumbnail_bytes(data, side, "JPEG")
+        return thumbnail_bytes(data, side, "JPEG", name=record.path)
     except (OSError, ImageDecodeError, VideoDecodeError, MissingDependencyError) as exc:
         raise ItemFileError(f"item {record.id} at {record.path} cannot be read now: {exc}") from exc
 

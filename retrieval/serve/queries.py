@@ -137,7 +137,7 @@ class Searcher:
     def search_images(self, req: SearchRequest) -> tuple[list[Hit], bool]:
         """Image hits for ``req`` and whether they were reranked."""
         terms = self._terms(req)
-        where = build_filter(req.under, req.after, req.before, req.ext, req.media)
+        where = build_filter(req.under, req.after, req.before, req.ext, req.contains, req.media)
         if req.rerank:
             rr = self._reranker(self.library.search)
             hits = self.library.search(
@@ -148,18 +148,31 @@ class Searcher:
                 min_score=req.min_score,
                 reranker=rr,
                 rerank_k=self.config.rerank_k,
+                mode=req.mode,
+                sort=req.sort,
             )  # type: ignore[call-arg, arg-type]
             return hits, True
-        query = self._vector(terms)
-        return self.library.search_vector(query, req.k, where=where, offset=req.offset, min_score=req.min_score), False
+        words = " ".join(req.q)
+        query = None if req.mode == "keyword" else self._vector(terms)  # keyword search needs no model
+        hits = self.library.search_vector(
+            query,
+            req.k,
+            where=where,
+            offset=req.offset,
+            min_score=req.min_score,
+            words=words,
+            mode=req.mode,
+            sort=req.sort,
+        )
+        return hits, False
 
     def search_texts(self, req: SearchRequest) -> tuple[list[TextHit], bool]:
         """Text-corpus hits for ``req`` (image-to-text) and whether they were reranked.
 
         Reranking texts takes one query image (an upload or an item) and nothing else.
         """
-        if build_filter(req.under, req.after, req.before, req.ext, req.media).active:
-            raise QueryError("under/after/before/ext filter images; they do not apply to text search.")
+        if build_filter(req.under, req.after, req.before, req.ext, req.contains, req.media).active:
+            raise QueryError("under/after/before/ext/contains/media filter images; they do not apply to text search.")
         terms = self._library_terms(self._terms(req))
         if req.rerank:
             rr = self._reranker(self.library.search_texts)
@@ -194,7 +207,8 @@ class Searcher:
                 f"k is at most {cfg.max_k} and offset at most {cfg.max_offset} on this server (got k={req.k}, offset={req.offset})."
             )
         count = len(req.q) + len(req.not_) + len(req.like) + len(req.unlike) + len(req.images) + len(req.not_images)
-        if count > cfg.max_terms or len(req.weights) > cfg.max_terms or len(req.under) + len(req.ext) > cfg.max_terms:
+        filters = len(req.under) + len(req.ext) + len(req.contains)
+        if count > cfg.max_terms or len(req.weights) > cfg.max_terms or filters > cfg.max_terms:
             raise RequestLimitError(
                 f"a query takes at most {cfg.max_terms} terms, weights, folders and extensions each."
             )
@@ -204,6 +218,7 @@ class Searcher:
             *req.weights,
             *req.under,
             *req.ext,
+            *req.contains,
             *req.images,
             *req.not_images,
             req.after or "",

@@ -35,6 +35,17 @@ class SearchRequest(BaseModel):
     offset: int = Field(default=0, ge=0, le=2**31, description="Skip this many results (paging).")
     min_score: Optional[float] = Field(default=None, description="Drop results scoring below this.")
     rerank: bool = Field(default=False, description="Rescore the top candidates with the server's reranker.")
+    mode: Literal["auto", "semantic", "keyword", "hybrid"] = Field(
+        default="auto",
+        description="semantic, keyword (the q words in the images' OCR text, names, captions, keywords), hybrid "
+        "(both fused), or auto: hybrid when an image's own text holds a word of q (--mode).",
+    )
+    contains: list[str] = Field(
+        default=[], description="Only images whose text holds each of these, words in a row (--contains)."
+    )
+    sort: Literal["relevance", "date", "-date"] = Field(
+        default="relevance", description="Order of the page's hits: relevance, or capture time (--sort)."
+    )
 
 
 def limited_request(max_k: int, max_offset: int, max_terms: int, max_chars: int) -> type[SearchRequest]:
@@ -68,6 +79,7 @@ def limited_request(max_k: int, max_offset: int, max_terms: int, max_chars: int)
         weights=texts,
         under=texts,
         ext=texts,
+        contains=texts,
         k=(int, Field(default=20, ge=1, le=max_k, description="Page size.")),
         offset=(int, Field(default=0, ge=0, le=max_offset, description="Skip this many results (paging).")),
     )
@@ -80,10 +92,24 @@ class MomentOut(BaseModel):
     end: float
 
 
+class MatchOut(BaseModel):
+    text: str = Field(description="The OCR line, caption, keyword or file name that holds the query's words.")
+    source: str = Field(description="ocr, caption, keywords or filename.")
+    box: Optional[list[float]] = Field(
+        default=None,
+        description="ocr only: x, y of the line's 4 corners (clockwise from top-left) as fractions of width and height.",
+    )
+
+
 class ImageHitOut(BaseModel):
     rank: int
-    score: float = Field(description="Cosine similarity; when reranked, the reranker's match probability.")
-    dual_score: Optional[float] = Field(default=None, description="When reranked: the dual encoder's cosine.")
+    score: float = Field(
+        description="Cosine similarity; reranked: the reranker's match probability; hybrid: the fused score; "
+        "keyword: the keyword score."
+    )
+    dual_score: Optional[float] = Field(default=None, description="When reranked or hybrid: the dual encoder's cosine.")
+    keyword_score: Optional[float] = Field(default=None, description="Keyword or hybrid: the keyword score.")
+    match: Optional[MatchOut] = Field(default=None, description="Where the query's words (or contains) matched.")
     id: int
     path: str
     name: str

@@ -28,6 +28,7 @@ class RowwiseCatalog(Catalog):
         removed: Sequence[int] = (),
         touched: Sequence[FileStat] = (),
         captions: dict[str, Captions] | None = None,
+        hashed: dict[str, int] | None = None,
     ) -> int:
         with Session(self.engine) as session, session.begin():
             gen = self._bump(session)
@@ -51,6 +52,8 @@ class RowwiseCatalog(Catalog):
                 session.execute(
                     update(ImageRow).where(ImageRow.path == stat.path).values(size=stat.size, mtime_ns=stat.mtime_ns)
                 )
+            for path, value in (hashed or {}).items():
+                session.execute(update(ImageRow).where(ImageRow.path == path).values(phash=value))
             _remove(session, IMAGES, removed, gen)
             for item in moved:
                 if item.old_path:
@@ -76,11 +79,12 @@ def _embed(session: Session, row: ImageRow | None, item: Embedded, gen: int) -> 
     meta = item.meta
     row.size, row.mtime_ns, row.content_hash = item.stat.size, item.stat.mtime_ns, item.content_hash
     row.width, row.height, row.format = meta.width, meta.height, meta.format
-    row.captured_at, row.orientation, row.camera, row.description = (
+    row.captured_at, row.orientation, row.camera, row.description, row.phash = (
         meta.captured_at,
         meta.orientation,
         meta.camera,
         meta.description,
+        meta.phash,
     )
     row.state, row.error, row.vector, row.vector_gen = INDEXED, None, item.vector, gen
 

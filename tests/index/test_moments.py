@@ -8,10 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import create_engine, text
 
-from index.catalog import IMAGES, Catalog, sqlite_url
-from index.records import FAILED, INDEXED, PARTIAL, ImageFilter
+from index.catalog import CATALOG_SCHEMA, IMAGES, Catalog, sqlite_url
+from index.records import FAILED, INDEXED, PARTIAL, ImageFilter, Moved
 from index.store import IndexConfig, VectorStore
 from index.video_records import (
     AddMoments,
@@ -23,6 +22,7 @@ from index.video_records import (
     TouchVideo,
     VideoMeta,
 )
+from tests.helpers.old_catalogs import downgrade_to_1
 from tests.helpers.oracles import embedded, stat, unit_rows
 
 DIM = 8
@@ -123,6 +123,39 @@ def test_filters_pick_moments_by_their_video(catalog: Catalog, rng: np.random.Ge
     assert pick(media="videos", under=("/q",)) == clip
 
 
+def test_a_video_file_has_a_keyword_document_by_its_own_id(catalog: Catalog, rng: np.random.Generator) -> None:
+    """Its names are keyword data like a photo's: written when it is started, finished, copied or
+    moved, gone when it fails or leaves; ``contains`` picks its moments, ``select_files`` its row."""
+    catalog.apply(embedded=[embedded("/p/Japan trip/a.jpg", unit_rows(rng, 1, DIM)[0])])
+    photo = catalog.image_by_path("/p/Japan trip/a.jpg").id  # type: ignore[union-attr]
+    catalog.apply_videos([StartVideo(stat("/p/Japan trip/ferry.mp4"), "v1:ferry", META, 2.0)])
+    video = catalog.image_by_path("/p/Japan trip/ferry.mp4").id  # type: ignore[union-attr]
+    words = catalog.keywords
+
+    def docs(*phrase: str) -> list[int]:
+        return words.phrase_ids(phrase).tolist()
+
+    assert docs("ferry") == [video] and docs("japan", "trip") == sorted([photo, video])  # partial: searchable
+    assert catalog.select_files(ImageFilter(contains=("ferry",))).tolist() == []  # no moment yet: nothing to show
+    catalog.apply_videos([AddMoments("/p/Japan trip/ferry.mp4", _moments(rng, [0, 2, 4]), 4.0)])
+    catalog.apply_videos([FinishVideo("/p/Japan trip/ferry.mp4", 4.0)])
+    moments = {m.id for m in catalog.moments_of(video)}
+    assert docs("ferry") == [video] and words.doc_count() == 2
+    assert set(catalog.select_images(ImageFilter(contains=("ferry",))).tolist()) == moments  # vector ids
+    assert catalog.select_files(ImageFilter(contains=("ferry",))).tolist() == [video]  # catalog ids
+    assert catalog.select_files(ImageFilter(contains=("japan trip",), media="photos")).tolist() == [photo]
+    assert catalog.select_files(ImageFilter(media="videos")).tolist() == [video]
+    catalog.apply_videos([CopyVideo(stat("/q/ferry copy.mp4", 1000, 5), video)])
+    copy = catalog.image_by_path("/q/ferry copy.mp4").id  # type: ignore[union-attr]
+    assert docs("copy") == [copy] and docs("ferry") == sorted([video, copy])
+    catalog.apply(moved=[Moved(copy, stat("/q/boat.mp4", 1000, 5), "/q/ferry copy.mp4")])
+    assert docs("copy") == [] and docs("boat") == [copy]  # moved: the document follows the name
+    catalog.apply_videos([FailVideo(stat("/p/Japan trip/ferry.mp4", 1000, 7), "no frame could be decoded")])
+    assert docs("ferry") == [] and docs("japan", "trip") == [photo]
+    catalog.apply(removed=[copy])
+    assert docs("boat") == [] and words.doc_count() == 1
+
+
 V1_SQLITE = """
 CREATE TABLE meta ("key" VARCHAR(64) NOT NULL, value VARCHAR(255) NOT NULL, PRIMARY KEY ("key"));
 CREATE TABLE images (id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, path TEXT NOT NULL, size BIGINT NOT NULL,
@@ -159,7 +192,7 @@ def test_a_schema_1_catalog_is_upgraded_in_place(tmp_path: Path, rng: np.random.
     assert len(catalog.vector_ids(IMAGES)) == 6 and catalog.generation() == 3
     catalog.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("2",)
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == (str(CATALOG_SCHEMA),)
         assert "ix_images_kind" in {
             name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
         }
@@ -167,18 +200,12 @@ def test_a_schema_1_catalog_is_upgraded_in_place(tmp_path: Path, rng: np.random.
 
 
 def test_an_aged_catalog_is_upgraded_on_each_database(catalog_url: str, rng: np.random.Generator) -> None:
-    """Schema 2 taken back to 1 (the new column and tables dropped) upgrades again, on SQLite and PostgreSQL."""
+    """The newest schema taken back to 1 (every later column and table dropped) upgrades again,
+    on SQLite and PostgreSQL, and takes videos."""
     first = Catalog(catalog_url)
     first.apply(embedded=[embedded("/p/a.jpg", unit_rows(rng, 1, DIM)[0])])
     first.close()
-    engine = create_engine(catalog_url)
-    with engine.begin() as db:
-        db.execute(text("DROP TABLE moments"))
-        db.execute(text("DROP TABLE videos"))
-        db.execute(text("DROP INDEX ix_images_kind"))
-        db.execute(text("ALTER TABLE images DROP COLUMN kind"))
-        db.execute(text("UPDATE meta SET value = '1' WHERE key = 'schema'"))
-    engine.dispose()
+    downgrade_to_1(catalog_url)
     catalog = Catalog(catalog_url)
     _index_video(catalog, rng, "/p/film.mp4")
     assert catalog.image_by_path("/p/a.jpg").kind == "image"  # type: ignore[union-attr]
@@ -192,6 +219,6 @@ def test_a_newer_catalog_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "new.sqlite"
     Catalog(sqlite_url(str(path))).close()
     with sqlite3.connect(path) as db:
-        db.execute("UPDATE meta SET value = '3' WHERE key = 'schema'")
-    with pytest.raises(LibraryVersionError, match="reads up to 2"):
+        db.execute(f"UPDATE meta SET value = '{CATALOG_SCHEMA + 1}' WHERE key = 'schema'")
+    with pytest.raises(LibraryVersionError, match=f"reads up to {CATALOG_SCHEMA}"):
         Catalog(sqlite_url(str(path)))

@@ -26,6 +26,10 @@ function request() {
   const min = $("min-score").value;
   if (min !== "") body.min_score = Number(min);
   if ($("media").value !== "all") body.media = $("media").value;
+  const contains = $("contains").value.trim();
+  if (contains) body.contains = [contains];
+  body.mode = $("mode").value;
+  body.sort = $("sort").value;
   return body;
 }
 
@@ -94,6 +98,12 @@ function card(hit) {
     badge.textContent = `▶ ${clock(hit.start)}`;
     figure.appendChild(badge);
   }
+  if (hit.match) {
+    const snippet = document.createElement("span");
+    snippet.className = "match";
+    snippet.textContent = `“${hit.match.text}” · ${hit.match.source}`;
+    figure.append(snippet);
+  }
   figure.addEventListener("click", () => openViewer(hit));
   return figure;
 }
@@ -108,7 +118,7 @@ function clock(seconds) {
 function showVideo(hit) {
   const video = $("viewer-video");
   const isVideo = hit.media === "video";
-  $("viewer-image").hidden = isVideo;
+  $("viewer-stage").hidden = isVideo;  // the photo and its matched-text box
   video.hidden = !isVideo;
   $("viewer-moments").hidden = !isVideo || !hit.moments.length;
   $("viewer-moments").replaceChildren();
@@ -118,7 +128,8 @@ function showVideo(hit) {
   }
   video.src = `${hit.file}#t=${hit.start}`;
   video.play().catch(() => {});
-  for (const m of [{ start: hit.start, score: hit.score }, ...hit.moments]) {
+  // The hit's own moment scores its cosine like the others (hybrid: dual_score; score is the fused one).
+  for (const m of [{ start: hit.start, score: hit.dual_score ?? hit.score }, ...hit.moments]) {
     const jump = document.createElement("button");
     jump.type = "button";
     jump.textContent = `${clock(m.start)} (${m.score.toFixed(3)})`;
@@ -133,6 +144,7 @@ async function openViewer(hit) {
   $("viewer-image").alt = hit.name;
   $("original").href = hit.file;
   showVideo(hit);
+  showMatch(hit.match);
   const meta = $("viewer-meta");
   meta.textContent = `${hit.path} · score ${hit.score.toFixed(4)}`;
   $("more-like").onclick = () => moreLike(hit.id);
@@ -152,6 +164,16 @@ async function openViewer(hit) {
   } catch (err) {
     meta.textContent += ` · ${err.message}`;
   }
+}
+
+// The matched OCR line's box, drawn over the preview: its corners are fractions of the
+// image's width and height, the SVG's viewBox is the unit square stretched over the image.
+function showMatch(match) {
+  const box = match && match.box;
+  $("viewer-box").style.display = box ? "" : "none";
+  $("viewer-box-shape").setAttribute("points", box ? [0, 2, 4, 6].map((i) => `${box[i]},${box[i + 1]}`).join(" ") : "");
+  $("viewer-match").hidden = !match;
+  $("viewer-match").textContent = match ? `Matched ${match.source}: “${match.text}”` : "";
 }
 
 function moreLike(id) {

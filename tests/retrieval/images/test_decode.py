@@ -21,6 +21,7 @@ from index.errors import XmrError
 from retrieval.errors import ImageDecodeError
 from retrieval.images import decode as decode_module
 from retrieval.images.decode import DecodeConfig, decode_bytes, decode_file, hash_file, image_extensions, image_formats
+from tests.helpers.paths import REPO
 
 RED = (255, 0, 0)
 BLUE = (0, 0, 255)
@@ -446,11 +447,20 @@ def test_decode_error_is_an_xmr_error_and_a_value_error() -> None:
 
 
 def test_heif_without_pillow_heif_names_the_install_command() -> None:
-    if importlib.util.find_spec("pillow_heif") is not None:
-        pytest.skip("pillow_heif is installed; this checks the message shown without it")
-    fake_heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64
-    with pytest.raises(ImageDecodeError, match=r"pillow-heif is not installed.*xmr\[heif\]"):
-        decode_bytes(fake_heic)
+    # In a fresh interpreter where pillow_heif cannot be imported (this one may have registered it).
+    probe = (
+        "import sys; sys.modules['pillow_heif'] = None\n"
+        "from retrieval.images.decode import decode_bytes, image_extensions\n"
+        "assert '.heic' not in image_extensions()\n"
+        "try:\n"
+        "    decode_bytes(b'\\x00\\x00\\x00\\x18ftypheic\\x00\\x00\\x00\\x00mif1heic' + b'\\x00' * 64)\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("ImageDecodeError") and "pillow-heif is not installed" in done.stdout
+    assert "xmr[heif]" in done.stdout
 
 
 def test_heic_decodes_when_pillow_heif_is_installed(tmp_path: Path) -> None:
@@ -523,3 +533,19 @@ def test_module_imports_neither_torch_nor_pillow_heif() -> None:
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=source.parents[1])
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    "boilerplate", ["OLYMPUS DIGITAL CAMERA", "SONY DSC", "KONICA MINOLTA DIGITAL CAMERA", "  sony dsc  "]
+)
+def test_camera_default_descriptions_are_not_captions(tmp_path: Path, boilerplate: str) -> None:
+    from PIL import ExifTags
+
+    exif = Image.Exif()
+    exif[ExifTags.Base.ImageDescription] = boilerplate
+    path = tmp_path / "camera.jpg"
+    Image.new("RGB", (16, 16)).save(path, exif=exif)
+    assert decode_file(path).meta.description is None
+    exif[ExifTags.Base.ImageDescription] = "Olympus digital camera on a table"  # a real caption stays
+    Image.new("RGB", (16, 16)).save(path, exif=exif)
+    assert decode_file(path).meta.description == "Olympus digital camera on a table"

@@ -8,6 +8,7 @@ a GPU and skip without one.
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,10 @@ from retrieval.images.gpu_decode import (
 from tests.helpers.files import add_broken_files, make_jpeg
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def _no_hash(meta):  # noqa: ANN001, ANN202
+    return replace(meta, phash=None)
 
 
 def _cpu_pixels(encoder, path: Path) -> torch.Tensor:  # noqa: ANN001
@@ -67,14 +72,16 @@ def test_batched_path_matches_cpu_preprocess(tiny_encoder, photos: Path, tmp_pat
         # libjpeg-turbo (torchvision) vs Pillow's libjpeg and float vs fixed-point resampling:
         # a few 8-bit levels at most, i.e. about 0.03 after dividing by std 0.5.
         assert float(diff.mean()) < 0.02 and float(diff.max()) < 0.15, path.name
-        assert probe.meta == decode_file(path).meta and probe.content_hash == decode_file(path).content_hash
+        # The perceptual hash is made from each path's own decode: a few bits may differ (test_phash.py).
+        assert _no_hash(probe.meta) == _no_hash(decode_file(path).meta)
+        assert probe.content_hash == decode_file(path).content_hash
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_exif_orientation_applied_like_pillow(tiny_encoder, tmp_path: Path, orientation: int) -> None:  # noqa: ANN001
     path = make_jpeg(tmp_path / "o.jpg", (120, 64), 3, orientation)
     probes, pixels = _gpu_path_pixels(tiny_encoder, [path])
-    assert probes[0].orientation == orientation and probes[0].meta == decode_file(path).meta
+    assert probes[0].orientation == orientation and _no_hash(probes[0].meta) == _no_hash(decode_file(path).meta)
     assert float((pixels[0] - _cpu_pixels(tiny_encoder, path)).abs().mean()) < 0.02
 
 

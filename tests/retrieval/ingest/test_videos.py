@@ -18,6 +18,7 @@ from index.catalog import Catalog, sqlite_url
 from index.errors import MissingDependencyError
 from retrieval.ingest.config import IngestConfig
 from retrieval.library import Library
+from tests.helpers.text_images import render_words
 from tests.helpers.videos import EDITED, PHONE, scikit_photos, write_slideshow
 
 pytest.importorskip("av", reason="the video extra (PyAV) is not installed")
@@ -177,6 +178,39 @@ def test_without_pyav_the_cli_says_so_once(tmp_path: Path, tiny_model_dir: Path,
     assert done.returncode == 0, done.stderr
     assert done.stderr.count("xmr[video]") == 1, done.stderr  # one line for all of them
     assert "3 videos" in done.stderr and all(f"v{i}.mp4" in done.stderr for i in range(3))
+
+
+def test_ocr_and_duplicates_take_photos_only(tmp_path: Path, tiny_model_dir: Path, film_photos: dict) -> None:
+    """OCR reads the photos, never a video (on the run that adds it nor on later ones); a copied
+    video is not a duplicate group (its moments are no photos), a copied photo is; a video's name
+    is keyword data all the same."""
+    pytest.importorskip("rapidocr_onnxruntime", reason="the OCR part needs the ocr extra (rapidocr-onnxruntime)")
+    from retrieval.ingest.ocr import OcrConfig
+
+    media = tmp_path / "media"
+    _film(media / "ferry.mp4", film_photos)
+    render_words("coffee", "RECEIPT 42.50", media / "receipt.jpg")
+    with _open(tmp_path, tiny_model_dir) as lib:
+        report = lib.index([media], ocr=True, ocr_config=OcrConfig(workers=1, det_side=480))
+        assert (report.failed, report.videos, report.ocr_read, report.ocr_failed) == (0, 1, 1, 0)
+        shutil.copy(media / "ferry.mp4", media / "ferry copy.mp4")
+        shutil.copy(media / "receipt.jpg", media / "receipt copy.jpg")
+        again = lib.index([media])  # OCR is remembered: the copies' bytes were read already
+        assert (again.added, again.failed, again.ocr_read, again.ocr_failed) == (2, 0, 0, 0)
+        assert lib.index([media]).ocr_failed == 0  # the indexed videos are not left "to read" either
+        groups = lib.duplicates().groups
+        assert [sorted(m.path for m in g.members) for g in groups] == [
+            [str(media / "receipt copy.jpg"), str(media / "receipt.jpg")]
+        ]
+        assert lib.duplicates().images == 2
+        assert {h.path for h in lib.search(text="receipt", mode="keyword")} == {
+            str(media / "receipt copy.jpg"),
+            str(media / "receipt.jpg"),
+        }
+        assert {h.path for h in lib.search(text="ferry", mode="keyword")} == {
+            str(media / "ferry.mp4"),
+            str(media / "ferry copy.mp4"),
+        }
 
 
 def _partial_run(library: Path, model: Path, media: Path, stop_after: int) -> int:

@@ -101,3 +101,25 @@ def test_cli_help_does_not_import_torch() -> None:
         "assert 'torch' not in sys.modules and 'open_clip' not in sys.modules, 'torch imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_a_model_whose_tokenizer_needs_transformers_says_which_extra(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    # SigLIP, SigLIP2, NLLB and XLM-R models tokenize through transformers: without it, a
+    # message naming the extra (before the model is built), not exit 70.
+    import json
+    import sys
+
+    import pytest
+
+    from retrieval import MissingDependencyError
+    from retrieval.models.encoder import load_encoder
+    from retrieval.models.specs import ModelSpec
+    from tests.helpers.tiny_model import make_tiny_model
+
+    folder = make_tiny_model(tmp_path / "hf-tokenized")
+    config = json.loads((folder / "open_clip_config.json").read_text())
+    config["model_cfg"]["text_cfg"]["hf_tokenizer_name"] = "timm/ViT-B-16-SigLIP"
+    (folder / "open_clip_config.json").write_text(json.dumps(config))
+    monkeypatch.setitem(sys.modules, "transformers", None)
+    with pytest.raises(MissingDependencyError, match=r"pip install 'xmr\[transformers\]'"):
+        load_encoder(ModelSpec(f"local-dir:{folder}"), device="cpu")

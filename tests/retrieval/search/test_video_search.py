@@ -12,6 +12,8 @@ import pytest
 from index.records import ImageFilter
 from retrieval.errors import QueryError
 from retrieval.library import Library
+from retrieval.results import Hit
+from retrieval.search.hits import word_hits
 from retrieval.video.frames import VideoReader
 from tests.helpers.videos import EDITED, PHONE, scikit_photos, write_slideshow
 
@@ -134,6 +136,63 @@ def test_a_frame_finds_the_moment_it_came_from(library_dir: tuple) -> None:
                 with VideoReader(path) as reader:
                     frame = reader.frame_at((shot.start + shot.end) / 2, 448)
                 assert lib.search(image=frame, k=1)[0].path == str(path)
+
+
+def test_keyword_hybrid_contains_and_sort_take_a_video_as_one_file(library_dir: tuple, film_query: np.ndarray) -> None:
+    """A video's file and folder names are keyword data: keyword search shows it from its first
+    moment, hybrid search fuses file rankings (one hit per video, at its best moment by cosine),
+    --contains keeps its moments, and --sort orders it by its file's date."""
+    root, media, _ = library_dir
+    trip = str(media / "trip" / "b.mkv")
+    with Library.open(root / "library", device="cpu") as lib:
+        video = lib.catalog.image_by_path(trip)
+        assert video is not None
+        first = lib.catalog.moments_of(video.id)[0]
+        (hit,) = lib.search_vector(None, k=10, words="trip", mode="keyword")
+        assert (hit.path, hit.media, hit.id, hit.start, hit.video_id) == (
+            trip,
+            "video",
+            first.id,
+            first.start,
+            video.id,
+        )
+        assert hit.keyword_score == hit.score > 0 and hit.match is not None
+        assert (hit.match.source, hit.match.text) == ("filename", "trip")
+        for media_kind, suffixes in (("photos", (".png",)), ("videos", (".mp4", ".mkv"))):
+            found = lib.search_vector(None, k=10, words="media", mode="keyword", where=ImageFilter(media=media_kind))
+            assert len(found) == 2 and all(h.path.endswith(suffixes) for h in found)  # the folder every file is in
+
+        query = film_query[0]
+        want = _oracle(lib, query)
+        best = {path: (start, score) for path, start, score in want}
+        hybrid = lib.search_vector(query, k=10, words="trip", mode="hybrid")
+        assert hybrid[0].path == trip and sorted(h.path for h in hybrid) == sorted(best)  # one hit per file
+        assert [h.score for h in hybrid] == sorted((h.score for h in hybrid), reverse=True)  # fused, best first
+        for h in hybrid:
+            assert h.start == best[h.path][0] and h.dual_score == pytest.approx(best[h.path][1], abs=1e-5)
+            assert (h.keyword_score is not None) == (h.path == trip)
+        (direct,) = word_hits(lib.catalog, lib.catalog.images([video.id]), query).values()  # found by words alone
+        assert (direct.path, direct.start) == (trip, best[trip][0]) and direct.score == pytest.approx(best[trip][1])
+
+        where = ImageFilter(contains=("trip",))
+        contained = lib.search_vector(query, k=10, where=where)
+        assert [(h.path, h.start) for h in contained] == [(p, s) for p, s, _ in _oracle(lib, query, where)]
+        assert [h.path for h in contained] == [trip] and contained[0].match.source == "filename"  # type: ignore[union-attr]
+
+        dated = lib.search_vector(query, k=10, sort="-date")
+        files = lib.catalog.images([h.file_id for h in dated])
+
+        def when(h: Hit) -> float:
+            return h.captured_at.timestamp() if h.captured_at else files[h.file_id].mtime_ns / 1e9
+
+        assert sorted(h.path for h in dated) == sorted(best) and dated[-1].path == str(media / "cat.png")
+        assert [when(h) for h in dated] == sorted((when(h) for h in dated), reverse=True)
+
+        with pytest.raises(QueryError, match="each-moment"):
+            lib.search_vector(query, k=10, words="trip", mode="hybrid", per_video=False)
+        each = lib.search_vector(query, k=100, words="trip", mode="auto", per_video=False)
+        plain = lib.search_vector(query, k=100, per_video=False)  # auto is semantic then: every moment a hit
+        assert [(h.id, h.score) for h in each] == [(h.id, h.score) for h in plain] and len(each) > len(best)
 
 
 @pytest.fixture(scope="module")

@@ -98,3 +98,27 @@ def fresh_client(fresh_library, tmp_path: Path):  # noqa: ANN001, ANN201
     yield make()
     for c in clients:
         c.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="module")
+def ocr_library(tmp_path_factory: pytest.TempPathFactory, photo_source: Path, tiny_encoder):  # noqa: ANN001, ANN201
+    """The served photos plus a receipt reading RECEIPT 42.50, indexed with OCR (the real model)."""
+    pytest.importorskip("rapidocr_onnxruntime", reason="OCR needs the ocr extra")
+    from retrieval.ingest.ocr import OcrConfig
+    from tests.helpers.text_images import render_words
+
+    folder = tmp_path_factory.mktemp("served-ocr")
+    lib = build_library(folder, photo_source, tiny_encoder)
+    box = render_words("coffee", "RECEIPT 42.50", folder / "photos" / "scan.jpg")
+    lib.index([folder / "photos"], ocr=True, ocr_config=OcrConfig(workers=1, det_side=480))
+    lib.receipt_box = box  # type: ignore[attr-defined]  (the rendered word's box, for the tests)
+    yield lib
+    lib.close()
+
+
+@pytest.fixture(scope="module")
+def ocr_client(ocr_library, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN001, ANN201
+    make, clients = _client_factory(ocr_library, tmp_path_factory.mktemp("ocr-thumbs"))
+    yield make()
+    for c in clients:
+        c.__exit__(None, None, None)

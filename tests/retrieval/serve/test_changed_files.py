@@ -67,3 +67,23 @@ def test_fifo_in_place_of_a_photo_is_404_without_hanging(fresh_client, fresh_lib
     for route in ("file", "thumbnail"):
         response = fresh_client.get(f"/api/items/{hit.id}/{route}")
         assert response.status_code == 404 and "xmr index" in response.json()["detail"]
+
+
+def test_a_failed_thumbnail_write_leaves_no_temp_file(shared_library, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    import os
+
+    import pytest
+
+    from retrieval.serve.items import ThumbnailCache
+
+    cache = ThumbnailCache(tmp_path / "thumbs", (64,))
+    record = shared_library.catalog.images([shared_library.search(text="x", k=1)[0].id])
+    (record,) = record.values()
+
+    def disk_full(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        cache.get(record, 64)
+    assert [p.name for p in (tmp_path / "thumbs").rglob("*") if p.is_file()] == []

@@ -83,6 +83,66 @@ def test_xmr_serve_runs_and_guards_a_public_bind_with_the_token(shared_library) 
         assert [h["id"] for h in hits] == [h.id for h in shared_library.search(text="a cat", k=20)]
         assert httpx.get(f"{url}/api/search", params={"q": "a cat", "token": "wrong"}).status_code == 401
         assert "server" not in httpx.get(f"{url}/api/health", headers=auth).headers  # no version banner
+        assert httpx.get(f"{url}/?token=t0ken", follow_redirects=False).status_code == 303  # the page link
     finally:
         server.terminate()
         server.wait(timeout=30)
+    log = server.stdout.read().decode()  # type: ignore[union-attr]
+    assert "GET /?token=***" in log  # the access log has the request, not the secret
+    assert "t0ken" not in log
+
+
+def test_xmr_serve_watch_makes_new_photos_searchable(fresh_library, photo_source) -> None:  # noqa: ANN001
+    """``xmr serve --watch``: a photo copied into the watched folder shows up in the served index."""
+    import os
+    import shutil
+    import socket
+    import time
+
+    import httpx
+
+    pytest.importorskip("watchfiles")
+    photos = fresh_library.layout.root.parent / "photos"
+    before = len(fresh_library.images.index)
+    fresh_library.close()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [
+        sys.executable,
+        "-c",
+        "from cli import main; main()",
+        "serve",
+        "--library",
+        str(fresh_library.layout.root),
+    ]
+    command += ["--port", str(port), "--device", "cpu", "--watch", str(photos)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    server = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+
+    def images() -> int:
+        try:
+            return int(httpx.get(f"{url}/api/health", timeout=2).json()["images"])
+        except httpx.HTTPError:
+            return -1
+
+    try:
+        deadline = time.monotonic() + 120
+        while images() != before:
+            assert server.poll() is None, server.stdout.read().decode()  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "xmr serve --watch did not start"
+            time.sleep(0.2)
+        time.sleep(2.0)  # the catch-up run and the event listener
+        shutil.copy(photo_source / "rocket.jpg", photos / "new-rocket.jpg")
+        deadline = time.monotonic() + 60
+        found = False
+        while time.monotonic() < deadline and not found:
+            hits = httpx.get(f"{url}/api/search", params={"q": "a rocket", "k": 50}, timeout=30).json()["hits"]
+            found = any(h["path"].endswith("new-rocket.jpg") for h in hits)
+            time.sleep(0.3)
+        assert found and images() == before + 1
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=30)[0].decode()
+    assert "watching stopped" not in output, output

@@ -43,6 +43,15 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def server_url(shared_library, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN001, ANN201
+    yield from _serve(shared_library, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def ocr_server_url(ocr_library, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN001, ANN201
+    yield from _serve(ocr_library, tmp_path_factory)
+
+
+def _serve(library, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN001, ANN202
     import uvicorn
 
     from retrieval.serve import ServeConfig, create_app
@@ -52,7 +61,7 @@ def server_url(shared_library, tmp_path_factory: pytest.TempPathFactory):  # noq
         port = probe.getsockname()[1]
     config = ServeConfig(port=port, cache_dir=tmp_path_factory.mktemp("page-thumbs"))
     server = uvicorn.Server(
-        uvicorn.Config(create_app(shared_library, config), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(create_app(library, config), host="127.0.0.1", port=port, log_level="warning")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -146,3 +155,35 @@ def test_usable_on_a_phone_size_screen(browser, server_url: str, tmp_path: Path)
     boxes = [c.bounding_box() for c in cards[:2]]
     assert boxes[0]["width"] >= 120 and boxes[0]["y"] == boxes[1]["y"]  # two thumbnails a row
     _save(page, tmp_path, "phone.png")
+
+
+def test_the_matched_words_box_is_drawn_on_the_preview(
+    browser, ocr_server_url: str, ocr_library, tmp_path: Path
+) -> None:  # noqa: ANN001
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(ocr_server_url + "/")
+    page.fill("#q", "receipt 42.50")
+    page.press("#q", "Enter")
+    cards = _wait_for_thumbnails(page)
+    assert "RECEIPT" in cards[0].query_selector(".match").inner_text().upper()
+    cards[0].click()
+    page.wait_for_selector("#viewer[open]")
+    page.wait_for_function("document.getElementById('viewer-image').naturalWidth > 0")
+    assert "ocr" in page.inner_text("#viewer-match")
+    image = page.query_selector("#viewer-image").bounding_box()
+    box = page.query_selector("#viewer-box-shape").bounding_box()  # the polygon as drawn, in page pixels
+    left, upper, right, lower = ocr_library.receipt_box
+    assert abs((box["x"] - image["x"]) / image["width"] - left) < 0.05
+    assert abs((box["x"] + box["width"] - image["x"]) / image["width"] - right) < 0.05
+    assert abs((box["y"] - image["y"]) / image["height"] - upper) < 0.05
+    _save(page, tmp_path, "viewer-ocr-box.png")
+    page.click("#viewer .close")
+    page.fill("#q", "a rocket")
+    page.press("#q", "Enter")
+    _wait_for_thumbnails(page)
+    page.query_selector_all(".card")[0].click()
+    page.wait_for_selector("#viewer[open]")
+    assert not page.is_visible("#viewer-box")  # no words matched: no box
+    assert errors == []

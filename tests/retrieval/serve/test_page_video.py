@@ -18,10 +18,16 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test n
 pytest.importorskip("av", reason="the video extra (PyAV) is not installed")
 
 CHROMIUM = next(
-    (c for c in (os.environ.get("XMR_CHROMIUM"), "/usr/lib/chromium/chromium", shutil.which("chromium")) if c and os.access(c, os.X_OK)),
+    (
+        c
+        for c in (os.environ.get("XMR_CHROMIUM"), "/usr/lib/chromium/chromium", shutil.which("chromium"))
+        if c and os.access(c, os.X_OK)
+    ),
     None,
 )
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium binary found (apt-get install chromium, or set XMR_CHROMIUM)")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="no Chromium binary found (apt-get install chromium, or set XMR_CHROMIUM)"
+)
 
 
 @pytest.fixture

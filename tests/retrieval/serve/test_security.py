@@ -63,6 +63,8 @@ def test_every_request_needs_the_token_when_one_is_set(make_client, shared_libra
         f"/api/items/{item}",
         f"/api/items/{item}/thumbnail",
         f"/api/items/{item}/file",
+        "/duplicates",
+        "/api/duplicates?tier=exact",
     ]
     for route in routes:
         refused = client.get(route)
@@ -271,3 +273,23 @@ def test_state_changing_requests_from_another_origin_are_refused(make_client) ->
         client.post("/api/search", json=body, headers={"Origin": "http://127.0.0.1:8765"}).status_code == 200
     )  # its own page
     assert client.post("/api/search", json=body).status_code == 200  # curl and scripts send no Origin
+
+
+@pytest.mark.parametrize(
+    ("line", "redacted"),
+    [
+        ("GET /?token=s3cret HTTP/1.1", "GET /?token=*** HTTP/1.1"),
+        ("/api/search?q=cat&token=s3cret&k=5", "/api/search?q=cat&token=***&k=5"),
+        ("/api/search?TOKEN=s3cret", "/api/search?TOKEN=***"),
+        ("/api/search?q=mytoken=1", "/api/search?q=mytoken=1"),  # not a token parameter
+    ],
+)
+def test_tokens_in_request_lines_are_redacted(line: str, redacted: str) -> None:
+    import logging
+
+    from retrieval.serve import TokenRedactor, redact_token
+
+    assert redact_token(line) == redacted
+    record = logging.LogRecord("uvicorn.access", logging.INFO, "", 0, '%s - "%s %s"', ("127.0.0.1", "GET", line), None)
+    TokenRedactor().filter(record)
+    assert "s3cret" not in record.getMessage()
