@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from index.deps import require_torch
 from xmr_cli import help_format
 from xmr_cli.errors import EXIT_NO_RESULTS, friendly_errors
 from xmr_cli.logs import configure as configure_logs
@@ -37,6 +38,7 @@ from xmr_cli.options import (
     EpochsOpt,
     EvalModelOpt,
     ExcludeOpt,
+    ExportOutOpt,
     ExtOpt,
     ForgetExcludeOpt,
     FusionOpt,
@@ -85,6 +87,7 @@ from xmr_cli.options import (
     RerankKOpt,
     RerankStepsOpt,
     RetryFailedOpt,
+    RuntimeOpt,
     SearchJsonOpt,
     SeedOpt,
     ServeRerankerOpt,
@@ -178,6 +181,7 @@ def _open(
     device: str = "auto",
     create: bool = False,
     index_config: IndexConfig | None = None,
+    runtime: str = "auto",
 ) -> Library:
     from retrieval import Library
 
@@ -189,6 +193,7 @@ def _open(
         device=device,
         create=create,
         index_config=index_config,
+        runtime=runtime,
     )
 
 
@@ -201,6 +206,7 @@ def index(
     pretrained: PretrainedOpt = None,
     catalog_url: CatalogOpt = "",
     device: DeviceOpt = "auto",
+    runtime: RuntimeOpt = "auto",
     batch_size: BatchSizeOpt = 32,
     workers: WorkersOpt = 0,
     retry_failed: RetryFailedOpt = False,
@@ -228,7 +234,9 @@ def index(
     config = IngestConfig(batch_size=batch_size, workers=workers, retry_failed=retry_failed, video=video)
     on_ray = make_ray_config(ray_address, ray_gpus, ray_actors) if ray or ray_address else None
     kind_config = make_index_config(index_kind or "", memory_budget)
-    with _open(library, model, pretrained, catalog_url, device, create=True, index_config=kind_config) as lib:
+    with _open(
+        library, model, pretrained, catalog_url, device, create=True, index_config=kind_config, runtime=runtime
+    ) as lib:
         if forget_exclude:
             lib.forget_exclusions(forget_exclude)
         with IndexProgress(enabled=not as_json and not quiet()) as bar:
@@ -269,6 +277,7 @@ def search(
     model: ModelOpt = None,
     pretrained: PretrainedOpt = None,
     device: DeviceOpt = "auto",
+    runtime: RuntimeOpt = "auto",
     as_json: SearchJsonOpt = False,
     paths_only: PathsOnlyOpt = False,
     in_texts: InTextsOpt = False,
@@ -297,7 +306,7 @@ def search(
         raise typer.BadParameter(
             "--under/--after/--before/--ext/--contains/--media filter images; they do not apply with --texts"
         )
-    with _open(library, model, pretrained, device=device) as lib, working("searching"):
+    with _open(library, model, pretrained, device=device, runtime=runtime) as lib, working("searching"):
         rr = lib.load_reranker(reranker) if reranker else None
         if in_texts:
             lone = _lone_image(image, words, not_text, not_image, weight) if rr is not None else None
@@ -343,10 +352,11 @@ def add_texts(
     model: ModelOpt = None,
     pretrained: PretrainedOpt = None,
     device: DeviceOpt = "auto",
+    runtime: RuntimeOpt = "auto",
     as_json: JsonOpt = False,
 ) -> None:
     """Embed texts into the library's text corpus (for image-to-text search). Re-adding adds nothing twice."""
-    with _open(library, model, pretrained, device=device) as lib:
+    with _open(library, model, pretrained, device=device, runtime=runtime) as lib:
         for path in files:
             print_text_report(lib.add_texts(path), as_json)
 
@@ -393,6 +403,7 @@ def watch(
     pretrained: PretrainedOpt = None,
     catalog_url: CatalogOpt = "",
     device: DeviceOpt = "auto",
+    runtime: RuntimeOpt = "auto",
     exclude: ExcludeOpt = None,
     no_follow: NoFollowOpt = False,
     poll: PollOpt = False,
@@ -405,7 +416,7 @@ def watch(
     other processes keep working. A restart catches up with what changed meanwhile."""
     from retrieval.ingest.watch import WatchConfig, Watcher
 
-    with _open(library, model, pretrained, catalog_url, device, create=True) as lib:
+    with _open(library, model, pretrained, catalog_url, device, create=True, runtime=runtime) as lib:
         if exclude:
             lib.add_exclusions(exclude)
         config = WatchConfig(settle_seconds=settle, poll=poll, follow_symlinks=not no_follow)
@@ -455,6 +466,7 @@ def serve(
     device: DeviceOpt = "auto",
     watch_paths: ServeWatchOpt = None,
     poll: PollOpt = False,
+    runtime: RuntimeOpt = "auto",
 ) -> None:
     """Serve the library over HTTP: a JSON API (docs at /docs) and a search page at /."""
     from retrieval.serve import ServeConfig, check_bind, require_serve, run_server
@@ -469,7 +481,7 @@ def serve(
         max_upload_bytes=int(max_upload_mb * 2**20),
         allowed_hosts=tuple(allow_host or ()),
     )
-    with _open(library, model, pretrained, device=device) as lib:
+    with _open(library, model, pretrained, device=device, runtime=runtime) as lib:
         print_serving(lib.layout.root, host, port)
         if not watch_paths:
             run_server(lib, config)
@@ -502,6 +514,7 @@ def train(
     split: SplitOpt = "train",
 ) -> None:
     """Train a dual encoder contrastively on PAIRS into --out (resumes an interrupted run)."""
+    require_torch("xmr train")
     from retrieval.training.dual import TrainConfig
     from retrieval.training.dual import train as run_training
 
@@ -540,6 +553,7 @@ def evaluate(
     """Recall@1/5/10 both ways and binding (when lines carry negatives) of a model on PAIRS.
 
     With --reranker, each query's dual top --rerank-k is rescored first (same metrics)."""
+    require_torch("xmr eval")
     from retrieval.ingest.pairs import load_pairs
     from retrieval.models.encoder import load_encoder
     from retrieval.models.specs import ModelSpec
@@ -580,6 +594,7 @@ def train_reranker(
     device: DeviceOpt = "auto",
 ) -> None:
     """Train a reranker over MODEL's frozen token features on PAIRS into --out (resumes)."""
+    require_torch("xmr train-reranker")
     from retrieval.models.encoder import load_encoder
     from retrieval.models.specs import ModelSpec
     from retrieval.training.rerank_train import RerankTrainConfig
@@ -603,6 +618,27 @@ def train_reranker(
     with RerankProgress() as bar:
         folder = run_training(pairs, encoder, out, config, on_progress=bar.update, split=split, images_root=images)
     print_written("reranker", folder, "--reranker")
+
+
+@app.command(name="export-model")
+@friendly_errors
+def export_model(
+    model: Annotated[
+        str, typer.Argument(metavar="MODEL", help="open_clip name, local-dir:PATH, a model folder or hf-hub:ORG/REPO.")
+    ],
+    out: ExportOutOpt,
+    pretrained: PretrainedOpt = None,
+) -> None:
+    """Write MODEL as ONNX (both towers, tokenizer.json, preprocessing) in Immich's folder layout.
+
+    The folder works as --model on machines without torch; its vectors are MODEL's own."""
+    require_torch("xmr export-model")
+    from retrieval.models.export import export_spec
+    from retrieval.models.identity import model_spec
+
+    with working("exporting (checked against torch before it is written)"):
+        info = export_spec(model_spec(model, pretrained), out)
+    print_written("ONNX export", info.folder, "--model")
 
 
 def main() -> None:

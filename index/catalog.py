@@ -321,7 +321,7 @@ class Catalog:
             for start in range(0, len(ids), 500):
                 chunk = [int(i) for i in ids[start : start + 500]]
                 query = select(ImageRow.id, ImageRow.vector).where(ImageRow.id.in_(chunk), ImageRow.vector.is_not(None))
-                found.update({row_id: blob for row_id, blob in session.execute(query)})
+                found.update({row_id: blob for row_id, blob in session.execute(query) if blob is not None})
             missing = [int(i) for i in ids if int(i) not in found]
             if missing:  # a video's moments share the image index
                 found.update(moment_vectors(session, missing))
@@ -447,7 +447,9 @@ class Catalog:
                     .execution_options(yield_per=batch)
                 )
                 for rows in session.execute(query).partitions(batch):
-                    vectors = np.frombuffer(b"".join(blob for _, blob in rows), dtype="<f4").reshape(len(rows), dim)
+                    # the query drops NULLs already: the filter is for the type checker
+                    blobs = [blob for _, blob in rows if blob is not None]
+                    vectors = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(rows), dim)
                     yield np.asarray([i for i, _ in rows], np.int64), np.ascontiguousarray(vectors, dtype=np.float32)
 
     def deleted_since(self, corpus: str, gen: int) -> np.ndarray:

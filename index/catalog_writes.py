@@ -28,9 +28,10 @@ SIDECAR = "sidecar:"  # text source prefix of captions found next to or inside a
 _CHUNK = 500  # ids or paths per IN (...) list: well under SQLite's bound-parameter limit
 _ERROR_CHARS = 2000  # a failure's reason is cut to this many characters
 
-_IMAGES = ImageRow.__table__
-_TEXTS = TextRow.__table__
-_TOMBSTONES = Tombstone.__table__
+# The mapped classes' ``__table__`` is typed as a plain FromClause; the metadata holds them as Tables.
+_IMAGES = ImageRow.metadata.tables[ImageRow.__tablename__]
+_TEXTS = TextRow.metadata.tables[TextRow.__tablename__]
+_TOMBSTONES = Tombstone.metadata.tables[Tombstone.__tablename__]
 
 
 def write_batch(
@@ -51,7 +52,7 @@ def write_batch(
             the caller's transaction rolls back).
     """
     _move(session, moved)
-    existing = _existing(session, [i.stat.path for i in (*embedded, *failed)])
+    existing = _existing(session, [e.stat.path for e in embedded] + [f.stat.path for f in failed])
     _upsert_embedded(session, embedded, existing, gen)
     _upsert_failed(session, failed, existing, gen)
     if touched:

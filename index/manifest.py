@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from index.atomic import atomic_write_bytes
 from index.errors import CorruptFileError, LibraryVersionError
@@ -51,9 +52,9 @@ class ModelIdentity:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, object]) -> ModelIdentity:
+    def from_dict(cls, raw: dict[str, Any]) -> ModelIdentity:
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in raw.items() if k in names})  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in raw.items() if k in names})
 
 
 @dataclass(frozen=True)

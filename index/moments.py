@@ -104,7 +104,7 @@ def forget_videos(session: Session, ids: Sequence[int], gen: int) -> None:
 def write_video_ops(session: Session, gen: int, ops: Sequence[VideoOp]) -> None:
     """Apply ``ops`` in order at generation ``gen`` (see :mod:`index.video_records`), then
     refresh the keyword documents of the videos they started, finished, copied or failed."""
-    changed = [op.path if isinstance(op, FinishVideo) else op.stat.path for op in ops if _changes_doc(op)]
+    changed = [path for path in map(_doc_path, ops) if path is not None]
     for op in ops:
         if isinstance(op, StartVideo):
             _start(session, op, gen)
@@ -126,9 +126,13 @@ def write_video_ops(session: Session, gen: int, ops: Sequence[VideoOp]) -> None:
     refresh_docs_for_paths(session, changed)
 
 
-def _changes_doc(op: VideoOp) -> bool:
-    """Whether ``op`` changes what a video's keyword document says (or whether it has one)."""
-    return isinstance(op, (StartVideo, FinishVideo, FailVideo, CopyVideo))
+def _doc_path(op: VideoOp) -> str | None:
+    """The video whose keyword document ``op`` changes (what it says, or whether it has one); None: none."""
+    if isinstance(op, FinishVideo):
+        return op.path
+    if isinstance(op, (StartVideo, FailVideo, CopyVideo)):
+        return op.stat.path
+    return None
 
 
 def _insert_file(session: Session, path: str, values: dict[str, object]) -> int:

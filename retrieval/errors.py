@@ -95,3 +95,7 @@ class RangeNotSatisfiableError(XmrError, ValueError):
 
 class ExcludePatternError(XmrError, ValueError):
     """An ``--exclude`` pattern that gitignore syntax cannot read."""
+
+
+class ExportError(XmrError, ValueError):
+    """An ONNX export cannot be made, or an export folder is incomplete, changed or unsupported."""

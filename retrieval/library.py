@@ -36,12 +36,13 @@ from index.scan_settings import load_excludes, save_excludes
 from index.store import IndexConfig, VectorStore
 from index.tokens import TokenCache
 from index.vectors import Neighbors
-from retrieval.errors import ModelMismatchError, QueryError
+from retrieval.errors import DeviceError, ModelMismatchError, QueryError
 from retrieval.ingest.commit import Progress
 from retrieval.ingest.config import IngestConfig
 from retrieval.ingest.pipeline import run_plan
 from retrieval.ingest.scan import ScanConfig, make_plan, scan
 from retrieval.models.identity import open_manifest, rebind_empty, save_new
+from retrieval.models.runtime import FOR_IMAGES, FOR_QUERIES, open_encoder, pick_runtime
 from retrieval.models.specs import ModelSpec
 from retrieval.rerank.base import DEFAULT_RERANK_K
 from retrieval.results import DuplicateReport, Hit, IndexReport, LibraryInfo, Term, TextHit, TextReport
@@ -82,12 +83,15 @@ class Library:
         device: str,
         encoder: Encoder | None,
         index_config: IndexConfig,
+        runtime: str = "auto",
     ) -> None:
         self.layout = layout
         self.manifest = manifest
         self.catalog = catalog
         self.device = device
-        self._encoder = encoder
+        self.runtime = runtime
+        self._given = encoder  # a ready encoder handed to open(): used for everything
+        self._encoders: dict[str, Encoder] = {}  # runtime -> the library's model on it, loaded on first use
         self._encoder_lock = threading.Lock()
         self._selections = SelectionCache(catalog)  # filter -> allowed ids
         # Texts searched before and unchanged indexed files are queried without loading the model.
@@ -115,6 +119,7 @@ class Library:
         device: str = "auto",
         index_config: IndexConfig | None = None,
         create: bool = True,
+        runtime: str = "auto",
     ) -> Library:
         """Open the library in ``directory`` (default: ``$XMR_LIBRARY`` or the XDG data dir).
 
@@ -127,18 +132,22 @@ class Library:
             index_config: how vectors are indexed; remembered in the library (index.json) for
                 later opens that give none. ``None``: the remembered one, else the default.
             create: make a new library if none exists (else raise LibraryNotFoundError).
+            runtime: "auto", "onnx" or "torch" (see :mod:`retrieval.models.runtime`): "auto" runs
+                queries on onnxruntime, and images there too unless a GPU is there for torch.
 
         Raises:
             MissingDependencyError: faiss is not installed.
             LibraryNotFoundError: no library there and ``create`` is False.
             ModelMismatchError: ``model`` is not the model the library was built with.
             ModelNotFoundError, WeightsUnavailableError: the model cannot be loaded.
+            DeviceError: an unknown runtime.
             CatalogMismatchError: ``catalog_url`` is not the catalog the library was made with,
                 or (for a new library) already holds another library's catalog.
             CatalogUnavailableError, CorruptFileError: the catalog cannot be opened (a new
                 library is then not created).
         """
         require_faiss()
+        pick_runtime(runtime)  # an unknown runtime fails here, not at the first query
         layout = LibraryLayout((Path(directory).expanduser() if directory else default_library_dir()).resolve())
         encoder = None if model is None or isinstance(model, (str, ModelSpec)) else model
         try:
@@ -161,7 +170,8 @@ class Library:
             save_new(layout, manifest)
         else:
             _check_catalog_not_emptied(layout, catalog)
-        return cls(layout, manifest, catalog, device, encoder, remember_config(layout.index_config, index_config))
+        config = remember_config(layout.index_config, index_config)
+        return cls(layout, manifest, catalog, device, encoder, config, runtime)
 
     def close(self) -> None:
         self.catalog.close()
@@ -183,14 +193,26 @@ class Library:
 
     @property
     def encoder(self) -> Encoder:
-        """The library's encoder, loaded once on first use."""
-        with self._encoder_lock:
-            if self._encoder is None:
-                from retrieval.models.encoder import load_encoder
+        """The library's encoder for queries and texts, loaded once on first use."""
+        return self.encoder_for(FOR_QUERIES)
 
+    def encoder_for(self, purpose: str, runtime: str = "") -> Encoder:
+        """The library's model on the runtime ``pick_runtime`` picks for ``purpose`` (``FOR_QUERIES``
+        or ``FOR_IMAGES``), or on ``runtime`` when given; each runtime's encoder loads once.
+
+        Raises:
+            ModelMismatchError: the model files changed since the library was built.
+            MissingDependencyError, ExportError, ModelNotFoundError, WeightsUnavailableError: see
+                :func:`retrieval.models.runtime.open_encoder`.
+        """
+        if self._given is not None:
+            return self._given
+        chosen = pick_runtime(runtime or self.runtime, self.device, purpose)
+        with self._encoder_lock:
+            if chosen not in self._encoders:
                 model = self.identity
-                log.info("loading the model %s (device %s)", model.label(), self.device)
-                encoder = load_encoder(ModelSpec(model.spec, model.spec_pretrained), self.device)
+                log.info("loading the model %s (device %s, runtime %s)", model.label(), self.device, chosen)
+                encoder = open_encoder(ModelSpec(model.spec, model.spec_pretrained), self.device, chosen, purpose)
                 if not model.same_model(encoder.identity):  # e.g. weights retrained in place
                     raise ModelMismatchError(
                         f"the model files of the library at {self.layout.root} changed since it was built: "
@@ -198,8 +220,19 @@ class Library:
                         "Restore the original weights, or index into a new library (--library DIR) "
                         "to use the new ones; mixing the two would make every search wrong."
                     )
-                self._encoder = encoder
-            return self._encoder
+                self._encoders[chosen] = encoder
+            return self._encoders[chosen]
+
+    def _token_runtime(self, cache_tokens: bool) -> str:
+        """ "torch" when this run fills a token cache (only torch gives image tokens), else ""."""
+        if not cache_tokens and not TokenCache.exists(self.layout.root):
+            return ""
+        if self.runtime == "onnx":
+            raise DeviceError(
+                f"the library at {self.layout.root} keeps a token cache, which only the torch runtime fills; "
+                "index it with --runtime torch (or auto)."
+            )
+        return "torch"
 
     # ---- indexing -----------------------------------------------------------------------
 
@@ -270,17 +303,20 @@ class Library:
             if on_plan:
                 on_plan(len(plan.todo) + len(videos.todo), plan.unchanged)
             reader = start_ocr_pass(self.catalog, found, plan, ocr, ocr_config, config.retry_failed, on_ocr_progress)
+            runtime = ""  # the library's; torch when this run fills a token cache (videos then share it)
             try:
                 if ray is not None:
                     from retrieval.ingest.distributed import run_plan_ray
 
                     # A token cache's grid shape comes from the model, so the driver loads it then.
                     tokens = self._token_cache(create=cache_tokens) if plan.todo else None
+                    ray = replace(ray, runtime=ray.runtime if ray.runtime != "auto" else self.runtime)
                     tally = run_plan_ray(
                         plan, self.identity, lambda: self.encoder, self.catalog, config, ray, on_progress, tokens
                     )
                 else:
-                    encoder = self.encoder if plan.todo or plan.recaption or videos.todo else None
+                    runtime = self._token_runtime(cache_tokens)
+                    encoder = self.encoder_for(FOR_IMAGES, runtime) if plan.todo or plan.recaption else None
                     tokens = self._token_cache(create=cache_tokens) if plan.todo else None
                     tally = run_plan(plan, encoder, self.catalog, config, on_progress, tokens)  # type: ignore[arg-type]
                 done = (
@@ -289,7 +325,9 @@ class Library:
                     len(tally.failed),
                 )
                 seen = (
-                    index_videos(videos, self.encoder, self.catalog, config, on_progress, done) if videos.todo else None
+                    index_videos(videos, self.encoder_for(FOR_IMAGES, runtime), self.catalog, config, on_progress, done)
+                    if videos.todo
+                    else None
                 )
                 read = reader.finish() if reader is not None else None
             finally:
@@ -405,7 +443,7 @@ class Library:
             return None
         from retrieval.models.features import token_shape
 
-        shape = token_shape(self.encoder)  # type: ignore[arg-type]
+        shape = token_shape(self.encoder_for(FOR_IMAGES, "torch"))  # type: ignore[arg-type]
         return TokenCache.create(self.layout.root, shape.image, shape.image_width, self.identity.label())
 
     # ---- the text corpus ----------------------------------------------------------------
@@ -581,9 +619,12 @@ class Library:
         """
         from retrieval.rerank.load import load_for_library
 
-        return load_for_library(str(spec), self.encoder, self.layout.root, self.device)
+        # Rerankers read the encoder's token features, which only the torch runtime gives.
+        return load_for_library(str(spec), self.encoder_for(FOR_QUERIES, "torch"), self.layout.root, self.device)
 
-    def _query(self, text: str | None, image: object, terms: Sequence[Term], k: int, offset: int) -> np.ndarray:
+    def _query(
+        self, text: str | None, image: str | Path | Image.Image | None, terms: Sequence[Term], k: int, offset: int
+    ) -> np.ndarray:
         """Check paging arguments and embed the query; a lone text or image is a weight-1 term."""
         _check_query_types(text, image, terms, k, offset)
         return query_vector(lambda: self.encoder, self.identity.embed_dim, text, image, terms, k, offset, self.known)
@@ -734,7 +775,7 @@ class Library:
         return [(r.path, r.error or "") for r in self.catalog.failures(limit)]
 
 
-def _check_query_types(text: object, image: object, terms: object, k: object, offset: object) -> None:
+def _check_query_types(text: object, image: object, terms: Sequence[object], k: object, offset: object) -> None:
     """Wrong argument types from API callers fail here, with the fix, not deep inside."""
     if text is not None and not isinstance(text, str):
         raise QueryError(f"text must be a string, not {type(text).__name__}")
@@ -748,7 +789,7 @@ def _check_query_types(text: object, image: object, terms: object, k: object, of
         )
     if getattr(image, "width", 1) == 0 or getattr(image, "height", 1) == 0:
         raise QueryError("the query image is empty (0 pixels wide or high)")
-    if isinstance(terms, (str, Term)) or not all(isinstance(t, Term) for t in terms):  # type: ignore[union-attr]
+    if isinstance(terms, (str, Term)) or not all(isinstance(t, Term) for t in terms):
         raise QueryError("terms must be a list of Term(...) objects, e.g. [Term(text='a dog', weight=2)]")
     for name, value in (("k", k), ("offset", offset)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from index.records import ImageRecord
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 
 @dataclass(frozen=True)
@@ -13,7 +18,7 @@ class Term:
     """One part of a combined query: a text or an image, with a weight (negative: "not")."""
 
     text: str | None = None  # words to look for
-    image: object = None  # a path or a PIL image to look like
+    image: str | Path | Image.Image | None = None  # a path or a PIL image to look like
     weight: float = 1.0  # contribution to the combined query; below zero pushes away
 
 

@@ -68,6 +68,14 @@ def tiny_encoder(tiny_model_dir: Path):  # noqa: ANN201
 
 
 @pytest.fixture(scope="session")
+def tiny_export_dir(tmp_path_factory: pytest.TempPathFactory, tiny_encoder) -> Path:  # noqa: ANN001
+    """The tiny model's ONNX export folder (made once); copy it before changing it."""
+    from retrieval.models.export import export_model
+
+    return export_model(tiny_encoder, tmp_path_factory.mktemp("exports") / "tiny").folder
+
+
+@pytest.fixture(scope="session")
 def photo_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real photos that ship with scikit-image, saved once as JPEG and PNG."""
     import numpy as np

@@ -18,4 +18,5 @@ def _argument_type(self: typer.core.TyperArgument, ctx: object) -> str | None:
 
 def install() -> None:
     """Name arguments by their metavar alone in help (idempotent)."""
-    typer.core.TyperArgument.display_type_rich = _argument_type  # type: ignore[method-assign]
+    # a patch on purpose; typer types the method with its private parameter class and vendored click
+    typer.core.TyperArgument.display_type_rich = _argument_type  # type: ignore[method-assign, assignment]

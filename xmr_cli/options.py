@@ -35,6 +35,7 @@ __all__ = [
     "DeviceOpt",
     "DuplicatesJsonOpt",
     "EachMomentOpt",
+    "ExportOutOpt",
     "EncoderOpt",
     "EpochsOpt",
     "EvalModelOpt",
@@ -91,6 +92,7 @@ __all__ = [
     "RerankStepsOpt",
     "RerankerOpt",
     "RetryFailedOpt",
+    "RuntimeOpt",
     "SearchJsonOpt",
     "SeedOpt",
     "ServeRerankerOpt",
@@ -127,6 +129,7 @@ __all__ = [
 ]
 
 Device = Literal["auto", "cpu", "cuda", "mps"]
+Runtime = Literal["auto", "onnx", "torch"]
 IndexKind = Literal["auto", "exact", "ivf", "sq8", "ivfpq", "ondisk"]
 
 
@@ -222,6 +225,13 @@ DeviceOpt = Annotated[
     Device,
     typer.Option(
         "--device", help="Where the model runs: auto picks cuda, then mps, then cpu (one GPU: CUDA_VISIBLE_DEVICES)."
+    ),
+]
+RuntimeOpt = Annotated[
+    Runtime,
+    typer.Option(
+        "--runtime",
+        help="What runs the model: auto picks onnxruntime for queries, and for images unless a GPU is there for torch.",
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
@@ -474,6 +484,7 @@ PairsArg = Annotated[
 OutOpt = Annotated[
     Path, typer.Option("--out", "-o", metavar="DIR", help="Folder to write (resumed when it holds an interrupted run).")
 ]
+ExportOutOpt = Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Folder to write; new or empty.")]
 ArchOpt = Annotated[
     str,
     typer.Option(

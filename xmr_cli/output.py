@@ -198,7 +198,7 @@ def _print_json_lines(hits: Sequence[Hit] | Sequence[TextHit]) -> None:
         typer.echo(json.dumps(hit.to_json()))
 
 
-def _print_ranked(hits: Sequence[Hit] | Sequence[TextHit], column: str, values: list[str]) -> None:
+def _print_ranked(hits: Sequence[Hit | TextHit], column: str, values: list[str]) -> None:
     """A rank, score and ``column`` table; ``values`` fold onto more lines rather than being cut."""
     from rich.table import Table
     from rich.text import Text

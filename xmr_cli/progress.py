@@ -9,7 +9,10 @@ from typing import TYPE_CHECKING
 from xmr_cli.output import err
 
 if TYPE_CHECKING:
+    from retrieval.ingest.commit import Progress
     from retrieval.ingest.ocr_pass import OcrProgress
+    from retrieval.ingest.watch import Watcher
+    from retrieval.training import dual, rerank_train
 
 __all__ = ["IndexProgress", "RerankProgress", "TrainProgress", "watching_in_background", "working"]
 
@@ -26,14 +29,14 @@ def working(what: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def watching_in_background(watcher: object) -> Iterator[None]:
+def watching_in_background(watcher: Watcher) -> Iterator[None]:
     """Run a :class:`~retrieval.ingest.watch.Watcher` on a thread for the block (``xmr serve --watch``);
     a watch that fails says why on stderr and the block goes on (the server keeps serving)."""
     import threading
 
     def run() -> None:
         try:
-            watcher.run()  # type: ignore[attr-defined]
+            watcher.run()
         except Exception as exc:  # noqa: BLE001 (reported; serving goes on without watching)
             err.print(f"[red]watching stopped:[/] {exc}", highlight=False)
 
@@ -42,7 +45,7 @@ def watching_in_background(watcher: object) -> Iterator[None]:
     try:
         yield
     finally:
-        watcher.stop()  # type: ignore[attr-defined]
+        watcher.stop()
         thread.join(timeout=30)
 
 
@@ -85,9 +88,9 @@ class IndexProgress:
         if self.enabled and unchanged:
             err.print(f"{unchanged} files unchanged, {to_read} to read")
 
-    def update(self, progress: object) -> None:
-        rate = progress.done / progress.seconds if progress.seconds > 0 else 0.0  # type: ignore[attr-defined]
-        self.bar.update(self.task, completed=progress.done, rate=rate, failed=f"{progress.failed} failed")  # type: ignore[attr-defined]
+    def update(self, progress: Progress) -> None:
+        rate = progress.done / progress.seconds if progress.seconds > 0 else 0.0
+        self.bar.update(self.task, completed=progress.done, rate=rate, failed=f"{progress.failed} failed")
 
     def __enter__(self) -> IndexProgress:
         self.bar.start()
@@ -119,12 +122,12 @@ class TrainProgress:
         )
         self.task = self.bar.add_task("train", total=None, loss=0.0, rate=0.0, temp=0.0)
 
-    def update(self, progress: object) -> None:
+    def update(self, progress: dual.TrainProgress) -> None:
         p = progress
         self.bar.start()  # on the first step, so a run that fails to start draws no bar
         self.bar.update(
             self.task, completed=p.step, total=p.total, loss=p.loss, rate=p.pairs_per_second, temp=p.temperature
-        )  # type: ignore[attr-defined]
+        )
 
     def __enter__(self) -> TrainProgress:
         return self
@@ -155,9 +158,9 @@ class RerankProgress:
         )
         self.task = self.bar.add_task("rerank", total=None, phase="", loss=0.0, rate=0.0)
 
-    def update(self, p: object) -> None:
+    def update(self, p: rerank_train.RerankProgress) -> None:
         self.bar.start()
-        self.bar.update(self.task, completed=p.done, total=p.total, phase=p.phase, loss=p.loss, rate=p.pairs_per_second)  # type: ignore[attr-defined]
+        self.bar.update(self.task, completed=p.done, total=p.total, phase=p.phase, loss=p.loss, rate=p.pairs_per_second)
 
     def __enter__(self) -> RerankProgress:
         return self

@@ -72,13 +72,13 @@ class CompressedIndex(IVFIndex):
     def upserted(self, ids: np.ndarray, vectors: np.ndarray) -> CompressedIndex:
         new = super().upserted(ids, vectors)
         new.rows = self.rows.upserted(ids, vectors)  # not yet published: safe to set
-        return new  # type: ignore[return-value]
+        return new
 
     def removed(self, ids: np.ndarray) -> CompressedIndex:
         new = super().removed(ids)
         if new is not self:
             new.rows = self.rows.removed(ids)
-        return new  # type: ignore[return-value]
+        return new
 
     def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[Neighbors]:
         """Top ``k`` per query; candidates from the codes, reranked with the float vectors."""

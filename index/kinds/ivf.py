@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+from typing import Any, TypeVar
 
 import numpy as np
 
 from index.deps import faiss_has_gpu, require_faiss
 from index.kinds.exact import ExactIndex, gpu_resources
 from index.vectors import AUTO_NPROBE, IVF, Neighbors, as_matrix, last_wins, membership
+
+_Index = TypeVar("_Index", bound="IVFIndex")  # copy-on-write methods return the caller's own class
 
 
 def ivf_lists(n: int) -> int:
@@ -40,7 +43,7 @@ class IVFIndex:
         self.nprobe = nprobe
         self._index.nprobe = nprobe
         self.trained_on = trained_on or len(self._ids)  # vectors the lists were trained for
-        self._gpu = None
+        self._gpu: Any = None  # the faiss GPU copy, made on the first search that can use it
 
     @classmethod
     def build(
@@ -68,7 +71,7 @@ class IVFIndex:
             nprobe = tune_nprobe(index, vectors, np.asarray(ids, np.int64), target_recall, seed)
         return cls(dim, index, ids, nprobe, len(ids))
 
-    def _with(self, index, ids: np.ndarray) -> IVFIndex:  # noqa: ANN001
+    def _with(self: _Index, index, ids: np.ndarray) -> _Index:  # noqa: ANN001
         """A new index of this class over ``index``/``ids`` (subclasses carry their extras)."""
         return type(self)(self.dim, index, ids, self.nprobe, self.trained_on)
 
@@ -85,7 +88,7 @@ class IVFIndex:
     def _clone(self):  # noqa: ANN202
         return require_faiss().clone_index(self._index)
 
-    def upserted(self, ids: np.ndarray, vectors: np.ndarray) -> IVFIndex:
+    def upserted(self: _Index, ids: np.ndarray, vectors: np.ndarray) -> _Index:
         faiss = require_faiss()
         ids, vectors = last_wins(np.asarray(ids, np.int64), as_matrix(vectors, self.dim))
         index = self._clone()
@@ -96,7 +99,7 @@ class IVFIndex:
         new_ids = np.concatenate([self._ids[~np.isin(self._ids, ids)], ids])
         return self._with(index, new_ids)
 
-    def removed(self, ids: np.ndarray) -> IVFIndex:
+    def removed(self: _Index, ids: np.ndarray) -> _Index:
         ids = np.asarray(ids, np.int64)
         keep = ~np.isin(self._ids, ids)
         if keep.all():

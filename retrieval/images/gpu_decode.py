@@ -23,7 +23,7 @@ import queue
 import threading
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
@@ -270,17 +270,18 @@ class Preprocessor:
         """Decode the GPU-lane rows in one batch; a refused batch is retried file by file."""
         if not lane:
             return {}
+        jpegs = {i: jpeg for i in lane if (jpeg := probes[i].jpeg) is not None}  # every lane row has one
         try:
-            decoded = dict(zip(lane, self._decode([probes[i].jpeg for i in lane], str(self.device))))
+            decoded = dict(zip(lane, self._decode([jpegs[i] for i in lane], str(self.device))))
         except Exception:  # noqa: BLE001  (one bad bitstream fails the batch: find it below)
             decoded = {}
             for i in lane:
                 try:
-                    decoded[i] = self._decode([probes[i].jpeg], str(self.device))[0]
+                    decoded[i] = self._decode([jpegs[i]], str(self.device))[0]
                 except Exception:  # noqa: BLE001
                     probe = probes[i]  # the CPU decoder gives pixels, or the error in its words
                     probes[i] = cpu_probe(
-                        probe.key, bytes(probe.jpeg.numpy()), self.config, self.preprocess, probe.content_hash
+                        probe.key, bytes(jpegs[i].numpy()), self.config, self.preprocess, probe.content_hash
                     )
         return {i: orient(image, probes[i].orientation) for i, image in decoded.items()}
 
@@ -343,7 +344,7 @@ def iter_batches(
     workers: int,
     prefetch: int = 2,
     chunk: int = 1,
-) -> Iterator[tuple[list[Probe], torch.Tensor]]:
+) -> Generator[tuple[list[Probe], torch.Tensor], None, None]:
     """Probe ``(key, path)`` items in ``workers`` threads and preprocess them ``batch`` at a time.
 
     ``probe`` turns a chunk of up to ``chunk`` items into their probes, in order (see

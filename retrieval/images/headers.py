@@ -145,10 +145,12 @@ class HeaderReaders:
                 break
             except queue.Empty:
                 continue
+        stdin, stdout = worker.stdin, worker.stdout
+        assert stdin is not None and stdout is not None  # started with both pipes
         try:
-            pickle.dump((list(paths), self.config), worker.stdin)  # type: ignore[arg-type]
-            worker.stdin.flush()  # type: ignore[union-attr]
-            headers = pickle.load(worker.stdout)  # type: ignore[arg-type]  # noqa: S301 (our own worker)
+            pickle.dump((list(paths), self.config), stdin)
+            stdin.flush()
+            headers = pickle.load(stdout)  # noqa: S301 (our own worker)
         except (OSError, ValueError, EOFError, pickle.UnpicklingError):  # ValueError: pipe closed by close()
             worker.kill()  # gone or out of step: the others (or this thread) do its share
             log.warning(
@@ -163,7 +165,8 @@ class HeaderReaders:
     def close(self) -> None:
         for worker in self._all:
             with contextlib.suppress(OSError):
-                worker.stdin.close()  # type: ignore[union-attr]  # EOF: the worker exits
+                if worker.stdin is not None:
+                    worker.stdin.close()  # EOF: the worker exits
         for worker in self._all:
             try:
                 worker.wait(timeout=10)
@@ -171,7 +174,8 @@ class HeaderReaders:
                 worker.kill()
                 worker.wait()
             with contextlib.suppress(OSError):
-                worker.stdout.close()  # type: ignore[union-attr]
+                if worker.stdout is not None:
+                    worker.stdout.close()
 
     def __enter__(self) -> HeaderReaders:
         return self

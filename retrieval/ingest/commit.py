@@ -165,7 +165,7 @@ class _Writes:
         else:
             future = Future()
             future.set_result(catalog.apply(**kwargs))
-        paths = frozenset(r.stat.path for r in (*self.records, *self.failed))
+        paths = frozenset([r.stat.path for r in self.records] + [f.stat.path for f in self.failed])
         return _Pending(future, self.size, self.tally, paths, {r.content_hash: r.vector for r in self.records})
 
 

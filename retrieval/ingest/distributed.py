@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,7 +31,7 @@ from index.catalog import Catalog
 from index.deps import attempt_import
 from index.errors import XmrError
 from index.manifest import ModelIdentity
-from index.records import FileStat
+from index.records import FileStat, ImageMeta
 from index.tokens import TokenCache
 from retrieval.errors import DistributedIndexError, ImageDecodeError, ModelMismatchError
 from retrieval.images.decode import DecodeConfig, decode_file
@@ -59,6 +59,7 @@ class RayConfig:
     gpus_per_actor: float = -1.0  # -1: 1 when the cluster has GPUs, else 0 (CPU actors)
     cpus_per_actor: float = 1.0  # CPUs each actor reserves; it decodes with that many threads
     actors: int = 0  # most embedding actors; 0: one per GPU, else one per cpus_per_actor CPUs
+    runtime: str = "auto"  # what actors embed with: "auto" (torch on GPUs, onnxruntime on CPUs), "onnx", "torch"
 
 
 def check_worker_model(expected: ModelIdentity, loaded: ModelIdentity, where: str) -> None:
@@ -86,28 +87,35 @@ class EmbedActor:
     """
 
     def __init__(
-        self, identity: dict[str, object], device: str, decode: DecodeConfig, threads: int, tokens: bool = False
+        self,
+        identity: dict[str, object],
+        device: str,
+        decode: DecodeConfig,
+        threads: int,
+        tokens: bool = False,
+        runtime: str = "auto",
     ) -> None:
-        import torch
+        from retrieval.models.runtime import FOR_IMAGES, open_encoder, pick_runtime
 
-        from retrieval.models.encoder import load_encoder
-
-        torch.set_num_threads(max(1, threads))
         self.expected = ModelIdentity.from_dict(identity)
         self.decode = decode
         self.tokens = tokens
         self.pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="xmr-ray-decode")
         self.refusal: XmrError | None = None
         try:
-            self.encoder = load_encoder(ModelSpec(self.expected.spec, self.expected.spec_pretrained), device)
+            runtime = pick_runtime("torch" if tokens else runtime, device, FOR_IMAGES)  # only torch gives tokens
+            if runtime == "torch":
+                import torch
+
+                torch.set_num_threads(max(1, threads))
+            spec = ModelSpec(self.expected.spec, self.expected.spec_pretrained)
+            self.encoder = open_encoder(spec, device, runtime, FOR_IMAGES, threads=max(1, threads))
             check_worker_model(self.expected, self.encoder.identity, socket.gethostname())
         except XmrError as exc:
             # Sent to the driver as data: Ray passes a worker's exception on only as text.
             self.refusal = exc
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        import torch
-
         paths = [str(p) for p in batch["path"]]
         if self.refusal is not None:
             return self._refuse(batch, len(paths))
@@ -118,7 +126,7 @@ class EmbedActor:
         if ok and self.tokens:
             from retrieval.models.features import image_tokens
 
-            vectors[ok], made = image_tokens(self.encoder, torch.stack([reads[j][3] for j in ok]))  # type: ignore[arg-type]
+            vectors[ok], made = image_tokens(self.encoder, self.encoder.stack([reads[j][3] for j in ok]))  # type: ignore[arg-type]
             for j, grid in zip(ok, made):
                 grids[j] = np.ascontiguousarray(grid, "<f2").tobytes()
         elif ok:
@@ -149,7 +157,7 @@ class EmbedActor:
             "refusal": np.array([pickle.dumps(self.refusal)] * n, dtype=object),
         }
 
-    def _read(self, path: str) -> tuple[str, str, object, object]:
+    def _read(self, path: str) -> tuple[str, str, ImageMeta | None, Any]:  # pixels: the encoder's own type
         """(content hash, error, meta, pixels) of one file; a bad file never stops the batch."""
         try:
             decoded = decode_file(path, self.decode)
@@ -224,12 +232,12 @@ def run_plan_ray(
     if plan.todo:
         attempt_import("ray.data", RAY_HINT)  # before anything is written
     texts = _CaptionEncoder(load_encoder, identity)
-    apply_plan_edits(plan, texts, catalog, config)  # type: ignore[arg-type]
+    apply_plan_edits(plan, texts, catalog, config)
     if not plan.todo:
-        return commit_reads((), plan, texts, catalog, config, on_progress)  # type: ignore[arg-type]
+        return commit_reads((), plan, texts, catalog, config, on_progress)
     with _connected(ray_config.address) as ray:
         reads = _ray_reads(ray, plan, identity, config, ray_config, texts, tokens is not None)
-        return commit_reads(reads, plan, texts, catalog, config, on_progress, tokens)  # type: ignore[arg-type]
+        return commit_reads(reads, plan, texts, catalog, config, on_progress, tokens)
 
 
 @contextmanager
@@ -325,6 +333,7 @@ def _dataset(
             "decode": config.decode,
             "threads": max(1, int(rc.cpus_per_actor)),
             "tokens": tokens,
+            "runtime": rc.runtime,
         },
     )
 

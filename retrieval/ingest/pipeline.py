@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from index.catalog import Catalog
 from index.records import Captions, FileStat
@@ -26,6 +27,9 @@ from retrieval.ingest.config import IngestConfig
 from retrieval.ingest.scan import Plan
 from retrieval.ingest.sidecars import sidecar_captions
 from retrieval.models.encoder import Encoder
+
+if TYPE_CHECKING:
+    from retrieval.images.headers import HeaderReaders
 
 __all__ = ["apply_plan_edits", "run_plan"]
 
@@ -89,11 +93,12 @@ def _gpu_reads(plan: Plan, encoder: Encoder, config: IngestConfig) -> tuple[Iter
     "on" also works without a GPU (torchvision then decodes the batches on the CPU).
     """
     device = str(getattr(encoder, "device", "cpu"))
-    if config.gpu_decode == "off" or (config.gpu_decode == "auto" and not device.startswith("cuda")):
+    transform = getattr(encoder, "transform", None)  # torch encoders only: onnxruntime ones preprocess on the CPU
+    if config.gpu_decode == "off" or (config.gpu_decode == "auto" and not device.startswith("cuda")) or not transform:
         return None
     from retrieval.images import gpu_decode
 
-    spec = gpu_decode.pixel_spec(getattr(encoder, "transform", None))
+    spec = gpu_decode.pixel_spec(transform)
     on_gpu = gpu_decode.gpu_decode_available(device)
     if spec is None or (config.gpu_decode == "auto" and not on_gpu):
         return None
@@ -129,12 +134,12 @@ def _gpu_reads(plan: Plan, encoder: Encoder, config: IngestConfig) -> tuple[Iter
     return reads(), size
 
 
-def _probe_with(readers: object, decode: DecodeConfig, preprocess: Callable) -> Callable:
+def _probe_with(readers: HeaderReaders, decode: DecodeConfig, preprocess: Callable) -> Callable:
     """A chunk prober: a worker process hashes and parses, this thread reads for the GPU."""
     from retrieval.images.gpu_decode import probe_header
 
     def probe(chunk: list[tuple[FileStat, str]]) -> list:
-        headers = readers.read([path for _, path in chunk])  # type: ignore[attr-defined]
+        headers = readers.read([path for _, path in chunk])
         return [probe_header(stat, path, header, decode, preprocess) for (stat, path), header in zip(chunk, headers)]
 
     return probe

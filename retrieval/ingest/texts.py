@@ -26,6 +26,7 @@ def read_texts(path: str | Path) -> list[tuple[str, str | None]]:
     if not path.is_file():
         raise PairsFormatError(f"{path} does not exist.")
     suffix = path.suffix.lower()
+    items: list[tuple[str, str | None]]
     if suffix == ".jsonl":
         pairs = load_pairs(path, check_files=False)
         items = [(caption, str(pairs.images[owner])) for caption, owner in zip(pairs.captions, pairs.caption_image)]

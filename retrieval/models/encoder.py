@@ -159,7 +159,7 @@ def _tokenizer(open_clip: ModuleType, resolved: ResolvedModel) -> Callable:
         MissingDependencyError: the tokenizer needs a package that is not installed.
     """
     try:
-        return open_clip.get_tokenizer(resolved.arch)  # type: ignore[no-any-return]
+        return open_clip.get_tokenizer(resolved.arch)
     except ImportError as exc:  # open_clip's HFTokenizer imports transformers on creation
         raise MissingDependencyError(
             f"{resolved.identity.label()} uses a Hugging Face tokenizer, which needs transformers: {TOKENIZER_HINT} "

@@ -14,7 +14,8 @@ from index.errors import CatalogMismatchError, LibraryNotFoundError
 from index.layout import LibraryLayout
 from index.manifest import Manifest, ModelIdentity, read_manifest, write_manifest
 from retrieval.errors import ModelMismatchError
-from retrieval.models.specs import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelSpec, resolve
+from retrieval.models.runtime import model_identity
+from retrieval.models.specs import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelSpec
 
 if TYPE_CHECKING:
     from retrieval.models.encoder import Encoder
@@ -82,7 +83,7 @@ def save_new(layout: LibraryLayout, manifest: Manifest) -> None:
 def _identity(
     model: str | ModelSpec | Encoder | None, encoder: Encoder | None, pretrained: str | None
 ) -> ModelIdentity:
-    return encoder.identity if encoder is not None else resolve(model_spec(model, pretrained)).identity  # type: ignore[arg-type]
+    return encoder.identity if encoder is not None else model_identity(model_spec(model, pretrained))  # type: ignore[arg-type]
 
 
 def model_spec(model: str | ModelSpec | None, pretrained: str | None) -> ModelSpec:

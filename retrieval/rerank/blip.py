@@ -18,7 +18,7 @@ import contextlib
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -55,7 +55,9 @@ class BlipReranker:
     or decoded gets probability 0.0 (it sinks to the bottom) instead of failing the search.
     """
 
-    def __init__(self, name: str, model: object, processor: object, device: str, batch_size: int = BATCH_PAIRS) -> None:
+    # model, processor: transformers' BlipForImageTextRetrieval and BlipProcessor (an optional
+    # dependency, not imported here); their parts are attributes the type checker cannot see.
+    def __init__(self, name: str, model: Any, processor: Any, device: str, batch_size: int = BATCH_PAIRS) -> None:
         """Wrap a loaded ``BlipForImageTextRetrieval`` and its ``BlipProcessor`` on ``device``."""
         if batch_size < 1:
             raise RerankerError(f"batch_size must be at least 1, not {batch_size}")
@@ -64,8 +66,8 @@ class BlipReranker:
         self.processor = processor
         self.device = device
         self.batch_size = batch_size
-        text_cfg = model.config.text_config  # type: ignore[attr-defined]
-        self._max_tokens = int(min(processor.tokenizer.model_max_length, text_cfg.max_position_embeddings))  # type: ignore[attr-defined]
+        text_cfg = model.config.text_config
+        self._max_tokens = int(min(processor.tokenizer.model_max_length, text_cfg.max_position_embeddings))
 
     def rerank_images(self, text: str, images: Sequence[ImageRef], dual: np.ndarray) -> np.ndarray:
         """Match probability ``(n,)`` float32 of ``text`` with each image (``dual`` is ignored).
@@ -89,7 +91,7 @@ class BlipReranker:
             if not keep:
                 continue
             with self._inference():
-                embeds = self._image_embeds([decoded[i] for i in keep])  # (b, N, D)
+                embeds = self._image_embeds([image for image in decoded if image is not None])  # (b, N, D)
                 b = embeds.shape[0]
                 probs = self._itm(ids.expand(b, -1), mask.expand(b, -1), embeds)
             out[[start + i for i in keep]] = probs
@@ -119,14 +121,14 @@ class BlipReranker:
         return out
 
     def _tokenize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        batch = self.processor.tokenizer(  # type: ignore[attr-defined]
+        batch = self.processor.tokenizer(
             texts, padding=True, truncation=True, max_length=self._max_tokens, return_tensors="pt"
         )
         return batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
 
     def _image_embeds(self, images: list[Image.Image]) -> torch.Tensor:
-        pixels = self.processor.image_processor(images=images, return_tensors="pt")["pixel_values"]  # type: ignore[attr-defined]
-        return self.model.vision_model(pixel_values=pixels.to(self.device)).last_hidden_state  # type: ignore[attr-defined]
+        pixels = self.processor.image_processor(images=images, return_tensors="pt")["pixel_values"]
+        return self.model.vision_model(pixel_values=pixels.to(self.device)).last_hidden_state
 
     def _itm(self, ids: torch.Tensor, mask: torch.Tensor, image_embeds: torch.Tensor) -> np.ndarray:
         """``BlipForImageTextRetrieval.forward(use_itm_head=True)`` with the image encoded once.
@@ -137,10 +139,10 @@ class BlipReranker:
         import torch
 
         image_mask = torch.ones(image_embeds.shape[:-1], dtype=torch.long, device=image_embeds.device)  # (b, N)
-        hidden = self.model.text_encoder(  # type: ignore[attr-defined]
+        hidden = self.model.text_encoder(
             input_ids=ids, attention_mask=mask, encoder_hidden_states=image_embeds, encoder_attention_mask=image_mask
         ).last_hidden_state  # (b, T, D)
-        logits = self.model.itm_head(hidden[:, 0, :])  # type: ignore[attr-defined]  # (b, 2)
+        logits = self.model.itm_head(hidden[:, 0, :])  # (b, 2)
         return logits.float().softmax(dim=-1)[:, 1].cpu().numpy()
 
     @contextlib.contextmanager

@@ -98,6 +98,8 @@ class SpatialReadout(nn.Module):
     large enough to drown the content scores when one caption is ranked against many images.
     """
 
+    scale: torch.Tensor  # a registered buffer (see above)
+
     def __init__(self, width: int) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(width)
@@ -147,7 +149,7 @@ class CoAttentionLayer(nn.Module):
     def forward(self, text: torch.Tensor, pad: torch.Tensor, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         text = self.text_self(text, text, pad)
         attended = self.text_cross(text, image)  # text reads the image
-        if self.image_cross is not None:
+        if self.image_cross is not None and self.image_ff is not None:  # both or neither (bidirectional)
             image = self.image_ff(self.image_cross(image, text, pad))  # image reads the text
         return self.text_ff(attended), image
 

@@ -80,7 +80,12 @@ class TokenReranker:
         pixels, ok = [], []
         for ref in images:
             try:
-                pil = to_rgb(ref.image) if ref.image is not None else decode_file(ref.path).image
+                if ref.image is not None:
+                    pil = to_rgb(ref.image)
+                elif ref.path is not None:
+                    pil = decode_file(ref.path).image
+                else:  # neither: scored as unreadable, like a broken file
+                    raise TypeError(f"nothing to decode in {ref!r}")
                 pixels.append(self.encoder.preprocess(pil))
                 ok.append(True)
             except (ImageDecodeError, OSError, TypeError):  # vanished or broken since indexing

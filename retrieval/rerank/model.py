@@ -140,13 +140,15 @@ class RerankerNet(nn.Module):
         similarity; training refines it instead of discovering the alignment from scratch.
         """
         for layer, proj in ((self.text_in[1], text_projection), (self.image_in[1], image_projection)):
+            assert isinstance(layer, nn.Linear)  # text_in and image_in are (LayerNorm, Linear)
             if proj.shape != (layer.in_features, layer.out_features):
                 return  # the head's width differs from the embedding size: keep the random start
             layer.weight.copy_(proj.T.to(layer.weight.dtype))
             layer.bias.zero_()
         for module in self.head.modules():
-            if hasattr(module, "match_identity"):
-                module.match_identity()
+            match_identity = getattr(module, "match_identity", None)  # attention blocks have one
+            if match_identity is not None:
+                match_identity()
 
     def _pooled(self, image: torch.Tensor) -> torch.Tensor:
         """``(B, 1 + S*S, W)`` -> ``(B, 1 + (S/p)^2, W)``: average-pool the patch grid."""

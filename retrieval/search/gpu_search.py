@@ -17,16 +17,17 @@ vectors were only appended, and with the index itself otherwise.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, TypeGuard
 
 import numpy as np
 
+from index.deps import gpu_present
 from index.vectors import Neighbors, VectorIndex, as_matrix, membership
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["GpuSearch", "LazyGpuSearch", "TorchExactIndex", "gpu_search_for", "search_hook"]
+__all__ = ["GpuSearch", "LazyGpuSearch", "RowIndex", "TorchExactIndex", "gpu_search_for", "search_hook"]
 
 _SCORE_BYTES = 1 << 29  # bound on one block's (queries, rows) fp16 score matrix: 512 MiB
 _MARGIN = 16  # extra fp16 candidates per query rescored in float32
@@ -35,11 +36,17 @@ _MARGIN = 16  # extra fp16 candidates per query rescored in float32
 _FP16_SLACK = 2.5e-3
 
 
+class RowIndex(VectorIndex, Protocol):
+    """An index that holds its float rows (an exact index): what a GPU copy is made from."""
+
+    def vectors(self) -> np.ndarray: ...  # float32 (n, d), in the order of ids()
+
+
 class TorchExactIndex:
     """An exact index searched with torch on ``device`` over fp16 vectors; the same
     ``search`` contract as :class:`index.kinds.exact.ExactIndex` (which it wraps)."""
 
-    def __init__(self, index: VectorIndex, device: str = "cuda", vectors: torch.Tensor | None = None) -> None:
+    def __init__(self, index: RowIndex, device: str = "cuda", vectors: torch.Tensor | None = None) -> None:
         import torch
 
         self.base = index
@@ -47,7 +54,7 @@ class TorchExactIndex:
         self.dim = index.dim
         self.device = torch.device(device)
         self._ids = np.asarray(index.ids(), np.int64)
-        self._host = index.vectors()  # type: ignore[attr-defined]  # float32 (n, d), for rescoring
+        self._host = index.vectors()  # float32 (n, d), for rescoring
         self._dev = vectors if vectors is not None else _upload(self._host, self.device)  # fp16 (n, d)
         self._allowed: tuple[object, torch.Tensor] | None = None  # (allowed array, device mask) of the last filter
 
@@ -66,14 +73,14 @@ class TorchExactIndex:
     def removed(self, ids: np.ndarray) -> VectorIndex:
         return self.base.removed(ids)
 
-    def extended(self, index: VectorIndex) -> TorchExactIndex:
+    def extended(self, index: RowIndex) -> TorchExactIndex:
         """A searcher for ``index``, reusing this one's device rows when ``index`` only appended rows."""
         import torch
 
         n = len(self)
         new_ids = np.asarray(index.ids(), np.int64)
         if 0 < n <= len(new_ids) and np.array_equal(new_ids[:n], self._ids):
-            tail = _upload(index.vectors()[n:], self.device)  # type: ignore[attr-defined]
+            tail = _upload(index.vectors()[n:], self.device)
             return TorchExactIndex(index, str(self.device), torch.cat([self._dev, tail]))
         return TorchExactIndex(index, str(self.device))
 
@@ -98,8 +105,8 @@ class TorchExactIndex:
                 if take >= present or bool(((last < kth - _FP16_SLACK) | ~torch.isfinite(last)).all()):
                     break
                 take = min(take * 4, present)
-            rows = torch.where(torch.isfinite(scores), rows, torch.full_like(rows, -1)).cpu().numpy()  # -1: masked out
-        return self._rescore(queries, rows, k)
+            found = torch.where(torch.isfinite(scores), rows, torch.full_like(rows, -1)).cpu().numpy()  # -1: masked out
+        return self._rescore(queries, found, k)
 
     def _candidates(self, q: torch.Tensor, take: int, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(scores, rows)`` of the ``take`` best fp16 scores per query, best first, merged block by block."""
@@ -115,7 +122,7 @@ class TorchExactIndex:
                 scores.masked_fill_(~mask[start : start + block], float("-inf"))
             s, r = scores.topk(min(take, scores.shape[1]), dim=1)
             r = r + start
-            if best_s is not None:
+            if best_s is not None and best_r is not None:
                 s, r = torch.cat([best_s, s], 1), torch.cat([best_r, r], 1)
                 s, order = s.topk(min(take, s.shape[1]), dim=1)
                 r = r.gather(1, order)
@@ -165,7 +172,7 @@ def _upload(vectors: np.ndarray, device: torch.device) -> torch.Tensor:
 MIN_GPU_VECTORS = 50_000  # exact indexes smaller than this are searched on the CPU
 
 
-def _large_exact(index: VectorIndex, min_vectors: int) -> bool:
+def _large_exact(index: VectorIndex, min_vectors: int) -> TypeGuard[RowIndex]:
     return hasattr(index, "vectors") and len(index) >= max(1, min_vectors)
 
 
@@ -213,6 +220,8 @@ def gpu_search_for(device: str) -> GpuSearch | None:
     """The GPU search hook for a library opened on ``device`` ("auto", "cpu", "cuda", ...),
     or None: no CUDA device, a CPU-only device asked for, or faiss searching on the GPU itself."""
     if device not in ("auto",) and not device.startswith("cuda"):
+        return None
+    if device == "auto" and not gpu_present():  # no NVIDIA driver: no need to import torch to know
         return None
     try:
         import torch

@@ -101,7 +101,8 @@ def embed_terms(encoder: EncoderFn, terms: Sequence[Term], dim: int, known: Know
     def vector_of(term: Term) -> np.ndarray:
         if term.text is not None:
             return embed_text(encoder, term.text, known)
-        return embed_image(encoder, term.image, known)  # type: ignore[arg-type]
+        assert term.image is not None  # combine_terms checked that each term is a text or an image
+        return embed_image(encoder, term.image, known)
 
     return combine_terms(terms, dim, vector_of)
 
@@ -159,7 +160,7 @@ def query_vector(
     encoder: EncoderFn,
     dim: int,
     text: str | None,
-    image: object,
+    image: str | Path | Image.Image | None,
     terms: Sequence[Term],
     k: int,
     offset: int,

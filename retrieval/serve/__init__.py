@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from retrieval.library import Library
+    from retrieval.rerank.base import Reranker
 
 __all__ = [
     "TokenRedactor",
@@ -44,7 +45,7 @@ def require_serve() -> None:
         attempt_import(module, SERVE_HINT)
 
 
-def create_app(library: Library, config: ServeConfig = ServeConfig(), reranker: object = None) -> FastAPI:
+def create_app(library: Library, config: ServeConfig = ServeConfig(), reranker: Reranker | None = None) -> FastAPI:
     """The FastAPI app for ``library`` (see :func:`retrieval.serve.app.create_app`)."""
     require_serve()
     from retrieval.serve.app import create_app as _create

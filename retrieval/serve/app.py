@@ -58,6 +58,8 @@ from retrieval.serve.security import Guard
 
 if TYPE_CHECKING:
     from retrieval.library import Library
+    from retrieval.rerank.base import Reranker
+    from retrieval.results import Hit
 # No `from __future__ import annotations` here: route signatures use the limits of the
 # ServeConfig they are built with, so FastAPI must see their annotations evaluated.
 
@@ -82,7 +84,9 @@ class ErrorOut(BaseModel):
     detail: Union[str, list[dict[str, Any]]]  # a sentence naming the problem; request validation lists each field
 
 
-_ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 411, 413, 421, 422)}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut} for code in (400, 401, 403, 404, 411, 413, 421, 422)
+}
 ItemIdPath = Annotated[int, Path(ge=0, le=2**63 - 1, description="A catalog id from search results.")]
 
 
@@ -91,7 +95,7 @@ def error_status(exc: Exception) -> int:
     return next((status for kind, status in _STATUS if isinstance(exc, kind)), 500)
 
 
-def create_app(library: "Library", config: ServeConfig = ServeConfig(), reranker: object = None) -> FastAPI:
+def create_app(library: "Library", config: ServeConfig = ServeConfig(), reranker: "Reranker | None" = None) -> FastAPI:
     """The ASGI app serving ``library`` under ``config``'s limits and token.
 
     ``reranker`` is a ready reranker; when None and ``config.reranker`` names one, it is
@@ -138,7 +142,7 @@ def create_app(library: "Library", config: ServeConfig = ServeConfig(), reranker
         # it (a lone surrogate, NaN); the same list of errors, made JSON-safe.
         return JSONResponse({"detail": json_safe(jsonable_encoder(exc.errors()))}, status_code=422)
 
-    api = APIRouter(prefix="/api", responses=_ERRORS)  # type: ignore[arg-type]
+    api = APIRouter(prefix="/api", responses=_ERRORS)
     _add_search_routes(api, searcher)
     _add_item_routes(api, library, thumbs, searcher)
     _add_info_routes(api, library, config, reranker)
@@ -149,7 +153,7 @@ def create_app(library: "Library", config: ServeConfig = ServeConfig(), reranker
     return app
 
 
-def _load_reranker(library: "Library", spec: str) -> object:
+def _load_reranker(library: "Library", spec: str) -> "Reranker":
     load = getattr(library, "load_reranker", None)
     if load is None:
         raise RerankUnavailableError(
@@ -166,15 +170,16 @@ def _default_cache(library: "Library"):  # noqa: ANN202 (a Path)
     return default_cache_dir() / hashlib.blake2b(str(library.layout.root).encode(), digest_size=8).hexdigest()
 
 
-def _hit_out(hit: object) -> ImageHitOut:
-    data = hit.to_json()  # type: ignore[attr-defined]
-    base = f"/api/items/{data['id']}"
-    return ImageHitOut(
-        **data,
-        name=data["path"].rsplit("/", 1)[-1],
-        thumbnail=f"{base}/thumbnail",
-        preview=f"{base}/thumbnail?size=1280",
-        file=f"{base}/file",
+def _hit_out(hit: "Hit") -> ImageHitOut:
+    base = f"/api/items/{hit.id}"
+    return ImageHitOut.model_validate(
+        {
+            **hit.to_json(),
+            "name": hit.path.rsplit("/", 1)[-1],
+            "thumbnail": f"{base}/thumbnail",
+            "preview": f"{base}/thumbnail?size=1280",
+            "file": f"{base}/file",
+        }
     )
 
 
@@ -200,7 +205,7 @@ def _image_response(
 
 def _text_response(searcher: Searcher, req: SearchRequest, start: float) -> TextSearchResponse:
     hits, reranked = searcher.search_texts(req)
-    out = [TextHitOut(**h.to_json()) for h in hits]
+    out = [TextHitOut.model_validate(h.to_json()) for h in hits]
     return TextSearchResponse(
         hits=out,
         k=req.k,
@@ -275,7 +280,7 @@ def _add_item_routes(api: APIRouter, library: "Library", thumbs: ThumbnailCache,
     @api.get("/items/{item_id}", response_model=ItemOut, tags=["items"])
     def item(item_id: ItemIdPath) -> ItemOut:
         """Metadata of one photo, or of a video at one of its moments."""
-        return ItemOut(**item_json(item_of(library.catalog, item_id)))
+        return ItemOut.model_validate(item_json(item_of(library.catalog, item_id)))
 
     @api.get("/items/{item_id}/similar", response_model=SearchResponse, tags=["search"])
     def similar(
@@ -382,12 +387,14 @@ def _add_info_routes(api: APIRouter, library: "Library", config: ServeConfig, re
             thumb_sides=list(config.thumb_sides),
         )
         keep = {k: v for k, v in data.items() if k in InfoOut.model_fields}
-        return InfoOut(
-            **keep,
-            reranker=str(getattr(reranker, "name", None) or config.reranker or type(reranker).__name__)
-            if reranker is not None
-            else None,
-            limits=limits,
+        return InfoOut.model_validate(
+            {
+                **keep,
+                "reranker": str(getattr(reranker, "name", None) or config.reranker or type(reranker).__name__)
+                if reranker is not None
+                else None,
+                "limits": limits,
+            }
         )
 
 
@@ -404,4 +411,5 @@ def _add_page_routes(app: FastAPI) -> None:
 
 
 def _static_text(name: str) -> str:
-    return resources.files("retrieval.serve").joinpath("static", name).read_text("utf-8")
+    # one name per joinpath: Python 3.10's Traversable takes a single child
+    return resources.files("retrieval.serve").joinpath("static").joinpath(name).read_text("utf-8")

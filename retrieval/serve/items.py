@@ -17,7 +17,7 @@ import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from index.atomic import atomic_write_bytes
 from index.records import INDEXED, PARTIAL, ImageRecord
@@ -28,6 +28,8 @@ from retrieval.video.formats import VIDEO_MEDIA_TYPES
 
 if TYPE_CHECKING:
     from PIL import Image
+
+    from index.catalog import Catalog
 
 MEDIA_TYPES = {
     "JPEG": "image/jpeg",
@@ -59,24 +61,24 @@ class Item:
         return 0.0 if self.record.kind == VIDEO else None
 
 
-def item_of(catalog: object, item_id: int) -> Item:
+def item_of(catalog: Catalog, item_id: int) -> Item:
     """The photo, or the video moment, that ``item_id`` names.
 
     Raises:
         ItemNotFoundError: no indexed photo, video or moment has ``item_id``.
     """
-    record = catalog.images([item_id]).get(item_id)  # type: ignore[attr-defined]
+    record = catalog.images([item_id]).get(item_id)
     moment = None
     if record is None:
-        moment = catalog.moments([item_id]).get(item_id)  # type: ignore[attr-defined]
-        record = catalog.images([moment.video_id]).get(moment.video_id) if moment is not None else None  # type: ignore[attr-defined]
+        moment = catalog.moments([item_id]).get(item_id)
+        record = catalog.images([moment.video_id]).get(moment.video_id) if moment is not None else None
     # A video some of whose moments are written (a run still going, or stopped) is searchable.
     if record is None or record.state not in (INDEXED, PARTIAL) or (record.state == PARTIAL and moment is None):
         raise ItemNotFoundError(f"no indexed image or video has id {item_id}; ids come from search results.")
     return Item(record, moment)
 
 
-def item_json(item: Item) -> dict[str, Any]:
+def item_json(item: Item) -> dict[str, object]:
     """Metadata of a photo, or of a video at a moment, as the API returns it."""
     record = item.record
     return {

@@ -14,6 +14,7 @@ import math
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from retrieval.library import Library
+    from retrieval.rerank.base import Reranker
     from retrieval.serve.schemas import SearchRequest
 
 ITEM = "#"  # prefix naming a catalog item among the terms
@@ -74,10 +76,10 @@ class Uploads:
             return self._items[key]
 
 
-def accepts_reranker(method: object) -> bool:
+def accepts_reranker(method: Callable[..., object]) -> bool:
     """True when a library search method takes ``reranker=`` (reranking has landed in this xmr)."""
     try:
-        return "reranker" in inspect.signature(method).parameters  # type: ignore[arg-type]
+        return "reranker" in inspect.signature(method).parameters
     except (TypeError, ValueError):
         return False
 
@@ -85,7 +87,7 @@ def accepts_reranker(method: object) -> bool:
 class Searcher:
     """Runs API searches against one library; thread-safe like the library."""
 
-    def __init__(self, library: Library, config: ServeConfig, reranker: object = None) -> None:
+    def __init__(self, library: Library, config: ServeConfig, reranker: Reranker | None = None) -> None:
         self.library = library
         self.config = config
         self.reranker = reranker
@@ -150,7 +152,7 @@ class Searcher:
                 rerank_k=self.config.rerank_k,
                 mode=req.mode,
                 sort=req.sort,
-            )  # type: ignore[call-arg, arg-type]
+            )
             return hits, True
         words = " ".join(req.q)
         query = None if req.mode == "keyword" else self._vector(terms)  # keyword search needs no model
@@ -180,13 +182,17 @@ class Searcher:
                 raise QueryError(
                     "reranking texts needs one query image (an upload or a catalog item) and nothing else."
                 )
-            extra = {"reranker": rr, "rerank_k": self.config.rerank_k}
             return self.library.search_texts(
-                image=terms[0].image, k=req.k, offset=req.offset, min_score=req.min_score, **extra
-            ), True  # type: ignore[arg-type]
+                image=terms[0].image,
+                k=req.k,
+                offset=req.offset,
+                min_score=req.min_score,
+                reranker=rr,
+                rerank_k=self.config.rerank_k,
+            ), True
         return self.library.search_texts(terms=terms, k=req.k, offset=req.offset, min_score=req.min_score), False
 
-    def _reranker(self, method: object) -> object:
+    def _reranker(self, method: Callable[..., object]) -> Reranker:
         if self.reranker is None or not accepts_reranker(method):
             raise RerankUnavailableError(
                 "this server has no reranker; start it with  xmr serve --reranker SPEC  or search without rerank."

@@ -51,8 +51,8 @@ class SearchRequest(BaseModel):
 def limited_request(max_k: int, max_offset: int, max_terms: int, max_chars: int) -> type[SearchRequest]:
     """``SearchRequest`` with this server's limits in its schema, so clients and fuzzers see them."""
     text = Annotated[str, Field(max_length=max_chars)]
-    texts = (list[text], Field(default=[], max_length=max_terms))
-    return create_model(  # type: ignore[call-overload, no-any-return]
+    texts: tuple[type[list[str]], object] = (list[text], Field(default=[], max_length=max_terms))  # (type, FieldInfo)
+    return create_model(
         "SearchRequest",
         __base__=SearchRequest,
         __doc__=SearchRequest.__doc__,

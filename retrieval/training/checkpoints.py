@@ -12,12 +12,20 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 from index.atomic import atomic_write_bytes, atomic_writer
 from index.errors import XmrError
 
 CHECKPOINT = "checkpoint.pt"
 STATE = "train.json"
+
+
+class Stateful(Protocol):
+    """What a checkpoint holds a part of: a torch module or optimiser."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state_dict: dict[str, Any]) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -52,16 +60,16 @@ class RunFolder:
             )
         return state
 
-    def save(self, parts: dict[str, object], step: int) -> None:
+    def save(self, parts: dict[str, Stateful], step: int) -> None:
         """Checkpoint ``parts`` (name -> module or optimiser) at ``step``, then record the step."""
         import torch
 
         self.out.mkdir(parents=True, exist_ok=True)
         with atomic_writer(self.out / CHECKPOINT) as handle:
-            torch.save({**{name: part.state_dict() for name, part in parts.items()}, "step": step}, handle)  # type: ignore[attr-defined]
+            torch.save({**{name: part.state_dict() for name, part in parts.items()}, "step": step}, handle)
         self._write_state(step, done=False)
 
-    def load(self, parts: dict[str, object]) -> int:
+    def load(self, parts: dict[str, Stateful]) -> int:
         """Restore ``parts`` from the checkpoint; the step to go on from (0 without one).
 
         Raises:
@@ -75,7 +83,7 @@ class RunFolder:
         try:
             saved = torch.load(path, map_location="cpu", weights_only=True)
             for name, part in parts.items():
-                part.load_state_dict(saved[name])  # type: ignore[attr-defined]
+                part.load_state_dict(saved[name])
         except Exception as exc:  # a damaged checkpoint must say so, not crash obscurely
             raise self.error(f"checkpoint {path} is unreadable ({exc}); delete it to start the run over.") from exc
         return int(saved["step"])

@@ -67,7 +67,7 @@ def encode_image_bank(
     """Decode, preprocess and encode image files in order (vectors and tokens in one pass)."""
     import torch
 
-    def load(path) -> object:  # noqa: ANN001
+    def load(path) -> torch.Tensor:  # noqa: ANN001
         return encoder.preprocess(decode_file(path).image)
 
     vectors, tokens = [], []

@@ -83,7 +83,7 @@ class ImageCache:
         if image.size != (self.size, self.size):  # shortest side to S, then centre crop
             scale = self.size / min(image.size)
             w, h = max(self.size, round(image.width * scale)), max(self.size, round(image.height * scale))
-            image = image.resize((w, h), Image.BICUBIC)
+            image = image.resize((w, h), Image.Resampling.BICUBIC)
             left, top = (w - self.size) // 2, (h - self.size) // 2
             image = image.crop((left, top, left + self.size, top + self.size))
         return np.asarray(image, dtype=np.uint8).transpose(2, 0, 1).copy()
@@ -95,7 +95,7 @@ class ImageCache:
         for i, array in loaded.items():
             if len(self._cache) < self._capacity:
                 self._cache[i] = array
-        return np.stack([self._cache.get(i, loaded.get(i)) for i in indices])
+        return np.stack([self._cache[i] if i in self._cache else loaded[i] for i in indices])
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -14,20 +14,25 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from index.atomic import atomic_write_bytes
 from retrieval.errors import TrainingError
 from retrieval.ingest.pairs import PairSet, load_pairs
 from retrieval.training.checkpoints import RunFolder
 from retrieval.training.data import (
+    Batch,
     ImageCache,
     canonical_caption,
     make_batch,
     step_order,
 )
+
+if TYPE_CHECKING:
+    import torch
 
 CONFIG_DIR = Path(__file__).parent / "configs"  # shipped architectures (package data)
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -133,7 +138,7 @@ def learning_rate(config: TrainConfig, step: int, total: int) -> float:
     return config.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def contrastive_loss(model, tokenizer, batch) -> object:  # noqa: ANN001
+def contrastive_loss(model, tokenizer, batch: Batch) -> torch.Tensor:  # noqa: ANN001
     """Symmetric InfoNCE; hard negatives extend the image->text side.
 
     A column whose caption describes the same scene as the row's own caption (a repeat, a
@@ -201,7 +206,7 @@ def _loop(
     optimizer,
     pairs: PairSet,
     config: TrainConfig,
-    norm,
+    norm: tuple[Sequence[float], Sequence[float]],  # (mean, std) of the model's preprocessing
     run: RunFolder,
     step: int,
     total: int,
@@ -214,7 +219,8 @@ def _loop(
         pairs.images,
         model.visual.image_size[0] if isinstance(model.visual.image_size, tuple) else model.visual.image_size,
     )
-    last_save, window, started, done_at_start = time.monotonic(), [], time.monotonic(), step
+    window: list[float] = []  # the last 20 losses
+    last_save, started, done_at_start = time.monotonic(), time.monotonic(), step
     try:
         while step < total:
             for group in optimizer.param_groups:

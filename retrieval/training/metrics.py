@@ -15,7 +15,9 @@ import numpy as np
 KS = (1, 5, 10)
 
 
-def t2i_ranks(text: np.ndarray, image: np.ndarray, caption_image: Sequence[int], chunk: int = 1024) -> np.ndarray:
+def t2i_ranks(
+    text: np.ndarray, image: np.ndarray, caption_image: Sequence[int] | np.ndarray, chunk: int = 1024
+) -> np.ndarray:
     """1-based rank of each caption's image among all images; ``text (n, d)``, ``image (m, d)``."""
     owners = np.asarray(caption_image)
     ranks = np.empty(len(text), dtype=np.int64)
@@ -26,7 +28,9 @@ def t2i_ranks(text: np.ndarray, image: np.ndarray, caption_image: Sequence[int],
     return ranks
 
 
-def i2t_ranks(text: np.ndarray, image: np.ndarray, caption_image: Sequence[int], chunk: int = 256) -> np.ndarray:
+def i2t_ranks(
+    text: np.ndarray, image: np.ndarray, caption_image: Sequence[int] | np.ndarray, chunk: int = 256
+) -> np.ndarray:
     """1-based rank of each image's best-scored own caption among all captions."""
     owners = np.asarray(caption_image)
     ranks = np.empty(len(image), dtype=np.int64)

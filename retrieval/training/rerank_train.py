@@ -30,7 +30,7 @@ from retrieval.errors import RerankerError
 from retrieval.ingest.pairs import PairSet, load_pairs
 from retrieval.models.encoder import ClipEncoder
 from retrieval.models.features import token_shape
-from retrieval.rerank.heads import DEFAULT_HEAD, HeadConfig
+from retrieval.rerank.heads import DEFAULT_HEAD, HeadConfig, SpatialReadout
 from retrieval.rerank.model import RerankerConfig, RerankerNet, save_reranker
 from retrieval.training.checkpoints import RunFolder
 from retrieval.training.corpus import (
@@ -505,6 +505,7 @@ def _scale_queries(
 ) -> Callable[[float], float]:
     """``scale -> share of queries whose top candidate is a hit``, from one pass with and without the readout."""
     readout, queries = net.head.spatial, len(hits)
+    assert isinstance(readout, SpatialReadout)  # calibrate_spatial calls this only for heads that have one
     readout.scale.fill_(0.0)
     base = net_scorer(net, data.texts, data.images)(text_rows, image_rows).reshape(queries, -1)
     readout.scale.fill_(1.0)

@@ -163,6 +163,7 @@ def all_captions() -> list[str]:
 
 def _mirror(scene: Scene) -> Scene:
     """The same picture said the other way round (``X left of Y`` -> ``Y right of X``)."""
+    assert scene.second is not None and scene.relation is not None  # callers pass two-object scenes
     return Scene(scene.second, relation=_REVERSED[scene.relation], second=scene.first)
 
 
@@ -173,7 +174,7 @@ def negatives_for(scene: Scene, rng: np.random.Generator) -> list[str]:
     size. Two objects: colours swapped, relation reversed, shapes swapped; a swap that
     gives back the caption itself (equal colours or equal shapes) is skipped.
     """
-    if scene.second is None:
+    if scene.second is None or scene.relation is None:  # Scene sets both or neither
         thing = scene.first
         colours, shapes = [c for c in COLOURS if c != thing.colour], [s for s in SHAPES if s != thing.shape]
         colour, shape = colours[rng.integers(len(colours))], shapes[rng.integers(len(shapes))]
@@ -313,6 +314,7 @@ def _bounds(outline: np.ndarray, size: int, scale: float) -> tuple[np.ndarray, n
 def _place_pair(p: np.ndarray, q: np.ndarray, scene: Scene, size: int, rng: np.random.Generator) -> list | None:
     """Outlines ``p`` and ``q`` moved into ``scene.relation``, or None when this try fails."""
     scale = size / 64.0
+    assert scene.relation is not None  # callers pass two-object scenes
     axis, sign = _axis_sign(scene.relation)
     (p_lo, p_hi), (q_lo, q_hi) = _bounds(p, size, scale), _bounds(q, size, scale)
     least = (_MAIN_GAP + _SAFETY) * scale
@@ -326,17 +328,17 @@ def _place_pair(p: np.ndarray, q: np.ndarray, scene: Scene, size: int, rng: np.r
     if (low > high).any():
         return None
     centre = rng.uniform(low, high)
-    placed = [p + centre, q + centre + offset]
-    if not _separated(*placed, _SEPARATION * scale) or not _relation_holds(*placed, scene.relation, scale):
+    p_at, q_at = p + centre, q + centre + offset
+    if not _separated(p_at, q_at, _SEPARATION * scale) or not _relation_holds(p_at, q_at, scene.relation, scale):
         return None
-    return placed
+    return [p_at, q_at]
 
 
 def _layout(scene: Scene, size: int, rng: np.random.Generator) -> list[np.ndarray]:
     """Polygons ``(k, 2)`` in canvas pixels, one per object in caption order (rejection sampling)."""
     scale = size / 64.0
     for _ in range(_MAX_TRIES):
-        if scene.second is None:
+        if scene.size is not None:  # one object (Scene sets size exactly when there is no second)
             outline = _outline(scene.first.shape, rng.uniform(*_SIDES[scene.size]) * scale, rng)
             return [outline + rng.uniform(*_bounds(outline, size, scale))]
         p, q = (_outline(t.shape, rng.uniform(*_SIDES["pair"]) * scale, rng) for t in scene.things)

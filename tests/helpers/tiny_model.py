@@ -12,14 +12,16 @@ TINY_CFG = {
 }
 
 
-def make_tiny_model(folder: Path, seed: int = 0, embed_dim: int = 32) -> Path:
-    """Write ``open_clip_config.json`` and random (seeded) weights into ``folder``."""
+def make_tiny_model(folder: Path, seed: int = 0, embed_dim: int = 32, text: dict | None = None) -> Path:
+    """Write ``open_clip_config.json`` and random (seeded) weights into ``folder``; ``text``
+    overrides keys of the text config (vocab_size, hf_tokenizer_name, ...)."""
     import open_clip
     import torch
     from safetensors.torch import save_file
 
     cfg = json.loads(json.dumps(TINY_CFG))
     cfg["embed_dim"] = embed_dim
+    cfg["text_cfg"].update(text or {})
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     model = open_clip.CLIP(**cfg)

@@ -486,14 +486,14 @@ def test_a_repeated_text_query_is_answered_without_loading_the_model(
     lib.close()
     with Library.open(tmp_path / "library") as again:  # as a second `xmr search` would
         page_two = again.search(text="a cat on a table", k=3, offset=3)
-        assert again._encoder is None  # the vector came from queries.sqlite
+        assert not again._encoders  # the vector came from queries.sqlite
         assert [(h.id, h.score) for h in page_two] == [(h.id, h.score) for h in first[3:]]
         cached = again.query_cache.get("a cat on a table")
         assert np.array_equal(
             cached, tiny_encoder.encode_texts(["a cat on a table"])[0]
         )  # oracle: the encoder's own vector
         again.search(text="a dog", k=1)  # a new text loads the model, and is remembered
-        assert again._encoder is not None and again.query_cache.get("a dog") is not None
+        assert again._encoders and again.query_cache.get("a dog") is not None
 
 
 def test_a_query_cache_of_another_model_is_never_used(open_library, photos: Path, tiny_encoder) -> None:  # noqa: ANN001
@@ -528,7 +528,7 @@ def test_an_indexed_unchanged_image_is_queried_with_its_stored_vector(
     lib.close()
     with Library.open(tmp_path / "library") as again:
         hits = again.search(image=query, k=6)
-        assert again._encoder is None  # no model: the catalog had the vector
+        assert not again._encoders  # no model: the catalog had the vector
         stored = again.catalog.vectors_for([h.id for h in hits])
         mine = np.frombuffer(stored[hits[0].id], "<f4")
         assert hits[0].path == str(query) and hits[0].score == pytest.approx(1.0, abs=1e-6)
@@ -542,7 +542,7 @@ def test_an_indexed_unchanged_image_is_queried_with_its_stored_vector(
 
         os.utime(query, ns=(query.stat().st_atime_ns, query.stat().st_mtime_ns + 10**9))  # changed since indexing
         assert again.search(image=query, k=1)[0].path == str(query)
-        assert again._encoder is not None  # re-embedded from the file, not the stale row
+        assert again._encoders  # re-embedded from the file, not the stale row
 
 
 def test_another_model_cannot_take_a_library_during_its_first_run(
