@@ -13,6 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from index.errors import DiskFullError
+from index.files import disk_full_error, is_disk_full
+
 
 @contextlib.contextmanager
 def atomic_writer(path: Path) -> Iterator[BinaryIO]:
@@ -21,19 +24,31 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
     On an exception the temporary file is removed and ``path`` is left untouched.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _full_or(exc, path) from exc
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise _full_or(exc, path) from exc
         raise
     fsync_dir(path.parent)
+
+
+def _full_or(exc: OSError, path: Path) -> OSError:
+    """``exc`` as a DiskFullError naming the fix when the disk is full, else ``exc`` itself."""
+    if is_disk_full(exc) and not isinstance(exc, DiskFullError):
+        return disk_full_error(path.parent, exc, f"writing {path.name} (the old one is kept)")
+    return exc
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

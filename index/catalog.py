@@ -9,17 +9,23 @@ it was built at can therefore be brought up to date with exactly the changes sin
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
+from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 from sqlalchemy import and_, create_engine, delete, event, func, or_, select
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import (
     ArgumentError,
+    DatabaseError,
     IntegrityError,
+    InternalError,
     NoSuchModuleError,
     OperationalError,
     ProgrammingError,
@@ -33,11 +39,13 @@ from index.errors import (
     CorruptFileError,
     LibraryVersionError,
     MissingDependencyError,
+    XmrError,
 )
+from index.files import disk_full_error, free_bytes, is_disk_full
 from index.keyword_docs import OcrRecord, ocr_read, prune_ocr, write_ocr
 from index.keyword_index import KeywordIndex, phrase_ids_clause
 from index.keywords import tokens
-from index.migrations import create_extras, upgrade
+from index.migrations import create_extras, floor_key, upgrade
 from index.moments import moment_records, moment_vectors, moments_of, video_record, write_video_ops
 from index.records import (
     FAILED,
@@ -70,6 +78,9 @@ from index.schema import (
 from index.video_records import MomentRecord, VideoOp, VideoRecord
 
 __all__ = ["CATALOG_SCHEMA", "IMAGES", "SIDECAR", "TEXTS", "Catalog", "same_database", "shown_url", "sqlite_url"]
+
+log = logging.getLogger(__name__)
+_U64 = 1 << 64
 
 
 def sqlite_url(path: str) -> str:
@@ -124,6 +135,8 @@ def _to_record(row: ImageRow) -> ImageRecord:
         description=row.description,
         captions_mtime_ns=row.captions_mtime_ns or 0,
         phash=row.phash,
+        dev=None if row.dev is None else row.dev % _U64,  # stored signed (BIGINT), st_dev is unsigned
+        ino=None if row.ino is None else row.ino % _U64,
         kind=row.kind,
     )
 
@@ -175,6 +188,7 @@ class Catalog:
         # One write transaction at a time per process: an index run writes from its commit
         # thread and its OCR thread, and a document is made from what the other committed.
         self._write_lock = threading.Lock()
+        self.read_only = False  # True when a full disk left only a read-only open (see _open_read_only)
         try:
             self.engine: Engine = create_engine(url, pool_pre_ping=True)
         except NoSuchModuleError as exc:
@@ -198,6 +212,10 @@ class Catalog:
         except SQLAlchemyError as exc:
             self.engine.dispose()
             reason = f"{exc.__class__.__name__}: {getattr(exc, 'orig', None) or exc}"
+            if self.engine.dialect.name == "sqlite" and is_disk_full(exc, self._folder()):
+                if self._open_read_only():
+                    return
+                raise disk_full_error(self._folder(), reason, "opening the catalog") from exc
             if self.engine.dialect.name == "sqlite":
                 raise CorruptFileError(
                     f"cannot open the catalog at {url} ({reason}). If it is a file that was damaged, "
@@ -235,16 +253,108 @@ class Catalog:
             if version is None:
                 session.add(Meta(key="schema", value=str(CATALOG_SCHEMA)))
                 session.add(Meta(key="generation", value="0"))
-                session.add(Meta(key="tombstone_floor", value="0"))
+                session.add(Meta(key="tombstone_floor", value="0"))  # read by xmr before schema 4
+                for corpus in (IMAGES, TEXTS):
+                    session.add(Meta(key=floor_key(corpus), value="0"))
                 session.flush()  # the INSERT opens SQLite's transaction before the DDL below
                 create_extras(session)
-            elif int(version.value) < CATALOG_SCHEMA:
-                upgrade(session)
-            elif int(version.value) > CATALOG_SCHEMA:
-                raise LibraryVersionError(
-                    f"the catalog at {shown_url(self.url)} has schema {version.value}; this xmr reads up "
-                    f"to {CATALOG_SCHEMA}. Upgrade xmr (pip install -U xmr)."
-                )
+                return
+            found = int(version.value)
+        if found > CATALOG_SCHEMA:
+            raise LibraryVersionError(
+                f"the catalog at {shown_url(self.url)} has schema {found}; this xmr reads up "
+                f"to {CATALOG_SCHEMA}. Upgrade xmr (pip install -U xmr)."
+            )
+        if found < CATALOG_SCHEMA:
+            self._upgrade()
+
+    def _upgrade(self) -> None:
+        """Run the numbered migrations (:mod:`index.migrations`) in one transaction.
+
+        In a transaction of its own, which :func:`index.migrations.upgrade` opens by updating
+        the schema row: a read of the schema earlier in the same transaction would make SQLite
+        refuse the write when another process migrated meanwhile.
+        """
+        with Session(self.engine) as session, session.begin():
+            found = upgrade(session)
+        if found < CATALOG_SCHEMA:
+            log.info("catalog %s: schema %d -> %d", shown_url(self.url), found, CATALOG_SCHEMA)
+
+    def _open_read_only(self) -> bool:
+        """Open a SQLite catalog on a full disk for reading only; False when that is not safe.
+
+        A normal open needs a few KB for SQLite's shared-memory and WAL files, so on a full
+        disk even a search failed. When the WAL holds no frame (every commit is in the
+        database file: no writer is active, none crashed mid-way), the file is opened as
+        immutable, which needs no extra file: searches and ``info`` work, and any write is a
+        :class:`DiskFullError`. Otherwise the newest commits would be missed: refused.
+        """
+        database = self.engine.url.database or ""
+        wal = Path(f"{database}-wal")
+        if not database or database == ":memory:" or (wal.exists() and wal.stat().st_size > 0):
+            return False
+        uri = URL.create("sqlite", database=f"file:{quote(database)}", query={"immutable": "1", "uri": "true"})
+        engine = create_engine(uri, pool_pre_ping=True)
+        try:
+            with Session(engine) as session:
+                version = session.get(Meta, "schema")
+                session.get(Meta, "generation")
+        except SQLAlchemyError:
+            engine.dispose()
+            return False
+        if version is None or int(version.value) != CATALOG_SCHEMA:  # a new or old catalog needs writing first
+            engine.dispose()
+            return False
+        log.warning(
+            "the disk holding %s is full (%s bytes free): the catalog is open read-only; searches work, "
+            "indexing needs free space",
+            self._folder(),
+            f"{free_bytes(self._folder()):,}",
+        )
+        self.engine, self.read_only = engine, True
+        return True
+
+    def _folder(self) -> str:
+        """The folder of a SQLite catalog file (where a full disk would be); "." otherwise."""
+        database = self.engine.url.database or ""
+        return str(Path(database).resolve().parent) if database and database != ":memory:" else "."
+
+    @contextlib.contextmanager
+    def _session(self, doing: str = "reading the catalog") -> Iterator[Session]:
+        """A session whose database errors become typed errors naming the fix.
+
+        A full disk is :class:`DiskFullError` (not damage); a damaged SQLite file is
+        :class:`CorruptFileError` naming the repair; a database that cannot be reached or
+        written is :class:`CatalogUnavailableError`. Integrity and programming errors pass
+        through unchanged (callers retry on them).
+        """
+        try:
+            with Session(self.engine) as session:
+                yield session
+        except (IntegrityError, ProgrammingError):
+            raise
+        except (OperationalError, InternalError, DatabaseError) as exc:
+            raise self._translate(exc, doing) from exc
+
+    def _translate(self, exc: DatabaseError, doing: str) -> XmrError:
+        reason = f"{getattr(exc, 'orig', None) or exc}"
+        sqlite = self.engine.dialect.name == "sqlite"
+        if self.read_only or is_disk_full(exc, self._folder() if sqlite else None):
+            where = self._folder() if sqlite else shown_url(self.url)
+            return disk_full_error(where, reason, doing)
+        if sqlite and not isinstance(exc, OperationalError):  # "database disk image is malformed", "not a database"
+            path = self.engine.url.database
+            return CorruptFileError(
+                f"the catalog {path} is damaged ({reason}) while {doing}. Your photos are untouched. "
+                f"Stop other xmr processes, keep a copy of it, then either restore it from a backup or "
+                f"repair it:  sqlite3 {path} .recover | sqlite3 {path}.recovered  and move "
+                f"{Path(str(path)).name}.recovered in its place (then run  xmr index  on your folders)."
+            )
+        return CatalogUnavailableError(
+            f"cannot use the catalog {shown_url(self.url)} while {doing} ({reason}). Check that its "
+            "files are readable and writable by you and that no other program holds them (for a "
+            "server: that it runs); then run the same command again."
+        )
 
     def close(self) -> None:
         self.engine.dispose()
@@ -253,13 +363,13 @@ class Catalog:
 
     def generation(self) -> int:
         """The number of committed write transactions so far."""
-        with Session(self.engine) as session:
+        with self._session() as session:
             return int(session.get(Meta, "generation").value)  # type: ignore[union-attr]
 
-    def tombstone_floor(self) -> int:
-        """Tombstones at or below this generation were pruned."""
-        with Session(self.engine) as session:
-            return int(session.get(Meta, "tombstone_floor").value)  # type: ignore[union-attr]
+    def tombstone_floor(self, corpus: str) -> int:
+        """Tombstones of ``corpus`` at or below this generation were pruned."""
+        with self._session() as session:
+            return int(session.get(Meta, floor_key(corpus)).value)  # type: ignore[union-attr]
 
     @staticmethod
     def _bump(session: Session) -> int:
@@ -268,12 +378,16 @@ class Catalog:
         row.value = str(int(row.value) + 1)
         return int(row.value)
 
-    def prune_tombstones(self, through_gen: int) -> None:
-        """Forget deletions at or below ``through_gen`` (a snapshot at that gen has them)."""
-        with Session(self.engine) as session, session.begin():
-            session.execute(delete(Tombstone).where(Tombstone.gen <= through_gen))
-            floor = session.get(Meta, "tombstone_floor")
-            assert floor is not None
+    def prune_tombstones(self, corpus: str, through_gen: int) -> None:
+        """Forget deletions of ``corpus`` at or below ``through_gen`` (its snapshot at that gen has them).
+
+        Each corpus has its own floor: pruning the texts' tombstones (after ``add-texts``)
+        leaves the image snapshot valid, so it is not rebuilt on every open.
+        """
+        with self._session("pruning deletions") as session, session.begin():
+            session.execute(delete(Tombstone).where(Tombstone.corpus == corpus, Tombstone.gen <= through_gen))
+            floor = session.get(Meta, floor_key(corpus))
+            assert floor is not None  # made with the schema (or by migration 3)
             floor.value = str(max(int(floor.value), through_gen))
 
     # ---- reads --------------------------------------------------------------------------
@@ -281,7 +395,7 @@ class Catalog:
     def files_under(self, roots: Sequence[str]) -> dict[str, ImageRecord]:
         """Catalog rows whose path lies under any of ``roots`` (absolute directory or file paths)."""
         found: dict[str, ImageRecord] = {}
-        with Session(self.engine) as session:
+        with self._session() as session:
             for root in roots:
                 prefix = root.rstrip("/") + "/"
                 query = select(ImageRow).where(
@@ -296,7 +410,7 @@ class Catalog:
         """One indexed row per content hash among ``hashes``."""
         wanted = [h for h in set(hashes) if h]
         found: dict[str, ImageRecord] = {}
-        with Session(self.engine) as session:
+        with self._session() as session:
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
                 query = select(ImageRow).where(ImageRow.content_hash.in_(chunk), ImageRow.state == INDEXED)
@@ -307,7 +421,7 @@ class Catalog:
     def images(self, ids: Sequence[int]) -> dict[int, ImageRecord]:
         """Rows for ``ids`` (missing ids are left out)."""
         found: dict[int, ImageRecord] = {}
-        with Session(self.engine) as session:
+        with self._session() as session:
             for start in range(0, len(ids), 500):
                 chunk = [int(i) for i in ids[start : start + 500]]
                 for row in session.scalars(select(ImageRow).where(ImageRow.id.in_(chunk))):
@@ -317,7 +431,7 @@ class Catalog:
     def vectors_for(self, ids: Sequence[int]) -> dict[int, bytes]:
         """Stored vector bytes of ``ids`` (rows without a vector are left out)."""
         found: dict[int, bytes] = {}
-        with Session(self.engine) as session:
+        with self._session() as session:
             for start in range(0, len(ids), 500):
                 chunk = [int(i) for i in ids[start : start + 500]]
                 query = select(ImageRow.id, ImageRow.vector).where(ImageRow.id.in_(chunk), ImageRow.vector.is_not(None))
@@ -353,7 +467,7 @@ class Catalog:
             queries.append(joined.where(*conditions))
         prefixes = tuple(root.rstrip("/") + "/" for root in where.under)
         ids: list[int] = []
-        with Session(self.engine) as session:
+        with self._session() as session:
             for query in queries:
                 if recheck:
                     ids += (row.id for row in session.execute(query) if row.path.startswith(prefixes))
@@ -363,20 +477,20 @@ class Catalog:
 
     def text_keys(self, source: str) -> set[tuple[str, str | None]]:
         """(body, image path) of every text already added from ``source``."""
-        with Session(self.engine) as session:
+        with self._session() as session:
             query = select(TextRow.body, TextRow.image_path).where(TextRow.source == source)
             return {(body, image) for body, image in session.execute(query)}
 
     def add_texts(self, source: str, items: Sequence[tuple[str, str | None, bytes]]) -> int:
         """Insert (body, image path, vector) texts from ``source`` in one transaction."""
-        with Session(self.engine) as session, session.begin():
+        with self._session("writing the catalog") as session, session.begin():
             gen = self._bump(session)
             insert_texts(session, ((body, source, image, vector) for body, image, vector in items), gen)
         return len(items)
 
     def remove_texts(self, source: str) -> int:
         """Delete every text added from ``source``; returns how many."""
-        with Session(self.engine) as session, session.begin():
+        with self._session("writing the catalog") as session, session.begin():
             ids = list(session.scalars(select(TextRow.id).where(TextRow.source == source)))
             if ids:
                 remove_rows(session, TEXTS, ids, self._bump(session))
@@ -385,7 +499,7 @@ class Catalog:
     def texts(self, ids: Sequence[int]) -> dict[int, TextRecord]:
         """Text rows for ``ids`` (missing ids are left out)."""
         found: dict[int, TextRecord] = {}
-        with Session(self.engine) as session:
+        with self._session() as session:
             for start in range(0, len(ids), 500):
                 chunk = [int(i) for i in ids[start : start + 500]]
                 for row in session.scalars(select(TextRow).where(TextRow.id.in_(chunk))):
@@ -394,17 +508,17 @@ class Catalog:
 
     def text_sources(self) -> dict[str, int]:
         """Text count per source."""
-        with Session(self.engine) as session:
+        with self._session() as session:
             query = select(TextRow.source, func.count()).group_by(TextRow.source).order_by(TextRow.source)
             return {source: int(count) for source, count in session.execute(query)}
 
     def image_by_path(self, path: str) -> ImageRecord | None:
-        with Session(self.engine) as session:
+        with self._session() as session:
             row = session.scalars(select(ImageRow).where(ImageRow.path == path)).first()
             return None if row is None else _to_record(row)
 
     def failures(self, limit: int | None = None) -> list[ImageRecord]:
-        with Session(self.engine) as session:
+        with self._session() as session:
             query = select(ImageRow).where(ImageRow.state == FAILED).order_by(ImageRow.path)
             if limit is not None:
                 query = query.limit(limit)
@@ -412,7 +526,7 @@ class Catalog:
 
     def counts(self) -> dict[str, int]:
         """Counts of indexed images, failed files (photos and videos), texts, videos and their moments."""
-        with Session(self.engine) as session:
+        with self._session() as session:
             query = select(ImageRow.kind, ImageRow.state, func.count()).group_by(ImageRow.kind, ImageRow.state)
             by_kind = {(kind, state): int(count) for kind, state, count in session.execute(query)}
             texts = session.scalar(select(func.count()).select_from(TextRow)) or 0
@@ -438,7 +552,7 @@ class Catalog:
         """:meth:`vectors_since`, ``batch`` rows at a time (bounded memory): in id order per table
         (the image corpus yields its photos, then its videos' moments)."""
         tables = (ImageRow, MomentRow) if corpus == IMAGES else (TextRow,)
-        with Session(self.engine) as session:
+        with self._session() as session:
             for table in tables:
                 query = (
                     select(table.id, table.vector)
@@ -447,29 +561,55 @@ class Catalog:
                     .execution_options(yield_per=batch)
                 )
                 for rows in session.execute(query).partitions(batch):
-                    # the query drops NULLs already: the filter is for the type checker
-                    blobs = [blob for _, blob in rows if blob is not None]
-                    vectors = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(rows), dim)
-                    yield np.asarray([i for i, _ in rows], np.int64), np.ascontiguousarray(vectors, dtype=np.float32)
+                    good = [(i, blob) for i, blob in rows if blob is not None and len(blob) == 4 * dim]
+                    if len(good) < len(rows):  # a damaged row must not take every other vector with it
+                        log.warning(
+                            "catalog %s: %s vectors of %s rows are not %d-d (ids %s); left out of the index. "
+                            "Run  xmr index  on their folders to embed those images again.",
+                            shown_url(self.url),
+                            len(rows) - len(good),
+                            table.__tablename__,
+                            dim,
+                            sorted(set(i for i, _ in rows) - set(i for i, _ in good))[:10],
+                        )
+                    vectors = np.frombuffer(b"".join(blob for _, blob in good), dtype="<f4").reshape(len(good), dim)
+                    yield np.asarray([i for i, _ in good], np.int64), np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def bad_vectors(self, dim: int, roots: Sequence[str] = ()) -> list[ImageRecord]:
+        """Indexed images whose stored vector is not ``dim`` floats (a damaged row), under ``roots`` if given.
+
+        An index run reads them again (their vectors are left out of the index meanwhile).
+        """
+        query = select(ImageRow).where(ImageRow.vector.is_not(None), func.length(ImageRow.vector) != 4 * dim)
+        with self._session() as session:
+            rows = [_to_record(row) for row in session.scalars(query)]
+        if not roots:
+            return rows
+        prefixes = tuple(root.rstrip("/") + "/" for root in roots)
+        return [r for r in rows if r.path in roots or r.path.startswith(prefixes)]
 
     def deleted_since(self, corpus: str, gen: int) -> np.ndarray:
         """Vector ids deleted after ``gen``."""
-        with Session(self.engine) as session:
+        with self._session() as session:
             query = select(Tombstone.vector_id).where(Tombstone.corpus == corpus, Tombstone.gen > gen)
             return np.asarray(sorted(set(session.scalars(query))), dtype=np.int64)
 
-    def vector_ids(self, corpus: str) -> np.ndarray:
-        """Every id that has a vector, sorted (in the image corpus: photos and moments)."""
+    def vector_ids(self, corpus: str, dim: int | None = None) -> np.ndarray:
+        """Every id that has a vector (of ``dim`` floats, when given), sorted (in the image corpus:
+        photos and moments)."""
         tables = (ImageRow, MomentRow) if corpus == IMAGES else (TextRow,)
         ids: list[int] = []
-        with Session(self.engine) as session:
+        with self._session() as session:
             for table in tables:
-                ids += session.scalars(select(table.id).where(table.vector.is_not(None)))
+                query = select(table.id).where(table.vector.is_not(None))
+                if dim is not None:
+                    query = query.where(func.length(table.vector) == 4 * dim)
+                ids += session.scalars(query)
         return np.sort(np.asarray(ids, dtype=np.int64))
 
     def indexed_images(self) -> list[ImageRecord]:
         """Every row with a vector, in id order (what ``xmr duplicates`` compares)."""
-        with Session(self.engine) as session:
+        with self._session() as session:
             query = (
                 select(ImageRow)
                 .options(defer(ImageRow.vector))  # the vectors come with iter_vectors, in bulk
@@ -479,7 +619,7 @@ class Catalog:
             return [_to_record(row) for row in session.scalars(query.execution_options(yield_per=10_000))]
 
     def iter_paths(self) -> Iterator[str]:
-        with Session(self.engine) as session:
+        with self._session() as session:
             yield from session.scalars(select(ImageRow.path).order_by(ImageRow.path))
 
     # ---- writes -------------------------------------------------------------------------
@@ -507,19 +647,15 @@ class Catalog:
 
         Raises:
             ValueError: a move targets a path another row still holds; nothing was written.
-            CorruptFileError: the database refused the write (disk full, permissions);
-                nothing of this batch was written.
+            DiskFullError: the disk is full; nothing of this batch was written.
+            CatalogUnavailableError, CorruptFileError: the database refused the write
+                (permissions, damage); nothing of this batch was written.
         """
-        try:
-            with self._write_lock, Session(self.engine) as session, session.begin():
+        with self._write_lock, self._session("writing a batch (nothing of it was written)") as session:
+            with session.begin():
                 gen = self._bump(session)
                 write_batch(session, gen, embedded, failed, moved, removed, touched, captions, hashed)
                 return gen
-        except OperationalError as exc:
-            raise CorruptFileError(
-                f"writing the catalog at {shown_url(self.url)} failed ({exc.orig}). Check free disk space "
-                "and permissions; nothing of this batch was written."
-            ) from exc
 
     # ---- videos -------------------------------------------------------------------------
 
@@ -529,32 +665,29 @@ class Catalog:
 
         Raises:
             ValueError: a step names a video that has no row (nothing was written).
-            CorruptFileError: the database refused the write; nothing of this batch was written.
+            DiskFullError: the disk is full; nothing of this batch was written.
+            CatalogUnavailableError, CorruptFileError: the database refused the write
+                (permissions, damage); nothing of this batch was written.
         """
-        try:
-            with self._write_lock, Session(self.engine) as session, session.begin():
+        with self._write_lock, self._session("writing a batch of video moments (nothing of it was written)") as session:
+            with session.begin():
                 gen = self._bump(session)
                 write_video_ops(session, gen, ops)
                 return gen
-        except OperationalError as exc:
-            raise CorruptFileError(
-                f"writing the catalog at {shown_url(self.url)} failed ({exc.orig}). Check free disk space "
-                "and permissions; nothing of this batch was written."
-            ) from exc
 
     def moments(self, ids: Sequence[int]) -> dict[int, MomentRecord]:
         """The moments among vector ids ``ids`` (photo ids and missing ids are left out)."""
-        with Session(self.engine) as session:
+        with self._session() as session:
             return moment_records(session, ids)
 
     def moments_of(self, video_id: int) -> list[MomentRecord]:
         """Every moment of the video whose images row is ``video_id``, in time order."""
-        with Session(self.engine) as session:
+        with self._session() as session:
             return moments_of(session, video_id)
 
     def video(self, video_id: int) -> VideoRecord | None:
         """The videos row (duration, codec, progress) of a video file, or None."""
-        with Session(self.engine) as session:
+        with self._session() as session:
             return video_record(session, video_id)
 
     # ---- text read from photos, the keyword index, settings ---------------------------
@@ -571,36 +704,31 @@ class Catalog:
         Raises:
             CorruptFileError: the database refused the write; nothing of it was written.
         """
-        try:
-            with self._write_lock, Session(self.engine) as session, session.begin():
+        with self._write_lock, self._session("writing text read from photos (nothing of it was written)") as session:
+            with session.begin():
                 gen = self._bump(session)  # a new generation: cached --contains selections go stale
                 write_ocr(session, records)
                 return gen
-        except OperationalError as exc:
-            raise CorruptFileError(
-                f"writing text read from photos to the catalog at {shown_url(self.url)} failed ({exc.orig}). "
-                "Check free disk space and permissions; nothing of this batch was written."
-            ) from exc
 
     def ocr_read(self, hashes: Iterable[str], with_errors: bool = True) -> set[str]:
         """Which of ``hashes`` had their text read (``with_errors``: or tried and failed)."""
-        with Session(self.engine) as session:
+        with self._session() as session:
             return ocr_read(session, hashes, with_errors)
 
     def prune_ocr(self) -> int:
         """Forget text read from bytes that no catalogued file has any more; return how many."""
-        with self._write_lock, Session(self.engine) as session, session.begin():
+        with self._write_lock, self._session("writing the catalog") as session, session.begin():
             return prune_ocr(session)
 
     def setting(self, key: str) -> str | None:
         """A library setting remembered in the catalog (e.g. ``ocr``), or None."""
-        with Session(self.engine) as session:
+        with self._session() as session:
             row = session.get(Meta, f"setting:{key}")
             return None if row is None else row.value
 
     def set_setting(self, key: str, value: str) -> None:
         """Remember a library setting (see :meth:`setting`)."""
-        with self._write_lock, Session(self.engine) as session, session.begin():
+        with self._write_lock, self._session("writing the catalog") as session, session.begin():
             row = session.get(Meta, f"setting:{key}")
             if row is None:
                 session.add(Meta(key=f"setting:{key}", value=value))

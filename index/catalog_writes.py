@@ -58,7 +58,7 @@ def write_batch(
     if touched:
         session.execute(
             update(_IMAGES).where(_IMAGES.c.path == bindparam("b_path")),
-            [{"b_path": s.path, "size": s.size, "mtime_ns": s.mtime_ns} for s in touched],
+            [{"b_path": s.path, "size": s.size, "mtime_ns": s.mtime_ns, **s.stored_identity()} for s in touched],
         )
     if hashed:
         session.execute(
@@ -134,6 +134,7 @@ def _upsert_embedded(
             "error": None,
             "vector": item.vector,
             "vector_gen": gen,
+            **item.stat.stored_identity(),
         }
         row = existing.get(item.stat.path)
         if row is None:
@@ -157,6 +158,8 @@ def _upsert_failed(session: Session, items: Sequence[Failed], existing: dict[str
             "error": item.error[:_ERROR_CHARS],
             "vector": None,
             "vector_gen": gen,
+            "dev": None,  # a failed file is never served
+            "ino": None,
         }
         row = existing.get(item.stat.path)
         if row is None:
@@ -196,7 +199,16 @@ def _move(session: Session, moved: Sequence[Moved]) -> None:
         holders[item.stat.path], paths[item.id] = item.id, item.stat.path
     session.execute(
         update(_IMAGES).where(_IMAGES.c.id == bindparam("b_id")),
-        [{"b_id": m.id, "path": m.stat.path, "size": m.stat.size, "mtime_ns": m.stat.mtime_ns} for m in moved],
+        [
+            {
+                "b_id": m.id,
+                "path": m.stat.path,
+                "size": m.stat.size,
+                "mtime_ns": m.stat.mtime_ns,
+                **m.stat.stored_identity(),
+            }
+            for m in moved
+        ],
     )
 
 

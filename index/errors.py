@@ -49,3 +49,11 @@ class LibraryBusyError(XmrError, RuntimeError):
 
 class TokenCacheMismatchError(XmrError, ValueError):
     """The token cache was made by another encoder or with another token grid."""
+
+
+class DiskFullError(XmrError, OSError):
+    """The disk (or quota) holding a library file is full; nothing already written is lost."""
+
+
+class NotRegularFileError(XmrError, OSError):
+    """A path that should hold a regular file holds a FIFO, a device, a socket or a folder."""

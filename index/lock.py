@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from index.errors import LibraryBusyError
+from index.errors import CorruptFileError, LibraryBusyError
+from index.files import disk_full_error, is_disk_full
 
 try:
     import fcntl
@@ -26,18 +27,37 @@ class WriteLock:
 
     def acquire(self, blocking: bool = False) -> bool:
         """Take the lock; with ``blocking=False`` return False at once if it is held elsewhere."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        except OSError as exc:
+            raise self._unusable(exc) from exc
         if fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
             except BlockingIOError:
                 os.close(fd)
                 return False
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+        try:  # the pid is only shown to a second writer: a full disk must not stop the run for it
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+        except OSError:
+            pass
         self._fd = fd
         return True
+
+    def _unusable(self, exc: OSError) -> Exception:
+        """The error for a lock file that cannot be opened, naming the fix."""
+        if self.path.is_dir():
+            return CorruptFileError(
+                f"{self.path} is a folder, not xmr's lock file; remove it (rmdir {self.path}) and run the command again."
+            )
+        if is_disk_full(exc):
+            return disk_full_error(self.path.parent, exc, f"creating {self.path.name}")
+        return CorruptFileError(
+            f"cannot open the lock file {self.path} ({exc.strerror or exc}); check that the library folder is "
+            f"writable by you, or remove {self.path} if it is not a plain file, and run the command again."
+        )
 
     def release(self) -> None:
         if self._fd is not None:

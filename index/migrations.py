@@ -15,11 +15,16 @@ from sqlalchemy.orm import Session
 from index.keyword_docs import refresh_docs
 from index.keyword_index import create_keyword_index
 from index.records import INDEXED
-from index.schema import CATALOG_SCHEMA, ImageRow, Meta
+from index.schema import CATALOG_SCHEMA, IMAGES, TEXTS, ImageRow, Meta
 
-__all__ = ["MIGRATIONS", "create_extras", "upgrade"]
+__all__ = ["MIGRATIONS", "create_extras", "floor_key", "upgrade"]
 
 _BACKFILL_CHUNK = 2000  # images per document batch when an existing catalog gets its keyword index
+
+
+def floor_key(corpus: str) -> str:
+    """The ``meta`` key of ``corpus``'s tombstone floor (tombstones at or below it were pruned)."""
+    return f"tombstone_floor.{corpus}"
 
 
 def _to_2(session: Session) -> None:
@@ -52,8 +57,29 @@ def _to_3(session: Session) -> None:
         last = ids[-1]
 
 
+def create_extras(session: Session) -> None:
+    """What a new catalog needs beyond its tables (the dialect's full-text index)."""
+    create_keyword_index(session.connection())
+
+
 def _to_4(session: Session) -> None:
-    """4 (issue 19): videos. ``images.kind`` tells a photo's row from a video file's, whose
+    """4 (issue 23): ``images.dev`` and ``images.ino`` record which file was indexed, so /file
+    never serves a link or another file swapped in with a forged size and mtime; old rows get
+    NULL (unknown: not served until the next index run hashes them again and fills them in).
+    Tombstones get a floor per corpus: one shared floor made ``add-texts`` push every image
+    snapshot behind it, and each open then rebuilt the image index from the catalog."""
+    columns = {c["name"] for c in inspect(session.connection()).get_columns("images")}
+    for name in ("dev", "ino"):
+        if name not in columns:  # create_all made them already when the table was new
+            session.execute(text(f"ALTER TABLE images ADD COLUMN {name} BIGINT"))
+    shared = session.scalar(select(Meta.value).where(Meta.key == "tombstone_floor")) or "0"
+    for corpus in (IMAGES, TEXTS):
+        if session.get(Meta, floor_key(corpus)) is None:
+            session.add(Meta(key=floor_key(corpus), value=shared))
+
+
+def _to_5(session: Session) -> None:
+    """5 (issue 19): videos. ``images.kind`` tells a photo's row from a video file's, whose
     vectors are its moments'. Every row of an older catalog is a photo, so the column is
     added with ``"image"`` as its default; the ``videos`` and ``moments`` tables were made by
     create_all (empty: nothing older knew videos)."""
@@ -63,13 +89,12 @@ def _to_4(session: Session) -> None:
     session.execute(text("CREATE INDEX IF NOT EXISTS ix_images_kind ON images (kind)"))
 
 
-# schema reached -> the step that reaches it
-MIGRATIONS: dict[int, Callable[[Session], None]] = {2: _to_2, 3: _to_3, 4: _to_4}
-
-
-def create_extras(session: Session) -> None:
-    """What a new catalog needs beyond its tables (the dialect's full-text index)."""
-    create_keyword_index(session.connection())
+MIGRATIONS: dict[int, Callable[[Session], None]] = {
+    2: _to_2,
+    3: _to_3,
+    4: _to_4,
+    5: _to_5,
+}  # schema reached -> the step that reaches it
 
 
 def upgrade(session: Session) -> int:

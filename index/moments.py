@@ -119,7 +119,7 @@ def write_video_ops(session: Session, gen: int, ops: Sequence[VideoOp]) -> None:
         elif isinstance(op, CopyVideo):
             _copy(session, op, gen)
         elif isinstance(op, TouchVideo):
-            values = {"size": op.stat.size, "mtime_ns": op.stat.mtime_ns}
+            values = {"size": op.stat.size, "mtime_ns": op.stat.mtime_ns, **op.stat.stored_identity()}
             session.execute(update(_IMAGES).where(_IMAGES.c.path == op.stat.path).values(**values))
         else:  # pragma: no cover - a new op without a writer
             raise TypeError(f"unknown video write {op!r}")
@@ -164,6 +164,7 @@ def _start(session: Session, op: StartVideo, gen: int) -> None:
         "vector": None,
         "vector_gen": gen,
         "kind": VIDEO,
+        **op.stat.stored_identity(),  # the file the identity was read from: /file serves only it
     }
     found = session.scalar(select(_IMAGES.c.id).where(_IMAGES.c.path == op.stat.path))
     if found is None:
@@ -205,6 +206,8 @@ def _fail(session: Session, op: FailVideo, gen: int) -> None:
         "vector": None,
         "vector_gen": gen,
         "kind": VIDEO,
+        "dev": None,  # a failed file is never served
+        "ino": None,
     }
     found = session.scalar(select(_IMAGES.c.id).where(_IMAGES.c.path == op.stat.path))
     if found is None:
@@ -226,6 +229,7 @@ def _copy(session: Session, op: CopyVideo, gen: int) -> None:
         **_NO_PHOTO_META,
         "size": op.stat.size,
         "mtime_ns": op.stat.mtime_ns,
+        **op.stat.stored_identity(),
         "state": INDEXED,
         "error": None,
         "vector": None,

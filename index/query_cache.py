@@ -20,6 +20,7 @@ import logging
 import sqlite3
 import threading
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -28,14 +29,21 @@ from index.records import is_utf8
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1  # 1: table vectors(text, vector float32 bytes, used); table meta(format, model)
+# 1: table vectors(text, vector float32 bytes, used); table meta(format, model).
+# 2: vectors.crc, the CRC-32 of the text's UTF-8 and the vector's bytes, checked on every read:
+#    a vector damaged in place (same length) was returned as the query. Older files are emptied.
+FORMAT = 2
 DEFAULT_CAPACITY = 10_000
 
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS vectors (text TEXT PRIMARY KEY, vector BLOB NOT NULL, used REAL NOT NULL)",
+_META = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+_VECTORS = (
+    "CREATE TABLE IF NOT EXISTS vectors (text TEXT PRIMARY KEY, vector BLOB NOT NULL, used REAL NOT NULL, crc INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS vectors_used ON vectors (used)",
 )
+
+
+def _crc(text: str, blob: bytes) -> int:
+    return zlib.crc32(blob, zlib.crc32(text.encode("utf-8")))
 
 
 class QueryVectorCache:
@@ -103,8 +111,7 @@ class QueryVectorCache:
     def _prepare(self, db: sqlite3.Connection) -> None:
         """Tables there, format and model ours (else emptied); checked on every call, since
         another process may delete or replace the file at any time (a few tens of µs)."""
-        for statement in _SCHEMA:
-            db.execute(statement)
+        db.execute(_META)
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         if meta != {"format": str(FORMAT), "model": self.model}:
             if meta:
@@ -114,22 +121,31 @@ class QueryVectorCache:
                     meta.get("model"),
                     meta.get("format"),
                 )
-            db.execute("DELETE FROM vectors")
+            db.execute("DROP TABLE IF EXISTS vectors")  # an older format's table has other columns
             db.execute("DELETE FROM meta")
             db.executemany("INSERT INTO meta VALUES (?, ?)", [("format", str(FORMAT)), ("model", self.model)])
+        for statement in _VECTORS:
+            db.execute(statement)
 
     def _get(self, db: sqlite3.Connection, text: str) -> bytes | None:
-        row = db.execute("SELECT vector FROM vectors WHERE text = ?", (text,)).fetchone()
+        row = db.execute("SELECT vector, crc FROM vectors WHERE text = ?", (text,)).fetchone()
         if row is None:
             return None
+        blob = bytes(row[0])
+        sound = _crc(text, blob) == row[1]
+        if not sound:
+            log.warning("query cache %s: the vector of %r is damaged; it is embedded again", self.path, text)
         try:
-            db.execute("UPDATE vectors SET used = ? WHERE text = ?", (time.time(), text))
-        except sqlite3.OperationalError:  # read-only or locked: the vector is still good
+            if sound:
+                db.execute("UPDATE vectors SET used = ? WHERE text = ?", (time.time(), text))
+            else:
+                db.execute("DELETE FROM vectors WHERE text = ?", (text,))
+        except sqlite3.OperationalError:  # read-only or locked: the answer stands
             pass
-        return bytes(row[0])
+        return blob if sound else None
 
     def _put(self, db: sqlite3.Connection, text: str, blob: bytes) -> None:
-        db.execute("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)", (text, blob, time.time()))
+        db.execute("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)", (text, blob, time.time(), _crc(text, blob)))
         excess = db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0] - self.capacity
         if excess > 0:
             db.execute("DELETE FROM vectors WHERE text IN (SELECT text FROM vectors ORDER BY used LIMIT ?)", (excess,))

@@ -33,6 +33,38 @@ class FileStat:
     path: str  # absolute, resolved path
     size: int  # bytes
     mtime_ns: int  # modification time, nanoseconds since the epoch
+    dev: int | None = None  # st_dev of the file that was read; None: not known (the scan's stat leaves it so)
+    ino: int | None = None  # st_ino of the file that was read; None: not known
+
+    @classmethod
+    def of(cls, path: str, status: os.stat_result) -> FileStat:
+        """The stat of ``path`` as ``status`` (an ``os.fstat`` of the descriptor read) gives it, identity included."""
+        return cls(path, status.st_size, status.st_mtime_ns, status.st_dev, status.st_ino)
+
+    def same_file(self, status: os.stat_result) -> bool:
+        """Whether ``status`` is this very file, unchanged: same device, inode, size and mtime.
+
+        False when the identity is not known (a row indexed before xmr recorded it): an
+        unknown inode cannot be told apart from a link swapped in with a forged size and mtime.
+        """
+        if self.dev is None or self.ino is None:
+            return False
+        return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns) == (
+            self.dev,
+            self.ino,
+            self.size,
+            self.mtime_ns,
+        )
+
+    def stored_identity(self) -> dict[str, int | None]:
+        """``dev`` and ``ino`` as the catalog's columns hold them: signed 64-bit (BIGINT), read back
+        modulo 2**64; None (NULL) when not known."""
+        return {"dev": _signed(self.dev), "ino": _signed(self.ino)}
+
+
+def _signed(value: int | None) -> int | None:
+    """An unsigned 64-bit st_dev/st_ino as a signed 64-bit integer."""
+    return None if value is None else (value - (1 << 64) if value >= 1 << 63 else value)
 
 
 @dataclass(frozen=True)
@@ -75,7 +107,14 @@ class ImageRecord:
     description: str | None = None  # embedded caption (EXIF ImageDescription / XMP)
     captions_mtime_ns: int = 0  # newest sidecar caption file when captions were read; 0 none
     phash: int | None = None  # perceptual hash of its pixels; None for rows from before catalog schema 2
+    dev: int | None = None  # st_dev of the file whose bytes were indexed; None: indexed before schema 4
+    ino: int | None = None  # st_ino of that file; None: indexed before schema 4
     kind: str = "image"  # "image" or "video" (index.schema.IMAGE / VIDEO)
+
+    @property
+    def stat(self) -> FileStat:
+        """What the catalog knows of the file: path, size, mtime and (when recorded) device and inode."""
+        return FileStat(self.path, self.size, self.mtime_ns, self.dev, self.ino)
 
 
 @dataclass(frozen=True)

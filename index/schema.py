@@ -11,9 +11,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 # 2: images.phash, the perceptual hash of each image's pixels (duplicates); see index.migrations.
 # 3: text read from photos (ocr_results, ocr_lines, keyed by content hash) and the keyword
 #    index (keyword_docs + SQLite FTS5 keyword_fts / PostgreSQL tsvector + GIN); see index.migrations.
-# 4: videos (issue 19): images.kind tells photos from video files; tables videos and moments
+# 4: images.dev/images.ino (which file was indexed, for /file); a tombstone floor per corpus
+#    (see index.migrations).
+# 5: videos (issue 19): images.kind tells photos from video files; tables videos and moments
 #    (moment vectors share the images id space); see index.migrations.
-CATALOG_SCHEMA = 4
+CATALOG_SCHEMA = 5
 IMAGES = "images"
 TEXTS = "texts"
 IMAGE = "image"  # images.kind of a photo
@@ -54,6 +56,10 @@ class ImageRow(Base):
     # 63-bit perceptual hash of the upright pixels (retrieval.images.phash); NULL on rows from
     # schema 1 until an index run reads them again. On the row, like the vector: moves keep it.
     phash: Mapped[int | None] = mapped_column(BigInteger)
+    # The file whose bytes were indexed (st_dev, st_ino as signed 64-bit; see index.records):
+    # /file serves only that inode. NULL: indexed before schema 4, filled by the next run.
+    dev: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    ino: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     kind: Mapped[str] = mapped_column(String(8), index=True, default=IMAGE, server_default=IMAGE)  # IMAGE or VIDEO
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from index.atomic import atomic_writer
+from index.checksums import SummedWriter, read_footer, verify
 from index.errors import CorruptFileError, LibraryVersionError
 from index.kinds.compressed import COMPRESSED_KINDS, CompressedIndex
 from index.kinds.exact import ExactIndex
@@ -36,7 +37,10 @@ from index.vectors import EXACT, IVF, ONDISK, VectorIndex
 MAGIC = b"XMRVEC\x00\x01"
 # 1: first layout (exact matrix or faiss IVF payload after the ids).
 # 2: sq8/ivfpq (codes plus float rows) and ondisk (table of a build directory); trained_on.
-SNAPSHOT_VERSION = 2
+# 3: a checksum footer (index.checksums: CRC-32 per MiB of magic, header and payload), checked
+#    on load: damage that keeps the size (overwritten rows) was served as vectors. Versions 1
+#    and 2 still load, unchecked, and are written as 3 by the next index run.
+SNAPSHOT_VERSION = 3
 _BLOCK = 1 << 16
 
 
@@ -79,28 +83,35 @@ def write_snapshot(path: Path, index: VectorIndex, generation: int) -> None:
         directory = str(Path(lay.directory).resolve().relative_to(path.parent.resolve()))
         header = replace(header, directory=directory, nlist=index.nlist, rows=lay.rows)
     raw = json.dumps(header.__dict__).encode()
-    with atomic_writer(path) as out:
+    with atomic_writer(path) as handle:
+        out = SummedWriter(handle)
         out.write(MAGIC + struct.pack("<I", len(raw)) + raw)
-        if isinstance(index, CompressedIndex):  # before IVFIndex: it is one
-            _write_compressed(out, index)
-        elif isinstance(index, OnDiskIndex):
-            out.write(np.ascontiguousarray(lay.centroids, "<f4").tobytes())
-            out.write(np.ascontiguousarray(lay.table, "<i8").tobytes())
-            out.write(np.packbits(lay.dead, bitorder="little").tobytes())
-        elif isinstance(index, ExactIndex):
-            out.write(np.ascontiguousarray(index.ids(), dtype="<i8").tobytes())
-            # Written in row blocks so a memory-mapped source is not copied whole.
-            vectors = index.vectors()
-            for start in range(0, len(vectors), _BLOCK):
-                out.write(np.ascontiguousarray(vectors[start : start + _BLOCK], "<f4").tobytes())
-        elif isinstance(index, IVFIndex):
-            out.write(np.ascontiguousarray(index.ids(), dtype="<i8").tobytes())
-            out.write(index.serialize().tobytes())
-        else:
-            raise TypeError(f"cannot snapshot index kind {index.kind!r}")
+        _write_payload(out, index)
+        out.finish()
 
 
-def _write_compressed(out, index: CompressedIndex) -> None:  # noqa: ANN001 (binary file)
+def _write_payload(out: SummedWriter, index: VectorIndex) -> None:
+    if isinstance(index, CompressedIndex):  # before IVFIndex: it is one
+        _write_compressed(out, index)
+    elif isinstance(index, OnDiskIndex):
+        lay = index.layout
+        out.write(np.ascontiguousarray(lay.centroids, "<f4").tobytes())
+        out.write(np.ascontiguousarray(lay.table, "<i8").tobytes())
+        out.write(np.packbits(lay.dead, bitorder="little").tobytes())
+    elif isinstance(index, ExactIndex):
+        out.write(np.ascontiguousarray(index.ids(), dtype="<i8").tobytes())
+        # Written in row blocks so a memory-mapped source is not copied whole.
+        vectors = index.vectors()
+        for start in range(0, len(vectors), _BLOCK):
+            out.write(np.ascontiguousarray(vectors[start : start + _BLOCK], "<f4").tobytes())
+    elif isinstance(index, IVFIndex):
+        out.write(np.ascontiguousarray(index.ids(), dtype="<i8").tobytes())
+        out.write(index.serialize().tobytes())
+    else:
+        raise TypeError(f"cannot snapshot index kind {index.kind!r}")
+
+
+def _write_compressed(out: SummedWriter, index: CompressedIndex) -> None:
     ids = np.sort(index.ids())
     out.write(np.ascontiguousarray(ids, dtype="<i8").tobytes())
     written = 0
@@ -116,8 +127,8 @@ def _write_compressed(out, index: CompressedIndex) -> None:  # noqa: ANN001 (bin
 
 def _corrupt(path: Path, why: str) -> CorruptFileError:
     return CorruptFileError(
-        f"vector index {path} is damaged ({why}). It is rebuilt from the catalog on the next "
-        "open: run  xmr info  (or delete the file) to rebuild it."
+        f"vector index {path} is damaged ({why}). It is rebuilt from the catalog, which holds every "
+        "vector: the next  xmr index  or  xmr info  saves the rebuilt one (or delete the file)."
     )
 
 
@@ -144,10 +155,36 @@ def read_header(path: Path) -> tuple[SnapshotHeader, int]:
     return header, 12 + length
 
 
+def payload_end(path: Path, header: SnapshotHeader, verify_sums: bool = True) -> int:
+    """Where the payload of the snapshot at ``path`` ends (its checksum footer, if any, follows).
+
+    A version 3 snapshot has its block checksums checked here (``verify_sums``); versions 1
+    and 2 have none and load unchecked.
+
+    Raises:
+        CorruptFileError: the footer is missing, or a block does not match its checksum.
+    """
+    size = path.stat().st_size
+    if header.version < 3:
+        return size
+    footer = read_footer(path, size)
+    if footer is None:
+        raise _corrupt(path, "its checksum footer is missing or damaged")
+    covered, block, sums = footer
+    if verify_sums:
+        bad = verify(path, covered, block, sums)
+        if bad:
+            where = ", ".join(f"{start}-{end}" for start, end in bad[:5]) + (" ..." if len(bad) > 5 else "")
+            raise _corrupt(path, f"{len(bad)} of its {len(sums)} blocks do not match their checksums (bytes {where})")
+    return covered
+
+
 def read_snapshot(path: Path, dim: int) -> tuple[VectorIndex, int]:
     """Load the snapshot at ``path``; returns the index and the generation it reflects.
 
-    Exact snapshots are memory-mapped, so opening a large library costs no read up front.
+    Every block is checked against its checksum first (version 3), so an index that was
+    overwritten in place is rebuilt rather than searched. Exact snapshots are then
+    memory-mapped (the check has just read them into the page cache).
 
     Raises:
         CorruptFileError: the file is truncated, damaged or of another width.
@@ -155,7 +192,7 @@ def read_snapshot(path: Path, dim: int) -> tuple[VectorIndex, int]:
     header, offset = read_header(path)
     if header.dim != dim:
         raise _corrupt(path, f"it holds {header.dim}-d vectors, the library's model makes {dim}-d")
-    size = path.stat().st_size
+    size = payload_end(path, header)
     ids_end = offset + 8 * header.count
     if header.kind == EXACT:
         expected = ids_end + 4 * header.count * dim
@@ -170,7 +207,7 @@ def read_snapshot(path: Path, dim: int) -> tuple[VectorIndex, int]:
         if size < ids_end:
             raise _corrupt(path, "truncated")
         ids = np.fromfile(path, dtype="<i8", count=header.count, offset=offset)
-        payload = np.fromfile(path, dtype=np.uint8, offset=ids_end)
+        payload = np.fromfile(path, dtype=np.uint8, count=size - ids_end, offset=ids_end)
         return IVFIndex(dim, _faiss_payload(path, payload), ids, header.nprobe, header.trained_on), header.generation
     if header.kind in COMPRESSED_KINDS:
         rows_end = ids_end + 4 * header.count * dim
@@ -178,7 +215,7 @@ def read_snapshot(path: Path, dim: int) -> tuple[VectorIndex, int]:
             raise _corrupt(path, "truncated")
         ids = np.fromfile(path, dtype="<i8", count=header.count, offset=offset)
         vectors = np.memmap(path, dtype="<f4", mode="r", offset=ids_end, shape=(header.count, dim))
-        payload = np.fromfile(path, dtype=np.uint8, offset=rows_end)
+        payload = np.fromfile(path, dtype=np.uint8, count=size - rows_end, offset=rows_end)
         index = CompressedIndex(
             dim,
             _faiss_payload(path, payload),

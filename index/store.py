@@ -49,6 +49,7 @@ class VectorStore:
         self._index: VectorIndex = ExactIndex(dim)
         self._gen = -1  # catalog generation reflected by self._index; -1: nothing loaded
         self.repaired = False  # True when opening found the snapshot stale or damaged
+        self.damaged = False  # True when opening found the snapshot damaged (rebuilt from the catalog, not saved)
         self._retrain: threading.Thread | None = None  # background rebuild of a grown index
         self._retrain_gen: int | None = None  # catalog generation that rebuild started from
         self._building: Path | None = None  # on-disk build directory being written
@@ -73,6 +74,7 @@ class VectorStore:
                 except CorruptFileError as exc:
                     log.warning("%s; rebuilding from the catalog", exc)
                     self._index, self._gen = ExactIndex(self.dim), -1
+                    self.damaged = True
             stale = self._gen != self.catalog.generation()
             self._sync_locked()
             self.repaired = stale and self.path.exists()
@@ -89,7 +91,7 @@ class VectorStore:
         gone = self.catalog.deleted_since(self.corpus, self._gen)
         # Checked after reading the tombstones: a prune in between would have hidden some.
         # A snapshot ahead of the catalog (catalog replaced or restored) cannot be patched.
-        if self._gen < 0 or self._gen > target or self._gen < self.catalog.tombstone_floor():
+        if self._gen < 0 or self._gen > target or self._gen < self.catalog.tombstone_floor(self.corpus):
             self._index = self._rebuild(self.config.kind_for(len(self._index), self.dim))
         else:
             index = self._index.removed(gone) if len(gone) else self._index
@@ -102,7 +104,7 @@ class VectorStore:
         if self.config.kind != AUTO:
             kind = self.config.kind
         elif kind == EXACT:
-            kind = self.config.kind_for(len(self.catalog.vector_ids(self.corpus)), self.dim)
+            kind = self.config.kind_for(len(self.catalog.vector_ids(self.corpus, self.dim)), self.dim)
         return self._build(kind)
 
     def _build(self, kind: str) -> VectorIndex:
@@ -117,7 +119,7 @@ class VectorStore:
         """Stream the catalog twice (a sample to train on, then every vector) into a new directory."""
         from index.kinds.ondisk_build import build_ondisk, new_build_dir, sample_size
 
-        count = len(self.catalog.vector_ids(self.corpus))
+        count = len(self.catalog.vector_ids(self.corpus, self.dim))
         rng = np.random.default_rng(0)
         share = min(1.0, sample_size(count) / max(count, 1))
         parts = [v[rng.random(len(v)) < share] for _, v in self.catalog.iter_vectors(self.corpus, -1, self.dim)]
@@ -149,6 +151,7 @@ class VectorStore:
         """
         with self._lock:
             self._persist_locked()
+            self.damaged = False
         if retrain != "never" and self.retrain_due():
             self.start_retrain()
             if retrain == "wait":
@@ -165,7 +168,7 @@ class VectorStore:
         write_snapshot(self.path, self._index, self._gen)
         # A running retrain catches up from its start generation: keep those tombstones.
         floor = self._gen if self._retrain_gen is None else min(self._gen, self._retrain_gen)
-        self.catalog.prune_tombstones(floor)
+        self.catalog.prune_tombstones(self.corpus, floor)
         if self._index.kind in (SQ8, IVFPQ):  # serve the float rows from the file just written
             self._index, _ = read_snapshot(self.path, self.dim)
         if self._index.kind == ONDISK:
@@ -245,4 +248,4 @@ class VectorStore:
 
     def agrees_with_catalog(self) -> bool:
         """True when the index holds exactly the catalog's vector ids (for checks and tests)."""
-        return np.array_equal(np.sort(self._index.ids()), self.catalog.vector_ids(self.corpus))
+        return np.array_equal(np.sort(self._index.ids()), self.catalog.vector_ids(self.corpus, self.dim))

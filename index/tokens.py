@@ -17,29 +17,43 @@ the identity of the encoder that made the tokens.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import struct
 import threading
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from index.atomic import atomic_write_bytes
 from index.errors import CorruptFileError, LibraryVersionError, TokenCacheMismatchError
+from index.files import disk_full_error, is_disk_full
+
+log = logging.getLogger(__name__)
 
 FORMAT = "xmr-token-cache"
 # 1: first release (float16 rows keyed by 16-byte content hashes).
-SCHEMA_VERSION = 1
+# 2: each key record is followed by the CRC-32 of its row (20 bytes a record), checked when a
+#    row is read: a row damaged in place (same size) was handed to the reranker. A damaged row
+#    reads as missing (the reranker decodes the image instead). Schema 1 caches still work,
+#    unchecked.
+SCHEMA_VERSION = 2
 KEY_BYTES = 16
+_SUM = struct.Struct("<I")
 
 
 class TokenCache:
     """Append-only, memory-mapped float16 token rows keyed by content hash (thread-safe reads)."""
 
-    def __init__(self, root: Path, tokens: int, width: int, model: str) -> None:
+    def __init__(self, root: Path, tokens: int, width: int, model: str, schema: int = SCHEMA_VERSION) -> None:
         self.root = root
         self.shape = (tokens, width)
         self.model = model
+        self.schema = schema  # of the files on disk: 1 has no row checksums
         self._row_bytes = tokens * width * 2
+        self._record = KEY_BYTES + (_SUM.size if schema >= 2 else 0)  # bytes per row in tokens.keys
+        self._sums: np.ndarray | None = None  # uint32 (rows,): CRC-32 of each row (schema 2)
         self._lock = threading.Lock()
         self._seen_size = -1
         self._rows: dict[bytes, int] = {}
@@ -111,7 +125,7 @@ class TokenCache:
             raise LibraryVersionError(
                 f"{path} was written by a newer xmr (schema {header.get('schema')}); upgrade xmr."
             )
-        return cls(root, tokens, width, model)
+        return cls(root, tokens, width, model, int(header.get("schema", 1)))
 
     # ---- writing (under the library's write lock) -------------------------------------
 
@@ -122,15 +136,20 @@ class TokenCache:
         rows = np.ascontiguousarray(tokens, dtype=np.float16)
         if rows.shape[1:] != self.shape or rows.shape[0] != len(hashes):
             raise ValueError(f"token rows {rows.shape} do not fit the cache's {self.shape} for {len(hashes)} keys")
-        keys = b"".join(bytes.fromhex(h)[:KEY_BYTES].ljust(KEY_BYTES, b"\0") for h in hashes)
+        data = rows.tobytes()
+        records = []
+        for i, h in enumerate(hashes):
+            key = bytes.fromhex(h)[:KEY_BYTES].ljust(KEY_BYTES, b"\0")
+            row = data[i * self._row_bytes : (i + 1) * self._row_bytes]
+            records.append(key + (_SUM.pack(zlib.crc32(row)) if self.schema >= 2 else b""))
         count = self._committed_rows()
-        _append_at(self.data_path, count * self._row_bytes, rows.tobytes())
-        _append_at(self.keys_path, count * KEY_BYTES, keys)
+        _append_at(self.data_path, count * self._row_bytes, data)
+        _append_at(self.keys_path, count * self._record, b"".join(records))
 
     def _committed_rows(self) -> int:
         keys = self.keys_path.stat().st_size if self.keys_path.exists() else 0
         data = self.data_path.stat().st_size if self.data_path.exists() else 0
-        return min(keys // KEY_BYTES, data // self._row_bytes)
+        return min(keys // self._record, data // self._row_bytes)
 
     # ---- reading ---------------------------------------------------------------------
 
@@ -147,10 +166,24 @@ class TokenCache:
                 self._rows.get(bytes.fromhex(h)[:KEY_BYTES].ljust(KEY_BYTES, b"\0"), -1) if h else -1 for h in hashes
             ]
             data = self._data
+            sums = self._sums
         found = np.array(rows, dtype=np.int64) >= 0
         out = np.zeros((len(hashes), *self.shape), np.float16)
         if data is not None and found.any():
             out[found] = data[np.array(rows)[found]]
+        if sums is not None:
+            for i in np.flatnonzero(found):
+                if zlib.crc32(out[i].tobytes()) != sums[rows[i]]:
+                    log.warning(
+                        "token cache %s: row %d (image %s) is damaged; it is read from the image instead. "
+                        "Delete %s/tokens.* and index with --cache-tokens to write the cache again.",
+                        self.root,
+                        rows[i],
+                        hashes[i],
+                        self.root,
+                    )
+                    found[i] = False
+                    out[i] = 0
         return out, found
 
     def size_bytes(self) -> int:
@@ -163,12 +196,14 @@ class TokenCache:
         if size == self._seen_size:
             return
         count = self._committed_rows()
-        keys = (
-            np.fromfile(self.keys_path, dtype=np.uint8, count=count * KEY_BYTES).reshape(count, KEY_BYTES)
+        records = (
+            np.fromfile(self.keys_path, dtype=np.uint8, count=count * self._record).reshape(count, self._record)
             if count
-            else np.zeros((0, KEY_BYTES), np.uint8)
+            else np.zeros((0, self._record), np.uint8)
         )
+        keys = records[:, :KEY_BYTES]
         self._rows = {key.tobytes(): row for row, key in enumerate(keys)}  # the last row of a key wins
+        self._sums = records[:, KEY_BYTES:].copy().view("<u4").reshape(-1) if self.schema >= 2 else None
         self._data = (
             np.memmap(self.data_path, dtype=np.float16, mode="r", shape=(count, *self.shape)) if count else None
         )
@@ -176,14 +211,24 @@ class TokenCache:
 
 
 def _append_at(path: Path, offset: int, payload: bytes) -> None:
-    """Write ``payload`` at ``offset`` (cutting any torn tail beyond it) and fsync."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    """Write ``payload`` at ``offset`` (cutting any torn tail beyond it) and fsync.
+
+    Raises:
+        DiskFullError: the disk is full; the rows before ``offset`` are intact (the torn
+            tail is cut off by the next append).
+    """
     try:
-        os.ftruncate(fd, offset)
-        os.lseek(fd, offset, os.SEEK_SET)
-        view = memoryview(payload)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            os.ftruncate(fd, offset)
+            os.lseek(fd, offset, os.SEEK_SET)
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise disk_full_error(path.parent, exc, f"adding token rows to {path.name}") from exc
+        raise

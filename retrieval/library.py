@@ -105,6 +105,29 @@ class Library:
         # A CUDA torch searches large exact indexes on the GPU when faiss cannot (decided lazily).
         self.images.accelerate = search_hook(device)
         self.texts.accelerate = search_hook(device)
+        self._save_repaired()
+
+    def _save_repaired(self) -> None:
+        """Save an index snapshot that opening found damaged (and rebuilt from the catalog), when
+        no index run holds the write lock: otherwise every open would rebuild it again. Best
+        effort: a read-only folder or a full disk leaves it for the next ``xmr index``."""
+        damaged = [store for store in (self.images, self.texts) if store.damaged]
+        if not damaged or self.catalog.read_only:
+            return
+        lock = WriteLock(self.layout.lock)
+        try:
+            if not lock.acquire():
+                return  # an index run is writing: it saves the index itself
+        except XmrError as exc:
+            log.info("damaged index not saved now (%s)", exc)
+            return
+        try:
+            for store in damaged:
+                store.persist(retrain="never")
+        except (OSError, XmrError) as exc:
+            log.warning("the rebuilt %s index was not saved (%s); the next xmr index saves it", store.corpus, exc)
+        finally:
+            lock.release()
 
     # ---- opening ------------------------------------------------------------------------
 
@@ -290,7 +313,7 @@ class Library:
             rules = replace(self._scan_config(exclude, follow_symlinks), vanished_roots_deleted=vanished_means_deleted)
             roots = [paths] if isinstance(paths, (str, os.PathLike)) else paths
             found = scan(roots, image_extensions() | VIDEO_EXTENSIONS, rules)
-            plan = make_plan(found, self.catalog, retry_failed=config.retry_failed)
+            plan = make_plan(found, self.catalog, retry_failed=config.retry_failed, dim=self.identity.embed_dim)
             videos = split_videos(plan, video_available())  # moves and removals of videos stay in the plan
             log.info(
                 "plan: %d to read, %d videos, %d unchanged, %d moved, %d removed",
@@ -330,17 +353,21 @@ class Library:
                     else None
                 )
                 read = reader.finish() if reader is not None else None
-            finally:
+            except BaseException as exc:
                 if reader is not None:  # interrupted or failed: stop reading text, keep what was committed
                     reader.cancel()
                     reader.join()
                 if persist:
-                    self.images.persist()  # also after an interrupt: what was committed is kept
-                    self.texts.persist()  # sidecar captions
+                    self._persist_after(exc)  # also after an interrupt: what was committed is kept
+                raise
+            if persist:
+                self.images.persist()
+                self.texts.persist()  # sidecar captions
             if read is not None:
                 self.catalog.prune_ocr()  # text of bytes no file has any more (edited or deleted)
         failures = (
             tuple(found.errors)
+            + tuple(found.skipped)
             + tuple(tally.failed)
             + (tuple(seen.failed) if seen else ())
             + (tuple(read.failed) if read else ())
@@ -419,6 +446,18 @@ class Library:
         if patterns != remembered:
             save_excludes(self.layout.scan_settings, patterns)
         return ScanConfig(exclude=patterns, follow_symlinks=follow_symlinks)
+
+    def _persist_after(self, exc: BaseException) -> None:
+        """Save the index snapshots after a run stopped on ``exc``, never hiding ``exc``.
+
+        The catalog already holds every committed batch, so a snapshot that cannot be
+        written now (the same full disk, say) is only logged: the next open catches up.
+        """
+        for store in (self.images, self.texts):
+            try:
+                store.persist()
+            except Exception as second:  # noqa: BLE001  (the first error is the one to report)
+                log.warning("the %s index was not saved after %s: %s", store.corpus, type(exc).__name__, second)
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:

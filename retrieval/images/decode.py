@@ -10,14 +10,18 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import os
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError, features
 
+from index.files import open_regular
 from index.records import ImageMeta
 from retrieval.errors import ImageDecodeError
 from retrieval.images.exif import (
@@ -37,7 +41,9 @@ __all__ = [
     "ImageDecodeError",
     "decode_bytes",
     "decode_file",
+    "decode_handle",
     "hash_file",
+    "hash_file_checked",
     "image_extensions",
     "image_formats",
     "to_rgb",
@@ -68,6 +74,11 @@ class DecodeConfig:
     """How to decode images."""
 
     max_pixels: int = 180_000_000  # refuse images whose header declares more pixels
+    # Refuse images that would decode to more pixels than this, after JPEG draft (PNG, WebP,
+    # GIF, TIFF and HEIF decode at full size): a 13000x13000 PNG of 160 KB takes 1.2-2 GB to
+    # decode, about 8-13 bytes a pixel at the peak, so this bounds memory per decoder thread.
+    max_decoded_pixels: int = 50_000_000
+    max_file_bytes: int = 512 * 2**20  # refuse larger files before reading a byte of them
     draft_side: int = 448  # JPEG draft keeps the shorter side >= this; 0 disables draft
     perceptual_hash: bool = True  # fill meta.phash (about 1 ms a photo; duplicates need it, queries do not)
 
@@ -79,6 +90,7 @@ class Decoded:
     image: Image.Image  # mode "RGB", EXIF orientation applied, possibly reduced by draft
     meta: ImageMeta  # full-resolution size after orientation, format, EXIF fields
     content_hash: str  # blake2b-128 hex of the file's bytes
+    status: os.stat_result | None = None  # fstat of the file read (size, mtime, device, inode); None for bytes
 
 
 @functools.cache
@@ -138,26 +150,88 @@ def __getattr__(name: str) -> frozenset[str]:
 def hash_file(path: str | Path) -> str:
     """Return the blake2b-128 hex digest of a file's bytes, read in 1 MiB chunks.
 
-    Equal to ``Decoded.content_hash`` for the same file. ``OSError`` from reading propagates.
+    Equal to ``Decoded.content_hash`` for the same file. ``OSError`` from opening or reading
+    propagates (:class:`NotRegularFileError` for a FIFO, device or folder: never blocks).
     """
+    return hash_file_checked(path)[0]
+
+
+def hash_file_checked(path: str | Path) -> tuple[str, os.stat_result]:
+    """:func:`hash_file`, and ``os.fstat`` of the descriptor it read (which file, exactly)."""
+    handle, status = open_regular(path)
+    with handle:
+        return _hash_handle(handle), status
+
+
+def _hash_handle(handle: BinaryIO) -> str:
+    """blake2b-128 of the whole file behind ``handle``, streamed from its start."""
     digest = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        while chunk := f.read(_HASH_CHUNK):
-            digest.update(chunk)
+    handle.seek(0)
+    while chunk := handle.read(_HASH_CHUNK):
+        digest.update(chunk)
     return digest.hexdigest()
 
 
 def decode_file(path: str | Path, config: DecodeConfig = DecodeConfig()) -> Decoded:
-    """Read a file once, hash its bytes and decode it (see :func:`decode_bytes`).
+    """Open a file (a regular file only, without blocking), hash it and decode it (see :func:`decode_handle`).
 
     Raises:
-        ImageDecodeError: the file cannot be read ("cannot read file: ...") or decoded.
+        ImageDecodeError: the file cannot be read ("cannot read file: ..."; a FIFO or device
+            is one), is larger than ``config.max_file_bytes``, or cannot be decoded.
     """
     try:
-        data = Path(path).read_bytes()
+        handle, status = open_regular(path)
     except OSError as exc:
         raise ImageDecodeError(f"cannot read file: {exc}") from exc
-    return decode_bytes(data, config, name=str(path))
+    with handle:
+        return decode_handle(handle, status, config, name=str(path))
+
+
+def decode_handle(
+    handle: BinaryIO, status: os.stat_result, config: DecodeConfig = DecodeConfig(), name: str = ""
+) -> Decoded:
+    """Decode an open regular file whose ``os.fstat`` is ``status``; see :func:`decode_bytes` (and its ``name``).
+
+    Memory stays bounded whatever the file holds: its size is checked before any byte is
+    read, the header's pixel counts before any pixel is decoded, and the bytes are decoded
+    and hashed from the file, never held whole. The hash covers the whole file, as
+    :func:`hash_file` does.
+
+    Raises:
+        ImageDecodeError: empty, larger than ``config.max_file_bytes``, not an image, too many
+            pixels, truncated or corrupt, or changed while it was read.
+    """
+    if status.st_size == 0:
+        raise ImageDecodeError("empty file")
+    if status.st_size > config.max_file_bytes:
+        raise ImageDecodeError(
+            f"file is {status.st_size / 2**20:,.0f} MiB, over the {config.max_file_bytes / 2**20:g} MiB limit "
+            "(DecodeConfig.max_file_bytes); not read"
+        )
+    if name and is_raw(name):  # rawpy reads bytes: a RAW file is read whole (within max_file_bytes)
+        try:
+            decoded = decode_bytes(handle.read(), config, name)
+        except OSError as exc:
+            raise ImageDecodeError(f"cannot read file: {exc}") from exc
+        image, meta, content_hash = decoded.image, decoded.meta, decoded.content_hash
+    else:
+        image, meta = _decode_source(handle, config, lambda: _head(handle))
+        try:
+            content_hash = _hash_handle(handle)
+        except OSError as exc:
+            raise ImageDecodeError(f"cannot read file: {exc}") from exc
+    try:
+        after = os.fstat(handle.fileno())
+    except OSError as exc:
+        raise ImageDecodeError(f"cannot read file: {exc}") from exc
+    if (after.st_size, after.st_mtime_ns) != (status.st_size, status.st_mtime_ns):
+        raise ImageDecodeError("the file changed while it was read; it is read again on the next run")
+    return Decoded(image, meta, content_hash, status)
+
+
+def _head(handle: BinaryIO) -> bytes:
+    handle.seek(0)
+    return handle.read(16)
 
 
 def decode_bytes(data: bytes, config: DecodeConfig = DecodeConfig(), name: str = "") -> Decoded:
@@ -172,31 +246,38 @@ def decode_bytes(data: bytes, config: DecodeConfig = DecodeConfig(), name: str =
 
     Raises:
         ImageDecodeError: empty data, not an image, unsupported format, truncated or
-            corrupt data, or more pixels than ``config.max_pixels``.
+            corrupt data, or more pixels than ``config.max_pixels`` (declared) or
+            ``config.max_decoded_pixels`` (to decode).
     """
     if not data:
         raise ImageDecodeError("empty file")
     if name and is_raw(name):
         image, meta = decode_raw(data, lambda preview: decode_bytes(preview, config), name)
         return Decoded(image, meta, hashlib.blake2b(data, digest_size=16).hexdigest())
+    image, meta = _decode_source(io.BytesIO(data), config, lambda: data[:16])
+    return Decoded(image, meta, hashlib.blake2b(data, digest_size=16).hexdigest())
+
+
+def _decode_source(source: BinaryIO, config: DecodeConfig, head: Callable[[], bytes]) -> tuple[Image.Image, ImageMeta]:
+    """Open ``source`` with the formats xmr reads and decode it; Pillow's errors become ImageDecodeError."""
     _register_heif()
     try:
         with warnings.catch_warnings():
             # Our own max_pixels check replaces Pillow's decompression-bomb warning.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=image_formats()) as img:
-                return _decode_opened(img, data, config)
+            with Image.open(source, formats=image_formats()) as img:
+                return _decode_opened(img, config)
     except ImageDecodeError:
         raise
     except Image.DecompressionBombError as exc:
         raise ImageDecodeError(_pillow_bomb_message(exc, config.max_pixels)) from exc
     except UnidentifiedImageError as exc:
-        raise ImageDecodeError(_unidentified_message(data)) from exc
+        raise ImageDecodeError(_unidentified_message(head())) from exc
     except _CORRUPT_ERRORS as exc:
         raise ImageDecodeError(f"truncated or corrupt image data: {exc}") from exc
 
 
-def _decode_opened(img: Image.Image, data: bytes, config: DecodeConfig) -> Decoded:
+def _decode_opened(img: Image.Image, config: DecodeConfig) -> tuple[Image.Image, ImageMeta]:
     """Decode an opened (header-only) image; see :func:`decode_bytes`."""
     width, height = img.size
     if width * height > config.max_pixels:
@@ -205,14 +286,21 @@ def _decode_opened(img: Image.Image, data: bytes, config: DecodeConfig) -> Decod
     # asking for draft_side x draft_side keeps the shorter side >= draft_side.
     if config.draft_side > 0 and min(width, height) >= 2 * config.draft_side:
         img.draft("RGB", (config.draft_side, config.draft_side))
+    decoded_w, decoded_h = img.size  # after draft: the pixels decoding will make
+    if decoded_w * decoded_h > config.max_decoded_pixels:
+        raise ImageDecodeError(
+            f"image is {width}x{height} = {width * height / 1e6:.1f} megapixels and {img.format} decodes at full "
+            f"size: over the {config.max_decoded_pixels / 1e6:g} megapixel decoding limit "
+            "(DecodeConfig.max_decoded_pixels)"
+        )
     img.load()  # decode now, so truncated data fails here and not in a later resize
     meta = read_meta(img, (width, height), "unknown")
     rgb = upright(_to_rgb(img), meta.orientation)
     if rgb is img:
-        rgb = img.copy()  # closing img destroys its pixels; the copy also frees `data`
+        rgb = img.copy()  # closing img destroys its pixels
     if config.perceptual_hash:
         meta = replace(meta, phash=perceptual_hash(rgb))
-    return Decoded(rgb, meta, hashlib.blake2b(data, digest_size=16).hexdigest())
+    return rgb, meta
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

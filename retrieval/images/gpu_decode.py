@@ -17,6 +17,7 @@ torchvision decodes with libjpeg-turbo, so all of this logic runs in CPU-only te
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import os
 import queue
@@ -34,7 +35,7 @@ import torch.nn.functional as F
 from index.records import ImageMeta
 from retrieval.errors import ImageDecodeError
 from retrieval.images.decode import DecodeConfig, decode_bytes
-from retrieval.images.headers import Header, jpeg_header
+from retrieval.images.headers import Header, jpeg_header, read_checked
 from retrieval.images.phash import HASH_SIDE, hash_grey
 from retrieval.images.raw import is_raw
 
@@ -134,6 +135,7 @@ class Probe:
     orientation: int | None = None  # EXIF orientation to apply to the decoded JPEG
     pixels: torch.Tensor | None = None  # (3, H, W) preprocessed on the CPU (not a GPU-lane JPEG)
     error: str = ""  # why the file could not be read; empty when it could
+    status: os.stat_result | None = None  # fstat of the file read: which file (device, inode), its size and mtime
 
 
 def probe_file(key: object, path: str, config: DecodeConfig, preprocess: Callable) -> Probe:
@@ -142,11 +144,10 @@ def probe_file(key: object, path: str, config: DecodeConfig, preprocess: Callabl
     Never raises for a bad file: the reason is in ``Probe.error`` (the CPU path's words).
     """
     try:
-        with open(path, "rb") as f:
-            data = f.read()  # bytes, not bytearray: BytesIO and torch.frombuffer then share them, no copy under the GIL
-    except OSError as exc:
-        return Probe(key, error=f"cannot read file: {exc}")
-    return _probe_bytes(key, data, config, preprocess, path)
+        data, status = read_checked(path, config)
+    except ImageDecodeError as exc:
+        return Probe(key, error=str(exc))
+    return dataclasses.replace(_probe_bytes(key, data, config, preprocess, path), status=status)
 
 
 def probe_header(key: object, path: str, header: Header, config: DecodeConfig, preprocess: Callable) -> Probe:
@@ -159,14 +160,14 @@ def probe_header(key: object, path: str, header: Header, config: DecodeConfig, p
     if header.error:
         return Probe(key, error=header.error)
     try:
-        with open(path, "rb") as f:
-            mtime_ns = os.fstat(f.fileno()).st_mtime_ns
-            data = f.read()
-    except OSError as exc:
-        return Probe(key, error=f"cannot read file: {exc}")
-    if header.meta is None or (len(data), mtime_ns) != (header.size, header.mtime_ns):
-        return _probe_bytes(key, data, config, preprocess, path)
-    return Probe(key, header.content_hash, header.meta, torch.frombuffer(data, dtype=torch.uint8), header.orientation)
+        data, status = read_checked(path, config)
+    except ImageDecodeError as exc:
+        return Probe(key, error=str(exc))
+    seen = (len(data), status.st_mtime_ns, status.st_dev, status.st_ino)
+    if header.meta is None or seen != (header.size, header.mtime_ns, header.dev, header.ino):
+        return dataclasses.replace(_probe_bytes(key, data, config, preprocess, path), status=status)
+    jpeg = torch.frombuffer(data, dtype=torch.uint8)
+    return Probe(key, header.content_hash, header.meta, jpeg, header.orientation, status=status)
 
 
 def _probe_bytes(key: object, data: bytes, config: DecodeConfig, preprocess: Callable, path: str = "") -> Probe:

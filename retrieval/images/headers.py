@@ -16,6 +16,7 @@ the GPU cannot decode.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import logging
@@ -31,11 +32,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from index.files import open_regular
 from index.records import ImageMeta
+from retrieval.errors import ImageDecodeError
 from retrieval.images.decode import DecodeConfig
 from retrieval.images.exif import read_meta
 
-__all__ = ["MAX_GPU_PIXELS", "Header", "HeaderReaders", "jpeg_header", "read_header", "read_headers", "serve"]
+__all__ = [
+    "MAX_GPU_PIXELS",
+    "Header",
+    "HeaderReaders",
+    "jpeg_header",
+    "read_checked",
+    "read_header",
+    "read_headers",
+    "serve",
+]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +66,8 @@ class Header:
     content_hash: str = ""  # blake2b-128 hex of the bytes it read
     size: int = -1  # bytes it read
     mtime_ns: int = -1  # modification time of the file it read (fstat of the open file)
+    dev: int = -1  # device of the file it read (fstat): the reader checks it reads the same file
+    ino: int = -1  # inode of the file it read (fstat)
     meta: ImageMeta | None = None  # set for JPEGs the GPU can decode; None: the CPU decoder judges the file
     orientation: int | None = None  # EXIF orientation to apply after decoding
     error: str = ""  # the file could not be read ("cannot read file: ...")
@@ -88,19 +102,46 @@ def jpeg_header(data: bytes, config: DecodeConfig) -> tuple[ImageMeta, int | Non
 def read_header(path: str, config: DecodeConfig) -> Header:
     """Read ``path``, hash its bytes and parse its JPEG header; never raises for a bad file."""
     try:
-        with open(path, "rb") as f:
-            mtime_ns = os.fstat(f.fileno()).st_mtime_ns
-            data = f.read()
-    except OSError as exc:
-        return Header(error=f"cannot read file: {exc}")
+        data, status = read_checked(path, config)
+    except ImageDecodeError as exc:
+        return Header(error=str(exc))
     content_hash = hashlib.blake2b(data, digest_size=16).hexdigest()
+    seen = Header(content_hash, len(data), status.st_mtime_ns, dev=status.st_dev, ino=status.st_ino)
     try:
         header = jpeg_header(data, config)
     except Exception:  # noqa: BLE001  (anything odd in the header: let the CPU decoder judge)
         header = None
     if header is None:
-        return Header(content_hash, len(data), mtime_ns)
-    return Header(content_hash, len(data), mtime_ns, header[0], header[1])
+        return seen
+    return dataclasses.replace(seen, meta=header[0], orientation=header[1])
+
+
+def read_checked(path: str, config: DecodeConfig) -> tuple[bytes, os.stat_result]:
+    """The bytes of the regular file at ``path`` (at most ``config.max_file_bytes``) and its fstat.
+
+    Never blocks on a FIFO and never reads a device (see :func:`index.files.open_regular`).
+
+    Raises:
+        ImageDecodeError: it cannot be read, is not a regular file, or is too large.
+    """
+    try:
+        handle, status = open_regular(path)
+    except OSError as exc:
+        raise ImageDecodeError(f"cannot read file: {exc}") from exc
+    with handle:
+        if status.st_size > config.max_file_bytes:
+            raise ImageDecodeError(
+                f"file is {status.st_size / 2**20:,.0f} MiB, over the {config.max_file_bytes / 2**20:g} MiB limit "
+                "(DecodeConfig.max_file_bytes); not read"
+            )
+        try:
+            # bytes, not bytearray: BytesIO and torch.frombuffer then share them, no copy under the GIL
+            data = handle.read(config.max_file_bytes + 1)
+        except OSError as exc:
+            raise ImageDecodeError(f"cannot read file: {exc}") from exc
+    if len(data) > config.max_file_bytes:
+        raise ImageDecodeError("the file grew past DecodeConfig.max_file_bytes while it was read; not read")
+    return data, status
 
 
 def read_headers(paths: Sequence[str], config: DecodeConfig) -> list[Header]:

@@ -28,6 +28,11 @@ def thumbnail_bytes(
     """
     config = DecodeConfig(draft_side=side, perceptual_hash=False)
     image = (decode_bytes(source, config, name) if isinstance(source, bytes) else decode_file(source, config)).image
+    return encode_thumbnail(image, side, format, quality)
+
+
+def encode_thumbnail(image: Image.Image, side: int = 160, format: str = "PNG", quality: int = 85) -> bytes:
+    """A decoded RGB ``image`` shrunk to at most ``side`` px on its longer side and encoded as ``format``."""
     image.thumbnail((side, side))
     image = to_srgb(image)
     buffer = io.BytesIO()

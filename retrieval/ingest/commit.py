@@ -194,6 +194,8 @@ def _prepare(
     touched = [r.stat for r in read if _same_bytes(r, plan)]
     good = [r for r in read if not _same_bytes(r, plan)] if touched else read
     known = _known_vectors({r.content_hash for r in good}, catalog, pending)
+    width = 4 * int(getattr(encoder, "dim", 0) or 0)  # bytes of a sound vector (a test fake may not say)
+    known = {h: v for h, v in known.items() if not width or len(v) == width}  # never copy a damaged vector
     vectors = {
         r.stat.path: known[r.content_hash] for r in good if r.content_hash in known
     }  # same bytes elsewhere: no need to encode
@@ -275,4 +277,6 @@ def embed_captions(found: dict[str, list[str]], plan: Plan, encoder: Encoder) ->
 def _same_bytes(item: Read, plan: Plan) -> bool:
     """A changed file whose content hash did not change (only its timestamp did)."""
     old = plan.previous.get(item.stat.path)
+    if item.stat.path in plan.reembed:  # same bytes, but the stored vector is damaged
+        return False
     return old is not None and old.state != FAILED and old.content_hash == item.content_hash

@@ -31,20 +31,28 @@ from retrieval.models.encoder import Encoder
 if TYPE_CHECKING:
     from retrieval.images.headers import HeaderReaders
 
-__all__ = ["apply_plan_edits", "run_plan"]
+__all__ = ["apply_plan_edits", "read_stat", "run_plan"]
 
 
 _HEADER_CHUNK = 16  # files per task for a header process: amortises the pickling round trip
+_IDENTIFY_BATCH = 5000  # identities recorded per catalog transaction
 
 
 def _read(stat: FileStat, encoder: Encoder, config: DecodeConfig) -> Read:
     try:
         decoded = decode_file(stat.path, config)
-        return Read(stat, decoded.content_hash, encoder.preprocess(decoded.image), decoded.meta)
+        read = read_stat(stat, decoded.status)
+        return Read(read, decoded.content_hash, encoder.preprocess(decoded.image), decoded.meta)
     except ImageDecodeError as exc:
         return Read(stat, error=str(exc))
     except Exception as exc:  # a bad file must never stop the run; keep the reason
         return Read(stat, error=f"{exc.__class__.__name__}: {exc}")
+
+
+def read_stat(scanned: FileStat, status: os.stat_result | None) -> FileStat:
+    """The stat to record for a file: that of the descriptor whose bytes were hashed and decoded
+    (size, mtime, device and inode all of the same read), else the scan's (identity unknown)."""
+    return scanned if status is None else FileStat.of(scanned.path, status)
 
 
 def _reads(plan: Plan, encoder: Encoder, config: IngestConfig) -> Iterator[Read]:
@@ -129,7 +137,8 @@ def _gpu_reads(plan: Plan, encoder: Encoder, config: IngestConfig) -> tuple[Iter
             stack.callback(batches.close)  # runs first: the reader threads stop before the header processes do
             for probes, pixels in batches:
                 for row, p in enumerate(probes):
-                    yield Read(p.key, p.content_hash, None if p.error else pixels[row], p.meta, p.error)  # type: ignore[arg-type]
+                    stat = read_stat(p.key, p.status)  # type: ignore[arg-type]
+                    yield Read(stat, p.content_hash, None if p.error else pixels[row], p.meta, p.error)
 
     return reads(), size
 
@@ -149,6 +158,8 @@ def apply_plan_edits(plan: Plan, encoder: Encoder, catalog: Catalog, config: Ing
     """Commit the plan's moves, removals and caption-only updates (no image is read)."""
     if plan.moved or plan.removed:
         catalog.apply(moved=plan.moved, removed=plan.removed, captions={p: Captions(0) for p in plan.removed_paths})
+    for start in range(0, len(plan.identified), _IDENTIFY_BATCH):  # which file each old row is (hash checked)
+        catalog.apply(touched=plan.identified[start : start + _IDENTIFY_BATCH])
     for start in range(0, len(plan.recaption), config.batch_size):  # sidecars edited, images not
         rows = plan.recaption[start : start + config.batch_size]
         found = {r.path: sidecar_captions(r.path, r.description) for r in rows}

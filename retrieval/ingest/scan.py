@@ -7,20 +7,23 @@ row's content found at a new path: keep its id and vector), and removed.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from index.catalog import Catalog
+from index.files import describe_mode
 from index.records import FAILED, PARTIAL, FileStat, ImageRecord, Moved, is_utf8
 from index.schema import VIDEO
-from retrieval.images.decode import hash_file
+from retrieval.images.decode import hash_file_checked
 from retrieval.images.raw import RAW_EXTENSIONS
 from retrieval.ingest.exclusions import ExclusionRules
 from retrieval.ingest.sidecars import sidecar_mtime, sidecar_paths
 from retrieval.video.formats import is_video
-from retrieval.video.identity import video_identity
+from retrieval.video.identity import video_identity_checked
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,9 @@ class ScanResult:
     links_skipped: tuple[tuple[str, str], ...] = ()  # (symbolic link to a folder, why it was not walked)
     raw_skipped: tuple[str, ...] = ()  # RAW files found but not readable here (rawpy missing)
     rules: ExclusionRules | None = None  # the rules the walk used (make_plan asks them about catalog rows)
+    # (path, why) for entries with an image name that are no regular file (a FIFO, a device, a
+    # link to one): reported, and a catalogued image at that path leaves the library.
+    skipped: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -58,6 +64,10 @@ class Plan:
     removed_paths: list[str] = field(default_factory=list)  # their paths (to drop their captions)
     sidecar_mtimes: dict[str, int] = field(default_factory=dict)  # image path -> newest sidecar mtime
     recaption: list[ImageRecord] = field(default_factory=list)  # unchanged images whose sidecars changed
+    # Unchanged images indexed before the catalog recorded which file they are: their bytes
+    # were hashed again and matched, so this stat (device and inode of that read) is recorded.
+    identified: list[FileStat] = field(default_factory=list)
+    reembed: set[str] = field(default_factory=set)  # paths whose stored vector is damaged: embed again
     unchanged: int = 0
     rehash: int = 0  # of ``todo``, unchanged indexed files read only for the perceptual hash they lack
     excluded_paths: list[str] = field(default_factory=list)  # of ``removed_paths``: still on disk, excluded now
@@ -77,6 +87,7 @@ class _Walk:
     links: list[str] = field(default_factory=list)  # symbolic links to folders, walked after every real folder
     links_skipped: list[tuple[str, str]] = field(default_factory=list)
     raw_skipped: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # not regular files with an image name
     walked: dict[tuple[int, int], str] = field(default_factory=dict)  # (device, inode) of each folder walked -> path
 
 
@@ -116,7 +127,7 @@ def scan(roots: Iterable[str | Path], extensions: frozenset[str], config: ScanCo
         elif os.path.isdir(path):
             _walk(path, walk)
         else:
-            walk.errors.append((path, "not a regular file or folder"))
+            walk.errors.append((path, f"{not_a_file(path)}: not a regular file or folder"))
     _walk_links(walk)
     walk.errors.extend(walk.rules.problems)
     return ScanResult(
@@ -128,6 +139,7 @@ def scan(roots: Iterable[str | Path], extensions: frozenset[str], config: ScanCo
         tuple(walk.links_skipped),
         tuple(walk.raw_skipped),
         walk.rules,
+        tuple(walk.skipped),
     )
 
 
@@ -168,8 +180,29 @@ def _visit(entry: os.DirEntry, stack: list[str], walk: _Walk) -> None:
         walk.texts[entry.path] = entry.stat().st_mtime_ns  # a possible sidecar caption
     elif entry.is_file():
         _add(walk, entry.path)
-    elif entry.is_symlink() and _has_extension(entry.name, walk.extensions):
-        walk.errors.append((entry.path, "a symbolic link to nothing (its target is missing)"))
+    elif _has_extension(entry.name, walk.extensions):
+        why = not_a_file(entry.path)
+        # A dangling link may be a drive not mounted now: its image is kept, as for an unreadable folder.
+        if why.startswith(_DANGLING):
+            walk.errors.append((entry.path, why))
+        else:
+            walk.skipped.append((entry.path, f"{why}, not a regular file: skipped"))
+
+
+_DANGLING = "a symbolic link to nothing"
+
+
+def not_a_file(path: str) -> str:
+    """What ``path`` is, in words, when it is no regular file: "a FIFO (named pipe)", "a symbolic
+    link to a character device (/dev/zero)", "a symbolic link to nothing (its target is missing)"."""
+    link = os.path.islink(path)
+    try:
+        kind = describe_mode(os.stat(path).st_mode)
+    except OSError as exc:
+        if link and exc.errno == errno.ENOENT:
+            return f"{_DANGLING} (its target is missing)"
+        return f"{'a symbolic link that ' if link else ''}cannot be read ({exc.strerror or exc})"
+    return f"a symbolic link to {kind} ({os.path.realpath(path)})" if link else kind
 
 
 def _excluded(entry: os.DirEntry, walk: _Walk) -> bool:
@@ -242,10 +275,19 @@ def _add(walk: _Walk, path: str, explicit: bool = False) -> None:
     walk.files[path] = FileStat(path, stat.st_size, stat.st_mtime_ns)
 
 
-def make_plan(found: ScanResult, catalog: Catalog, retry_failed: bool = False) -> Plan:
-    """Compare what is on disk with what the catalog knows under the same roots."""
+def make_plan(found: ScanResult, catalog: Catalog, retry_failed: bool = False, dim: int | None = None) -> Plan:
+    """Compare what is on disk with what the catalog knows under the same roots.
+
+    Unchanged images whose row does not yet say which file they are (indexed before the
+    catalog recorded device and inode) are hashed again: a match records the file's identity
+    (:attr:`Plan.identified`), a mismatch (same size and mtime, other bytes: forged, or damaged)
+    reads the file again. With ``dim``, images whose stored vector is not ``dim`` floats (a
+    damaged row) are read and embedded again.
+    """
     known = catalog.files_under(found.roots)
-    plan = Plan()
+    damaged = {r.path for r in catalog.bad_vectors(dim, found.roots)} if dim else set()
+    plan = Plan(reembed=damaged)
+    unchanged: list[tuple[FileStat, ImageRecord]] = []
     for path, stat in found.files.items():
         row = known.get(path)
         if row is None:
@@ -254,21 +296,29 @@ def make_plan(found: ScanResult, catalog: Catalog, retry_failed: bool = False) -
             (row.size, row.mtime_ns) != (stat.size, stat.mtime_ns)
             or (retry_failed and row.state == FAILED)
             or row.state == PARTIAL  # a video a killed run left half done: resume it
+            or path in damaged
         ):
             plan.todo.append(stat)
             plan.previous[path] = row
-        elif _lacks_phash(row):
+        elif _lacks_phash(row):  # the read records its device and inode too
             plan.todo.append(stat)  # read again, its bytes unchanged: only the hash is written
             plan.previous[path] = row
             plan.rehash += 1
         else:
-            plan.unchanged += 1
-            if (
-                row.kind != VIDEO
-                and row.state != FAILED
-                and sidecar_mtime(path, found.text_files) != row.captions_mtime_ns
-            ):
-                plan.recaption.append(row)
+            unchanged.append((stat, row))
+    plan.identified, reread = _identify([(s, r) for s, r in unchanged if r.state != FAILED and r.dev is None])
+    for stat, row in unchanged:
+        if stat.path in reread:
+            plan.todo.append(stat)
+            plan.previous[stat.path] = row
+            continue
+        plan.unchanged += 1
+        if (
+            row.kind != VIDEO
+            and row.state != FAILED
+            and sidecar_mtime(stat.path, found.text_files) != row.captions_mtime_ns
+        ):
+            plan.recaption.append(row)
     plan.sidecar_mtimes = {path: sidecar_mtime(path, found.text_files) for path in found.files}
     gone, excluded = _gone(found, known)
     plan.moved, moved_paths = _find_moves(gone, [s for s in plan.todo if s.path not in plan.previous])
@@ -278,13 +328,54 @@ def make_plan(found: ScanResult, catalog: Catalog, retry_failed: bool = False) -
         if row.state == PARTIAL:
             plan.todo.append(move.stat)
             plan.previous[move.stat.path] = replace(
-                row, path=move.stat.path, size=move.stat.size, mtime_ns=move.stat.mtime_ns
+                row,
+                path=move.stat.path,
+                size=move.stat.size,
+                mtime_ns=move.stat.mtime_ns,
+                dev=move.stat.dev,
+                ino=move.stat.ino,
             )
     moved_ids = {m.id for m in plan.moved}
     plan.removed = [row.id for row in gone if row.id not in moved_ids]
     plan.removed_paths = [row.path for row in gone if row.id not in moved_ids]
     plan.excluded_paths = [path for path in plan.removed_paths if path in excluded]
     return plan
+
+
+_HASH_THREADS = 4  # hashing releases the GIL: a few threads keep a disk busy
+
+
+def _identify(pairs: list[tuple[FileStat, ImageRecord]]) -> tuple[list[FileStat], set[str]]:
+    """Hash each unchanged file whose row lacks its device and inode.
+
+    Returns the stats (with identity) of those whose bytes are still the indexed ones, and
+    the paths of those that must be read again: other bytes under the same size and mtime
+    (an unknown inode is never trusted on size and mtime alone). A file that cannot be read
+    now is left as it is (kept, still without identity, so still not served).
+    """
+    if not pairs:
+        return [], set()
+
+    def check(pair: tuple[FileStat, ImageRecord]) -> FileStat | bool:
+        """The identified stat; False: other bytes (read again); True: unreadable now (left as it is)."""
+        stat, row = pair
+        try:
+            digest, status = _identity_checked(stat.path)  # a video: its sampled blocks, not a full read
+        except OSError:
+            return True
+        same = digest == row.content_hash and (status.st_size, status.st_mtime_ns) == (row.size, row.mtime_ns)
+        return FileStat.of(stat.path, status) if same else False
+
+    with ThreadPoolExecutor(_HASH_THREADS, thread_name_prefix="xmr-identify") as pool:
+        results = list(pool.map(check, pairs))
+    identified = [found for found in results if isinstance(found, FileStat)]
+    return identified, {stat.path for (stat, _), found in zip(pairs, results) if found is False}
+
+
+def _identity_checked(path: str) -> tuple[str, os.stat_result]:
+    """What the catalog's ``content_hash`` holds for the file at ``path`` (a video's sampled-block
+    identity, a photo's full hash), and ``os.fstat`` of the descriptor read."""
+    return video_identity_checked(path) if is_video(path) else hash_file_checked(path)
 
 
 def _gone(found: ScanResult, known: dict[str, ImageRecord]) -> tuple[list[ImageRecord], set[str]]:
@@ -340,12 +431,12 @@ def _find_moves(gone: list[ImageRecord], new: list[FileStat]) -> tuple[list[Move
             continue  # only same-size files can be moves: no need to read the rest twice
         try:
             # A video is known by sampled blocks (a full read of a many-GB file is not needed).
-            digest = video_identity(stat.path) if is_video(stat.path) else hash_file(stat.path)
+            digest, status = _identity_checked(stat.path)
         except OSError:
             continue  # reported when the file is read for embedding
         for row in candidates:
             if row.content_hash == digest:
                 candidates.remove(row)
-                moves.append(Moved(row.id, stat, row.path))
+                moves.append(Moved(row.id, FileStat.of(stat.path, status), row.path))  # the file hashed: its identity
                 break
     return moves, {m.stat.path for m in moves}

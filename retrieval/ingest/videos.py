@@ -47,7 +47,7 @@ from retrieval.ingest.config import IngestConfig
 from retrieval.ingest.scan import Plan
 from retrieval.models.encoder import Encoder
 from retrieval.video.formats import is_video, video_format
-from retrieval.video.identity import video_identity
+from retrieval.video.identity import video_identity_checked
 
 __all__ = ["VideoPlan", "VideoTally", "index_videos", "split_videos"]
 
@@ -250,10 +250,11 @@ def _one_video(
 ) -> None:
     """Decide what ``stat`` needs and emit its events; a bad file becomes a failure, never an exception."""
     try:
-        identity = video_identity(stat.path)
+        identity, status = video_identity_checked(stat.path)
     except OSError as exc:
         _fail(stat, f"cannot read file: {exc.strerror or exc}", "", put)
         return
+    stat = FileStat.of(stat.path, status)  # the file whose blocks were read: its device and inode are recorded
     same = row is not None and row.content_hash == identity
     if same and row.state == INDEXED:  # type: ignore[union-attr]
         put(TouchVideo(stat))  # only the timestamp changed
@@ -261,7 +262,7 @@ def _one_video(
         return
     if same and row.state == PARTIAL:  # type: ignore[union-attr]
         video = catalog.video(row.id)  # type: ignore[union-attr]
-        if (row.size, row.mtime_ns) != (stat.size, stat.mtime_ns):  # type: ignore[union-attr]
+        if row.stat != stat:  # type: ignore[union-attr]  # its time changed, or its identity was not recorded
             put(TouchVideo(stat))
         resume_from = video.done if video is not None else 0.0  # where its committed moments end
         _read_video(stat, identity, resume_from, "resumed", encoder, config, put)

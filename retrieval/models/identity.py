@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from index.catalog import same_database, shown_url
-from index.errors import CatalogMismatchError, LibraryNotFoundError
+from index.errors import CatalogMismatchError, CorruptFileError, LibraryNotFoundError
 from index.layout import LibraryLayout
 from index.manifest import Manifest, ModelIdentity, read_manifest, write_manifest
 from retrieval.errors import ModelMismatchError
@@ -43,11 +43,19 @@ def open_manifest(
 
     Raises:
         LibraryNotFoundError: no library there and ``create`` is False.
+        CorruptFileError: a library is there but its manifest is missing (and ``create`` is False).
         ModelMismatchError: the model asked for is not the one the library was built with.
         CatalogMismatchError: the catalog asked for is not the one the library was built with.
     """
     manifest = read_manifest(layout.root)
     if manifest is None:
+        if not create and (layout.catalog_file.exists() or layout.image_vectors.exists()):
+            raise CorruptFileError(
+                f"{layout.root} holds a library ({layout.catalog_file.name}, {layout.image_vectors.name}) but its "
+                f"{layout.manifest.name}, which says which model made its vectors, is missing. Restore that file "
+                "from a backup (the library is otherwise intact; do not index into it with another model), "
+                "or index into a new library directory."
+            )
         if not create:
             raise LibraryNotFoundError(
                 f"no xmr library at {layout.root}. Index some photos first:  xmr index PATH"

@@ -25,7 +25,7 @@ from fastapi.responses import (
 )
 from pydantic import BaseModel
 
-from index.errors import MissingDependencyError, XmrError
+from index.errors import DiskFullError, MissingDependencyError, XmrError
 from retrieval.errors import (
     ItemFileError,
     ItemNotFoundError,
@@ -77,6 +77,7 @@ _STATUS: tuple[tuple[type[Exception], int], ...] = (
     (QueryError, 422),
     (RerankUnavailableError, 400),
     (MissingDependencyError, 503),
+    (DiskFullError, 507),  # Insufficient Storage: a thumbnail could not be written
 )
 
 

@@ -3,7 +3,8 @@
 Files are reached only through catalog ids: a request names an id, the catalog names the
 path, so no request can point the server at a file the catalog does not list. A file is
 served only while it is still the file that was indexed (same size and mtime, the rule
-incremental indexing uses), so swapping a photo for a symlink to another file serves nothing.
+incremental indexing uses) and the same inode, so swapping a photo for a link to another file
+serves nothing, even with a forged size and mtime.
 
 An id is a photo's, or a video moment's (its vector id): a moment's item is its video file
 (served whole or by byte ranges) at the moment's start (its thumbnail is that frame).
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from index.atomic import atomic_write_bytes
+from index.files import open_regular
 from index.records import INDEXED, PARTIAL, ImageRecord
 from index.schema import VIDEO
 from index.video_records import MomentRecord
@@ -105,35 +107,50 @@ def media_type(record: ImageRecord) -> str:
 
 
 def original_file(record: ImageRecord) -> Path:
-    """The catalogued file, checked to still be the regular file that was indexed.
+    """The catalogued file, checked (see :func:`open_original`) to still be the file that was indexed.
 
     Raises:
-        ItemFileError: it was moved, deleted or changed since it was indexed.
+        ItemFileError: it was moved, deleted, replaced or changed since it was indexed.
     """
-    try:
-        status = os.stat(record.path)
-    except OSError as exc:
-        raise ItemFileError(_gone_message(record)) from exc
-    _check_unchanged(record, status)
+    handle, _ = open_original(record)
+    handle.close()
     return Path(record.path)
 
 
 def open_original(record: ImageRecord) -> tuple[BinaryIO, os.stat_result]:
     """The catalogued file opened for reading, and its status, checked on the open descriptor.
 
-    Checking ``fstat`` of the descriptor that is then read leaves no gap in which the path
-    could be swapped for another file. The caller closes the handle.
+    The file must be the very file whose bytes were indexed: the same device and inode
+    (recorded at index time) and the same size and mtime. Size and mtime alone can be
+    forged (``touch -r``, a copy with the same length), so a hard link or a symbolic link
+    to another file swapped in under the indexed name is refused. The path is resolved
+    first and the final file opened with ``O_NOFOLLOW`` and ``O_NONBLOCK`` (a FIFO put in
+    its place cannot hang the request), after ``lstat`` showed it is the indexed inode; the
+    descriptor is checked again, so no swap in between can be served. A row indexed before
+    xmr recorded inodes is not served until ``xmr index`` has checked its bytes. The caller
+    closes the handle.
 
     Raises:
-        ItemFileError: it was moved, deleted or changed since it was indexed.
+        ItemFileError: it was moved, deleted, replaced or changed since it was indexed, or
+            indexed before xmr recorded which file it is.
     """
-    try:  # O_NONBLOCK: a FIFO put in the file's place must not hang the request
-        fd = os.open(record.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    indexed = record.stat
+    if indexed.dev is None or indexed.ino is None:
+        raise ItemFileError(
+            f"image {record.id} at {record.path} was indexed before xmr recorded which file it is; "
+            "run  xmr index  on its folder once (it checks the bytes, nothing is embedded again) to serve it."
+        )
+    target = os.path.realpath(record.path)  # a photo kept as a link to it is served from its target
+    try:
+        status = os.lstat(target)
     except OSError as exc:
         raise ItemFileError(_gone_message(record)) from exc
-    handle = os.fdopen(fd, "rb")
+    _check_unchanged(record, status)  # before opening: nothing but the indexed inode is ever opened
     try:
-        status = os.fstat(fd)
+        handle, status = open_regular(target, follow_symlinks=False)
+    except OSError as exc:  # gone, swapped for a link (ELOOP), a FIFO or a folder meanwhile
+        raise ItemFileError(_changed_message(record)) from exc
+    try:
         _check_unchanged(record, status)
     except BaseException:
         handle.close()
@@ -142,13 +159,15 @@ def open_original(record: ImageRecord) -> tuple[BinaryIO, os.stat_result]:
 
 
 def _check_unchanged(record: ImageRecord, status: os.stat_result) -> None:
-    """Raise ItemFileError unless ``status`` is a regular file of the indexed size and mtime."""
+    """Raise ItemFileError unless ``status`` is the regular file that was indexed (inode, size, mtime)."""
     if not stat.S_ISREG(status.st_mode):
         raise ItemFileError(_gone_message(record))
-    if (status.st_size, status.st_mtime_ns) != (record.size, record.mtime_ns):
-        raise ItemFileError(
-            f"image {record.id} at {record.path} changed since it was indexed; run  xmr index  to update the library."
-        )
+    if not record.stat.same_file(status):
+        raise ItemFileError(_changed_message(record))
+
+
+def _changed_message(record: ImageRecord) -> str:
+    return f"image {record.id} at {record.path} changed since it was indexed; run  xmr index  to update the library."
 
 
 def _gone_message(record: ImageRecord) -> str:
@@ -187,39 +206,41 @@ class ThumbnailCache:
         """
         record = item.record
         target = self.path_for(item, side)
-        original_file(record)  # even a cached thumbnail is served only while the original is unchanged
-        if target.is_file():
-            return target
-        with self._locks[hash(target.name) % len(self._locks)]:
-            if target.is_file():  # made by another request meanwhile
+        handle, status = open_original(record)  # even a cached thumbnail: only while the original is unchanged
+        with handle:
+            if target.is_file():
                 return target
-            # atomic: a reader never sees half a file, and a failed write (disk full) leaves no temp file
-            atomic_write_bytes(target, _thumbnail_of(item, side))
+            with self._locks[hash(target.name) % len(self._locks)]:
+                if target.is_file():  # made by another request meanwhile
+                    return target
+                # atomic: a reader never sees half a file, and a failed write (disk full) leaves no temp file
+                atomic_write_bytes(target, _thumbnail_of(item, handle, status, side))  # from the file just checked
         return target
 
 
-def _thumbnail_of(item: Item, side: int) -> bytes:
-    """A JPEG thumbnail of the indexed file (a video's: its frame at the item's moment), read
-    through one checked descriptor.
+def _thumbnail_of(item: Item, handle: BinaryIO, status: os.stat_result, side: int) -> bytes:
+    """A JPEG thumbnail of the indexed file (a video's: its frame at the item's moment), read from
+    its checked descriptor (bounded memory).
 
     Raises:
-        ItemFileError: the original can no longer be read, or changed since it was indexed.
+        ItemFileError: the original cannot be decoded now.
     """
     from index.errors import MissingDependencyError
     from retrieval.errors import ImageDecodeError, VideoDecodeError
-    from retrieval.images.thumbnails import thumbnail_bytes
+    from retrieval.images.decode import DecodeConfig, decode_handle
+    from retrieval.images.thumbnails import encode_thumbnail
     from retrieval.video.thumbnails import frame_bytes
 
     record = item.record
-    handle, _ = open_original(record)
     try:
-        with handle:
-            if item.start is not None:
-                return frame_bytes(handle, item.start, side, "JPEG")
-            data = handle.read()
-        return thumbnail_bytes(data, side, "JPEG", name=record.path)
+        if item.start is not None:
+            return frame_bytes(handle, item.start, side, "JPEG")
+        image = decode_handle(
+            handle, status, DecodeConfig(draft_side=side, perceptual_hash=False), name=record.path
+        ).image
     except (OSError, ImageDecodeError, VideoDecodeError, MissingDependencyError) as exc:
         raise ItemFileError(f"item {record.id} at {record.path} cannot be read now: {exc}") from exc
+    return encode_thumbnail(image, side, "JPEG")
 
 
 def item_image(item: Item) -> str | Image.Image:

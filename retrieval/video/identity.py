@@ -24,7 +24,18 @@ import struct
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["BLOCK", "EDGE", "IDENTITY_PREFIX", "MAX_MOOV", "SPREAD", "is_video_identity", "video_identity"]
+from index.files import open_regular
+
+__all__ = [
+    "BLOCK",
+    "EDGE",
+    "IDENTITY_PREFIX",
+    "MAX_MOOV",
+    "SPREAD",
+    "is_video_identity",
+    "video_identity",
+    "video_identity_checked",
+]
 
 IDENTITY_PREFIX = "v1:"  # never equal to an image's full-file hash (plain hex)
 EDGE = 256 * 1024  # bytes hashed at each end
@@ -56,10 +67,24 @@ def video_identity(path: str | Path) -> str:
     """The sampled-block identity of the file at ``path`` (``"v1:"`` + 32 hex digits).
 
     Raises:
-        OSError: the file cannot be read.
+        OSError: the file cannot be read, or is no regular file (``NotRegularFileError``).
     """
-    with open(path, "rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
+    return video_identity_checked(path)[0]
+
+
+def video_identity_checked(path: str | Path) -> tuple[str, os.stat_result]:
+    """:func:`video_identity`, and ``os.fstat`` of the descriptor it read (which file, exactly:
+    the catalog records its device and inode, and ``/file`` serves only that file).
+
+    The file is opened without blocking and checked to be a regular file first (a FIFO put
+    in a video's place never hangs the run).
+
+    Raises:
+        OSError: the file cannot be read, or is no regular file (``NotRegularFileError``).
+    """
+    handle, status = open_regular(path)
+    with handle:
+        size = status.st_size
         digest = hashlib.blake2b(digest_size=16)
         digest.update(struct.pack("<Q", size))
         for offset, length in block_ranges(size):
@@ -75,7 +100,7 @@ def video_identity(path: str | Path) -> str:
                     break
                 digest.update(chunk)
                 length -= len(chunk)
-    return IDENTITY_PREFIX + digest.hexdigest()
+    return IDENTITY_PREFIX + digest.hexdigest(), status
 
 
 def is_video_identity(value: str) -> bool:

@@ -88,10 +88,25 @@ def failed(path: str, error: str = "cannot decode", content_hash: str = "") -> F
 
 
 def rewrite_snapshot_header(path: Path, **changes: object) -> None:
-    """Edit the JSON header of a vector snapshot in place, keeping its payload."""
+    """Edit the JSON header of a vector snapshot in place, keeping its payload (and its
+    checksum footer valid, so the edit is read as written, not as damage)."""
+    import io
+
+    from index.checksums import SummedWriter, read_footer
+
     data = Path(path).read_bytes()
+    footer = read_footer(Path(path), len(data))
+    if footer is not None:
+        data = data[: footer[0]]
     (length,) = struct.unpack("<I", data[8:12])
     header = json.loads(data[12 : 12 + length])
     header.update(changes)
     raw = json.dumps(header).encode()
-    Path(path).write_bytes(data[:8] + struct.pack("<I", len(raw)) + raw + data[12 + length :])
+    body = data[:8] + struct.pack("<I", len(raw)) + raw + data[12 + length :]
+    if footer is not None:
+        out = io.BytesIO()
+        summed = SummedWriter(out)
+        summed.write(body)
+        summed.finish()
+        body = out.getvalue()
+    Path(path).write_bytes(body)

@@ -145,7 +145,7 @@ def test_touched_updates_stat_only(catalog: Catalog, rng: np.random.Generator) -
 def test_generation_increments_once_per_apply_and_persists(catalog_url: str, rng: np.random.Generator) -> None:
     catalog = Catalog(catalog_url)
     vs = unit_rows(rng, 4, DIM)
-    assert catalog.generation() == 0 and catalog.tombstone_floor() == 0
+    assert catalog.generation() == 0 and catalog.tombstone_floor(IMAGES) == 0
     gens = [
         catalog.apply(),
         catalog.apply(embedded=[embedded(f"/lib/{i}.jpg", v) for i, v in enumerate(vs)]),
@@ -386,14 +386,14 @@ def test_store_follows_any_sequence_of_catalog_writes(empty_catalog_file: Path, 
                 action = data.draw(st.sampled_from(["refresh", "persist", "reopen"]), label="action")
                 if who == "-":
                     continue
-                if 0 <= stores[who].generation < catalog.tombstone_floor():
+                if 0 <= stores[who].generation < catalog.tombstone_floor(IMAGES):
                     event("store behind the tombstone floor")  # shown by --hypothesis-show-statistics
                 if action == "reopen":
                     stores[who] = _store(path, catalog)
                 elif action == "persist":
                     stores[who].persist()
                     assert read_header(path)[0].generation == catalog.generation()
-                    assert catalog.tombstone_floor() == catalog.generation()
+                    assert catalog.tombstone_floor(IMAGES) == catalog.generation()
                 else:
                     assert stores[who].refresh() is True
                     assert stores[who].refresh() is False  # nothing new
@@ -449,7 +449,7 @@ def test_store_older_than_the_tombstone_floor_rebuilds(
     catalog.apply(removed=doomed)
     catalog.apply(failed=[failed("/lib/img0039.jpg")])
     writer.persist()  # prunes the tombstones that `lagging` would need
-    assert catalog.tombstone_floor() == catalog.generation() > old_gen
+    assert catalog.tombstone_floor(IMAGES) == catalog.generation() > old_gen
     assert catalog.deleted_since(IMAGES, old_gen).size == 0  # an incremental update would miss them
 
     assert lagging.refresh() is True

@@ -313,8 +313,10 @@ def test_max_pixels_is_checked_from_the_header_before_decoding(tmp_path: Path) -
         warnings.simplefilter("error")  # a leaked DecompressionBombWarning would raise here
         with pytest.raises(ImageDecodeError) as refused:
             decode_file(path, DecodeConfig(max_pixels=100_000_000))
-        with pytest.raises(ImageDecodeError) as truncated:
-            decode_file(path)  # allowed by the default limit, so the missing pixel data shows
+        with pytest.raises(
+            ImageDecodeError
+        ) as truncated:  # allowed by the declared-pixel limit: the missing data shows
+            decode_file(path, DecodeConfig(max_decoded_pixels=200_000_000))
 
     assert str(refused.value) == ("image is 12000x10000 = 120.0 megapixels, over the 100 megapixel limit")
     assert "truncated or corrupt image data" in str(truncated.value)

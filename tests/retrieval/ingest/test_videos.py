@@ -47,6 +47,12 @@ def _moments(lib: Library, path: Path) -> list[tuple[int, float, float]]:
     return [(m.id, m.start, m.end) for m in lib.catalog.moments_of(row.id)]
 
 
+def _known_file(lib: Library, path: Path) -> bool:
+    """Whether the catalog row of ``path`` says which file it is (device, inode, size, mtime): what /file serves."""
+    row = lib.catalog.image_by_path(str(path))
+    return row is not None and row.stat.same_file(os.stat(path))
+
+
 def test_videos_are_indexed_with_the_photos_and_skipped_when_unchanged(
     tmp_path: Path, tiny_model_dir: Path, film_photos: dict
 ) -> None:
@@ -82,9 +88,11 @@ def test_moved_copied_touched_and_edited_videos(tmp_path: Path, tiny_model_dir: 
         moved = lib.index([media])
         assert (moved.moved, moved.encoded, moved.removed) == (1, 0, 0)
         assert _moments(lib, media / "trip" / "a.mp4") == before  # the same rows: ids, times and vectors kept
+        assert _known_file(lib, media / "trip" / "a.mp4")  # the moved file's identity, as for a photo
         shutil.copy(media / "trip" / "a.mp4", media / "copy.mp4")
         copied = lib.index([media])
         assert (copied.added, copied.encoded, copied.moments) == (1, 0, 0)
+        assert _known_file(lib, media / "copy.mp4")
         copies = _moments(lib, media / "copy.mp4")
         assert [(s, e) for _, s, e in copies] == [(s, e) for _, s, e in before] and not {i for i, *_ in copies} & {
             i for i, *_ in before
@@ -96,11 +104,13 @@ def test_moved_copied_touched_and_edited_videos(tmp_path: Path, tiny_model_dir: 
         assert (touched.unchanged, touched.encoded, touched.updated) == (2, 0, 0) and _moments(
             lib, media / "copy.mp4"
         ) == copies
+        assert _known_file(lib, media / "copy.mp4")  # the new time is recorded with the file's identity
         _film(media / "copy.mp4", film_photos, first=2, seconds=(2.5, 2.5))  # edited in place: other content
         edited = lib.index([media])
         assert (edited.updated, edited.added) == (1, 0) and edited.encoded == edited.moments > 0
         after = _moments(lib, media / "copy.mp4")
         assert not {i for i, *_ in after} & {i for i, *_ in copies} and after[-1][2] == pytest.approx(5.0, abs=0.15)
+        assert _known_file(lib, media / "copy.mp4") and _known_file(lib, media / "trip" / "a.mp4")
         assert lib.images.agrees_with_catalog()
         (media / "copy.mp4").unlink()
         assert lib.index([media]).removed == 1 and lib.info().moments == len(before)

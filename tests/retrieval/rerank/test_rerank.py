@@ -145,7 +145,7 @@ def test_token_cache_round_trip_equals_reencoding(open_library, shapes_small: Pa
     np.testing.assert_allclose(
         cached.astype(np.float32), fresh.astype(np.float32), rtol=2e-3, atol=2e-3
     )  # fp16 rounding of batch-dependent float noise
-    assert cache.size_bytes() == 24 * (17 * 32 * 2 + 16)  # fp16 grid + 16-byte key per image
+    assert cache.size_bytes() == 24 * (17 * 32 * 2 + 20)  # fp16 grid + 16-byte key and its row's CRC-32 per image
 
 
 def test_token_cache_survives_a_torn_append(tmp_path: Path) -> None:
