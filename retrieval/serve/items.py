@@ -137,7 +137,7 @@ def open_original(record: ImageRecord) -> tuple[BinaryIO, os.stat_result]:
     indexed = record.stat
     if indexed.dev is None or indexed.ino is None:
         raise ItemFileError(
-            f"image {record.id} at {record.path} was indexed before xmr recorded which file it is; "
+            f"{record.kind} {record.id} at {record.path} was indexed before xmr recorded which file it is; "
             "run  xmr index  on its folder once (it checks the bytes, nothing is embedded again) to serve it."
         )
     target = os.path.realpath(record.path)  # a photo kept as a link to it is served from its target
@@ -167,11 +167,11 @@ def _check_unchanged(record: ImageRecord, status: os.stat_result) -> None:
 
 
 def _changed_message(record: ImageRecord) -> str:
-    return f"image {record.id} at {record.path} changed since it was indexed; run  xmr index  to update the library."
+    return f"{record.kind} {record.id} at {record.path} changed since it was indexed; run  xmr index  to update the library."
 
 
 def _gone_message(record: ImageRecord) -> str:
-    return f"image {record.id} is no longer at {record.path}; run  xmr index  to update the library."
+    return f"{record.kind} {record.id} is no longer at {record.path}; run  xmr index  to update the library."
 
 
 class ThumbnailCache:
