@@ -34,6 +34,7 @@ from xmr_cli.options import (
     ContainsOpt,
     DeviceOpt,
     DuplicatesJsonOpt,
+    EachMomentOpt,
     EncoderOpt,
     EpochsOpt,
     EvalModelOpt,
@@ -56,6 +57,7 @@ from xmr_cli.options import (
     LibraryOpt,
     LrOpt,
     MaxUploadOpt,
+    MediaOpt,
     MemoryBudgetOpt,
     MinScoreOpt,
     MirrorOpt,
@@ -104,6 +106,7 @@ from xmr_cli.options import (
     TopOpt,
     TrainBatchOpt,
     UnderOpt,
+    VideoIntervalOpt,
     WarmupOpt,
     WatchJsonOpt,
     WatchPathsArg,
@@ -221,13 +224,15 @@ def index(
     no_follow: NoFollowOpt = False,
     ocr: OcrOpt = None,
     ocr_workers: OcrWorkersOpt = 0,
+    video_interval: VideoIntervalOpt = 2.0,
 ) -> None:
-    """Index (or update) the images under PATH: new, changed, moved and deleted files.
+    """Index (or update) the photos and videos under PATH: new, changed, moved and deleted files.
 
     NAS and OS debris (@eaDir, #recycle, Thumbs.db, ...) and what .xmrignore files name stay out."""
-    from retrieval import IngestConfig
+    from retrieval import IngestConfig, SampleConfig
 
-    config = IngestConfig(batch_size=batch_size, workers=workers, retry_failed=retry_failed)
+    video = SampleConfig(interval=video_interval)
+    config = IngestConfig(batch_size=batch_size, workers=workers, retry_failed=retry_failed, video=video)
     on_ray = make_ray_config(ray_address, ray_gpus, ray_actors) if ray or ray_address else None
     kind_config = make_index_config(index_kind or "", memory_budget)
     with _open(
@@ -267,6 +272,8 @@ def search(
     after: AfterOpt = None,
     before: BeforeOpt = None,
     ext: ExtOpt = None,
+    media: MediaOpt = "all",
+    each_moment: EachMomentOpt = False,
     library: LibraryOpt = None,
     model: ModelOpt = None,
     pretrained: PretrainedOpt = None,
@@ -282,7 +289,9 @@ def search(
     contains: ContainsOpt = None,
     sort: SortOpt = "relevance",
 ) -> None:
-    """Rank the library's images (or, with --texts, its texts) by WORDS and --image examples.
+    """Rank the library's photos and videos (or, with --texts, its texts) by WORDS and --image examples.
+
+    A video is one hit at its best matching moment (path @ 0:01:23); --json adds start and end seconds.
 
     Words are also looked up in the images' own text (index --ocr), names, captions and
     keywords (--mode). With --reranker, the dual top --rerank-k are rescored and scores are
@@ -292,11 +301,11 @@ def search(
 
     images, not_images = [str(p) for p in image or []], [str(p) for p in not_image or []]
     terms = build_terms(words or [], images, not_text or [], not_images, weight or [])
-    where = build_filter([str(p) for p in under or []], after, before, ext or [], contains or [])
+    where = build_filter([str(p) for p in under or []], after, before, ext or [], contains or [], media)
     check_min_score(min_score)
     if in_texts and where.active:
         raise typer.BadParameter(
-            "--under/--after/--before/--ext/--contains filter images; they do not apply with --texts"
+            "--under/--after/--before/--ext/--contains/--media filter images; they do not apply with --texts"
         )
     with _open(library, model, pretrained, device=device, runtime=runtime) as lib, working("searching"):
         rr = lib.load_reranker(reranker) if reranker else None
@@ -323,6 +332,7 @@ def search(
                 rerank_k=rerank_k,
                 mode=mode,
                 sort=sort,
+                per_video=not each_moment,
             )
             print_hits(hits, as_json=as_json, paths_only=paths_only, preview=preview)
     if not (found if in_texts else hits):

@@ -36,6 +36,7 @@ from retrieval.errors import (
     ModelNotFoundError,
     PairsFormatError,
     QueryError,
+    RangeNotSatisfiableError,
     RequestLimitError,
     RerankerError,
     RerankerMismatchError,
@@ -44,6 +45,7 @@ from retrieval.errors import (
     UnsafeBindError,
     UploadNotFoundError,
     UploadTooLargeError,
+    VideoDecodeError,
     WeightsUnavailableError,
 )
 from retrieval.ingest.commit import Progress
@@ -60,11 +62,13 @@ from retrieval.results import (
     IndexReport,
     LibraryInfo,
     Match,
+    MomentHit,
     Term,
     TextHit,
     TextReport,
 )
 from retrieval.search.duplicates import DuplicateConfig
+from retrieval.video.config import SampleConfig
 
 __all__ = [
     "BlipWeightsNotFoundError",
@@ -98,6 +102,7 @@ __all__ = [
     "LibraryVersionError",
     "Match",
     "MissingDependencyError",
+    "MomentHit",
     "ModelMismatchError",
     "ModelNotFoundError",
     "ModelSpec",
@@ -107,10 +112,12 @@ __all__ = [
     "PairsFormatError",
     "Progress",
     "QueryError",
+    "RangeNotSatisfiableError",
     "RequestLimitError",
     "RerankUnavailableError",
     "RerankerError",
     "RerankerMismatchError",
+    "SampleConfig",
     "Term",
     "TextHit",
     "TextReport",
@@ -119,6 +126,7 @@ __all__ = [
     "UnsafeBindError",
     "UploadNotFoundError",
     "UploadTooLargeError",
+    "VideoDecodeError",
     "WeightsUnavailableError",
     "XmrError",
 ]

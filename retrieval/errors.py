@@ -85,6 +85,14 @@ class DistributedIndexError(XmrError, RuntimeError):
     """The Ray run failed; the batches committed before the failure are kept."""
 
 
+class VideoDecodeError(XmrError, ValueError):
+    """A video file cannot be decoded: not a video, no video stream, an unsupported codec, or damaged."""
+
+
+class RangeNotSatisfiableError(XmrError, ValueError):
+    """An HTTP Range asks for bytes past the end of the file (the server answers 416)."""
+
+
 class ExcludePatternError(XmrError, ValueError):
     """An ``--exclude`` pattern that gitignore syntax cannot read."""
 

@@ -35,6 +35,7 @@ __all__ = [
     "Device",
     "DeviceOpt",
     "DuplicatesJsonOpt",
+    "EachMomentOpt",
     "ExportOutOpt",
     "EncoderOpt",
     "EpochsOpt",
@@ -59,6 +60,8 @@ __all__ = [
     "LibraryOpt",
     "LrOpt",
     "MaxUploadOpt",
+    "Media",
+    "MediaOpt",
     "MemoryBudgetOpt",
     "MinScoreOpt",
     "MirrorOpt",
@@ -109,6 +112,7 @@ __all__ = [
     "TopOpt",
     "TrainBatchOpt",
     "UnderOpt",
+    "VideoIntervalOpt",
     "WarmupOpt",
     "WatchJsonOpt",
     "WatchPathsArg",
@@ -280,7 +284,9 @@ def make_ray_config(address: str, gpus: float, actors: int) -> RayConfig:
 
 
 # ---- index --------------------------------------------------------------------------------------
-PathsArg = Annotated[list[Path], typer.Argument(metavar="PATH", help="Folders or image files to index (recursively).")]
+PathsArg = Annotated[
+    list[Path], typer.Argument(metavar="PATH", help="Folders, photos or videos to index (folders recursively).")
+]
 BatchSizeOpt = Annotated[
     int, number("--batch-size", minimum=1, help="Images per encoder batch and per catalog transaction.")
 ]
@@ -339,6 +345,15 @@ OcrOpt = Annotated[
 ]
 OcrWorkersOpt = Annotated[
     int, number("--ocr-workers", minimum=0, help="OCR threads beside the encoder (0: half the cores).")
+]
+VideoIntervalOpt = Annotated[
+    float,
+    typer.Option(
+        "--video-interval",
+        metavar="SECONDS",
+        parser=positive,
+        help="Seconds between frames sampled from a video (scene cuts add more).",
+    ),
 ]
 
 # ---- search -------------------------------------------------------------------------------------
@@ -419,6 +434,14 @@ ContainsOpt = Annotated[
 Sort = Literal["relevance", "date", "-date"]
 SortOpt = Annotated[
     Sort, typer.Option("--sort", help="Order of the results: relevance, or capture time (date: oldest first).")
+]
+Media = Literal["all", "photos", "videos"]
+MediaOpt = Annotated[Media, typer.Option("--media", help="Photos, videos or both.")]
+EachMomentOpt = Annotated[
+    bool,
+    typer.Option(
+        "--each-moment", help="List every matching moment of a video, not one hit per video (--mode semantic)."
+    ),
 ]
 
 # ---- texts --------------------------------------------------------------------------------------
