@@ -30,6 +30,7 @@ from xmr_cli.options import (
     BeforeOpt,
     CacheTokensOpt,
     CatalogOpt,
+    CheckpointOpt,
     ContainsOpt,
     DeviceOpt,
     DuplicatesJsonOpt,
@@ -512,6 +513,7 @@ def train(
     hard_negatives: HardNegativesOpt = True,
     augment: AugmentOpt = True,
     split: SplitOpt = "train",
+    checkpoint_seconds: CheckpointOpt = 60.0,
 ) -> None:
     """Train a dual encoder contrastively on PAIRS into --out (resumes an interrupted run)."""
     require_torch("xmr train")
@@ -530,6 +532,7 @@ def train(
         seed=seed,
         hard_negatives=hard_negatives,
         augment=augment,
+        checkpoint_seconds=checkpoint_seconds,
     )
     with TrainProgress() as bar:
         folder = run_training(pairs, out, config, on_progress=bar.update, split=split)
@@ -592,6 +595,7 @@ def train_reranker(
     split: SplitOpt = "train",
     images: ImagesRootOpt = None,
     device: DeviceOpt = "auto",
+    checkpoint_seconds: CheckpointOpt = 60.0,
 ) -> None:
     """Train a reranker over MODEL's frozen token features on PAIRS into --out (resumes)."""
     require_torch("xmr train-reranker")
@@ -614,6 +618,7 @@ def train_reranker(
         spatial=spatial,
         relation_steps=relation_steps,
         seed=seed,
+        checkpoint_seconds=checkpoint_seconds,
     )
     with RerankProgress() as bar:
         folder = run_training(pairs, encoder, out, config, on_progress=bar.update, split=split, images_root=images)

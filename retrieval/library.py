@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from index.atomic import remove_stale_temps
 from index.catalog import IMAGES, TEXTS, Catalog, shown_url
 from index.config import remember_config
 from index.deps import require_faiss
@@ -461,12 +462,14 @@ class Library:
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
-        """Hold the write lock, and make sure the library still belongs to this model.
+        """Hold the write lock, remove the temp files of killed writers, and make sure the
+        library still belongs to this model.
 
         Another process may have given a library that never got a vector to another model
         between this open and the lock (see :func:`_rebind_if_never_written`).
         """
         with WriteLock(self.layout.lock):
+            remove_stale_temps(self.layout.root)  # snapshots and manifests half-written by runs that were killed
             on_disk = read_manifest(self.layout.root)
             if on_disk is not None and not on_disk.model.same_model(self.identity):
                 raise ModelMismatchError(

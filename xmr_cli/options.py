@@ -28,6 +28,7 @@ __all__ = [
     "BeforeOpt",
     "CacheTokensOpt",
     "CatalogOpt",
+    "CheckpointOpt",
     "ContainsOpt",
     "DATE_FORMATS",
     "DEFAULT_RERANK_K",
@@ -242,6 +243,15 @@ RerankerOpt = Annotated[
         metavar="SPEC",
         show_default=False,
         help="Rescore the top results: a folder from train-reranker, or blip:HUB_NAME.",
+    ),
+]
+CheckpointOpt = Annotated[
+    float,
+    typer.Option(
+        "--checkpoint-seconds",
+        metavar="SECONDS",
+        parser=not_negative,
+        help="Write a resumable checkpoint at least this often (0: every step); a rerun resumes with the same value.",
     ),
 ]
 DEFAULT_RERANK_K = 50  # == retrieval.rerank.base.DEFAULT_RERANK_K (not imported: --help stays light)

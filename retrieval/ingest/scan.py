@@ -63,7 +63,7 @@ class Plan:
     removed: list[int] = field(default_factory=list)
     removed_paths: list[str] = field(default_factory=list)  # their paths (to drop their captions)
     sidecar_mtimes: dict[str, int] = field(default_factory=dict)  # image path -> newest sidecar mtime
-    recaption: list[ImageRecord] = field(default_factory=list)  # unchanged images whose sidecars changed
+    recaption: list[ImageRecord] = field(default_factory=list)  # same bytes (unchanged or moved), other sidecars
     # Unchanged images indexed before the catalog recorded which file they are: their bytes
     # were hashed again and matched, so this stat (device and inode of that read) is recorded.
     identified: list[FileStat] = field(default_factory=list)
@@ -338,6 +338,12 @@ def make_plan(found: ScanResult, catalog: Catalog, retry_failed: bool = False, d
     moved_ids = {m.id for m in plan.moved}
     plan.removed = [row.id for row in gone if row.id not in moved_ids]
     plan.removed_paths = [row.path for row in gone if row.id not in moved_ids]
+    # A moved row carries its captions along, but its sidecars may not have moved with it (or
+    # others lie at the new place): those of its new path are read again, as for an unchanged file.
+    rows = {row.id: row for row in gone}
+    for move in plan.moved:
+        if sidecar_mtime(move.stat.path, found.text_files) != rows[move.id].captions_mtime_ns:
+            plan.recaption.append(replace(rows[move.id], path=move.stat.path))
     plan.excluded_paths = [path for path in plan.removed_paths if path in excluded]
     return plan
 
