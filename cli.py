@@ -31,9 +31,11 @@ from xmr_cli.options import (
     BeforeOpt,
     CacheTokensOpt,
     CatalogOpt,
+    CheckpointOpt,
     ContainsOpt,
     DeviceOpt,
     DuplicatesJsonOpt,
+    EachMomentOpt,
     EncoderOpt,
     EpochsOpt,
     EvalModelOpt,
@@ -57,6 +59,7 @@ from xmr_cli.options import (
     LibraryOpt,
     LrOpt,
     MaxUploadOpt,
+    MediaOpt,
     MemoryBudgetOpt,
     MinScoreOpt,
     MirrorOpt,
@@ -106,6 +109,7 @@ from xmr_cli.options import (
     TopOpt,
     TrainBatchOpt,
     UnderOpt,
+    VideoIntervalOpt,
     WarmupOpt,
     WatchJsonOpt,
     WatchPathsArg,
@@ -233,13 +237,15 @@ def index(
     no_follow: NoFollowOpt = False,
     ocr: OcrOpt = None,
     ocr_workers: OcrWorkersOpt = 0,
+    video_interval: VideoIntervalOpt = 2.0,
 ) -> None:
-    """Index (or update) the images under PATH: new, changed, moved and deleted files.
+    """Index (or update) the photos and videos under PATH: new, changed, moved and deleted files.
 
     NAS and OS debris (@eaDir, #recycle, Thumbs.db, ...) and what .xmrignore files name stay out."""
-    from retrieval import IngestConfig
+    from retrieval import IngestConfig, SampleConfig
 
-    config = IngestConfig(batch_size=batch_size, workers=workers, retry_failed=retry_failed)
+    video = SampleConfig(interval=video_interval)
+    config = IngestConfig(batch_size=batch_size, workers=workers, retry_failed=retry_failed, video=video)
     on_ray = make_ray_config(ray_address, ray_gpus, ray_actors) if ray or ray_address else None
     kind_config = make_index_config(index_kind or "", memory_budget)
     check_some_exist(paths)  # before the model loads, and before a library is made
@@ -286,6 +292,8 @@ def search(
     after: AfterOpt = None,
     before: BeforeOpt = None,
     ext: ExtOpt = None,
+    media: MediaOpt = "all",
+    each_moment: EachMomentOpt = False,
     library: LibraryOpt = None,
     model: ModelOpt = None,
     pretrained: PretrainedOpt = None,
@@ -302,7 +310,9 @@ def search(
     contains: ContainsOpt = None,
     sort: SortOpt = "relevance",
 ) -> None:
-    """Rank the library's images (or, with --texts, its texts) by WORDS and --image examples.
+    """Rank the library's photos and videos (or, with --texts, its texts) by WORDS and --image examples.
+
+    A video is one hit at its best matching moment (path @ 0:01:23); --json adds start and end seconds.
 
     Words are also looked up in the images' own text (index --ocr), names, captions and
     keywords (--mode). With --reranker, the dual top --rerank-k are rescored and scores are
@@ -315,12 +325,12 @@ def search(
     terms = build_terms(words or [], images, not_text or [], not_images, weight or [])
     for path in (*images, *not_images):  # a typo in an example image is said before anything loads
         check_image_file(path)
-    where = build_filter([str(p) for p in under or []], after, before, ext or [], contains or [])
+    where = build_filter([str(p) for p in under or []], after, before, ext or [], contains or [], media)
     check_min_score(min_score)
     check_output_options(as_json=as_json, paths_only=paths_only, print0=print0, preview=preview, in_texts=in_texts)
     if in_texts and where.active:
         raise typer.BadParameter(
-            "--under/--after/--before/--ext/--contains filter images; they do not apply with --texts"
+            "--under/--after/--before/--ext/--contains/--media filter images; they do not apply with --texts"
         )
     if preview and preview_note():
         err.print(preview_note())
@@ -353,6 +363,7 @@ def search(
                 rerank_k=rerank_k,
                 mode=mode,
                 sort=sort,
+                per_video=not each_moment,
             )
             print_hits(hits, as_json=as_json, paths_only=paths_only, preview=preview, print0=print0)
             why = "" if hits else lib.explain_no_hits(where, min_score=min_score, offset=offset)
@@ -544,6 +555,7 @@ def train(
     hard_negatives: HardNegativesOpt = True,
     augment: AugmentOpt = True,
     split: SplitOpt = "train",
+    checkpoint_seconds: CheckpointOpt = 60.0,
 ) -> None:
     """Train a dual encoder contrastively on PAIRS into --out (resumes an interrupted run)."""
     require_torch("xmr train")
@@ -562,6 +574,7 @@ def train(
         seed=seed,
         hard_negatives=hard_negatives,
         augment=augment,
+        checkpoint_seconds=checkpoint_seconds,
     )
     with TrainProgress(enabled=not quiet()) as bar:
         folder = run_training(pairs, out, config, on_progress=bar.update, on_stage=bar.stage, split=split)
@@ -631,6 +644,7 @@ def train_reranker(
     split: SplitOpt = "train",
     images: ImagesRootOpt = None,
     device: DeviceOpt = "auto",
+    checkpoint_seconds: CheckpointOpt = 60.0,
 ) -> None:
     """Train a reranker over MODEL's frozen token features on PAIRS into --out (resumes)."""
     require_torch("xmr train-reranker")
@@ -653,6 +667,7 @@ def train_reranker(
         spatial=spatial,
         relation_steps=relation_steps,
         seed=seed,
+        checkpoint_seconds=checkpoint_seconds,
     )
     with RerankProgress(enabled=not quiet()) as bar:
         folder = run_training(pairs, encoder, out, config, on_progress=bar.update, split=split, images_root=images)

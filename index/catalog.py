@@ -46,9 +46,13 @@ from index.keyword_docs import OcrRecord, ocr_read, prune_ocr, write_ocr
 from index.keyword_index import KeywordIndex, phrase_ids_clause
 from index.keywords import tokens
 from index.migrations import create_extras, floor_key, upgrade
+from index.moments import moment_records, moment_vectors, moments_of, video_record, write_video_ops
 from index.records import (
     FAILED,
     INDEXED,
+    PARTIAL,
+    PHOTOS,
+    VIDEOS,
     Captions,
     Embedded,
     Failed,
@@ -60,14 +64,18 @@ from index.records import (
 )
 from index.schema import (
     CATALOG_SCHEMA,
+    IMAGE,
     IMAGES,
     TEXTS,
+    VIDEO,
     Base,
     ImageRow,
     Meta,
+    MomentRow,
     TextRow,
     Tombstone,
 )
+from index.video_records import MomentRecord, VideoOp, VideoRecord
 
 __all__ = ["CATALOG_SCHEMA", "IMAGES", "SIDECAR", "TEXTS", "Catalog", "same_database", "shown_url", "sqlite_url"]
 
@@ -129,6 +137,7 @@ def _to_record(row: ImageRow) -> ImageRecord:
         phash=row.phash,
         dev=None if row.dev is None else row.dev % _U64,  # stored signed (BIGINT), st_dev is unsigned
         ino=None if row.ino is None else row.ino % _U64,
+        kind=row.kind,
     )
 
 
@@ -139,6 +148,28 @@ def _time_condition(bound: datetime, newer: bool):  # noqa: ANN202 (SQL expressi
     if newer:
         return or_(ImageRow.captured_at >= bound, and_(ImageRow.captured_at.is_(None), ImageRow.mtime_ns >= bound_ns))
     return or_(ImageRow.captured_at < bound, and_(ImageRow.captured_at.is_(None), ImageRow.mtime_ns < bound_ns))
+
+
+def _filter_conditions(where: ImageFilter, dialect: str) -> list:
+    """SQL conditions on images rows for ``where``'s folders, extensions, dates and texts."""
+    conditions = []
+    prefixes = tuple(root.rstrip("/") + "/" for root in where.under)
+    if prefixes:
+        # A range on the indexed path column ("/a/b/" <= path < "/a/b0") uses the index
+        # and compares bytes, where LIKE would scan every row and ignore case.
+        conditions.append(
+            or_(*(and_(ImageRow.path >= p, ImageRow.path < p[:-1] + chr(ord(p[-1]) + 1)) for p in prefixes))
+        )
+    if where.extensions:
+        conditions.append(
+            or_(*(func.lower(ImageRow.path).endswith(e.lower(), autoescape=True) for e in where.extensions))
+        )
+    for bound, newer in ((where.after, True), (where.before, False)):
+        if bound is not None:
+            conditions.append(_time_condition(bound, newer))
+    for number, words in enumerate(where.contains):  # all its words, in a row, in one of the file's texts
+        conditions.append(ImageRow.id.in_(phrase_ids_clause(dialect, tokens(words), name=f"contains{number}")))
+    return conditions
 
 
 class Catalog:
@@ -405,38 +436,44 @@ class Catalog:
                 chunk = [int(i) for i in ids[start : start + 500]]
                 query = select(ImageRow.id, ImageRow.vector).where(ImageRow.id.in_(chunk), ImageRow.vector.is_not(None))
                 found.update({row_id: blob for row_id, blob in session.execute(query) if blob is not None})
+            missing = [int(i) for i in ids if int(i) not in found]
+            if missing:  # a video's moments share the image index
+                found.update(moment_vectors(session, missing))
         return found
 
     def select_images(self, where: ImageFilter) -> np.ndarray:
-        """Sorted ids of indexed images that pass ``where`` (time: capture time, else mtime)."""
+        """Sorted vector ids that pass ``where``: photos, and the moments of videos (time: capture
+        time, else mtime; folders, extensions and texts: the file's)."""
+        return self._select(where, files=False)
+
+    def select_files(self, where: ImageFilter) -> np.ndarray:
+        """Sorted catalog ids of the files that pass ``where``: photos with a vector and videos with
+        a moment (the ids the keyword index ranks, where :meth:`select_images` gives vector ids)."""
+        return self._select(where, files=True)
+
+    def _select(self, where: ImageFilter, files: bool) -> np.ndarray:
         # SQLite compares paths as bytes, so the range below is exact there; a server whose
         # collation orders paths otherwise gets a second, exact check in Python.
         recheck = bool(where.under) and self.engine.dialect.name != "sqlite"
-        columns = (ImageRow.id, ImageRow.path) if recheck else (ImageRow.id,)
-        query = select(*columns).where(ImageRow.vector.is_not(None))
+        conditions = _filter_conditions(where, self.engine.dialect.name)
+        queries = []
+        if where.media != VIDEOS:
+            queries.append(select(ImageRow.id, ImageRow.path).where(ImageRow.vector.is_not(None), *conditions))
+        if where.media != PHOTOS and files:
+            has_moment = select(MomentRow.id).where(MomentRow.video_id == ImageRow.id).exists()
+            queries.append(select(ImageRow.id, ImageRow.path).where(ImageRow.kind == VIDEO, has_moment, *conditions))
+        elif where.media != PHOTOS:  # a video passes by its file; its moments are what the index holds
+            joined = select(MomentRow.id, ImageRow.path).join(ImageRow, ImageRow.id == MomentRow.video_id)
+            queries.append(joined.where(*conditions))
         prefixes = tuple(root.rstrip("/") + "/" for root in where.under)
-        if prefixes:
-            # A range on the indexed path column ("/a/b/" <= path < "/a/b0") uses the index
-            # and compares bytes, where LIKE would scan every row and ignore case.
-            query = query.where(
-                or_(*(and_(ImageRow.path >= p, ImageRow.path < p[:-1] + chr(ord(p[-1]) + 1)) for p in prefixes))
-            )
-        if where.extensions:
-            query = query.where(
-                or_(*(func.lower(ImageRow.path).endswith(e.lower(), autoescape=True) for e in where.extensions))
-            )
-        for bound, newer in ((where.after, True), (where.before, False)):
-            if bound is not None:
-                query = query.where(_time_condition(bound, newer))
-        for number, words in enumerate(where.contains):  # all its words, in a row, in one of the image's texts
-            query = query.where(
-                ImageRow.id.in_(phrase_ids_clause(self.engine.dialect.name, tokens(words), name=f"contains{number}"))
-            )
+        ids: list[int] = []
         with self._session() as session:
-            if not recheck:
-                return np.sort(np.fromiter(session.scalars(query), dtype=np.int64))
-            rows = session.execute(query).all()
-        return np.asarray(sorted(row.id for row in rows if row.path.startswith(prefixes)), dtype=np.int64)
+            for query in queries:
+                if recheck:
+                    ids += (row.id for row in session.execute(query) if row.path.startswith(prefixes))
+                else:
+                    ids += session.scalars(query.with_only_columns(query.selected_columns[0]))
+        return np.sort(np.asarray(ids, dtype=np.int64))
 
     def text_keys(self, source: str) -> set[tuple[str, str | None]]:
         """(body, image path) of every text already added from ``source``."""
@@ -488,14 +525,18 @@ class Catalog:
             return [_to_record(row) for row in session.scalars(query)]
 
     def counts(self) -> dict[str, int]:
-        """Counts of indexed images, failed images and texts."""
+        """Counts of indexed images, failed files (photos and videos), texts, videos and their moments."""
         with self._session() as session:
-            by_state = dict(session.execute(select(ImageRow.state, func.count()).group_by(ImageRow.state)).all())
+            query = select(ImageRow.kind, ImageRow.state, func.count()).group_by(ImageRow.kind, ImageRow.state)
+            by_kind = {(kind, state): int(count) for kind, state, count in session.execute(query)}
             texts = session.scalar(select(func.count()).select_from(TextRow)) or 0
+            moments = session.scalar(select(func.count()).select_from(MomentRow)) or 0
         return {
-            "images": int(by_state.get(INDEXED, 0)),
-            "failed": int(by_state.get(FAILED, 0)),
+            "images": by_kind.get((IMAGE, INDEXED), 0),
+            "failed": sum(count for (_, state), count in by_kind.items() if state == FAILED),
             "texts": int(texts),
+            "videos": by_kind.get((VIDEO, INDEXED), 0) + by_kind.get((VIDEO, PARTIAL), 0),
+            "moments": int(moments),
         }
 
     def vectors_since(self, corpus: str, gen: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -508,29 +549,31 @@ class Catalog:
     def iter_vectors(
         self, corpus: str, gen: int, dim: int, batch: int = 10_000
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """:meth:`vectors_since` in id order, ``batch`` rows at a time (bounded memory)."""
-        table = ImageRow if corpus == IMAGES else TextRow
+        """:meth:`vectors_since`, ``batch`` rows at a time (bounded memory): in id order per table
+        (the image corpus yields its photos, then its videos' moments)."""
+        tables = (ImageRow, MomentRow) if corpus == IMAGES else (TextRow,)
         with self._session() as session:
-            query = (
-                select(table.id, table.vector)
-                .where(table.vector_gen > gen, table.vector.is_not(None))
-                .order_by(table.id)
-                .execution_options(yield_per=batch)
-            )
-            for rows in session.execute(query).partitions(batch):
-                good = [(i, blob) for i, blob in rows if blob is not None and len(blob) == 4 * dim]
-                if len(good) < len(rows):  # a damaged row must not take every other vector with it
-                    log.warning(
-                        "catalog %s: %s vectors of %s rows are not %d-d (ids %s); left out of the index. "
-                        "Run  xmr index  on their folders to embed those images again.",
-                        shown_url(self.url),
-                        len(rows) - len(good),
-                        corpus,
-                        dim,
-                        sorted(set(i for i, _ in rows) - set(i for i, _ in good))[:10],
-                    )
-                vectors = np.frombuffer(b"".join(blob for _, blob in good), dtype="<f4").reshape(len(good), dim)
-                yield np.asarray([i for i, _ in good], np.int64), np.ascontiguousarray(vectors, dtype=np.float32)
+            for table in tables:
+                query = (
+                    select(table.id, table.vector)
+                    .where(table.vector_gen > gen, table.vector.is_not(None))
+                    .order_by(table.id)
+                    .execution_options(yield_per=batch)
+                )
+                for rows in session.execute(query).partitions(batch):
+                    good = [(i, blob) for i, blob in rows if blob is not None and len(blob) == 4 * dim]
+                    if len(good) < len(rows):  # a damaged row must not take every other vector with it
+                        log.warning(
+                            "catalog %s: %s vectors of %s rows are not %d-d (ids %s); left out of the index. "
+                            "Run  xmr index  on their folders to embed those images again.",
+                            shown_url(self.url),
+                            len(rows) - len(good),
+                            table.__tablename__,
+                            dim,
+                            sorted(set(i for i, _ in rows) - set(i for i, _ in good))[:10],
+                        )
+                    vectors = np.frombuffer(b"".join(blob for _, blob in good), dtype="<f4").reshape(len(good), dim)
+                    yield np.asarray([i for i, _ in good], np.int64), np.ascontiguousarray(vectors, dtype=np.float32)
 
     def bad_vectors(self, dim: int, roots: Sequence[str] = ()) -> list[ImageRecord]:
         """Indexed images whose stored vector is not ``dim`` floats (a damaged row), under ``roots`` if given.
@@ -552,13 +595,17 @@ class Catalog:
             return np.asarray(sorted(set(session.scalars(query))), dtype=np.int64)
 
     def vector_ids(self, corpus: str, dim: int | None = None) -> np.ndarray:
-        """Every id that has a vector (of ``dim`` floats, when given), sorted."""
-        table = ImageRow if corpus == IMAGES else TextRow
+        """Every id that has a vector (of ``dim`` floats, when given), sorted (in the image corpus:
+        photos and moments)."""
+        tables = (ImageRow, MomentRow) if corpus == IMAGES else (TextRow,)
+        ids: list[int] = []
         with self._session() as session:
-            query = select(table.id).where(table.vector.is_not(None)).order_by(table.id)
-            if dim is not None:
-                query = query.where(func.length(table.vector) == 4 * dim)
-            return np.asarray(list(session.scalars(query)), dtype=np.int64)
+            for table in tables:
+                query = select(table.id).where(table.vector.is_not(None))
+                if dim is not None:
+                    query = query.where(func.length(table.vector) == 4 * dim)
+                ids += session.scalars(query)
+        return np.sort(np.asarray(ids, dtype=np.int64))
 
     def indexed_images(self) -> list[ImageRecord]:
         """Every row with a vector, in id order (what ``xmr duplicates`` compares)."""
@@ -609,6 +656,39 @@ class Catalog:
                 gen = self._bump(session)
                 write_batch(session, gen, embedded, failed, moved, removed, touched, captions, hashed)
                 return gen
+
+    # ---- videos -------------------------------------------------------------------------
+
+    def apply_videos(self, ops: Sequence[VideoOp]) -> int:
+        """Write video indexing steps (:mod:`index.video_records`) in order, in one transaction;
+        return the new generation.
+
+        Raises:
+            ValueError: a step names a video that has no row (nothing was written).
+            DiskFullError: the disk is full; nothing of this batch was written.
+            CatalogUnavailableError, CorruptFileError: the database refused the write
+                (permissions, damage); nothing of this batch was written.
+        """
+        with self._write_lock, self._session("writing a batch of video moments (nothing of it was written)") as session:
+            with session.begin():
+                gen = self._bump(session)
+                write_video_ops(session, gen, ops)
+                return gen
+
+    def moments(self, ids: Sequence[int]) -> dict[int, MomentRecord]:
+        """The moments among vector ids ``ids`` (photo ids and missing ids are left out)."""
+        with self._session() as session:
+            return moment_records(session, ids)
+
+    def moments_of(self, video_id: int) -> list[MomentRecord]:
+        """Every moment of the video whose images row is ``video_id``, in time order."""
+        with self._session() as session:
+            return moments_of(session, video_id)
+
+    def video(self, video_id: int) -> VideoRecord | None:
+        """The videos row (duration, codec, progress) of a video file, or None."""
+        with self._session() as session:
+            return video_record(session, video_id)
 
     # ---- text read from photos, the keyword index, settings ---------------------------
 

@@ -18,6 +18,7 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from index.keyword_docs import drop_docs, refresh_docs_for_paths
+from index.moments import forget_videos
 from index.records import FAILED, INDEXED, Captions, Embedded, Failed, FileStat, Moved
 from index.schema import IMAGES, TEXTS, ImageRow, TextRow, Tombstone
 
@@ -57,7 +58,7 @@ def write_batch(
     if touched:
         session.execute(
             update(_IMAGES).where(_IMAGES.c.path == bindparam("b_path")),
-            [{"b_path": s.path, "size": s.size, "mtime_ns": s.mtime_ns, **_identity(s)} for s in touched],
+            [{"b_path": s.path, "size": s.size, "mtime_ns": s.mtime_ns, **s.stored_identity()} for s in touched],
         )
     if hashed:
         session.execute(
@@ -65,6 +66,7 @@ def write_batch(
             [{"b_path": path, "phash": value} for path, value in hashed.items()],
         )
     remove_rows(session, IMAGES, removed, gen)
+    forget_videos(session, removed, gen)  # a removed video's moments leave the index with it
     _move_captions(session, moved)
     _replace_captions(session, captions or {}, gen)
     # Keyword documents last: they are made from the rows written above.
@@ -72,16 +74,6 @@ def write_batch(
     changed = [*(e.stat.path for e in embedded), *(f.stat.path for f in failed), *(m.stat.path for m in moved)]
     changed += list(captions or {})
     refresh_docs_for_paths(session, changed, {e.stat.path: e.meta.tags() for e in embedded})
-
-
-def _signed(value: int | None) -> int | None:
-    """An unsigned 64-bit st_dev/st_ino as the signed BIGINT the column holds (read back modulo 2**64)."""
-    return None if value is None else (value - (1 << 64) if value >= 1 << 63 else value)
-
-
-def _identity(stat: FileStat) -> dict[str, int | None]:
-    """The columns that say which file was read (NULL when the reader did not say)."""
-    return {"dev": _signed(stat.dev), "ino": _signed(stat.ino)}
 
 
 def insert_texts(session: Session, rows: Iterable[tuple[str, str, str | None, bytes]], gen: int) -> None:
@@ -142,7 +134,7 @@ def _upsert_embedded(
             "error": None,
             "vector": item.vector,
             "vector_gen": gen,
-            **_identity(item.stat),
+            **item.stat.stored_identity(),
         }
         row = existing.get(item.stat.path)
         if row is None:
@@ -208,7 +200,13 @@ def _move(session: Session, moved: Sequence[Moved]) -> None:
     session.execute(
         update(_IMAGES).where(_IMAGES.c.id == bindparam("b_id")),
         [
-            {"b_id": m.id, "path": m.stat.path, "size": m.stat.size, "mtime_ns": m.stat.mtime_ns, **_identity(m.stat)}
+            {
+                "b_id": m.id,
+                "path": m.stat.path,
+                "size": m.stat.size,
+                "mtime_ns": m.stat.mtime_ns,
+                **m.stat.stored_identity(),
+            }
             for m in moved
         ],
     )

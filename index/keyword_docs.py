@@ -2,7 +2,9 @@
 
 An image's document is made from what the catalog holds in that same transaction: its
 path (file and folder names), its sidecar captions and embedded description, its title
-and keywords, and the OCR lines of its content hash. So whichever writer commits last
+and keywords, and the OCR lines of its content hash. A video file's row gets one too
+(its names and sidecar captions: OCR reads photos only), keyed like a photo's by its
+``images`` id, not by its moments' vector ids. So whichever writer commits last
 (a batch of new images, or the OCR results of their bytes) leaves the right document,
 and moves and copies keep the text read from their bytes without reading it again.
 """
@@ -19,7 +21,7 @@ from sqlalchemy import Row, Table, delete, insert, select
 from sqlalchemy.orm import Session
 
 from index.keywords import index_text
-from index.records import INDEXED
+from index.records import INDEXED, PARTIAL
 from index.schema import ImageRow, KeywordDocRow, OcrLineRow, OcrResultRow, TextRow
 
 __all__ = [
@@ -106,7 +108,8 @@ def refresh_docs(session: Session, ids: Sequence[int], tags: dict[int, list[str]
     """Rewrite the documents of images ``ids`` from the catalog as it is in this transaction.
 
     ``tags`` gives new titles and keywords (from a fresh read of the file); images not in it
-    keep the ones their document had. Rows that are not indexed lose their document.
+    keep the ones their document had. Rows that are not indexed lose their document; a video
+    whose moments are still being written (partial) has one, as its moments are searchable.
     """
     ids = sorted({int(i) for i in ids})
     if not ids:
@@ -122,7 +125,7 @@ def refresh_docs(session: Session, ids: Sequence[int], tags: dict[int, list[str]
         kept.update(
             session.execute(select(_DOCS.c.image_id, _DOCS.c.tags_raw).where(_DOCS.c.image_id.in_(chunk))).all()
         )
-    indexed = [r for r in rows if r.state == INDEXED]
+    indexed = [r for r in rows if r.state in (INDEXED, PARTIAL)]
     captions = _sidecar_captions(session, [r.path for r in indexed])
     ocr = _ocr_texts(session, [r.content_hash for r in indexed])
     drop_docs(session, ids)

@@ -78,10 +78,22 @@ def _to_4(session: Session) -> None:
             session.add(Meta(key=floor_key(corpus), value=shared))
 
 
+def _to_5(session: Session) -> None:
+    """5 (issue 19): videos. ``images.kind`` tells a photo's row from a video file's, whose
+    vectors are its moments'. Every row of an older catalog is a photo, so the column is
+    added with ``"image"`` as its default; the ``videos`` and ``moments`` tables were made by
+    create_all (empty: nothing older knew videos)."""
+    columns = {c["name"] for c in inspect(session.connection()).get_columns("images")}
+    if "kind" not in columns:  # create_all made it already when the table was new
+        session.execute(text("ALTER TABLE images ADD COLUMN kind VARCHAR(8) NOT NULL DEFAULT 'image'"))
+    session.execute(text("CREATE INDEX IF NOT EXISTS ix_images_kind ON images (kind)"))
+
+
 MIGRATIONS: dict[int, Callable[[Session], None]] = {
     2: _to_2,
     3: _to_3,
     4: _to_4,
+    5: _to_5,
 }  # schema reached -> the step that reaches it
 
 

@@ -22,6 +22,8 @@ def is_utf8(text: str) -> bool:
 
 INDEXED = "indexed"
 FAILED = "failed"
+PARTIAL = "partial"  # a video whose moments are still being written (a killed run resumes it)
+ALL, PHOTOS, VIDEOS = "all", "photos", "videos"  # ImageFilter.media values
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,16 @@ class FileStat:
             self.size,
             self.mtime_ns,
         )
+
+    def stored_identity(self) -> dict[str, int | None]:
+        """``dev`` and ``ino`` as the catalog's columns hold them: signed 64-bit (BIGINT), read back
+        modulo 2**64; None (NULL) when not known."""
+        return {"dev": _signed(self.dev), "ino": _signed(self.ino)}
+
+
+def _signed(value: int | None) -> int | None:
+    """An unsigned 64-bit st_dev/st_ino as a signed 64-bit integer."""
+    return None if value is None else (value - (1 << 64) if value >= 1 << 63 else value)
 
 
 @dataclass(frozen=True)
@@ -97,6 +109,7 @@ class ImageRecord:
     phash: int | None = None  # perceptual hash of its pixels; None for rows from before catalog schema 2
     dev: int | None = None  # st_dev of the file whose bytes were indexed; None: indexed before schema 4
     ino: int | None = None  # st_ino of that file; None: indexed before schema 4
+    kind: str = "image"  # "image" or "video" (index.schema.IMAGE / VIDEO)
 
     @property
     def stat(self) -> FileStat:
@@ -143,6 +156,7 @@ class ImageFilter:
     contains: tuple[
         str, ...
     ] = ()  # texts an image must hold, each as words in a row (OCR, names, captions or keywords)
+    media: str = ALL  # ALL, PHOTOS (no video moments) or VIDEOS (only video moments)
     ext: InitVar[str | tuple[str, ...]] = ()  # more extensions, named as the CLI's --ext ("jpg,png" or ("jpg", "png"))
 
     def __post_init__(self, ext: str | tuple[str, ...] = ()) -> None:
@@ -173,6 +187,8 @@ class ImageFilter:
                     raise FilterError(
                         f"ImageFilter.{name} {value} is outside the dates this system can compare ({exc}); give a date after 1900"
                     ) from exc
+        if self.media not in (ALL, PHOTOS, VIDEOS):
+            raise FilterError(f"ImageFilter.media must be 'all', 'photos' or 'videos', not {self.media!r}")
         if self.after is not None and self.before is not None and _ordered(self.after, self.before) is False:
             raise FilterError(
                 f"ImageFilter.after ({self.after}) must be earlier than before ({self.before}): nothing would match"
@@ -180,7 +196,7 @@ class ImageFilter:
 
     @property
     def active(self) -> bool:
-        return bool(self.under or self.after or self.before or self.extensions or self.contains)
+        return bool(self.under or self.after or self.before or self.extensions or self.contains or self.media != ALL)
 
 
 @dataclass(frozen=True)

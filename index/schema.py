@@ -13,9 +13,13 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 #    index (keyword_docs + SQLite FTS5 keyword_fts / PostgreSQL tsvector + GIN); see index.migrations.
 # 4: images.dev/images.ino (which file was indexed, for /file); a tombstone floor per corpus
 #    (see index.migrations).
-CATALOG_SCHEMA = 4
+# 5: videos (issue 19): images.kind tells photos from video files; tables videos and moments
+#    (moment vectors share the images id space); see index.migrations.
+CATALOG_SCHEMA = 5
 IMAGES = "images"
 TEXTS = "texts"
+IMAGE = "image"  # images.kind of a photo
+VIDEO = "video"  # images.kind of a video file (its vectors are its moments')
 
 
 class Base(DeclarativeBase):
@@ -56,6 +60,36 @@ class ImageRow(Base):
     # /file serves only that inode. NULL: indexed before schema 4, filled by the next run.
     dev: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     ino: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    kind: Mapped[str] = mapped_column(String(8), index=True, default=IMAGE, server_default=IMAGE)  # IMAGE or VIDEO
+
+
+class VideoRow(Base):
+    """What a video file's container says, and how far indexing its moments got."""
+
+    __tablename__ = "videos"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # the file's images row
+    duration: Mapped[float] = mapped_column(Float)  # seconds
+    codec: Mapped[str] = mapped_column(String(32))  # FFmpeg decoder name, e.g. "h264"
+    fps: Mapped[float] = mapped_column(Float)  # average frames per second, 0 when unknown
+    rotation: Mapped[int] = mapped_column(Integer)  # degrees counter-clockwise that turn frames upright
+    interval: Mapped[float] = mapped_column(Float)  # seconds between samples it was indexed with
+    done: Mapped[float] = mapped_column(Float, default=0.0)  # moments cover [0, done) s: a killed run resumes here
+
+
+class MomentRow(Base):
+    """A stretch of a video shown by one frame; its vector is in the image index."""
+
+    __tablename__ = "moments"
+
+    # Vector ids share the images' id space: each is taken from the images id sequence
+    # (index.moments.allocate_ids), so no photo and no moment ever hold the same id.
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    video_id: Mapped[int] = mapped_column(Integer, index=True)  # images row of the video file
+    start_s: Mapped[float] = mapped_column(Float)  # seconds from the start of the video: its frame
+    end_s: Mapped[float] = mapped_column(Float)  # seconds: where the next moment starts
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    vector_gen: Mapped[int] = mapped_column(BigInteger, index=True, default=0)
 
 
 class TextRow(Base):

@@ -38,6 +38,7 @@ from retrieval.errors import (
     ModelNotFoundError,
     PairsFormatError,
     QueryError,
+    RangeNotSatisfiableError,
     RequestLimitError,
     RerankerError,
     RerankerMismatchError,
@@ -46,6 +47,7 @@ from retrieval.errors import (
     UnsafeBindError,
     UploadNotFoundError,
     UploadTooLargeError,
+    VideoDecodeError,
     WeightsUnavailableError,
 )
 from retrieval.ingest.commit import Progress
@@ -62,11 +64,13 @@ from retrieval.results import (
     IndexReport,
     LibraryInfo,
     Match,
+    MomentHit,
     Term,
     TextHit,
     TextReport,
 )
 from retrieval.search.duplicates import DuplicateConfig
+from retrieval.video.config import SampleConfig
 
 __all__ = [
     "ArgumentTypeError",
@@ -102,6 +106,7 @@ __all__ = [
     "LibraryVersionError",
     "Match",
     "MissingDependencyError",
+    "MomentHit",
     "ModelMismatchError",
     "ModelNotFoundError",
     "ModelSpec",
@@ -111,10 +116,12 @@ __all__ = [
     "PairsFormatError",
     "Progress",
     "QueryError",
+    "RangeNotSatisfiableError",
     "RequestLimitError",
     "RerankUnavailableError",
     "RerankerError",
     "RerankerMismatchError",
+    "SampleConfig",
     "Term",
     "TextHit",
     "TextReport",
@@ -123,6 +130,7 @@ __all__ = [
     "UnsafeBindError",
     "UploadNotFoundError",
     "UploadTooLargeError",
+    "VideoDecodeError",
     "WeightsUnavailableError",
     "XmrError",
 ]

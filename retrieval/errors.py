@@ -93,6 +93,14 @@ class LibraryClosedError(XmrError, RuntimeError):
     """The library was closed; open it again (``Library.open``) to use it."""
 
 
+class VideoDecodeError(XmrError, ValueError):
+    """A video file cannot be decoded: not a video, no video stream, an unsupported codec, or damaged."""
+
+
+class RangeNotSatisfiableError(XmrError, ValueError):
+    """An HTTP Range asks for bytes past the end of the file (the server answers 416)."""
+
+
 class ExcludePatternError(XmrError, ValueError):
     """An ``--exclude`` pattern that gitignore syntax cannot read."""
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 
+from index.atomic import remove_stale_temps
 from index.catalog import IMAGES, TEXTS, Catalog, shown_url
 from index.config import remember_config
 from index.deps import require_faiss, require_torch
@@ -32,10 +33,11 @@ from index.layout import LibraryLayout, default_library_dir
 from index.lock import WriteLock
 from index.manifest import Manifest, ModelIdentity, read_manifest
 from index.query_cache import QueryVectorCache
-from index.records import ImageFilter
+from index.records import PHOTOS, VIDEOS, ImageFilter
 from index.scan_settings import load_excludes, save_excludes
 from index.store import IndexConfig, VectorStore
 from index.tokens import TokenCache
+from index.vectors import Neighbors
 from retrieval.arguments import check_min_score, check_path, check_query_vector, check_text_option, index_roots
 from retrieval.errors import (
     ArgumentTypeError,
@@ -56,7 +58,7 @@ from retrieval.rerank.base import DEFAULT_RERANK_K
 from retrieval.results import DuplicateReport, Hit, IndexReport, LibraryInfo, Term, TextHit, TextReport
 from retrieval.search.duplicates import DuplicateConfig
 from retrieval.search.gpu_search import search_hook
-from retrieval.search.hits import image_hits, text_hits
+from retrieval.search.hits import media_hits, page_hits, text_hits, word_hits
 from retrieval.search.known_vectors import LibraryVectors
 from retrieval.search.query_vector import (
     check_paging,
@@ -373,6 +375,8 @@ class Library:
         """
         from retrieval.images.decode import image_extensions
         from retrieval.ingest.ocr_pass import start_ocr_pass
+        from retrieval.ingest.videos import index_videos, split_videos
+        from retrieval.video.formats import VIDEO_EXTENSIONS, VIDEO_HINT, video_available
 
         roots = index_roots(paths)
         stage = on_stage or (lambda name: None)
@@ -380,19 +384,22 @@ class Library:
         with self._writing():
             stage("scanning")
             rules = replace(self._scan_config(exclude, follow_symlinks), vanished_roots_deleted=vanished_means_deleted)
-            found = scan(roots, image_extensions(), rules)
+            found = scan(roots, image_extensions() | VIDEO_EXTENSIONS, rules)
             stage("comparing with the library")
             plan = make_plan(found, self.catalog, retry_failed=config.retry_failed, dim=self.identity.embed_dim)
+            videos = split_videos(plan, video_available())  # moves and removals of videos stay in the plan
             log.info(
-                "plan: %d to read, %d unchanged, %d moved, %d removed",
+                "plan: %d to read, %d videos, %d unchanged, %d moved, %d removed",
                 len(plan.todo),
+                len(videos.todo),
                 plan.unchanged,
                 len(plan.moved),
                 len(plan.removed),
             )
             if on_plan:
-                on_plan(len(plan.todo), plan.unchanged)
+                on_plan(len(plan.todo) + len(videos.todo), plan.unchanged)
             reader = start_ocr_pass(self.catalog, found, plan, ocr, ocr_config, config.retry_failed, on_ocr_progress)
+            runtime = ""  # the library's; torch when this run fills a token cache (videos then share it)
             try:
                 work = bool(plan.todo or plan.recaption)
                 if ray is not None:
@@ -413,6 +420,16 @@ class Library:
                         stage("embedding")
                     tokens = self._token_cache(create=cache_tokens) if plan.todo else None
                     tally = run_plan(plan, encoder, self.catalog, config, on_progress, tokens)  # type: ignore[arg-type]
+                done = (
+                    tally.added + tally.updated + tally.touched + len(tally.failed),
+                    len(plan.todo),
+                    len(tally.failed),
+                )
+                seen = (
+                    index_videos(videos, self.encoder_for(FOR_IMAGES, runtime), self.catalog, config, on_progress, done)
+                    if videos.todo
+                    else None
+                )
                 read = reader.finish() if reader is not None else None
             except BaseException as exc:
                 if reader is not None:  # interrupted or failed: stop reading text, keep what was committed
@@ -427,17 +444,21 @@ class Library:
             if read is not None:
                 self.catalog.prune_ocr()  # text of bytes no file has any more (edited or deleted)
         failures = (
-            tuple(found.errors) + tuple(found.skipped) + tuple(tally.failed) + (tuple(read.failed) if read else ())
+            tuple(found.errors)
+            + tuple(found.skipped)
+            + tuple(tally.failed)
+            + (tuple(seen.failed) if seen else ())
+            + (tuple(read.failed) if read else ())
         )
         return IndexReport(
-            added=tally.added,
-            updated=tally.updated,
+            added=tally.added + (seen.added if seen else 0),
+            updated=tally.updated + (seen.updated + seen.resumed if seen else 0),
             moved=len(plan.moved),
             removed=len(plan.removed),
-            unchanged=plan.unchanged + tally.touched,
+            unchanged=plan.unchanged + tally.touched + (seen.touched if seen else 0),
             failed=len(failures),
             failures=failures,
-            encoded=tally.encoded,
+            encoded=tally.encoded + (seen.encoded if seen else 0),
             seconds=time.perf_counter() - start,
             not_read=found.not_read,
             missing=found.missing,
@@ -448,6 +469,10 @@ class Library:
             rehashed=plan.rehash,
             ocr_read=read.read if read else 0,
             ocr_failed=len(read.failed) if read else 0,
+            videos=len(videos.todo),
+            moments=seen.moments if seen else 0,
+            skipped=tuple(videos.skipped),
+            skipped_reason=VIDEO_HINT if videos.skipped else "",
         )
 
     @_while_open
@@ -520,12 +545,14 @@ class Library:
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
-        """Hold the write lock, and make sure the library still belongs to this model.
+        """Hold the write lock, remove the temp files of killed writers, and make sure the
+        library still belongs to this model.
 
         Another process may have given a library that never got a vector to another model
         between this open and the lock (see :func:`_rebind_if_never_written`).
         """
         with WriteLock(self.layout.lock):
+            remove_stale_temps(self.layout.root)  # snapshots and manifests half-written by runs that were killed
             on_disk = read_manifest(self.layout.root)
             if on_disk is not None and not on_disk.model.same_model(self.identity):
                 raise ModelMismatchError(
@@ -669,8 +696,9 @@ class Library:
         rerank_k: int = DEFAULT_RERANK_K,
         mode: str = "auto",
         sort: str = "relevance",
+        per_video: bool = True,
     ) -> list[Hit]:
-        """Rank the library's images by texts and example images; best first.
+        """Rank the library's photos and videos by texts and example images; best first.
 
         Everything after the query text is keyword-only: ``search("a cat", k=2)``.
 
@@ -685,13 +713,18 @@ class Library:
                 this match probability).
             reranker: rescore the dual top ``max(rerank_k, offset + k)`` against the query's
                 one text (see :mod:`retrieval.rerank.search`); from :meth:`load_reranker`.
+                Rerankers score photos: with one, videos are left out.
             mode: "semantic" (the encoder), "keyword" (the words in the images' OCR text, file
                 and folder names, captions and keywords; loads no model), "hybrid" (both rankings
                 fused) or "auto": hybrid when some image's own text (OCR, captions, keywords)
-                holds a word of the query and no reranker is given; else semantic, scores as before. See :mod:`retrieval.search.keyword`
-                for scores and ``min_score`` in each mode.
+                holds a word of the query and no reranker is given; else semantic, scores as
+                before. See :mod:`retrieval.search.keyword` for scores and ``min_score`` in each
+                mode, and for videos (ranked by their file's words, one hit each).
             sort: "relevance", or "date" / "-date": the hits that passed ``k`` and ``min_score``
                 by capture time (else modification time), oldest / newest first.
+            per_video: a video is one hit at its best moment, listing its other matching
+                moments (``Hit.moments``); False makes every moment a hit of its own (semantic
+                search only: "auto" is semantic then).
 
         Hits carry ``match``: the OCR line (with its box), caption, keyword or name holding the
         query's words or a ``where.contains`` text, when one does.
@@ -699,8 +732,8 @@ class Library:
         Raises:
             QueryError: no query term, ``k`` < 1, ``offset`` < 0, terms that cancel out, an
                 unreadable query image, a ``min_score`` that is not a number, a reranker with no
-                single text to match, an unknown mode or sort, keyword or hybrid mode without words
-                or with a reranker.
+                single text to match, an unknown mode or sort, keyword or hybrid mode without words,
+                with a reranker or without ``per_video``, or a reranker with ``where.media == "videos"``.
         """
         min_score = check_min_score(min_score)
         _check_query_types(text, image, terms, k, offset)
@@ -712,15 +745,28 @@ class Library:
             else:
                 query = self._query(text, image, terms, k, offset)
             return self.search_vector(
-                query, k, where=where, offset=offset, min_score=min_score, words=words, mode=mode, sort=sort
+                query,
+                k,
+                where=where,
+                offset=offset,
+                min_score=min_score,
+                words=words,
+                mode=mode,
+                sort=sort,
+                per_video=per_video,
             )
         from retrieval.rerank.search import rerank_hits, rerank_text
         from retrieval.search.keyword import pick_mode, sort_hits
 
         pick_mode(mode, sort, parse_query(words), True, False)  # a reranker takes semantic results only
+        if where.media == VIDEOS:
+            raise QueryError(
+                "rerankers score photos, not video moments; drop --reranker, or search --media all or photos."
+            )
         query = self._query(text, image, terms, k, offset)
         rerank_words = rerank_text(text, terms)
-        hits = self.search_vector(query, max(rerank_k, k + offset), where=where, mode="semantic")
+        photos = replace(where, media=PHOTOS)
+        hits = self.search_vector(query, max(rerank_k, k + offset), where=photos, mode="semantic")
         records = self.catalog.images([h.id for h in hits])
         hashes = {r.id: r.content_hash for r in records.values()}
         hits = rerank_hits(reranker, rerank_words, hits, hashes, k, offset, min_score)
@@ -767,9 +813,10 @@ class Library:
         words: str = "",
         mode: str = "semantic",
         sort: str = "relevance",
+        per_video: bool = True,
     ) -> list[Hit]:
-        """Rank images by a unit query vector ``(dim,)`` and, in keyword or hybrid mode, by the
-        keyword ``words`` (``query`` may be None in keyword mode); see :meth:`search`.
+        """Rank photos and videos by a unit query vector ``(dim,)`` and, in keyword or hybrid mode,
+        by the keyword ``words`` (``query`` may be None in keyword mode); see :meth:`search`.
 
         Raises:
             QueryError: a vector of the wrong size, with NaN or infinite entries or all zeros,
@@ -794,48 +841,75 @@ class Library:
             raise QueryError(f"where must be an ImageFilter, not {type(where).__name__}")
         phrases = parse_query(words)
         auto = mode == "auto"
-        mode = pick_mode(mode, sort, phrases, False, bool(phrases) and self.catalog.keywords.doc_count() > 0)
+        if not per_video and mode in ("keyword", "hybrid"):
+            raise QueryError(
+                f"{mode} search ranks files, one hit per video; every moment as a hit (--each-moment) "
+                "needs --mode semantic."
+            )
+        with_docs = per_video and bool(phrases) and self.catalog.keywords.doc_count() > 0
+        mode = pick_mode(mode, sort, phrases, False, with_docs)
         if mode != "keyword" and row is None:
             raise QueryError(f"{mode} search needs a query vector; only keyword search works from words alone")
         self.images.refresh()  # pick up what another process indexed meanwhile
-        allowed = self._selections.allowed(where, self.images.generation) if where.active else None
-        if auto and mode == "hybrid" and not any_said(self.catalog.keywords, phrases, allowed):
+        allowed = None  # vector ids (photos, moments) passing ``where``; files: catalog ids (photos, videos)
+        if where.active and mode != "keyword":
+            allowed = self._selections.allowed(where, self.images.generation)
+        files = None
+        if where.active and mode != "semantic":
+            files = self._selections.allowed(where, self.images.generation, files=True)
+        if auto and mode == "hybrid" and not any_said(self.catalog.keywords, phrases, files):
             mode = "semantic"  # auto: cosine scores as ever unless the images' own text (OCR, captions,
             # keywords) holds a word of the query; a file name alone does not switch it
-        keyword = keyword_ranking(self.catalog.keywords, phrases, allowed) if mode != "semantic" else []
-        if mode == "keyword":
+        keyword = keyword_ranking(self.catalog.keywords, phrases, files) if mode != "semantic" else []
+        if mode == "semantic":
+            assert row is not None  # checked above
+            hits = self._semantic(row, k + offset, allowed, per_video)
+            hits = page_hits(hits, offset, min_score)
+            records = self.catalog.images([h.file_id for h in hits]) if sort != "relevance" else {}
+        elif mode == "keyword":
             ranked = keyword[: k + offset]
             records = self.catalog.images([i for i, _, _ in ranked])
-            hits = keyword_hits(ranked, records, offset, min_score)
-        elif mode == "semantic":
-            assert row is not None  # checked above
-            (found,) = self.images.search(row, k + offset, allowed)
-            records = self.catalog.images(found.ids.tolist())
-            hits = image_hits(found, records, offset, min_score)
-        else:
+            hits = keyword_hits(ranked, word_hits(self.catalog, records, None), offset, min_score)
+        else:  # hybrid: the semantic ranking of files (one entry per video) fused with the keyword one
             pool = max(HYBRID_POOL, k + offset)
             assert row is not None  # checked above
             vector = row.reshape(-1)  # (D,)
-            (found,) = self.images.search(vector.reshape(1, -1), pool, allowed)
-            fused = fuse([int(i) for i in found.ids], keyword[:pool])[: k + offset]
-            cosines = {int(i): float(s) for i, s in zip(found.ids, found.scores)}
-            stored = self.catalog.vectors_for([i for i, _ in fused if i not in cosines])  # keyword-only hits
-            cosines.update({i: float(np.frombuffer(blob, "<f4") @ vector) for i, blob in stored.items()})
+            found = {h.file_id: h for h in self._semantic(vector.reshape(1, -1), pool, allowed, True)}
+            fused = fuse(list(found), keyword[:pool])[: k + offset]
             records = self.catalog.images([i for i, _ in fused])
-            hits = fused_hits(fused, cosines, keyword[:pool], records, offset, min_score)
+            found.update(word_hits(self.catalog, {i: r for i, r in records.items() if i not in found}, vector))
+            hits = fused_hits(fused, found, keyword[:pool], offset, min_score)
         return sort_hits(self._with_matches(hits, phrases, where), records, sort)
 
-    def _with_matches(self, hits: list[Hit], phrases: Sequence[tuple[str, ...]], where: ImageFilter) -> list[Hit]:
-        """``hits`` with the text each matched in (the query's words, then ``where.contains``)."""
-        from dataclasses import replace
+    def _semantic(self, vector: np.ndarray, wanted: int, allowed: np.ndarray | None, per_video: bool) -> list[Hit]:
+        """Ranked hits of the vector search for ``vector`` ``(1, D)``: ``wanted`` when that many exist."""
+        pool = wanted
+        while True:  # a video's many moments take one hit: widen the pool until ``wanted`` hits
+            (found,) = self.images.search(vector, pool, allowed)
+            hits = self._hits(found, per_video)
+            if len(hits) >= wanted or len(found.ids) < pool or pool >= len(self.images.index):
+                return hits
+            pool = min(4 * pool, len(self.images.index))
 
+    def _hits(self, found: Neighbors, per_video: bool) -> list[Hit]:
+        """Ranked hits of a vector search's neighbours (photos, and videos at their moments)."""
+        ids = found.ids.tolist()
+        records = self.catalog.images(ids)
+        rest = [i for i in ids if i not in records]
+        moments = self.catalog.moments(rest) if rest else {}
+        videos = self.catalog.images(sorted({m.video_id for m in moments.values()})) if moments else {}
+        return media_hits(found, records, moments, videos, per_video)
+
+    def _with_matches(self, hits: list[Hit], phrases: Sequence[tuple[str, ...]], where: ImageFilter) -> list[Hit]:
+        """``hits`` with the text each matched in (the query's words, then ``where.contains``;
+        a video's: its file's names and captions)."""
         from retrieval.search.snippets import find_match
 
         wanted = [*phrases, *(tuple(tokens(c)) for c in where.contains)]
         if not hits or not wanted:
             return hits
-        sources = self.catalog.keywords.sources([h.id for h in hits])
-        return [replace(h, match=find_match(sources[h.id], wanted)) if h.id in sources else h for h in hits]
+        sources = self.catalog.keywords.sources([h.file_id for h in hits])
+        return [replace(h, match=find_match(sources[h.file_id], wanted)) if h.file_id in sources else h for h in hits]
 
     @_while_open
     def similar(
@@ -902,6 +976,8 @@ class Library:
             vectors=len(self.images.index),
             index_memory=self.images.memory_bytes(),
             bytes_per_vec=round(self.images.memory_bytes() / max(1, len(self.images.index)), 1),
+            videos=counts["videos"],
+            moments=counts["moments"],
             bytes_on_disk=self.layout.bytes_on_disk(),
             exclude=self.exclusions(),
         )

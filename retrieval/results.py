@@ -49,6 +49,16 @@ def _is_pil(value: object) -> bool:
 
 
 @dataclass(frozen=True)
+class MomentHit:
+    """A moment of a video that matched the query."""
+
+    id: int  # vector id of the moment (an item id for the server: its thumbnail, the video from there)
+    score: float  # cosine similarity of query and the moment's frame
+    start: float  # seconds from the start of the video
+    end: float  # seconds
+
+
+@dataclass(frozen=True)
 class Match:
     """The text in which a hit matched the query's words (or its ``contains`` filter)."""
 
@@ -64,14 +74,14 @@ class Match:
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result."""
+    """One search result: a photo, or a video at its best matching moment."""
 
     rank: int  # 1-based
     score: (
         float  # what ranked it: cosine -1..1; reranker: match probability; hybrid: fused (RRF); keyword: keyword score
     )
-    id: int  # catalog id (== vector id)
-    path: str  # absolute path of the image file
+    id: int  # vector id: a photo's catalog id, or for a video hit its moment's
+    path: str  # absolute path of the photo or video file
     width: int | None = None
     height: int | None = None
     format: str | None = None
@@ -80,6 +90,11 @@ class Hit:
     dual_score: float | None = None  # with a reranker or hybrid search: the dual encoder's cosine; else None
     keyword_score: float | None = None  # keyword and hybrid search: the keyword score (None: no word matched)
     match: Match | None = None  # where the query's words (or --contains) matched, when they did
+    media: str = "photo"  # "photo" or "video"
+    start: float | None = None  # video: seconds where the matching moment starts (its frame); photo: None
+    end: float | None = None  # video: seconds where that moment ends; photo: None
+    video_id: int | None = None  # video: catalog id of the video file (``id`` is its moment's vector id)
+    moments: tuple[MomentHit, ...] = ()  # video: its other matching moments, best first
 
     @classmethod
     def of(cls, rank: int, score: float, record: ImageRecord) -> Hit:
@@ -94,6 +109,30 @@ class Hit:
             captured_at=record.captured_at,
             camera=record.camera,
         )
+
+    @classmethod
+    def of_moment(cls, rank: int, moment: MomentHit, video: ImageRecord, others: tuple[MomentHit, ...] = ()) -> Hit:
+        """A video hit at ``moment``, listing the video's ``others`` matching moments."""
+        return cls(
+            rank=rank,
+            score=moment.score,
+            id=moment.id,
+            path=video.path,
+            width=video.width,
+            height=video.height,
+            format=video.format,
+            captured_at=video.captured_at,
+            media="video",
+            start=moment.start,
+            end=moment.end,
+            video_id=video.id,
+            moments=others,
+        )
+
+    @property
+    def file_id(self) -> int:
+        """The catalog id of the hit's file: the photo's, or the video's (whose keyword document it is)."""
+        return self.video_id if self.video_id is not None else self.id
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dict (datetimes as ISO 8601 strings)."""
@@ -156,10 +195,14 @@ class IndexReport:
     unchanged: int  # skipped: same size and modification time
     failed: int  # == len(failures): files that could not be read this run, and walk errors
     failures: tuple[tuple[str, str], ...]  # (path, reason) for each failure, walk errors included
-    encoded: int  # images that went through the encoder
+    encoded: int  # images (and video frames) that went through the encoder
     seconds: float  # wall time of the run
     not_read: tuple[SkippedKind, ...] = ()  # files of kinds xmr does not read (yet), by kind
     missing: tuple[str, ...] = ()  # roots given that do not exist (their images in the library are kept)
+    videos: int = 0  # of added/updated/unchanged: videos read (or copied, or resumed) this run
+    moments: int = 0  # moments written for them
+    skipped: tuple[str, ...] = ()  # videos left unread: video support is not installed (see skipped_reason)
+    skipped_reason: str = ""  # why (and the install command), when ``skipped`` is not empty
     # What the walk left out on purpose (issue 20), each said, never silent:
     excluded: int = 0  # files and folders left out by exclusion rules (a folder counts once, not its files)
     excluded_removed: tuple[str, ...] = ()  # of ``removed``: files still on disk that exclusion rules now cover
@@ -174,6 +217,7 @@ class IndexReport:
         out["failures"] = [{"path": p, "error": e} for p, e in self.failures]
         out["not_read"] = [kind.to_json() for kind in self.not_read]
         out["missing"] = list(self.missing)
+        out["skipped"] = list(self.skipped)
         out["links_skipped"] = [{"path": p, "why": w} for p, w in self.links_skipped]
         out["excluded_removed"] = list(self.excluded_removed)
         out["raw_skipped"] = list(self.raw_skipped)
@@ -197,6 +241,8 @@ class LibraryInfo:
     bytes_on_disk: int
     index_memory: int = 0  # resident bytes of the image index (measured or estimated)
     bytes_per_vec: float = 0.0  # index_memory / vectors
+    videos: int = 0  # videos with moments (indexed, or partly by a run that was stopped)
+    moments: int = 0  # their moments (vectors in the image index, with the photos)
     exclude: tuple[str, ...] = ()  # the --exclude patterns the library remembers
 
     def to_json(self) -> dict[str, object]:

@@ -17,6 +17,17 @@ from tests.helpers.tiny_model import make_tiny_model  # noqa: E402
 PHOTO_NAMES = ("astronaut", "coffee", "chelsea", "camera", "rocket", "coins")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The crash sweep (tests marked ``crash_full``, minutes each) runs only when a ``-m``
+    expression names it; any other run, with or without its own ``-m``, skips it."""
+    if "crash_full" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="the crash sweep: run it with  pytest -m crash_full tests/test_crash.py")
+    for item in items:
+        if "crash_full" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path_factory.getbasetemp() / "xdg"

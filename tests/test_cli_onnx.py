@@ -32,6 +32,16 @@ sys.meta_path.insert(0, NotInstalled())
 PROBE_FOOTER = """
 print("heavy:", sorted(m for m in ("torch", "torchvision", "open_clip") if m in sys.modules))
 """
+# What a search process never needs: the ML frameworks and what comes with them, video and OCR,
+# RAW and HEIF decoders, the web server, another catalog's driver, the hub client (the model is a
+# local export), the text fixer (ASCII queries), data-science stacks, and what only indexing reads.
+SEARCH_NEVER_IMPORTS = (
+    "torch", "torchvision", "open_clip", "timm", "transformers", "safetensors", "onnx",
+    "cv2", "av", "rapidocr_onnxruntime", "rawpy", "pillow_heif",
+    "fastapi", "starlette", "uvicorn", "httpx", "requests", "ray", "psycopg", "watchfiles",
+    "huggingface_hub", "ftfy", "skimage", "scipy", "sklearn", "pandas", "matplotlib",
+    "pathspec",
+)  # fmt: skip
 
 
 @pytest.fixture
@@ -116,6 +126,31 @@ def test_search_add_texts_index_and_serve_need_no_torch(run, photos: Path, tmp_p
         if blocked:  # the second run searches the photos the first one indexed too
             assert lines[:3] == on_torch.stdout.splitlines()  # the same top 3 as torch
         assert lines[-1] == lines[-2] == "heavy: []"
+
+
+def test_a_search_process_imports_no_heavy_stack(run, photos: Path, tmp_path: Path, tiny_export_dir: Path) -> None:  # noqa: ANN001
+    """Text, image (a file outside the library) and --texts searches in one process, torch installed."""
+    assert run("index", str(photos), "--model", str(tiny_export_dir), "--library", run.library).exit_code == 0
+    texts = tmp_path / "captions.txt"
+    texts.write_text("a cat\na rocket on the launch pad\n")
+    assert run("add-texts", str(texts), "--library", run.library).exit_code == 0
+    query_image = tmp_path / "query.png"
+    from PIL import Image
+
+    with Image.open(next(photos.rglob("rocket.*"))) as source:
+        source.convert("RGB").rotate(90).save(query_image)  # not in the library: the image tower runs
+    library = ["--library", run.library]
+    commands = [
+        ["search", "a man riding a horse", "-k", "2", "--paths", *library],
+        ["search", "--image", str(query_image), "-k", "2", "--paths", *library],
+        ["search", "--texts", "a red rocket", "-k", "1", *library],
+    ]
+    footer = f"print('loaded:', sorted(m for m in {SEARCH_NEVER_IMPORTS!r} if m in sys.modules))\n"
+    done = _python(_probe(commands) + footer, _env(tmp_path, blocked=False))
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert len([line for line in lines if line.startswith(str(photos))]) == 4  # both searches answered
+    assert lines[-2:] == ["heavy: []", "loaded: []"]
 
 
 def test_commands_that_need_torch_stop_at_once_naming_the_extra(run, photos: Path, tmp_path: Path) -> None:  # noqa: ANN001

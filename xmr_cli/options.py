@@ -28,12 +28,14 @@ __all__ = [
     "BeforeOpt",
     "CacheTokensOpt",
     "CatalogOpt",
+    "CheckpointOpt",
     "ContainsOpt",
     "DATE_FORMATS",
     "DEFAULT_RERANK_K",
     "Device",
     "DeviceOpt",
     "DuplicatesJsonOpt",
+    "EachMomentOpt",
     "ExportOutOpt",
     "EncoderOpt",
     "EpochsOpt",
@@ -58,6 +60,8 @@ __all__ = [
     "LibraryOpt",
     "LrOpt",
     "MaxUploadOpt",
+    "Media",
+    "MediaOpt",
     "MemoryBudgetOpt",
     "MinScoreOpt",
     "MirrorOpt",
@@ -110,6 +114,7 @@ __all__ = [
     "TopOpt",
     "TrainBatchOpt",
     "UnderOpt",
+    "VideoIntervalOpt",
     "WarmupOpt",
     "WatchJsonOpt",
     "WatchPathsArg",
@@ -242,6 +247,15 @@ RerankerOpt = Annotated[
         help="Rescore the top results: a folder from train-reranker, or blip:HUB_NAME.",
     ),
 ]
+CheckpointOpt = Annotated[
+    float,
+    typer.Option(
+        "--checkpoint-seconds",
+        metavar="SECONDS",
+        parser=not_negative,
+        help="Write a resumable checkpoint at least this often (0: every step); a rerun resumes with the same value.",
+    ),
+]
 DEFAULT_RERANK_K = 50  # == retrieval.rerank.base.DEFAULT_RERANK_K (not imported: --help stays light)
 RerankKOpt = Annotated[
     int, number("--rerank-k", minimum=1, help="How many dual-encoder results the reranker rescores.")
@@ -272,7 +286,9 @@ def make_ray_config(address: str, gpus: float, actors: int) -> RayConfig:
 
 
 # ---- index --------------------------------------------------------------------------------------
-PathsArg = Annotated[list[Path], typer.Argument(metavar="PATH", help="Folders or image files to index (recursively).")]
+PathsArg = Annotated[
+    list[Path], typer.Argument(metavar="PATH", help="Folders, photos or videos to index (folders recursively).")
+]
 BatchSizeOpt = Annotated[
     int, number("--batch-size", minimum=1, help="Images per encoder batch and per catalog transaction.")
 ]
@@ -331,6 +347,15 @@ OcrOpt = Annotated[
 ]
 OcrWorkersOpt = Annotated[
     int, number("--ocr-workers", minimum=0, help="OCR threads beside the encoder (0: half the cores).")
+]
+VideoIntervalOpt = Annotated[
+    float,
+    typer.Option(
+        "--video-interval",
+        metavar="SECONDS",
+        parser=positive,
+        help="Seconds between frames sampled from a video (scene cuts add more).",
+    ),
 ]
 
 # ---- search -------------------------------------------------------------------------------------
@@ -425,6 +450,14 @@ ContainsOpt = Annotated[
 Sort = Literal["relevance", "date", "-date"]
 SortOpt = Annotated[
     Sort, typer.Option("--sort", help="Order of the results: relevance, or capture time (date: oldest first).")
+]
+Media = Literal["all", "photos", "videos"]
+MediaOpt = Annotated[Media, typer.Option("--media", help="Photos, videos or both.")]
+EachMomentOpt = Annotated[
+    bool,
+    typer.Option(
+        "--each-moment", help="List every matching moment of a video, not one hit per video (--mode semantic)."
+    ),
 ]
 
 # ---- texts --------------------------------------------------------------------------------------

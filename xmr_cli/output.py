@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "check_output_options",
+    "clock",
     "err",
     "image_protocol",
     "inline_image",
@@ -73,6 +74,8 @@ def print_report(report: IndexReport, as_json: bool, discarded: bool = False) ->
         f"added {report.added}, updated {report.updated}, moved {report.moved}, removed {report.removed}, "
         f"unchanged {report.unchanged}, failed {report.failed}  ({report.seconds:.1f} s)"
     )
+    if report.videos:
+        err.print(f"videos read {report.videos}, moments written {report.moments}")
     for path, why in report.failures[:20]:
         err.print(f"  [yellow]skipped[/] {safe(path)}: {safe(why)}", highlight=False)
     if len(report.failures) > 20:
@@ -84,6 +87,16 @@ def print_report(report: IndexReport, as_json: bool, discarded: bool = False) ->
             f"  [yellow]not read[/]: {kind.count} {safe(kind.kind)} ({examples}{more}); {safe(kind.hint)}",
             highlight=False,
         )
+    if report.skipped:  # one line for all of them: the fix is the same
+        count = len(report.skipped)
+        err.print(
+            f"[yellow]not read[/] {count} video{'s' if count > 1 else ''}: {safe(report.skipped_reason)}",
+            highlight=False,
+        )
+        for path in report.skipped[:20]:
+            err.print(f"  {safe(path)}", highlight=False)
+        if count > 20:
+            err.print(f"  ... and {count - 20} more")
     _print_left_out(report)
     if discarded:
         err.print("no image files were found, so no library was made.")
@@ -133,8 +146,16 @@ def print_hits(
             typer.echo(shown(hit.path))
     elif protocol:
         _print_previews(hits, protocol)
-    else:
-        _print_ranked(hits, "path", [hit.path for hit in hits])  # a path is for copying: wrap it, never cut it
+    else:  # a path is for copying: wrap it, never cut it
+        _print_ranked(
+            hits, "path", [hit.path if hit.start is None else f"{hit.path} @ {clock(hit.start)}" for hit in hits]
+        )
+
+
+def clock(seconds: float) -> str:
+    """``seconds`` as H:MM:SS (a moment's place in its video)."""
+    whole = int(seconds)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
 def check_output_options(*, as_json: bool, paths_only: bool, print0: bool, preview: bool, in_texts: bool) -> None:
@@ -218,14 +239,18 @@ def inline_image(png: bytes, protocol: str) -> str:
 
 
 def _print_previews(hits: Sequence[Hit], protocol: str) -> None:
-    from retrieval.errors import ImageDecodeError
+    from index.errors import MissingDependencyError
+    from retrieval.errors import ImageDecodeError, VideoDecodeError
     from retrieval.images.thumbnails import thumbnail_png
+    from retrieval.video.thumbnails import frame_png
 
     for hit in hits:
-        typer.echo(f"{hit.rank:>4}  {hit.score:.4f}  {shown(hit.path)}")
+        at = "" if hit.start is None else f" @ {clock(hit.start)}"
+        typer.echo(f"{hit.rank:>4}  {hit.score:.4f}  {shown(hit.path)}{at}")
         try:
-            typer.echo(inline_image(thumbnail_png(hit.path), protocol))
-        except ImageDecodeError as exc:
+            png = thumbnail_png(hit.path) if hit.start is None else frame_png(hit.path, hit.start)
+            typer.echo(inline_image(png, protocol))
+        except (ImageDecodeError, VideoDecodeError, MissingDependencyError) as exc:
             typer.echo(f"      (no preview: {exc})")
 
 

@@ -136,13 +136,25 @@ def image_formats() -> tuple[str, ...]:
     format)", whatever the file is named.
     """
     wanted = list(_BASE_FORMATS)
-    extensions = image_extensions()  # registers pillow-heif's opener when it is installed
-    if extensions & _HEIF_EXTENSIONS:
+    # The same tests as image_extensions(), without its RAW check: RAW files never reach Pillow
+    # whole, and rawpy's import has no business in decoding a JPEG.
+    if _register_heif():  # registers pillow-heif's opener when it is installed
         wanted.append("HEIF")
-    if ".avif" in extensions:
+    if features.check("avif") and ".avif" in Image.registered_extensions():
         wanted.append("AVIF")
-    if ".jp2" in extensions:
+    if features.check("jpg_2000"):  # as image_extensions() adds the JPEG 2000 ones
         wanted.append("JPEG2000")
+    return _openable(tuple(wanted))
+
+
+@functools.cache
+def _plain_formats() -> tuple[str, ...]:
+    """The formats of bytes that are not an ISO-BMFF container: never HEIF or AVIF, so deciding
+    them needs no pillow-heif import (a search by an example JPEG stays light)."""
+    return _openable(_BASE_FORMATS + (("JPEG2000",) if features.check("jpg_2000") else ()))
+
+
+def _openable(wanted: tuple[str, ...]) -> tuple[str, ...]:
     Image.init()  # load every plugin, so that OPEN lists all this Pillow build can open
     return tuple(name for name in wanted if name in Image.OPEN)  # Image.open raises KeyError on others
 
@@ -267,12 +279,14 @@ def decode_bytes(data: bytes, config: DecodeConfig = DecodeConfig(), name: str =
 
 def _decode_source(source: BinaryIO, config: DecodeConfig, head: Callable[[], bytes]) -> tuple[Image.Image, ImageMeta]:
     """Open ``source`` with the formats xmr reads and decode it; Pillow's errors become ImageDecodeError."""
-    _register_heif()
     try:
+        # HEIF and AVIF files are ISO-BMFF containers ("ftyp" at byte 4); other bytes cannot be
+        # either, so their formats are decided without pillow-heif or rawpy (Image.open seeks to 0).
+        formats = image_formats() if head()[4:8] == b"ftyp" else _plain_formats()
         with warnings.catch_warnings():
             # Our own max_pixels check replaces Pillow's decompression-bomb warning.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(source, formats=image_formats()) as img:
+            with Image.open(source, formats=formats) as img:
                 return _decode_opened(img, config)
     except ImageDecodeError:
         raise

@@ -220,7 +220,10 @@ def _prepare(
         for r, row in zip(encode, np.asarray(embedded, dtype="<f4")):
             vectors[r.stat.path] = row.tobytes()
     records = [Embedded(r.stat, r.content_hash, r.meta, vectors[r.stat.path]) for r in good]  # type: ignore[arg-type]
-    found = {r.stat.path: _captions_of(r, plan) for r in good}
+    # A file whose timestamp alone changed keeps its vector; its sidecars are read again if they
+    # changed too, in this run (else they would be seen only by the next one).
+    recaption = [r for r in read if _same_bytes(r, plan) and _sidecars_changed(r.stat.path, plan)]
+    found = {r.stat.path: _captions_of(r, plan) for r in (*good, *recaption)}
     # A new image with no captions has none to replace: skipping it saves the catalog two
     # statements per image (most of a batch's commit time at GPU ingest rates).
     found = {p: texts for p, texts in found.items() if texts or p in plan.previous or plan.sidecar_mtimes.get(p)}
@@ -256,6 +259,11 @@ def _known_vectors(hashes: set[str], catalog: Catalog, pending: _Pending | None)
     if pending is not None:
         vectors.update({h: v for h, v in pending.vectors.items() if h in hashes and h not in vectors})
     return vectors
+
+
+def _sidecars_changed(path: str, plan: Plan) -> bool:
+    """Whether the sidecars of ``path`` (a catalogued file) differ from when its captions were read."""
+    return plan.sidecar_mtimes.get(path, 0) != plan.previous[path].captions_mtime_ns
 
 
 def _captions_of(item: Read, plan: Plan) -> list[str]:

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 
 from retrieval.images.decode import DecodeConfig
+from retrieval.video.config import SampleConfig
 
 __all__ = ["IngestConfig"]
 
@@ -22,6 +23,7 @@ class IngestConfig:
     gpu_decode: str = "auto"  # "auto": JPEGs decoded in batches on the GPU when the encoder is on CUDA; "on"; "off"
     gpu_batch_size: int = 256  # images per batch on the GPU decode path (at least batch_size)
     commit_ahead: bool = True  # batch N's catalog transaction runs in a thread while batch N+1 is encoded
+    video: SampleConfig = field(default_factory=SampleConfig)  # how videos are sampled into moments
     header_processes: int = (
         -1
     )  # GPU decode path: processes that hash files and parse headers; 0 none (threads do it); -1 auto

@@ -13,7 +13,8 @@ pattern that matches a path deciding (so ``!@eaDir`` in a ``.xmrignore`` lets a 
 
 A folder that is excluded is not walked into, so nothing below it can be let back in
 (as in git). ``pathspec`` is pure Python and small, so it is a base dependency: every
-index run reads ``.xmrignore`` files.
+index run reads ``.xmrignore`` files. It is imported when rules are first read, not with this
+module: a search process, which imports the library (and so this module), never walks a folder.
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-
-import pathspec
+from typing import TYPE_CHECKING
 
 from retrieval.errors import ExcludePatternError
+
+if TYPE_CHECKING:
+    import pathspec
 
 __all__ = ["DEFAULT_EXCLUDES", "IGNORE_FILE", "ExclusionRules", "normalize_pattern"]
 
@@ -89,7 +92,7 @@ class ExclusionRules:
         self.patterns = tuple(normalize_pattern(p) for p in patterns if p.strip())
         self.defaults = defaults
         try:
-            self._user = pathspec.GitIgnoreSpec.from_lines(self.patterns) if self.patterns else None
+            self._user = _gitignore(self.patterns) if self.patterns else None
         except ValueError as exc:
             raise ExcludePatternError(
                 f"an --exclude pattern cannot be read as gitignore syntax ({exc}); e.g. '*.tmp', 'Private/', '/abs/folder'"
@@ -149,13 +152,19 @@ class ExclusionRules:
         spec = None
         try:
             with open(path, encoding="utf-8") as handle:
-                spec = pathspec.GitIgnoreSpec.from_lines(handle.read().splitlines())
+                spec = _gitignore(handle.read().splitlines())
         except FileNotFoundError:
             pass
         except (OSError, UnicodeDecodeError, ValueError) as exc:  # unreadable: said, never fatal
             self.problems.append((path, f"cannot read this ignore file, so its patterns are not applied: {exc}"))
         self._files[folder] = spec
         return spec
+
+
+def _gitignore(lines: Iterable[str]) -> pathspec.GitIgnoreSpec:
+    import pathspec  # see the module's docstring: kept off the search path
+
+    return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
 def _apply(spec: pathspec.GitIgnoreSpec, relative: str, decision: _Decision) -> None:

@@ -25,6 +25,7 @@ import numpy as np
 from index.catalog import Catalog
 from index.keyword_docs import OcrRecord
 from index.records import INDEXED
+from index.schema import IMAGE
 from retrieval.images.decode import DecodeConfig, ImageDecodeError, decode_bytes
 from retrieval.ingest.ocr import OcrConfig, engine_name, thread_engine
 from retrieval.ingest.scan import Plan, ScanResult
@@ -212,8 +213,9 @@ def start_ocr_pass(
 
     ``ocr`` True or False is remembered in the catalog (True once the engine has loaded);
     None follows what was remembered (off by default). The pass reads the run's new and
-    changed files, then the indexed files under the scanned roots whose bytes were not
-    read yet (``retry_failed``: also those that failed before).
+    changed files, then the indexed photos under the scanned roots whose bytes were not
+    read yet (``retry_failed``: also those that failed before). Videos are not read:
+    ``plan`` must have them taken out already (:func:`retrieval.ingest.videos.split_videos`).
 
     Raises:
         MissingDependencyError: the ``[ocr]`` extra is not installed.
@@ -227,7 +229,11 @@ def start_ocr_pass(
     paths = [stat.path for stat in plan.todo]
     fresh = set(paths)
     rows = catalog.files_under(found.roots)
-    known = {p: r.content_hash for p, r in rows.items() if p in found.files and p not in fresh and r.state == INDEXED}
+    known = {
+        p: r.content_hash
+        for p, r in rows.items()
+        if p in found.files and p not in fresh and r.state == INDEXED and r.kind == IMAGE  # photos only: no video
+    }
     done = catalog.ocr_read(known.values(), with_errors=not retry_failed)
     paths += sorted(p for p, content_hash in known.items() if content_hash not in done)
     reader = OcrPass(catalog, paths, config or OcrConfig(), retry_failed, on_progress).start()

@@ -11,18 +11,21 @@ import errno
 import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from index.catalog import Catalog
 from index.files import describe_mode
-from index.records import FAILED, FileStat, ImageRecord, Moved, is_utf8
+from index.records import FAILED, PARTIAL, FileStat, ImageRecord, Moved, is_utf8
+from index.schema import VIDEO
 from retrieval.images.decode import hash_file_checked
 from retrieval.images.raw import RAW_EXTENSIONS
 from retrieval.ingest.exclusions import ExclusionRules
 from retrieval.ingest.sidecars import sidecar_mtime, sidecar_paths
 from retrieval.ingest.skipped import SkippedFiles
 from retrieval.results import SkippedKind
+from retrieval.video.formats import is_video
+from retrieval.video.identity import video_identity_checked
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ class Plan:
     removed: list[int] = field(default_factory=list)
     removed_paths: list[str] = field(default_factory=list)  # their paths (to drop their captions)
     sidecar_mtimes: dict[str, int] = field(default_factory=dict)  # image path -> newest sidecar mtime
-    recaption: list[ImageRecord] = field(default_factory=list)  # unchanged images whose sidecars changed
+    recaption: list[ImageRecord] = field(default_factory=list)  # same bytes (unchanged or moved), other sidecars
     # Unchanged images indexed before the catalog recorded which file they are: their bytes
     # were hashed again and matched, so this stat (device and inode of that read) is recorded.
     identified: list[FileStat] = field(default_factory=list)
@@ -303,6 +306,7 @@ def make_plan(found: ScanResult, catalog: Catalog, retry_failed: bool = False, d
         elif (
             (row.size, row.mtime_ns) != (stat.size, stat.mtime_ns)
             or (retry_failed and row.state == FAILED)
+            or row.state == PARTIAL  # a video a killed run left half done: resume it
             or path in damaged
         ):
             plan.todo.append(stat)
@@ -320,15 +324,37 @@ def make_plan(found: ScanResult, catalog: Catalog, retry_failed: bool = False, d
             plan.previous[stat.path] = row
             continue
         plan.unchanged += 1
-        if row.state != FAILED and sidecar_mtime(stat.path, found.text_files) != row.captions_mtime_ns:
+        if (
+            row.kind != VIDEO
+            and row.state != FAILED
+            and sidecar_mtime(stat.path, found.text_files) != row.captions_mtime_ns
+        ):
             plan.recaption.append(row)
     plan.sidecar_mtimes = {path: sidecar_mtime(path, found.text_files) for path in found.files}
     gone, excluded = _gone(found, known)
     plan.moved, moved_paths = _find_moves(gone, [s for s in plan.todo if s.path not in plan.previous])
     plan.todo = [s for s in plan.todo if s.path not in moved_paths]
+    for move in plan.moved:  # a half-indexed video that moved resumes at its new path
+        row = next(r for r in gone if r.id == move.id)
+        if row.state == PARTIAL:
+            plan.todo.append(move.stat)
+            plan.previous[move.stat.path] = replace(
+                row,
+                path=move.stat.path,
+                size=move.stat.size,
+                mtime_ns=move.stat.mtime_ns,
+                dev=move.stat.dev,
+                ino=move.stat.ino,
+            )
     moved_ids = {m.id for m in plan.moved}
     plan.removed = [row.id for row in gone if row.id not in moved_ids]
     plan.removed_paths = [row.path for row in gone if row.id not in moved_ids]
+    # A moved row carries its captions along, but its sidecars may not have moved with it (or
+    # others lie at the new place): those of its new path are read again, as for an unchanged file.
+    rows = {row.id: row for row in gone}
+    for move in plan.moved:
+        if sidecar_mtime(move.stat.path, found.text_files) != rows[move.id].captions_mtime_ns:
+            plan.recaption.append(replace(rows[move.id], path=move.stat.path))
     plan.excluded_paths = [path for path in plan.removed_paths if path in excluded]
     return plan
 
@@ -351,7 +377,7 @@ def _identify(pairs: list[tuple[FileStat, ImageRecord]]) -> tuple[list[FileStat]
         """The identified stat; False: other bytes (read again); True: unreadable now (left as it is)."""
         stat, row = pair
         try:
-            digest, status = hash_file_checked(stat.path)
+            digest, status = _identity_checked(stat.path)  # a video: its sampled blocks, not a full read
         except OSError:
             return True
         same = digest == row.content_hash and (status.st_size, status.st_mtime_ns) == (row.size, row.mtime_ns)
@@ -361,6 +387,12 @@ def _identify(pairs: list[tuple[FileStat, ImageRecord]]) -> tuple[list[FileStat]
         results = list(pool.map(check, pairs))
     identified = [found for found in results if isinstance(found, FileStat)]
     return identified, {stat.path for (stat, _), found in zip(pairs, results) if found is False}
+
+
+def _identity_checked(path: str) -> tuple[str, os.stat_result]:
+    """What the catalog's ``content_hash`` holds for the file at ``path`` (a video's sampled-block
+    identity, a photo's full hash), and ``os.fstat`` of the descriptor read."""
+    return video_identity_checked(path) if is_video(path) else hash_file_checked(path)
 
 
 def _gone(found: ScanResult, known: dict[str, ImageRecord]) -> tuple[list[ImageRecord], set[str]]:
@@ -394,8 +426,9 @@ def _now_excluded(path: str, found: ScanResult) -> bool:
 
 
 def _lacks_phash(row: ImageRecord) -> bool:
-    """An indexed row from before catalog schema 2, which stored no perceptual hash."""
-    return row.state != FAILED and row.phash is None
+    """An indexed photo from before catalog schema 2, which stored no perceptual hash (a video
+    has none: duplicates compare photos only)."""
+    return row.kind != VIDEO and row.state != FAILED and row.phash is None
 
 
 def _under_any(path: str, folders: tuple[str, ...]) -> bool:
@@ -414,7 +447,8 @@ def _find_moves(gone: list[ImageRecord], new: list[FileStat]) -> tuple[list[Move
         if not candidates:
             continue  # only same-size files can be moves: no need to read the rest twice
         try:
-            digest, status = hash_file_checked(stat.path)
+            # A video is known by sampled blocks (a full read of a many-GB file is not needed).
+            digest, status = _identity_checked(stat.path)
         except OSError:
             continue  # reported when the file is read for embedding
         for row in candidates:

@@ -4,6 +4,7 @@ description embedded in the file (EXIF ImageDescription, XMP dc:description).
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 MAX_SIDECAR_BYTES = 64 * 1024  # a caption file, not a novel: larger files are ignored
@@ -16,8 +17,18 @@ def sidecar_paths(image_path: str) -> tuple[str, str]:
 
 
 def sidecar_mtime(image_path: str, text_files: dict[str, int]) -> int:
-    """The newest mtime (ns) among the image's sidecar files in ``text_files``; 0 if none."""
-    return max((text_files.get(p, 0) for p in sidecar_paths(image_path)), default=0)
+    """A stamp of the image's sidecar files in ``text_files`` (path -> mtime ns), compared with the
+    one noted when its captions were read: 0 for none, the file's mtime for one, and a mix of
+    both mtimes for two.
+
+    The newest mtime alone missed a change: removing the older of two sidecars left it as it was,
+    and the removed file's captions stayed. Nonzero whenever a sidecar exists.
+    """
+    stamps = [text_files[p] for p in dict.fromkeys(sidecar_paths(image_path)) if p in text_files]
+    if len(stamps) < 2:
+        return (stamps[0] or 1) if stamps else 0
+    digest = hashlib.blake2b(f"{stamps[0]}:{stamps[1]}".encode(), digest_size=8).digest()
+    return (int.from_bytes(digest, "little") >> 1) or 1  # a positive 63-bit int: fits the BIGINT column
 
 
 def sidecar_captions(image_path: str, description: str | None = None, files: bool = True) -> list[str]:

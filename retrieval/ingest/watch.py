@@ -38,6 +38,7 @@ from retrieval.images.decode import image_extensions
 from retrieval.ingest.config import IngestConfig
 from retrieval.ingest.exclusions import IGNORE_FILE, ExclusionRules
 from retrieval.results import IndexReport
+from retrieval.video.formats import VIDEO_EXTENSIONS
 
 if TYPE_CHECKING:
     from retrieval.library import Library
@@ -196,14 +197,20 @@ class Watcher:
                 return
 
     def _wanted(self, path: str, rules: ExclusionRules) -> bool:
-        """Whether an event's path can matter: an image, a caption, an ignore file, a folder, or gone."""
+        """Whether an event's path can matter: an image, a video, a caption, an ignore file, a folder, or gone."""
         name = os.path.basename(path)
         if name == IGNORE_FILE:
             return True
         if name.startswith(".") or rules.covers(path, self._root_of(path)):
             return False
         suffix = os.path.splitext(name)[1].lower()
-        return suffix in image_extensions() or suffix == ".txt" or os.path.isdir(path) or not os.path.exists(path)
+        return (
+            suffix in image_extensions()
+            or suffix in VIDEO_EXTENSIONS
+            or suffix == ".txt"
+            or os.path.isdir(path)
+            or not os.path.exists(path)
+        )
 
     def _root_of(self, path: str) -> str:
         return max((r for r in self.roots if path == r or path.startswith(r.rstrip("/") + "/")), key=len, default="/")

@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from index.atomic import remove_stale_temps, temp_dir
 from index.deps import attempt_import, require_torch
 from retrieval.errors import ExportError
 from retrieval.models.encoder import ClipEncoder, load_encoder
@@ -105,7 +105,7 @@ def export_model(
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ExportError(f"{out} already exists and is not empty; pass a new folder to --out.")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    tmp = temp_dir(out)  # named for this process: a later export removes it if the process was killed
     try:
         _write_export(encoder, tmp, opset, model_config)
         check_export(encoder, read_export(tmp, named_as=None, verify=False))
@@ -153,6 +153,8 @@ def ensure_export(spec: ModelSpec) -> ExportInfo:
     key = export_key(identity.arch, weights, json.dumps(settings))
     folder = exports_dir() / key
     if not is_export_folder(folder):
+        remove_stale_temps(exports_dir(), folders=True)  # exports and aliases of killed runs
+        remove_stale_temps(exports_dir() / "aliases")
         log.info("exporting %s to ONNX once (cached in %s)", identity.label(), folder)
         try:
             model_config = _folder_config(resolved.model_cfg_dir)

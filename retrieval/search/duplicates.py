@@ -15,7 +15,7 @@ group them), so a burst of ten shots is one group even when its first and last s
 further apart than the threshold. A group's tier is the loosest link it needs: a picture,
 its byte-for-byte copy and a resized copy form one ``near`` group. Each group names a
 suggested keeper: the most pixels, then the earliest capture (else file) time, then the
-first path. Nothing here deletes or moves a file.
+first path. Nothing here deletes or moves a file. Photos only: videos are not compared.
 """
 
 from __future__ import annotations
@@ -128,7 +128,10 @@ def _tiles(vectors: np.ndarray, threshold: float, config: DuplicateConfig) -> It
 
 
 def _indexed(catalog: Catalog, dim: int) -> tuple[list[ImageRecord], np.ndarray]:
-    """The rows with a vector and their vectors, aligned (an index run may write meanwhile)."""
+    """The photos with a vector and their vectors, aligned (an index run may write meanwhile).
+
+    Videos are left out: their vectors are their moments' (which ``iter_vectors`` yields too,
+    and no photo record matches), and a perceptual hash is a photo's."""
     records = {r.id: r for r in catalog.indexed_images()}
     chunks = [(ids, vecs) for ids, vecs in catalog.iter_vectors(IMAGES, -1, dim)]
     ids = np.concatenate([c[0] for c in chunks]) if chunks else np.zeros(0, np.int64)

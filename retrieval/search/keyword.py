@@ -9,6 +9,12 @@ share a rank, so a phrase every image holds (a library's folder name) changes no
 
 Hybrid search fuses the two rankings by reciprocal rank fusion (Cormack et al. 2009):
 ``sum 1 / (k + rank)`` over the rankings an image is in, ``k`` = :data:`RRF_K`.
+
+Both rankings are of files. A video has one keyword document (its file and folder names,
+its sidecar captions; no OCR), keyed by its catalog id like a photo's; its vectors are its
+moments', so the semantic ranking is taken one hit per video (at its best moment) before
+fusing, and a video found by its words alone shows at its best moment by cosine (hybrid)
+or from its first moment (keyword, where no model is loaded).
 """
 
 from __future__ import annotations
@@ -127,34 +133,45 @@ def pick_mode(mode: str, sort: str, phrases: Sequence[tuple[str, ...]], reranked
 
 
 def keyword_hits(
-    ranked: Sequence[tuple[int, float, int]], records: Mapping[int, ImageRecord], offset: int, min_score: float | None
+    ranked: Sequence[tuple[int, float, int]], found: Mapping[int, Hit], offset: int, min_score: float | None
 ) -> list[Hit]:
-    """Hits of a keyword-only search: ``score`` is the keyword score, which ``min_score`` applies to."""
+    """Hits of a keyword-only search: ``score`` is the keyword score, which ``min_score`` applies to.
+
+    ``found`` holds each file's hit by catalog id (:func:`retrieval.search.hits.word_hits`:
+    a video's at its first moment); ids without one take their rank but give no hit.
+    """
     hits = [
-        replace(Hit.of(position, score, records[i]), keyword_score=score)
+        replace(found[i], rank=position, score=score, keyword_score=score)
         for position, (i, score, _) in enumerate(ranked, start=1)
-        if i in records
+        if i in found
     ]
     return [h for h in hits[offset:] if min_score is None or h.score >= min_score]
 
 
 def fused_hits(
     fused: Sequence[tuple[int, float]],
-    cosines: Mapping[int, float],
+    found: Mapping[int, Hit],
     keyword: Sequence[tuple[int, float, int]],
-    records: Mapping[int, ImageRecord],
     offset: int,
     min_score: float | None,
 ) -> list[Hit]:
     """Hits of a hybrid search: ``score`` is the fused score, ``dual_score`` the cosine (which
-    ``min_score`` applies to), ``keyword_score`` the keyword score when a word matched."""
+    ``min_score`` applies to, and to a video's listed moments), ``keyword_score`` the keyword
+    score when a word matched.
+
+    ``fused`` ranks files by catalog id; ``found`` holds each file's semantic hit with its
+    cosine as score (a video's at its best moment, listing its other matching ones).
+    """
     scores = {i: s for i, s, _ in keyword}
     hits = [
-        replace(Hit.of(position, score, records[i]), dual_score=cosines.get(i), keyword_score=scores.get(i))
+        replace(found[i], rank=position, score=score, dual_score=found[i].score, keyword_score=scores.get(i))
         for position, (i, score) in enumerate(fused, start=1)
-        if i in records
+        if i in found
     ]
-    return [h for h in hits[offset:] if min_score is None or (h.dual_score is not None and h.dual_score >= min_score)]
+    page = [h for h in hits[offset:] if min_score is None or (h.dual_score is not None and h.dual_score >= min_score)]
+    if min_score is None:
+        return page
+    return [replace(h, moments=tuple(m for m in h.moments if m.score >= min_score)) if h.moments else h for h in page]
 
 
 def sort_hits(hits: list[Hit], records: Mapping[int, ImageRecord], sort: str) -> list[Hit]:
@@ -169,7 +186,7 @@ def sort_hits(hits: list[Hit], records: Mapping[int, ImageRecord], sort: str) ->
                 return hit.captured_at.timestamp()
             except (OverflowError, ValueError, OSError):
                 return 0.0
-        record = records.get(hit.id)
+        record = records.get(hit.file_id)  # a video hit's own id is its moment's
         return record.mtime_ns / 1e9 if record is not None else 0.0
 
     return sorted(hits, key=when, reverse=sort == "-date")

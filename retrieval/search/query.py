@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from index.keywords import tokens
-from index.records import ImageFilter, is_utf8
+from index.records import ALL, PHOTOS, VIDEOS, ImageFilter, is_utf8
 from retrieval.errors import QueryError
 from retrieval.results import Term
 
@@ -159,13 +159,19 @@ def build_filter(
     before: str | None = None,
     extensions: Sequence[str] = (),
     contains: Sequence[str] = (),
+    media: str = ALL,
 ) -> ImageFilter:
-    """An image filter from ``--under``, ``--after``, ``--before``, ``--ext`` and ``--contains`` values.
+    """An image filter from ``--under``, ``--after``, ``--before``, ``--ext``, ``--contains`` and
+    ``--media`` values.
 
     Raises:
-        QueryError: a date :func:`parse_when` refuses, --after not before --before, or a
-            folder or extension that is not valid UTF-8 (no indexed path has such a name).
+        QueryError: a date :func:`parse_when` refuses, --after not before --before, a folder
+            or extension that is not valid UTF-8 (no indexed path has such a name), a
+            ``--contains`` text without letters or digits, or a ``media`` other than all,
+            photos or videos.
     """
+    if media not in (ALL, PHOTOS, VIDEOS):
+        raise QueryError(f"--media takes all, photos or videos (got {media!r}).")
     for folder in map(str, under):
         if not is_utf8(folder):
             raise QueryError(
@@ -184,4 +190,6 @@ def build_filter(
         check_text(words, "--contains")
         if not tokens(words):
             raise QueryError(f"--contains takes words with letters or digits, e.g. --contains 42.50 (got {words!r}).")
-    return ImageFilter(under=folders, after=start, before=end, extensions=suffixes, contains=tuple(contains))
+    return ImageFilter(
+        under=folders, after=start, before=end, extensions=suffixes, contains=tuple(contains), media=media
+    )

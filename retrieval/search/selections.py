@@ -21,16 +21,18 @@ class SelectionCache:
     def __init__(self, catalog: Catalog, size: int = 8) -> None:
         self.catalog = catalog
         self.size = size  # filters kept; the oldest goes first
-        self._cache: dict[tuple[ImageFilter, int], np.ndarray] = {}  # (filter, generation) -> allowed ids
+        # (filter, generation, files) -> allowed vector ids (files: catalog ids of files)
+        self._cache: dict[tuple[ImageFilter, int, bool], np.ndarray] = {}
         self._lock = threading.Lock()
 
-    def allowed(self, where: ImageFilter, generation: int) -> np.ndarray:
-        """Ids of the images passing ``where`` as of ``generation`` of the image store."""
-        key = (where, generation)
+    def allowed(self, where: ImageFilter, generation: int, files: bool = False) -> np.ndarray:
+        """Vector ids (photos and video moments) passing ``where`` as of ``generation`` of the image
+        store; ``files``: the catalog ids of the files instead (photos and video files)."""
+        key = (where, generation, files)
         with self._lock:
             cached = self._cache.get(key)
         if cached is None:
-            cached = self.catalog.select_images(where)
+            cached = self.catalog.select_files(where) if files else self.catalog.select_images(where)
             with self._lock:
                 if len(self._cache) >= self.size:
                     self._cache.pop(next(iter(self._cache)))

@@ -15,7 +15,7 @@ from pathlib import PurePath
 from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, Literal, Optional, Union
 from urllib.parse import quote
 
-from fastapi import APIRouter, FastAPI, File, Form, Path, Query, Request, UploadFile
+from fastapi import APIRouter, FastAPI, File, Form, Header, Path, Query, Request, UploadFile
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import (
@@ -32,6 +32,7 @@ from retrieval.errors import (
     ItemFileError,
     ItemNotFoundError,
     QueryError,
+    RangeNotSatisfiableError,
     RequestLimitError,
     RerankUnavailableError,
     UploadNotFoundError,
@@ -39,8 +40,9 @@ from retrieval.errors import (
 )
 from retrieval.serve.config import ServeConfig
 from retrieval.serve.duplicates import add_duplicate_routes, add_duplicates_page
-from retrieval.serve.items import ThumbnailCache, item_json, item_record, media_type, open_original
+from retrieval.serve.items import ThumbnailCache, item_json, item_of, media_type, open_original
 from retrieval.serve.queries import Searcher, json_safe
+from retrieval.serve.ranges import byte_range
 from retrieval.serve.schemas import (
     Health,
     ImageHitOut,
@@ -285,8 +287,8 @@ def _add_item_routes(api: APIRouter, library: "Library", thumbs: ThumbnailCache,
 
     @api.get("/items/{item_id}", response_model=ItemOut, tags=["items"])
     def item(item_id: ItemIdPath) -> ItemOut:
-        """Metadata of one image."""
-        return ItemOut.model_validate(item_json(item_record(library.catalog, item_id)))
+        """Metadata of one photo, or of a video at one of its moments."""
+        return ItemOut.model_validate(item_json(item_of(library.catalog, item_id)))
 
     @api.get("/items/{item_id}/similar", response_model=SearchResponse, tags=["search"])
     def similar(
@@ -297,14 +299,14 @@ def _add_item_routes(api: APIRouter, library: "Library", thumbs: ThumbnailCache,
     ) -> SearchResponse:
         """Images like this one ("more like this"); the image itself comes first."""
         start = time.perf_counter()
-        item_record(library.catalog, item_id)
+        item_of(library.catalog, item_id)
         return _image_response(searcher, SearchRequest(like=[item_id], k=k, offset=offset, rerank=rerank), start)
 
     @api.get("/items/{item_id}/texts", response_model=TextSearchResponse, tags=["search"])
     def texts_for(item_id: ItemIdPath, k: Annotated[int, Query(ge=1, le=cfg.max_k)] = 5) -> TextSearchResponse:
         """The library's texts that best describe this image (image-to-text)."""
         start = time.perf_counter()
-        item_record(library.catalog, item_id)
+        item_of(library.catalog, item_id)
         return _text_response(searcher, SearchRequest(like=[item_id], k=k), start)
 
     @api.get(
@@ -319,23 +321,44 @@ def _add_item_routes(api: APIRouter, library: "Library", thumbs: ThumbnailCache,
             Optional[int], Query(ge=1, le=2**31, description="Longer side wanted; rounded up to a served size.")
         ] = None,
     ) -> FileResponse:
-        """A JPEG thumbnail (EXIF orientation applied), made once and cached on disk."""
-        record = item_record(library.catalog, item_id)
-        path = thumbs.get(record, thumbs.side_for(size))
+        """A JPEG thumbnail (EXIF orientation applied; a video moment's: its frame), made once and cached on disk."""
+        path = thumbs.get(item_of(library.catalog, item_id), thumbs.side_for(size))
         return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})
 
     @api.get(
         "/items/{item_id}/file",
         response_class=FileResponse,
         tags=["items"],
-        responses={200: {"content": {"image/*": {}}}},
+        responses={
+            200: {"content": {"image/*": {}, "video/*": {}}},
+            206: {"description": "The byte range asked for."},
+            416: {},
+        },
     )
-    def original(item_id: ItemIdPath) -> StreamingResponse:
-        """The original image file, as indexed (404 once it changed: run xmr index)."""
-        record = item_record(library.catalog, item_id)
+    def original(
+        item_id: ItemIdPath,
+        range: Annotated[
+            Optional[str], Header(description="bytes=FIRST-LAST: part of the file (video players seek so).")
+        ] = None,
+    ) -> Response:
+        """The original photo or video file, as indexed (404 once it changed: run xmr index), whole or a byte range."""
+        record = item_of(library.catalog, item_id).record
         handle, status = open_original(record)  # checked on the descriptor that is then read
-        headers = {"Content-Length": str(status.st_size), "Content-Disposition": _inline(PurePath(record.path).name)}
-        return StreamingResponse(_chunks(handle, status.st_size), media_type=media_type(record), headers=headers)
+        headers = {"Accept-Ranges": "bytes", "Content-Disposition": _inline(PurePath(record.path).name)}
+        try:
+            span = byte_range(range, status.st_size)
+        except RangeNotSatisfiableError:
+            handle.close()
+            return Response(status_code=416, headers={"Content-Range": f"bytes */{status.st_size}", **headers})
+        if span is None:
+            headers["Content-Length"] = str(status.st_size)
+            return StreamingResponse(_chunks(handle, status.st_size), media_type=media_type(record), headers=headers)
+        first, last = span
+        handle.seek(first)
+        headers.update(
+            {"Content-Length": str(last - first + 1), "Content-Range": f"bytes {first}-{last}/{status.st_size}"}
+        )
+        return StreamingResponse(_chunks(handle, last - first + 1), 206, media_type=media_type(record), headers=headers)
 
 
 def _chunks(handle: BinaryIO, length: int, chunk_size: int = 1 << 16) -> Iterator[bytes]:

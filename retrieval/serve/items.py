@@ -5,6 +5,9 @@ path, so no request can point the server at a file the catalog does not list. A 
 served only while it is still the file that was indexed (same size and mtime, the rule
 incremental indexing uses) and the same inode, so swapping a photo for a link to another file
 serves nothing, even with a forged size and mtime.
+
+An id is a photo's, or a video moment's (its vector id): a moment's item is its video file
+(served whole or by byte ranges) at the moment's start (its thumbnail is that frame).
 """
 
 from __future__ import annotations
@@ -13,15 +16,21 @@ import hashlib
 import os
 import stat
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from index.atomic import atomic_write_bytes
 from index.files import open_regular
-from index.records import INDEXED, ImageRecord
+from index.records import INDEXED, PARTIAL, ImageRecord
+from index.schema import VIDEO
+from index.video_records import MomentRecord
 from retrieval.errors import ItemFileError, ItemNotFoundError
+from retrieval.video.formats import VIDEO_MEDIA_TYPES
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from index.catalog import Catalog
 
 MEDIA_TYPES = {
@@ -36,23 +45,45 @@ MEDIA_TYPES = {
     "HEIF": "image/heif",
     "JPEG2000": "image/jp2",
     "PPM": "image/x-portable-anymap",
+    **VIDEO_MEDIA_TYPES,
 }
 
 
-def item_record(catalog: Catalog, item_id: int) -> ImageRecord:
-    """The catalog row of an indexed image.
+@dataclass(frozen=True)
+class Item:
+    """What an id names: a photo, or a video file at one of its moments."""
+
+    record: ImageRecord  # the file's catalog row
+    moment: MomentRecord | None = None  # the video's moment the id is the vector of; None for photos
+
+    @property
+    def start(self) -> float | None:
+        """Seconds into the video where the item is (0 for a video named by its file id); None for photos."""
+        if self.moment is not None:
+            return self.moment.start
+        return 0.0 if self.record.kind == VIDEO else None
+
+
+def item_of(catalog: Catalog, item_id: int) -> Item:
+    """The photo, or the video moment, that ``item_id`` names.
 
     Raises:
-        ItemNotFoundError: no indexed image has ``item_id``.
+        ItemNotFoundError: no indexed photo, video or moment has ``item_id``.
     """
     record = catalog.images([item_id]).get(item_id)
-    if record is None or record.state != INDEXED:
-        raise ItemNotFoundError(f"no indexed image has id {item_id}; ids come from search results.")
-    return record
+    moment = None
+    if record is None:
+        moment = catalog.moments([item_id]).get(item_id)
+        record = catalog.images([moment.video_id]).get(moment.video_id) if moment is not None else None
+    # A video some of whose moments are written (a run still going, or stopped) is searchable.
+    if record is None or record.state not in (INDEXED, PARTIAL) or (record.state == PARTIAL and moment is None):
+        raise ItemNotFoundError(f"no indexed image or video has id {item_id}; ids come from search results.")
+    return Item(record, moment)
 
 
-def item_json(record: ImageRecord) -> dict[str, object]:
-    """Metadata of an image as the API returns it."""
+def item_json(item: Item) -> dict[str, object]:
+    """Metadata of a photo, or of a video at a moment, as the API returns it."""
+    record = item.record
     return {
         "id": record.id,
         "path": record.path,
@@ -65,6 +96,10 @@ def item_json(record: ImageRecord) -> dict[str, object]:
         "camera": record.camera,
         "description": record.description,
         "media_type": media_type(record),
+        "media": "video" if record.kind == VIDEO else "photo",
+        "start": item.start,
+        "end": item.moment.end if item.moment is not None else None,
+        "video_id": record.id if record.kind == VIDEO else None,
     }
 
 
@@ -103,7 +138,7 @@ def open_original(record: ImageRecord) -> tuple[BinaryIO, os.stat_result]:
     indexed = record.stat
     if indexed.dev is None or indexed.ino is None:
         raise ItemFileError(
-            f"image {record.id} at {record.path} was indexed before xmr recorded which file it is; "
+            f"{record.kind} {record.id} at {record.path} was indexed before xmr recorded which file it is; "
             "run  xmr index  on its folder once (it checks the bytes, nothing is embedded again) to serve it."
         )
     target = os.path.realpath(record.path)  # a photo kept as a link to it is served from its target
@@ -133,11 +168,11 @@ def _check_unchanged(record: ImageRecord, status: os.stat_result) -> None:
 
 
 def _changed_message(record: ImageRecord) -> str:
-    return f"image {record.id} at {record.path} changed since it was indexed; run  xmr index  to update the library."
+    return f"{record.kind} {record.id} at {record.path} changed since it was indexed; run  xmr index  to update the library."
 
 
 def _gone_message(record: ImageRecord) -> str:
-    return f"image {record.id} is no longer at {record.path}; run  xmr index  to update the library."
+    return f"{record.kind} {record.id} is no longer at {record.path}; run  xmr index  to update the library."
 
 
 class ThumbnailCache:
@@ -154,20 +189,24 @@ class ThumbnailCache:
             return self.sides[0]
         return next((side for side in self.sides if side >= asked), self.sides[-1])
 
-    def path_for(self, record: ImageRecord, side: int) -> Path:
+    def path_for(self, item: Item, side: int) -> Path:
+        record = item.record
         key = (
             record.content_hash
             or hashlib.blake2b(f"{record.path}:{record.mtime_ns}".encode(), digest_size=16).hexdigest()
         )
-        return self.directory / key[:2] / f"{key}-{side}.jpg"
+        at = "" if item.start is None else f"-{round(item.start * 1000)}ms"  # one thumbnail per moment
+        return self.directory / key[:2].replace(":", "_") / f"{key.replace(':', '_')}{at}-{side}.jpg"
 
-    def get(self, record: ImageRecord, side: int) -> Path:
-        """The cached thumbnail file of ``record`` at ``side`` px, made now if missing.
+    def get(self, item: Item, side: int) -> Path:
+        """The cached thumbnail file of ``item`` (a photo, or a video's frame at a moment) at ``side`` px,
+        made now if missing.
 
         Raises:
             ItemFileError: the original can no longer be read, or changed since it was indexed.
         """
-        target = self.path_for(record, side)
+        record = item.record
+        target = self.path_for(item, side)
         handle, status = open_original(record)  # even a cached thumbnail: only while the original is unchanged
         with handle:
             if target.is_file():
@@ -176,24 +215,50 @@ class ThumbnailCache:
                 if target.is_file():  # made by another request meanwhile
                     return target
                 # atomic: a reader never sees half a file, and a failed write (disk full) leaves no temp file
-                atomic_write_bytes(target, _thumbnail_of(record, handle, status, side))  # from the file just checked
+                atomic_write_bytes(target, _thumbnail_of(item, handle, status, side))  # from the file just checked
         return target
 
 
-def _thumbnail_of(record: ImageRecord, handle: BinaryIO, status: os.stat_result, side: int) -> bytes:
-    """A JPEG thumbnail of the indexed file, decoded from its checked descriptor (bounded memory).
+def _thumbnail_of(item: Item, handle: BinaryIO, status: os.stat_result, side: int) -> bytes:
+    """A JPEG thumbnail of the indexed file (a video's: its frame at the item's moment), read from
+    its checked descriptor (bounded memory).
 
     Raises:
         ItemFileError: the original cannot be decoded now.
     """
-    from retrieval.errors import ImageDecodeError
+    from index.errors import MissingDependencyError
+    from retrieval.errors import ImageDecodeError, VideoDecodeError
     from retrieval.images.decode import DecodeConfig, decode_handle
     from retrieval.images.thumbnails import encode_thumbnail
+    from retrieval.video.thumbnails import frame_bytes
 
+    record = item.record
     try:
+        if item.start is not None:
+            return frame_bytes(handle, item.start, side, "JPEG")
         image = decode_handle(
             handle, status, DecodeConfig(draft_side=side, perceptual_hash=False), name=record.path
         ).image
-    except (OSError, ImageDecodeError) as exc:
-        raise ItemFileError(f"image {record.id} at {record.path} cannot be read now: {exc}") from exc
+    except (OSError, ImageDecodeError, VideoDecodeError, MissingDependencyError) as exc:
+        raise ItemFileError(f"item {record.id} at {record.path} cannot be read now: {exc}") from exc
     return encode_thumbnail(image, side, "JPEG")
+
+
+def item_image(item: Item) -> str | Image.Image:
+    """What a reranker or an image query reads for ``item``: a photo's checked path, a moment's frame.
+
+    Raises:
+        ItemFileError: the original can no longer be read, or changed since it was indexed.
+    """
+    from index.errors import MissingDependencyError
+    from retrieval.errors import VideoDecodeError
+    from retrieval.video.frames import VideoReader
+
+    if item.start is None:
+        return str(original_file(item.record))
+    handle, _ = open_original(item.record)
+    try:
+        with handle, VideoReader(handle) as reader:
+            return reader.frame_at(item.start, 448)
+    except (OSError, VideoDecodeError, MissingDependencyError) as exc:
+        raise ItemFileError(f"item {item.record.id} at {item.record.path} cannot be read now: {exc}") from exc

@@ -33,7 +33,7 @@ from retrieval.search.keyword import sort_hits
 from retrieval.search.query import build_filter, build_terms, check_min_score
 from retrieval.search.query_vector import combine_terms
 from retrieval.serve.config import ServeConfig
-from retrieval.serve.items import item_record, original_file
+from retrieval.serve.items import item_image, item_of
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -141,7 +141,7 @@ class Searcher:
         """Image hits for ``req`` (``extra`` more than ``req.k``: a look-ahead that tells whether
         a next page exists) and whether they were reranked."""
         terms = self._terms(req)
-        where = build_filter(req.under, req.after, req.before, req.ext, req.contains)
+        where = build_filter(req.under, req.after, req.before, req.ext, req.contains, req.media)
         if req.rerank:
             rr = self._reranker(self.library.search)
             hits = self.library.search(
@@ -180,8 +180,8 @@ class Searcher:
 
         Reranking texts takes one query image (an upload or an item) and nothing else.
         """
-        if build_filter(req.under, req.after, req.before, req.ext, req.contains).active:
-            raise QueryError("under/after/before/ext/contains filter images; they do not apply to text search.")
+        if build_filter(req.under, req.after, req.before, req.ext, req.contains, req.media).active:
+            raise QueryError("under/after/before/ext/contains/media filter images; they do not apply to text search.")
         terms = self._library_terms(self._terms(req))
         if req.rerank:
             rr = self._reranker(self.library.search_texts)
@@ -278,8 +278,8 @@ class Searcher:
         out = []
         for term in terms:
             if _is_item(term):
-                path = original_file(item_record(self.library.catalog, int(str(term.image)[1:])))
-                out.append(Term(image=str(path), weight=term.weight))
+                image = item_image(item_of(self.library.catalog, int(str(term.image)[1:])))
+                out.append(Term(image=image, weight=term.weight))
             elif term.image is not None:
                 out.append(Term(image=self.uploads.get(str(term.image)).image, weight=term.weight))
             else:

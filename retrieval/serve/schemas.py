@@ -30,6 +30,7 @@ class SearchRequest(BaseModel):
     after: Optional[str] = Field(default=None, description="Captured at or after this date, e.g. 2024-06-01 (--after).")
     before: Optional[str] = Field(default=None, description="Captured before this date (--before).")
     ext: list[str] = Field(default=[], description="Only these extensions, e.g. ['jpg,png'] (--ext).")
+    media: Literal["all", "photos", "videos"] = Field(default="all", description="Photos, videos or both (--media).")
     k: int = Field(default=20, ge=1, le=2**31, description="Page size (-k); at most the server's max_k.")
     offset: int = Field(default=0, ge=0, le=2**31, description="Skip this many results (paging).")
     min_score: Optional[float] = Field(default=None, description="Drop results scoring below this.")
@@ -84,6 +85,13 @@ def limited_request(max_k: int, max_offset: int, max_terms: int, max_chars: int)
     )
 
 
+class MomentOut(BaseModel):
+    id: int = Field(description="The moment's item id (its thumbnail is the frame at its start).")
+    score: float
+    start: float = Field(description="Seconds into the video.")
+    end: float
+
+
 class MatchOut(BaseModel):
     text: str = Field(description="The OCR line, caption, keyword or file name that holds the query's words.")
     source: str = Field(description="ocr, caption, keywords or filename.")
@@ -110,9 +118,14 @@ class ImageHitOut(BaseModel):
     format: Optional[str] = None
     captured_at: Optional[str] = None
     camera: Optional[str] = None
-    thumbnail: str = Field(description="URL of the small thumbnail.")
+    thumbnail: str = Field(description="URL of the small thumbnail (a video's: the frame at its moment).")
     preview: str = Field(description="URL of the large thumbnail.")
-    file: str = Field(description="URL of the original file.")
+    file: str = Field(description="URL of the original file (byte ranges served: a video plays from any second).")
+    media: str = Field(default="photo", description="photo or video.")
+    start: Optional[float] = Field(default=None, description="Video: seconds where the matching moment starts.")
+    end: Optional[float] = Field(default=None, description="Video: seconds where it ends.")
+    video_id: Optional[int] = Field(default=None, description="Video: the item id of the video file.")
+    moments: list[MomentOut] = Field(default=[], description="Video: its other matching moments, best first.")
 
 
 class TextHitOut(BaseModel):
@@ -169,6 +182,10 @@ class ItemOut(BaseModel):
     camera: Optional[str] = None
     description: Optional[str] = None
     media_type: str
+    media: str = "photo"
+    start: Optional[float] = None
+    end: Optional[float] = None
+    video_id: Optional[int] = None
 
 
 class Health(BaseModel):
@@ -196,5 +213,7 @@ class InfoOut(BaseModel):
     index_kind: str
     vectors: int
     bytes_on_disk: int
+    videos: int = 0
+    moments: int = 0
     reranker: Optional[str] = Field(description="The reranker this server loaded; null when none.")
     limits: Limits

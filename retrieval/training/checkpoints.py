@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from index.atomic import atomic_write_bytes, atomic_writer
+from index.atomic import atomic_write_bytes, atomic_writer, remove_stale_temps
 from index.errors import XmrError
 
 CHECKPOINT = "checkpoint.pt"
@@ -38,12 +38,15 @@ class RunFolder:
     what: str = "training run"  # how messages name the run
 
     def resume_state(self) -> dict:
-        """The saved state (empty for a new run).
+        """The saved state (empty for a new run); temp files of runs that were killed mid-write
+        (a checkpoint, the weights) are removed from the folder first.
 
         Raises:
             error: the folder holds a run with other settings, or its state file is unreadable.
         """
         path = self.out / STATE
+        if self.out.is_dir():
+            remove_stale_temps(self.out)
         if not path.is_file():
             return {}
         try:

@@ -80,7 +80,7 @@ def test_failed_drops_the_vector_and_leaves_a_tombstone(catalog: Catalog, rng: n
     assert catalog.vectors_for([a, b]) == {b: _vec_bytes(vb)}
     assert catalog.vector_ids(IMAGES).tolist() == [b]
     assert catalog.deleted_since(IMAGES, g1).tolist() == [a]  # never-embedded new.jpg: no tombstone
-    assert catalog.counts() == {"images": 1, "failed": 2, "texts": 0}
+    assert catalog.counts() == {"images": 1, "failed": 2, "texts": 0, "videos": 0, "moments": 0}
     assert [r.path for r in catalog.failures()] == ["/lib/a.jpg", "/lib/new.jpg"]
     assert [r.path for r in catalog.failures(limit=1)] == ["/lib/a.jpg"]
 
@@ -91,7 +91,7 @@ def test_failed_drops_the_vector_and_leaves_a_tombstone(catalog: Catalog, rng: n
     again = catalog.image_by_path("/lib/a.jpg")
     assert again is not None and again.id == a and again.state == INDEXED and again.error is None
     assert catalog.vectors_since(IMAGES, g3, DIM)[0].tolist() == [a]
-    assert catalog.counts() == {"images": 2, "failed": 1, "texts": 0}
+    assert catalog.counts() == {"images": 2, "failed": 1, "texts": 0, "videos": 0, "moments": 0}
 
 
 def test_moved_keeps_id_and_vector(catalog: Catalog, rng: np.random.Generator) -> None:
@@ -139,7 +139,7 @@ def test_touched_updates_stat_only(catalog: Catalog, rng: np.random.Generator) -
     assert row is not None and (row.size, row.mtime_ns, row.content_hash, row.state) == (10, 555, "ha", INDEXED)
     assert catalog.vectors_since(IMAGES, g1, DIM)[0].size == 0
     assert catalog.image_by_path("/lib/unknown.jpg") is None  # touching creates nothing
-    assert catalog.counts() == {"images": 1, "failed": 0, "texts": 0}
+    assert catalog.counts() == {"images": 1, "failed": 0, "texts": 0, "videos": 0, "moments": 0}
 
 
 def test_generation_increments_once_per_apply_and_persists(catalog_url: str, rng: np.random.Generator) -> None:

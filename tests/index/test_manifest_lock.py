@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from index.atomic import atomic_write_bytes, atomic_writer, remove_stale_temps
+from index.atomic import STALE_SECONDS, atomic_write_bytes, atomic_writer, remove_stale_temps, writer_tag
 from index.errors import CorruptFileError, LibraryBusyError, LibraryVersionError
 from index.layout import ENV_LIBRARY, LibraryLayout, default_library_dir
 from index.lock import WriteLock
@@ -255,19 +255,30 @@ def test_atomic_writer_failure_keeps_the_old_file(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["file.bin"]
 
 
-def test_remove_stale_temps_removes_only_writer_temps(tmp_path: Path) -> None:
+def _dead_pid() -> int:
+    """The pid of a process that has ended (and been reaped)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait(timeout=60)
+    return proc.pid
+
+
+def test_remove_stale_temps_removes_only_temps_of_writers_that_are_gone(tmp_path: Path) -> None:
     keep = ["images.vec", "catalog.sqlite", "notes.tmp", ".hidden", "manifest.json"]
     for name in keep:
         (tmp_path / name).write_bytes(b"x")
-    # What a writer killed mid-write leaves behind (same naming as atomic_writer's temps).
-    stale = [".images.vec.k2j3h4.tmp", ".manifest.json.abc.tmp"]
-    for name in stale:
+    dead = writer_tag(_dead_pid())
+    live = [f".images.vec.{writer_tag()}.k2j3h4.tmp", ".index.json.7-00000000.abc.tmp", ".texts.vec.q1w2.tmp"]
+    stale = [f".images.vec.{dead}.k2j3h4.tmp", ".manifest.json.7-00000000.abc.tmp", ".texts.vec.z9x8.tmp"]
+    for name in [*live, *stale]:
         (tmp_path / name).write_bytes(b"half")
+    old = os.stat(tmp_path / "images.vec").st_mtime - STALE_SECONDS - 60
+    for name in stale[1:]:  # another machine's, and an older xmr's: removed once they are old
+        os.utime(tmp_path / name, (old, old))
     (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / ".x.tmp").write_bytes(b"not at top level")
-    assert remove_stale_temps(tmp_path) == 2
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*keep, "sub"])
-    assert (tmp_path / "sub" / ".x.tmp").exists()
+    (tmp_path / "sub" / f".x.{dead}.a.tmp").write_bytes(b"not at top level")
+    assert remove_stale_temps(tmp_path) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*keep, *live, "sub"])
+    assert (tmp_path / "sub" / f".x.{dead}.a.tmp").exists()
     assert remove_stale_temps(tmp_path) == 0
 
 

@@ -1,5 +1,6 @@
 """Old catalogs upgrade in place: schema 1 (no perceptual hashes, no file identities, one tombstone
-floor) opens at the current schema with its rows intact, once, on SQLite and PostgreSQL."""
+floor, no videos) and schema 4 (no videos) open at the current schema with their rows intact,
+once, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from index.catalog import CATALOG_SCHEMA, IMAGES, TEXTS, Catalog, sqlite_url
 from index.migrations import floor_key
 from index.records import Embedded, FileStat, ImageMeta
 from tests.helpers.catalog_dump import dump
-from tests.helpers.old_catalogs import downgrade_to_1
+from tests.helpers.old_catalogs import downgrade_to_1, downgrade_to_4
 from tests.helpers.oracles import embedded
 
 
@@ -35,11 +36,36 @@ def test_schema_1_catalog_upgrades_keeping_its_rows(url: str) -> None:
 
     upgraded = Catalog(url)
     after = dump(upgraded)
-    new = 3  # columns added since schema 1, at the end: phash (2), dev and ino (4)
+    new = 4  # columns added since schema 1, at the end: phash (2), dev and ino (4), kind (5)
     assert [row[:-new] for row in after["images"]] == before["images"]  # same rows, the new columns
-    assert [row[-new:] for row in after["images"]] == [(None, None, None)] * 2  # unknown until read again
-    assert dict(after["meta"])["schema"] == str(CATALOG_SCHEMA)
+    # phash, dev, ino: unknown until read again; kind: every older row is a photo
+    assert [row[-new:] for row in after["images"]] == [(None, None, None, "image")] * 2
+    assert dict(after["meta"])["schema"] == str(CATALOG_SCHEMA) == "5"
     assert upgraded.image_by_path("/p/a.jpg").phash is None
+    assert upgraded.image_by_path("/p/a.jpg").kind == "image"  # type: ignore[union-attr]
+    assert upgraded.counts()["videos"] == upgraded.counts()["moments"] == 0  # schema 5's tables are there
+    upgraded.close()
+    Catalog(url).close()  # opening again finds nothing left to do
+
+
+def test_schema_4_catalog_gets_videos_keeping_its_rows_and_identities(url: str) -> None:
+    catalog = Catalog(url)
+    stat = FileStat("/p/a.jpg", 10, 100, 7, 2**64 - 5)  # an identity that needs all 64 bits
+    catalog.apply(embedded=[Embedded(stat, "h", ImageMeta(4, 4, "JPEG"), np.eye(4, dtype="<f4")[0].tobytes())])
+    catalog.prune_tombstones(IMAGES, 1)
+    catalog.close()
+    downgrade_to_4(url)
+    before = dump(_Raw(url))  # type: ignore[arg-type]
+
+    upgraded = Catalog(url)
+    after = dump(upgraded)
+    assert [row[:-1] for row in after["images"]] == before["images"]  # same rows, kind at the end
+    assert [row[-1] for row in after["images"]] == ["image"]
+    assert dict(after["meta"]) == {**dict(before["meta"]), "schema": str(CATALOG_SCHEMA)}  # floors kept
+    row = upgraded.image_by_path("/p/a.jpg")
+    assert row is not None and (row.kind, row.dev, row.ino) == ("image", 7, 2**64 - 5)
+    assert upgraded.tombstone_floor(IMAGES) == 1 and upgraded.tombstone_floor(TEXTS) == 0
+    assert upgraded.counts()["videos"] == upgraded.counts()["moments"] == 0
     upgraded.close()
     Catalog(url).close()  # opening again finds nothing left to do
 
@@ -136,7 +162,7 @@ def test_two_processes_opening_an_old_catalog_migrate_it_once(catalog_url: str) 
     catalog = Catalog(catalog_url)
     try:
         columns = [c["name"] for c in inspect(catalog.engine).get_columns("images")]
-        assert columns.count("dev") == 1 and columns.count("ino") == 1
+        assert columns.count("dev") == 1 and columns.count("ino") == 1 and columns.count("kind") == 1
         assert catalog.tombstone_floor(IMAGES) == catalog.tombstone_floor(TEXTS) == 2
     finally:
         catalog.close()

@@ -577,3 +577,25 @@ def test_a_run_refuses_to_write_once_another_model_took_the_library(
         first.index([photos])
     assert first.catalog.counts()["images"] == 0
     first.close()
+
+
+def test_every_write_removes_the_temp_files_of_killed_writers_only(open_library, photos: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    import subprocess
+    import sys
+
+    from index.atomic import writer_tag
+
+    lib = open_library()
+    lib.index([photos])
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait(timeout=60)
+    texts = tmp_path / "texts.txt"
+    texts.write_text("a cat\n")
+    for write in (lambda: lib.index([photos]), lambda: lib.add_texts(texts), lambda: lib.remove_texts(texts)):
+        dead = lib.layout.root / f".images.vec.{writer_tag(ended.pid)}.k2j3.tmp"  # a snapshot write killed midway
+        live = lib.layout.root / f".index.json.{writer_tag()}.h4g5.tmp"  # another writer at work (this process)
+        for temp in (dead, live):
+            temp.write_bytes(b"half")
+        write()
+        assert not dead.exists() and live.exists()
+        live.unlink()

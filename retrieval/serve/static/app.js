@@ -25,6 +25,7 @@ function request() {
   if (ext.length) body.ext = [ext.join(",")];
   const min = $("min-score").value;
   if (min !== "") body.min_score = Number(min);
+  if ($("media").value !== "all") body.media = $("media").value;
   const contains = $("contains").value.trim();
   if (contains) body.contains = [contains];
   body.mode = $("mode").value;
@@ -104,6 +105,12 @@ function card(hit, eager) {
   score.textContent = hit.score.toFixed(3);
   caption.append(name, score);
   figure.append(frame, caption);
+  if (hit.media === "video") {
+    const badge = document.createElement("span");
+    badge.className = "badge";
+    badge.textContent = `▶ ${clock(hit.start)}`;
+    figure.appendChild(badge);
+  }
   if (hit.match) {
     const snippet = document.createElement("span");
     snippet.className = "match";
@@ -114,11 +121,42 @@ function card(hit, eager) {
   return figure;
 }
 
+function clock(seconds) {
+  const s = Math.floor(seconds);
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${Math.floor(s / 3600)}:${pad(Math.floor(s / 60) % 60)}:${pad(s % 60)}`;
+}
+
+// A video plays from its moment: the browser asks /file for byte ranges as it seeks.
+function showVideo(hit) {
+  const video = $("viewer-video");
+  const isVideo = hit.media === "video";
+  $("viewer-stage").hidden = isVideo;  // the photo and its matched-text box
+  video.hidden = !isVideo;
+  $("viewer-moments").hidden = !isVideo || !hit.moments.length;
+  $("viewer-moments").replaceChildren();
+  if (!isVideo) {
+    video.removeAttribute("src");
+    return;
+  }
+  video.src = `${hit.file}#t=${hit.start}`;
+  video.play().catch(() => {});
+  // The hit's own moment scores its cosine like the others (hybrid: dual_score; score is the fused one).
+  for (const m of [{ start: hit.start, score: hit.dual_score ?? hit.score }, ...hit.moments]) {
+    const jump = document.createElement("button");
+    jump.type = "button";
+    jump.textContent = `${clock(m.start)} (${m.score.toFixed(3)})`;
+    jump.addEventListener("click", () => { video.currentTime = m.start; video.play().catch(() => {}); });
+    $("viewer-moments").appendChild(jump);
+  }
+}
+
 async function openViewer(hit) {
   const dialog = $("viewer");
   $("viewer-image").src = hit.preview;
   $("viewer-image").alt = hit.name;
   $("original").href = hit.file;
+  showVideo(hit);
   showMatch(hit.match);
   const meta = $("viewer-meta");
   meta.textContent = `${hit.path} · score ${hit.score.toFixed(4)}`;
@@ -128,7 +166,8 @@ async function openViewer(hit) {
   dialog.showModal();
   try {
     const item = await api(`/api/items/${hit.id}`);
-    const parts = [item.path, item.width && `${item.width}×${item.height}`, item.format, item.captured_at, item.camera, item.description, `score ${hit.score.toFixed(4)}`];
+    const at = item.media === "video" ? `@ ${clock(item.start)}` : null;
+    const parts = [item.path, at, item.width && `${item.width}×${item.height}`, item.format, item.captured_at, item.camera, item.description, `score ${hit.score.toFixed(4)}`];
     meta.textContent = parts.filter(Boolean).join(" · ");
     const texts = await api(`/api/items/${hit.id}/texts?k=3`);
     for (const t of texts.hits) {
@@ -208,6 +247,7 @@ function wire() {
   $("next").addEventListener("click", () => { if (state.next !== null) { state.offset = state.next; search(); window.scrollTo(0, 0); } });
   $("prev").addEventListener("click", () => { state.offset = Math.max(0, state.offset - (Number($("k").value) || 24)); search(); window.scrollTo(0, 0); });
   $("rerank").addEventListener("change", () => { state.offset = 0; search(); });
+  $("viewer").addEventListener("close", () => $("viewer-video").pause());
 }
 
 async function init() {
@@ -220,7 +260,8 @@ async function init() {
       $("rerank-label").classList.add("disabled");
       $("rerank-label").title = "This server was started without --reranker";
     }
-    setStatus(`${info.images.toLocaleString()} images · ${info.model}`);
+    const videos = info.videos ? ` · ${info.videos.toLocaleString()} videos` : "";
+    setStatus(`${info.images.toLocaleString()} images${videos} · ${info.model}`);
   } catch (err) {
     setStatus(err.message, true);
   }

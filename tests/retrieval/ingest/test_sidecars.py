@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,7 @@ def test_captions_follow_changes_moves_and_deletions(open_library, photos: Path)
 
     moved = photos / "nested" / f"cat{chelsea.suffix}"
     chelsea.rename(moved)
+    chelsea.with_suffix(".txt").rename(moved.with_suffix(".txt"))  # its sidecar goes with it
     report = lib.index([photos])
     assert report.moved == 1 and _captions(lib) == {moved.name: {"a sleepy cat"}}
 
@@ -98,3 +100,60 @@ def test_editing_only_a_sidecar_updates_captions_without_reembedding(open_librar
     lib.index([photos])
     assert coins.name not in _captions(lib)
     assert lib.texts.agrees_with_catalog()
+
+
+def _stamp(path: Path, seconds: int) -> None:
+    """Give ``path`` a modification time of its own (edits within one clock tick look unchanged)."""
+    stamp = path.stat().st_mtime_ns + seconds * 10**9
+    os.utime(path, ns=(stamp, stamp))
+
+
+def test_a_moved_photo_takes_the_captions_of_its_new_place_in_the_same_run(open_library, photos: Path) -> None:  # noqa: ANN001
+    chelsea, coffee = next(photos.rglob("chelsea.*")), next(photos.rglob("coffee.*"))
+    Path(f"{chelsea}.txt").write_text("a red ball\nsunset\n")
+    Path(f"{coffee}.txt").write_text("a cup\n")
+    lib = open_library()
+    lib.index([photos])
+    assert _captions(lib) == {chelsea.name: {"a red ball", "sunset"}, coffee.name: {"a cup"}}
+
+    cat = photos / f"cat{chelsea.suffix}"
+    chelsea.rename(cat)  # its sidecar stays behind, beside no photo
+    cup = photos / "nested" / f"cup{coffee.suffix}"
+    coffee.rename(cup)
+    cup.with_suffix(".txt").write_text("a mug\n")  # the new place has a caption of its own
+    _stamp(cup.with_suffix(".txt"), 5)
+    report = lib.index([photos])
+    assert (report.moved, report.encoded) == (2, 0)
+    assert _captions(lib) == {cup.name: {"a mug"}}
+    assert lib.texts.agrees_with_catalog()
+    assert lib.index([photos]).unchanged == 6 and _captions(lib) == {cup.name: {"a mug"}}
+
+
+def test_a_photo_touched_while_its_sidecar_went_loses_its_captions_in_the_same_run(open_library, photos: Path) -> None:  # noqa: ANN001
+    rocket = next(photos.rglob("rocket.*"))
+    sidecar = Path(f"{rocket}.txt")
+    sidecar.write_text("a launch\n")
+    lib = open_library()
+    lib.index([photos])
+    assert _captions(lib) == {rocket.name: {"a launch"}}
+
+    sidecar.unlink()
+    _stamp(rocket, 5)  # same bytes, new timestamp: the vector is kept
+    report = lib.index([photos])
+    assert (report.encoded, report.updated, report.unchanged) == (0, 0, 6)
+    assert _captions(lib) == {}
+
+
+def test_removing_the_older_of_two_sidecars_drops_its_captions(open_library, photos: Path) -> None:  # noqa: ANN001
+    camera = next(photos.rglob("camera.*"))
+    older, newer = Path(f"{camera}.txt"), camera.with_suffix(".txt")
+    older.write_text("a tripod\n")
+    newer.write_text("a photographer\n")
+    _stamp(newer, 5)
+    lib = open_library()
+    lib.index([photos])
+    assert _captions(lib) == {camera.name: {"a tripod", "a photographer"}}
+
+    older.unlink()  # the newest sidecar's mtime did not change
+    assert lib.index([photos]).encoded == 0
+    assert _captions(lib) == {camera.name: {"a photographer"}}

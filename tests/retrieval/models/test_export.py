@@ -145,6 +145,39 @@ def test_the_cache_exports_once_and_is_keyed_by_the_weights_sha256(
     assert not [p for p in exports_dir().iterdir() if p.name.endswith(".tmp")]
 
 
+KILLED_EXPORT = """
+import os, sys
+from pathlib import Path
+from index.atomic import temp_dir
+folder = temp_dir(Path(sys.argv[1]))
+(folder / "visual").mkdir()
+(folder / "visual" / "model.onnx").write_bytes(b"half an export")
+os._exit(9)  # killed like kill -9 midway through writing the export
+"""
+
+
+def test_an_export_killed_midway_leaves_a_folder_the_next_export_removes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+
+    from index.atomic import temp_dir
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    exports_dir().mkdir(parents=True)
+    repo = Path(__file__).resolve().parents[3]
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    killed = subprocess.run([sys.executable, "-c", KILLED_EXPORT, str(exports_dir() / "tiny")], env=env, timeout=120)
+    assert killed.returncode == 9
+    (dead,) = [p for p in exports_dir().iterdir() if p.name.endswith(".tmp")]
+    live = temp_dir(exports_dir() / "other")  # this process's: an export still being written
+    spec = ModelSpec(f"local-dir:{make_tiny_model(tmp_path / 'model', seed=3)}")
+    ensure_export(spec)
+    assert not dead.exists() and live.is_dir()
+    assert [p for p in exports_dir().iterdir() if p.name.endswith(".tmp")] == [live]
+
+
 def test_an_export_named_by_its_folder_keeps_its_models_identity(tiny_export_dir: Path, tiny_encoder) -> None:  # noqa: ANN001
     info = read_export(tiny_export_dir)
     assert info.identity.same_model(tiny_encoder.identity)

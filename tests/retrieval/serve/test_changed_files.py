@@ -74,7 +74,7 @@ def test_a_failed_thumbnail_write_leaves_no_temp_file(shared_library, tmp_path, 
 
     import pytest
 
-    from retrieval.serve.items import ThumbnailCache
+    from retrieval.serve.items import Item, ThumbnailCache
 
     cache = ThumbnailCache(tmp_path / "thumbs", (64,))
     record = shared_library.catalog.images([shared_library.search(text="x", k=1)[0].id])
@@ -85,5 +85,5 @@ def test_a_failed_thumbnail_write_leaves_no_temp_file(shared_library, tmp_path, 
 
     monkeypatch.setattr(os, "replace", disk_full)
     with pytest.raises(OSError, match="No space"):
-        cache.get(record, 64)
+        cache.get(Item(record), 64)
     assert [p.name for p in (tmp_path / "thumbs").rglob("*") if p.is_file()] == []

@@ -296,8 +296,15 @@ def test_the_matched_words_box_is_drawn_on_the_preview(
     page.wait_for_selector("#viewer[open]")
     page.wait_for_function("document.getElementById('viewer-image').naturalWidth > 0")
     assert "ocr" in page.inner_text("#viewer-match")
-    image = page.query_selector("#viewer-image").bounding_box()
-    box = page.query_selector("#viewer-box-shape").bounding_box()  # the polygon as drawn, in page pixels
+    # The viewer's details and texts arrive after it opens and can reflow it: measure once they
+    # are in, and both boxes in one evaluation (two round trips could straddle a reflow).
+    page.wait_for_load_state("networkidle")
+    image, box = page.evaluate(
+        """() => ["viewer-image", "viewer-box-shape"].map((id) => {
+            const r = document.getElementById(id).getBoundingClientRect();
+            return {x: r.x, y: r.y, width: r.width, height: r.height};
+        })"""
+    )  # the polygon as drawn, in page pixels
     left, upper, right, lower = ocr_library.receipt_box
     assert abs((box["x"] - image["x"]) / image["width"] - left) < 0.05
     assert abs((box["x"] + box["width"] - image["x"]) / image["width"] - right) < 0.05

@@ -68,3 +68,19 @@ def test_a_damaged_state_file_says_so_and_names_the_fix(tmp_path: Path) -> None:
     (tmp_path / STATE).write_text('{"config": ')  # torn by a crash or an editor
     with pytest.raises(RerankerError, match=f"unreadable.*delete it and {CHECKPOINT}"):
         RunFolder(tmp_path, {"config": {}}, RerankerError).resume_state()
+
+
+def test_a_run_removes_the_temp_files_of_killed_runs_and_keeps_live_ones(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from index.atomic import writer_tag
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait(timeout=60)
+    dead = tmp_path / f".{CHECKPOINT}.{writer_tag(ended.pid)}.a1b2.tmp"  # a run killed while checkpointing
+    live = tmp_path / f".{CHECKPOINT}.{writer_tag()}.c3d4.tmp"  # a writer still at work (this process)
+    for temp in (dead, live):
+        temp.write_bytes(b"half a checkpoint")
+    assert RunFolder(tmp_path, {"config": {}}, RerankerError).resume_state() == {}
+    assert not dead.exists() and live.exists()
