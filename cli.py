@@ -16,7 +16,8 @@ import typer
 
 from index.deps import require_torch
 from xmr_cli import help_format
-from xmr_cli.errors import EXIT_NO_RESULTS, friendly_errors
+from xmr_cli.errors import EXIT_NO_RESULTS, check_some_exist, fail, friendly_errors
+from xmr_cli.escape import shown
 from xmr_cli.logs import configure as configure_logs
 from xmr_cli.logs import quiet
 from xmr_cli.options import (
@@ -41,6 +42,7 @@ from xmr_cli.options import (
     ExcludeOpt,
     ExportOutOpt,
     ExtOpt,
+    FailuresPrint0Opt,
     ForgetExcludeOpt,
     FusionOpt,
     GroupsOpt,
@@ -78,6 +80,7 @@ from xmr_cli.options import (
     PortOpt,
     PretrainedOpt,
     PreviewOpt,
+    Print0Opt,
     RayActorsOpt,
     RayAddressOpt,
     RayGpusOpt,
@@ -119,6 +122,9 @@ from xmr_cli.options import (
     make_ray_config,
 )
 from xmr_cli.output import (
+    check_output_options,
+    err,
+    preview_note,
     print_duplicates,
     print_failures,
     print_hits,
@@ -135,7 +141,14 @@ from xmr_cli.output import (
     print_watching,
     print_written,
 )
-from xmr_cli.progress import IndexProgress, RerankProgress, TrainProgress, watching_in_background, working
+from xmr_cli.progress import (
+    CountProgress,
+    IndexProgress,
+    RerankProgress,
+    TrainProgress,
+    watching_in_background,
+    working,
+)
 
 if TYPE_CHECKING:
     from retrieval import IndexConfig, Library
@@ -235,6 +248,7 @@ def index(
     config = IngestConfig(batch_size=batch_size, workers=workers, retry_failed=retry_failed, video=video)
     on_ray = make_ray_config(ray_address, ray_gpus, ray_actors) if ray or ray_address else None
     kind_config = make_index_config(index_kind or "", memory_budget)
+    check_some_exist(paths)  # before the model loads, and before a library is made
     with _open(
         library, model, pretrained, catalog_url, device, create=True, index_config=kind_config, runtime=runtime
     ) as lib:
@@ -246,6 +260,7 @@ def index(
                 config=config,
                 on_progress=bar.update,
                 on_plan=bar.start,
+                on_stage=bar.stage,
                 ray=on_ray,
                 cache_tokens=cache_tokens,
                 exclude=exclude or (),
@@ -254,7 +269,12 @@ def index(
                 ocr_config=make_ocr_config(ocr_workers),
                 on_ocr_progress=bar.update_ocr,
             )
-    print_report(report, as_json)
+        discarded = lib.discard()  # a first run that found nothing leaves no empty library
+    print_report(report, as_json, discarded)
+    if report.missing:
+        fail(f"{', '.join(map(shown, report.missing))}: no such file or folder (its images in the library are kept).")
+    if discarded:
+        raise typer.Exit(EXIT_NO_RESULTS)
 
 
 @app.command()
@@ -281,6 +301,7 @@ def search(
     runtime: RuntimeOpt = "auto",
     as_json: SearchJsonOpt = False,
     paths_only: PathsOnlyOpt = False,
+    print0: Print0Opt = False,
     in_texts: InTextsOpt = False,
     preview: PreviewOpt = False,
     reranker: RerankerOpt = "",
@@ -298,16 +319,26 @@ def search(
     match probabilities. Exit 1 when nothing matches.
     """
     from retrieval.search.query import build_filter, build_terms, check_min_score
+    from retrieval.search.query_vector import check_image_file
 
     images, not_images = [str(p) for p in image or []], [str(p) for p in not_image or []]
     terms = build_terms(words or [], images, not_text or [], not_images, weight or [])
+    for path in (*images, *not_images):  # a typo in an example image is said before anything loads
+        check_image_file(path)
     where = build_filter([str(p) for p in under or []], after, before, ext or [], contains or [], media)
     check_min_score(min_score)
+    check_output_options(as_json=as_json, paths_only=paths_only, print0=print0, preview=preview, in_texts=in_texts)
     if in_texts and where.active:
         raise typer.BadParameter(
             "--under/--after/--before/--ext/--contains/--media filter images; they do not apply with --texts"
         )
+    if preview and preview_note():
+        err.print(preview_note())
+    why = ""
     with _open(library, model, pretrained, device=device, runtime=runtime) as lib, working("searching"):
+        if where.active and lib.count(where) == 0:  # said before any model loads
+            print_no_results(False, lib.explain_no_hits(where))
+            raise typer.Exit(EXIT_NO_RESULTS)
         rr = lib.load_reranker(reranker) if reranker else None
         if in_texts:
             lone = _lone_image(image, words, not_text, not_image, weight) if rr is not None else None
@@ -334,9 +365,10 @@ def search(
                 sort=sort,
                 per_video=not each_moment,
             )
-            print_hits(hits, as_json=as_json, paths_only=paths_only, preview=preview)
+            print_hits(hits, as_json=as_json, paths_only=paths_only, preview=preview, print0=print0)
+            why = "" if hits else lib.explain_no_hits(where, min_score=min_score, offset=offset)
     if not (found if in_texts else hits):
-        print_no_results(in_texts, filtered=bool(where.active or min_score is not None or offset))
+        print_no_results(in_texts, why)
         raise typer.Exit(EXIT_NO_RESULTS)
 
 
@@ -359,7 +391,9 @@ def add_texts(
     """Embed texts into the library's text corpus (for image-to-text search). Re-adding adds nothing twice."""
     with _open(library, model, pretrained, device=device, runtime=runtime) as lib:
         for path in files:
-            print_text_report(lib.add_texts(path), as_json)
+            with CountProgress("texts", enabled=not as_json and not quiet()) as bar:
+                report = lib.add_texts(path, on_stage=bar.stage, on_progress=bar.update)
+            print_text_report(report, as_json)
 
 
 @app.command(name="remove-texts")
@@ -387,12 +421,18 @@ def info(
 @app.command()
 @friendly_errors
 def failures(
-    library: LibraryOpt = None, model: ModelOpt = None, pretrained: PretrainedOpt = None, as_json: JsonOpt = False
+    library: LibraryOpt = None,
+    model: ModelOpt = None,
+    pretrained: PretrainedOpt = None,
+    as_json: JsonOpt = False,
+    print0: FailuresPrint0Opt = False,
 ) -> None:
     """List the files that could not be indexed, with the reason."""
+    if as_json and print0:
+        raise typer.BadParameter("--json and --print0 are two outputs; give one of them.")
     with _open(library, model, pretrained) as lib:
         rows = lib.failures()
-    print_failures(rows, as_json)
+    print_failures(rows, as_json, print0)
 
 
 @app.command()
@@ -483,9 +523,11 @@ def serve(
         allowed_hosts=tuple(allow_host or ()),
     )
     with _open(library, model, pretrained, device=device, runtime=runtime) as lib:
-        print_serving(lib.layout.root, host, port)
+        if not quiet():
+            err.print("loading the model…")
+        on_ready = lambda: print_serving(lib.layout.root, host, port)  # noqa: E731
         if not watch_paths:
-            run_server(lib, config)
+            run_server(lib, config, on_ready=on_ready)
             return
         from retrieval.ingest.watch import WatchConfig, Watcher
 
@@ -493,7 +535,7 @@ def serve(
             lib, watch_paths, WatchConfig(poll=poll), on_batch=lambda r, p: print_watch_batch(r, p, False)
         )
         with watching_in_background(watcher):
-            run_server(lib, config)
+            run_server(lib, config, on_ready=on_ready)
 
 
 @app.command()
@@ -534,8 +576,8 @@ def train(
         augment=augment,
         checkpoint_seconds=checkpoint_seconds,
     )
-    with TrainProgress() as bar:
-        folder = run_training(pairs, out, config, on_progress=bar.update, split=split)
+    with TrainProgress(enabled=not quiet()) as bar:
+        folder = run_training(pairs, out, config, on_progress=bar.update, on_stage=bar.stage, split=split)
     print_written("model", folder, "--model")
 
 
@@ -562,14 +604,21 @@ def evaluate(
     from retrieval.models.specs import ModelSpec
     from retrieval.training.evaluate import evaluate as run_eval
 
-    pair_set = load_pairs(pairs, split=split, images_root=images)
-    encoder = load_encoder(ModelSpec(model, pretrained or ""), device)
     if reranker:
-        from retrieval.training.rerank_eval import evaluate_reranked
+        from retrieval.rerank.load import check_reranker_spec
 
-        result = evaluate_reranked(pair_set, encoder, reranker, rerank_k, groups, device)
-    else:
-        result = run_eval(pair_set, encoder, groups)
+        check_reranker_spec(reranker)  # before the model loads
+    pair_set = load_pairs(pairs, split=split, images_root=images)
+    with CountProgress("done", enabled=not as_json and not quiet()) as bar:
+        bar.stage("loading the model")
+        encoder = load_encoder(ModelSpec(model, pretrained or ""), device)
+        if reranker:
+            from retrieval.training.rerank_eval import evaluate_reranked
+
+            bar.stage(f"embedding {len(pair_set.images)} images and reranking")
+            result = evaluate_reranked(pair_set, encoder, reranker, rerank_k, groups, device)
+        else:
+            result = run_eval(pair_set, encoder, groups, on_stage=bar.stage, on_progress=bar.update)
     print_metrics(result, as_json)
 
 
@@ -620,7 +669,7 @@ def train_reranker(
         seed=seed,
         checkpoint_seconds=checkpoint_seconds,
     )
-    with RerankProgress() as bar:
+    with RerankProgress(enabled=not quiet()) as bar:
         folder = run_training(pairs, encoder, out, config, on_progress=bar.update, split=split, images_root=images)
     print_written("reranker", folder, "--reranker")
 

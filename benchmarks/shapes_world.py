@@ -1,6 +1,6 @@
 """Write a Shapes World image-caption pairs folder (see retrieval/training/shapes_world.py).
 
-    .venv/bin/python benchmarks/shapes_world.py OUT --count 2000 --seed 0 [--size 64] \
+    .venv/bin/python benchmarks/shapes_world.py OUT --count 2000 [--seed 0] [--size 64] \
         [--two-object-share 0.7] [--split eval|train]
 """
 
@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write a Shapes World image-caption pairs folder.")
     parser.add_argument("out", type=Path, help="new or empty output folder")
     parser.add_argument("--count", type=int, required=True, help="number of lines (eval: at most 2256)")
-    parser.add_argument("--seed", type=int, required=True, help="seed >= 0; same seed -> identical files")
+    parser.add_argument("--seed", type=int, default=0, help="seed >= 0; same seed -> identical files (default 0)")
     parser.add_argument("--size", type=int, default=64, help="canvas side in pixels (default 64)")
     parser.add_argument("--two-object-share", type=float, default=0.7, help="exact share of two-object lines")
     parser.add_argument("--split", choices=("eval", "train"), default="eval", help="eval: unique captions")

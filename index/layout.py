@@ -58,6 +58,17 @@ class LibraryLayout:
     def lock(self) -> Path:
         return self.root / "write.lock"
 
+    def files(self) -> list[Path]:
+        """Every file xmr may write directly in the directory (present or not)."""
+        named = [self.manifest, self.catalog_file, self.image_vectors, self.text_vectors]
+        named += [self.query_cache, self.index_config, self.scan_settings, self.lock]
+        sqlite_sidecars = [
+            path.with_name(path.name + suffix)
+            for path in (self.catalog_file, self.query_cache)
+            for suffix in ("-wal", "-shm", "-journal")
+        ]
+        return named + sqlite_sidecars
+
     def catalog_url(self, override: str = "") -> str:
         return override or sqlite_url(str(self.catalog_file))
 

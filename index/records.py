@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass
 from datetime import datetime
 
 from index.errors import FilterError
@@ -157,14 +157,16 @@ class ImageFilter:
         str, ...
     ] = ()  # texts an image must hold, each as words in a row (OCR, names, captions or keywords)
     media: str = ALL  # ALL, PHOTOS (no video moments) or VIDEOS (only video moments)
+    ext: InitVar[str | tuple[str, ...]] = ()  # more extensions, named as the CLI's --ext ("jpg,png" or ("jpg", "png"))
 
-    def __post_init__(self) -> None:
-        # Callers of the library API pass a lone string, relative folders or "JPG": taken
-        # as meant, never silently matching everything (a str is a tuple of characters).
+    def __post_init__(self, ext: str | tuple[str, ...] = ()) -> None:
+        # Callers of the library API pass a lone string, relative folders, "JPG" or "jpg,png":
+        # taken as meant, never silently matching everything (a str is a tuple of characters).
         under = (self.under,) if isinstance(self.under, (str, os.PathLike)) else self.under
         object.__setattr__(self, "under", tuple(os.path.abspath(os.path.expanduser(os.fspath(u))) for u in under))
-        extensions = (self.extensions,) if isinstance(self.extensions, str) else self.extensions
-        object.__setattr__(self, "extensions", tuple("." + e.lower().lstrip(".") for e in extensions))
+        given = [*_listed(self.extensions), *_listed(ext)]
+        suffixes = ("." + e.strip().lower().lstrip(".") for value in given for e in value.split(",") if e.strip())
+        object.__setattr__(self, "extensions", tuple(dict.fromkeys(suffixes)))
         contains = (self.contains,) if isinstance(self.contains, str) else tuple(self.contains)
         object.__setattr__(self, "contains", contains)
         for words in contains:
@@ -213,6 +215,15 @@ class Captions:
 
     mtime_ns: int  # newest sidecar file's mtime; 0 when there is none
     items: tuple[tuple[str, bytes], ...] = ()  # (text, float32 vector bytes)
+
+
+def _listed(value: str | tuple[str, ...] | list[str]) -> list[str]:
+    """A lone extension string, or a list of them, as a list."""
+    if isinstance(value, str):
+        return [value]
+    if not all(isinstance(item, str) for item in value):
+        raise FilterError(f"ImageFilter extensions are strings such as 'jpg' or 'jpg,png', not {value!r}")
+    return list(value)
 
 
 def _ordered(first: datetime, second: datetime) -> bool | None:

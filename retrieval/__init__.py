@@ -23,6 +23,7 @@ from index.errors import (
 )
 from index.records import ImageFilter
 from retrieval.errors import (
+    ArgumentTypeError,
     BlipWeightsNotFoundError,
     DeviceError,
     DistributedIndexError,
@@ -32,6 +33,7 @@ from retrieval.errors import (
     ImageDecodeError,
     ItemFileError,
     ItemNotFoundError,
+    LibraryClosedError,
     ModelMismatchError,
     ModelNotFoundError,
     PairsFormatError,
@@ -71,6 +73,7 @@ from retrieval.search.duplicates import DuplicateConfig
 from retrieval.video.config import SampleConfig
 
 __all__ = [
+    "ArgumentTypeError",
     "BlipWeightsNotFoundError",
     "CatalogMismatchError",
     "CatalogUnavailableError",
@@ -97,6 +100,7 @@ __all__ = [
     "ItemNotFoundError",
     "Library",
     "LibraryBusyError",
+    "LibraryClosedError",
     "LibraryInfo",
     "LibraryNotFoundError",
     "LibraryVersionError",

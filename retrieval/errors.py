@@ -85,6 +85,14 @@ class DistributedIndexError(XmrError, RuntimeError):
     """The Ray run failed; the batches committed before the failure are kept."""
 
 
+class ArgumentTypeError(XmrError, TypeError):
+    """An argument of the library API has a type it cannot take; the message names what it takes."""
+
+
+class LibraryClosedError(XmrError, RuntimeError):
+    """The library was closed; open it again (``Library.open``) to use it."""
+
+
 class VideoDecodeError(XmrError, ValueError):
     """A video file cannot be decoded: not a video, no video stream, an unsupported codec, or damaged."""
 

@@ -10,6 +10,7 @@ with Library.open("~/photos-index", model="ViT-B-32") as lib:
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import shutil
@@ -18,14 +19,14 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 
 from index.atomic import remove_stale_temps
 from index.catalog import IMAGES, TEXTS, Catalog, shown_url
 from index.config import remember_config
-from index.deps import require_faiss
+from index.deps import require_faiss, require_torch
 from index.errors import CatalogMismatchError, CorruptFileError, XmrError
 from index.keywords import parse_query, tokens
 from index.layout import LibraryLayout, default_library_dir
@@ -37,7 +38,15 @@ from index.scan_settings import load_excludes, save_excludes
 from index.store import IndexConfig, VectorStore
 from index.tokens import TokenCache
 from index.vectors import Neighbors
-from retrieval.errors import DeviceError, ModelMismatchError, QueryError
+from retrieval.arguments import check_min_score, check_path, check_query_vector, check_text_option, index_roots
+from retrieval.errors import (
+    ArgumentTypeError,
+    DeviceError,
+    ItemNotFoundError,
+    LibraryClosedError,
+    ModelMismatchError,
+    QueryError,
+)
 from retrieval.ingest.commit import Progress
 from retrieval.ingest.config import IngestConfig
 from retrieval.ingest.pipeline import run_plan
@@ -69,6 +78,23 @@ if TYPE_CHECKING:
     from retrieval.models.encoder import Encoder
     from retrieval.rerank.base import Reranker
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _while_open(method: Callable[Concatenate[Library, _P], _R]) -> Callable[Concatenate[Library, _P], _R]:
+    """Refuse a call on a closed library (its catalog engine would quietly reconnect)."""
+
+    @functools.wraps(method)
+    def run(self: Library, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        if self.closed:
+            raise LibraryClosedError(
+                f"the library at {self.layout.root} was closed; open it again (Library.open) to use it."
+            )
+        return method(self, *args, **kwargs)
+
+    return run
+
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +116,9 @@ class Library:
         self.manifest = manifest
         self.catalog = catalog
         self.device = device
+        self.closed = False  # set by close(); every later call raises LibraryClosedError
+        self.created = False  # made by the open that returned it (see discard())
+        self._made_root = False  # that open also made its directory
         self.runtime = runtime
         self._given = encoder  # a ready encoder handed to open(): used for everything
         self._encoders: dict[str, Encoder] = {}  # runtime -> the library's model on it, loaded on first use
@@ -170,6 +199,7 @@ class Library:
             CatalogUnavailableError, CorruptFileError: the catalog cannot be opened (a new
                 library is then not created).
         """
+        _check_open_arguments(directory, model, pretrained, catalog_url, device, create)
         require_faiss()
         pick_runtime(runtime)  # an unknown runtime fails here, not at the first query
         layout = LibraryLayout((Path(directory).expanduser() if directory else default_library_dir()).resolve())
@@ -195,10 +225,35 @@ class Library:
         else:
             _check_catalog_not_emptied(layout, catalog)
         config = remember_config(layout.index_config, index_config)
-        return cls(layout, manifest, catalog, device, encoder, config, runtime)
+        library = cls(layout, manifest, catalog, device, encoder, config, runtime)
+        library.created, library._made_root = new, made_root
+        return library
 
     def close(self) -> None:
+        """Close the catalog's connections and let go of the model; every later call raises
+        LibraryClosedError. Closing again does nothing."""
+        if self.closed:
+            return
+        self.closed = True
         self.catalog.close()
+        with self._encoder_lock:
+            self._encoders.clear()
+
+    def discard(self) -> bool:
+        """Close the library and delete it, when this open made it and nothing was ever written
+        to its catalog (a first index run that found no image): no empty library is left
+        behind. Returns whether it was deleted; a library with any row is never touched.
+        """
+        if not self.created or self.catalog.generation() > 0:
+            return False
+        self.close()
+        for path in self.layout.files():
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        if self._made_root:
+            with contextlib.suppress(OSError):  # only when empty: a file of someone else's stays
+                self.layout.root.rmdir()
+        return True
 
     def __enter__(self) -> Library:
         return self
@@ -229,6 +284,8 @@ class Library:
             MissingDependencyError, ExportError, ModelNotFoundError, WeightsUnavailableError: see
                 :func:`retrieval.models.runtime.open_encoder`.
         """
+        if self.closed:
+            raise LibraryClosedError(f"the library at {self.layout.root} was closed; open it again (Library.open).")
         if self._given is not None:
             return self._given
         chosen = pick_runtime(runtime or self.runtime, self.device, purpose)
@@ -247,6 +304,12 @@ class Library:
                 self._encoders[chosen] = encoder
             return self._encoders[chosen]
 
+    def _loading(self, purpose: str, runtime: str, stage: Callable[[str], None]) -> Encoder:
+        """:meth:`encoder_for`, calling ``stage("loading the model")`` first when it is not loaded yet."""
+        if self._given is None and pick_runtime(runtime or self.runtime, self.device, purpose) not in self._encoders:
+            stage("loading the model")
+        return self.encoder_for(purpose, runtime)
+
     def _token_runtime(self, cache_tokens: bool) -> str:
         """ "torch" when this run fills a token cache (only torch gives image tokens), else ""."""
         if not cache_tokens and not TokenCache.exists(self.layout.root):
@@ -260,13 +323,15 @@ class Library:
 
     # ---- indexing -----------------------------------------------------------------------
 
+    @_while_open
     def index(
         self,
-        paths: str | Path | Sequence[str | Path],
+        paths: str | Path | bytes | Sequence[str | Path | bytes],
         *,
         config: IngestConfig = IngestConfig(),
         on_progress: Callable[[Progress], None] | None = None,
         on_plan: Callable[[int, int], None] | None = None,
+        on_stage: Callable[[str], None] | None = None,
         ray: RayConfig | None = None,
         cache_tokens: bool = False,
         exclude: Sequence[str] = (),
@@ -280,7 +345,10 @@ class Library:
         """Index image files under ``paths`` incrementally; see :class:`IndexReport`.
 
         Unchanged files are skipped, changed ones re-embedded, vanished ones removed, moved
-        ones keep their vector. Unreadable files are recorded and reported, never fatal.
+        ones keep their vector. Unreadable files are recorded and reported, never fatal;
+        files of kinds xmr does not read are counted by kind (``IndexReport.not_read``).
+        ``on_stage(name)`` is called as each stage starts: "scanning", "comparing with the
+        library", "loading the model" (only when it is not loaded yet), "embedding".
         ``on_plan(to_read, unchanged)`` is called once before reading starts. With ``ray``,
         Ray actors decode and embed the files (see :mod:`retrieval.ingest.distributed`); planning,
         commits and their guarantees stay here. ``cache_tokens`` starts a token cache (each
@@ -299,6 +367,7 @@ class Library:
         through ``on_ocr_progress``.
 
         Raises:
+            ArgumentTypeError: ``paths`` is not a path or a list of paths.
             LibraryBusyError: another process is indexing this library.
             ExcludePatternError: an exclude pattern gitignore syntax cannot read.
             MissingDependencyError: ``ocr`` without the ``[ocr]`` extra, ``ray`` without Ray.
@@ -309,11 +378,14 @@ class Library:
         from retrieval.ingest.videos import index_videos, split_videos
         from retrieval.video.formats import VIDEO_EXTENSIONS, VIDEO_HINT, video_available
 
+        roots = index_roots(paths)
+        stage = on_stage or (lambda name: None)
         start = time.perf_counter()
         with self._writing():
+            stage("scanning")
             rules = replace(self._scan_config(exclude, follow_symlinks), vanished_roots_deleted=vanished_means_deleted)
-            roots = [paths] if isinstance(paths, (str, os.PathLike)) else paths
             found = scan(roots, image_extensions() | VIDEO_EXTENSIONS, rules)
+            stage("comparing with the library")
             plan = make_plan(found, self.catalog, retry_failed=config.retry_failed, dim=self.identity.embed_dim)
             videos = split_videos(plan, video_available())  # moves and removals of videos stay in the plan
             log.info(
@@ -329,18 +401,23 @@ class Library:
             reader = start_ocr_pass(self.catalog, found, plan, ocr, ocr_config, config.retry_failed, on_ocr_progress)
             runtime = ""  # the library's; torch when this run fills a token cache (videos then share it)
             try:
+                work = bool(plan.todo or plan.recaption)
                 if ray is not None:
                     from retrieval.ingest.distributed import run_plan_ray
 
                     # A token cache's grid shape comes from the model, so the driver loads it then.
                     tokens = self._token_cache(create=cache_tokens) if plan.todo else None
                     ray = replace(ray, runtime=ray.runtime if ray.runtime != "auto" else self.runtime)
+                    if work:
+                        stage("embedding")
                     tally = run_plan_ray(
                         plan, self.identity, lambda: self.encoder, self.catalog, config, ray, on_progress, tokens
                     )
                 else:
                     runtime = self._token_runtime(cache_tokens)
-                    encoder = self.encoder_for(FOR_IMAGES, runtime) if plan.todo or plan.recaption else None
+                    encoder = self._loading(FOR_IMAGES, runtime, stage) if work else None
+                    if work:
+                        stage("embedding")
                     tokens = self._token_cache(create=cache_tokens) if plan.todo else None
                     tally = run_plan(plan, encoder, self.catalog, config, on_progress, tokens)  # type: ignore[arg-type]
                 done = (
@@ -379,10 +456,12 @@ class Library:
             moved=len(plan.moved),
             removed=len(plan.removed),
             unchanged=plan.unchanged + tally.touched + (seen.touched if seen else 0),
-            failed=len(tally.failed) + (len(seen.failed) if seen else 0),
+            failed=len(failures),
             failures=failures,
             encoded=tally.encoded + (seen.encoded if seen else 0),
             seconds=time.perf_counter() - start,
+            not_read=found.not_read,
+            missing=found.missing,
             excluded=found.excluded,
             excluded_removed=tuple(plan.excluded_paths),
             links_skipped=found.links_skipped,
@@ -396,6 +475,7 @@ class Library:
             skipped_reason=VIDEO_HINT if videos.skipped else "",
         )
 
+    @_while_open
     def persist_index(self) -> None:
         """Bring the vector index snapshots up to date with the catalog and write them (under the
         write lock; after index runs with ``persist=False``).
@@ -407,11 +487,13 @@ class Library:
             self.images.persist()
             self.texts.persist()
 
+    @_while_open
     def exclusions(self) -> tuple[str, ...]:
         """The ``--exclude`` patterns this library remembers (gitignore syntax; see
         :mod:`retrieval.ingest.exclusions`); the defaults and ``.xmrignore`` files apply too."""
         return load_excludes(self.layout.scan_settings)
 
+    @_while_open
     def add_exclusions(self, patterns: Sequence[str]) -> tuple[str, ...]:
         """Remember more ``--exclude`` patterns (they apply from the next index run); return them all.
 
@@ -422,6 +504,7 @@ class Library:
         with self._writing():
             return self._scan_config(patterns, True).exclude
 
+    @_while_open
     def forget_exclusions(self, patterns: Sequence[str]) -> tuple[str, ...]:
         """Stop remembering ``patterns`` (as given to :meth:`index`); return those still remembered.
         Files they kept out come in with the next index run.
@@ -490,42 +573,71 @@ class Library:
 
     # ---- the text corpus ----------------------------------------------------------------
 
-    def add_texts(self, path: str | Path, batch_size: int = 256) -> TextReport:
-        """Embed the texts of a .txt, pairs .jsonl or .csv file into the text corpus.
+    @_while_open
+    def add_texts(
+        self,
+        path: str | Path,
+        batch_size: int = 64,
+        *,
+        on_stage: Callable[[str], None] | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> TextReport:
+        """Embed the texts of a .txt, pairs .jsonl, .csv or .tsv file into the text corpus.
 
         Texts already added from the same file are skipped, so re-adding adds nothing twice.
+        A table's image column may name an absolute path, a path next to the table or a
+        path inside the library's folders (see :mod:`retrieval.ingest.texts`).
+        ``on_stage(name)`` is called with "loading the model" (when it is not loaded yet)
+        and "embedding"; ``on_progress(done, total)`` after each batch of new texts.
 
         Raises:
+            ArgumentTypeError: ``path`` is not a path.
             PairsFormatError: the file cannot be read (the message names the line).
             LibraryBusyError: another process is writing to this library.
         """
-        from retrieval.ingest.texts import read_texts
+        from retrieval.ingest.texts import IndexedPaths, read_texts
 
+        check_path(path, "add_texts(path)")
         source = str(Path(path).expanduser().resolve())
-        items = read_texts(source)
+        items = read_texts(source, IndexedPaths(self.catalog.iter_paths))
+        stage = on_stage or (lambda name: None)
         with self._writing():
             known = self.catalog.text_keys(source)
             fresh = [item for item in items if item not in known]
+            encoder = self._loading(FOR_QUERIES, "", stage) if fresh else None
+            if fresh:
+                stage("embedding")
             for start in range(0, len(fresh), batch_size):  # a transaction per batch: resumable
                 chunk = fresh[start : start + batch_size]
-                vectors = self.encoder.encode_texts([body for body, _ in chunk])  # (B, D)
+                assert encoder is not None  # fresh is not empty here
+                vectors = encoder.encode_texts([body for body, _ in chunk])  # (B, D)
                 self.catalog.add_texts(source, [(b, i, v.astype("<f4").tobytes()) for (b, i), v in zip(chunk, vectors)])
+                if on_progress:
+                    on_progress(start + len(chunk), len(fresh))
             self.texts.persist()
-        return TextReport(source=source, added=len(fresh), skipped=len(items) - len(fresh))
+        unlinked = sum(1 for _, image in items if image is not None and not os.path.exists(image))
+        return TextReport(source=source, added=len(fresh), skipped=len(items) - len(fresh), missing_images=unlinked)
 
+    @_while_open
     def remove_texts(self, source: str | Path) -> int:
-        """Remove every text added from ``source`` (a path as given to :meth:`add_texts`)."""
+        """Remove every text added from ``source`` (a path as given to :meth:`add_texts`).
+
+        Raises:
+            ArgumentTypeError: ``source`` is not a path.
+        """
+        check_path(source, "remove_texts(source)")
         with self._writing():
             removed = self.catalog.remove_texts(str(Path(source).expanduser().resolve()))
             self.texts.persist()
         return removed
 
+    @_while_open
     def search_texts(
         self,
         text: str | None = None,
+        *,
         image: str | Path | Image.Image | None = None,
         k: int = 10,
-        *,
         terms: Sequence[Term] = (),
         offset: int = 0,
         min_score: float | None = None,
@@ -535,8 +647,10 @@ class Library:
         """Rank the text corpus by texts and images (image-to-text: captioning by retrieval).
 
         With ``reranker`` (image queries only), the dual top ``max(rerank_k, offset + k)``
-        texts are rescored; see :mod:`retrieval.rerank.search` for the scores.
+        texts are rescored; see :mod:`retrieval.rerank.search` for the scores. Everything
+        after the query text is keyword-only (``search_texts("a cat", k=2)``).
         """
+        min_score = check_min_score(min_score)
         query = self._query(text, image, terms, k, offset)
         pool = k + offset if reranker is None else max(rerank_k, k + offset)
         self.texts.refresh()
@@ -557,20 +671,23 @@ class Library:
 
     # ---- searching ----------------------------------------------------------------------
 
+    @_while_open
     def embed_text(self, text: str) -> np.ndarray:
         """The unit vector ``(dim,)`` of a text query."""
         return embed_text(lambda: self.encoder, text, self.known)
 
+    @_while_open
     def embed_image(self, image: str | Path | Image.Image) -> np.ndarray:
         """The unit vector ``(dim,)`` of an image (a path or a PIL image)."""
         return embed_image(lambda: self.encoder, image, self.known)
 
+    @_while_open
     def search(
         self,
         text: str | None = None,
+        *,
         image: str | Path | Image.Image | None = None,
         k: int = 10,
-        *,
         terms: Sequence[Term] = (),
         where: ImageFilter = ImageFilter(),
         offset: int = 0,
@@ -582,6 +699,8 @@ class Library:
         per_video: bool = True,
     ) -> list[Hit]:
         """Rank the library's photos and videos by texts and example images; best first.
+
+        Everything after the query text is keyword-only: ``search("a cat", k=2)``.
 
         Args:
             text, image: a single query (each counts as a term of weight 1).
@@ -612,10 +731,11 @@ class Library:
 
         Raises:
             QueryError: no query term, ``k`` < 1, ``offset`` < 0, terms that cancel out, an
-                unreadable query image, a reranker with no single text to match, an unknown mode
-                or sort, keyword or hybrid mode without words, with a reranker or without
-                ``per_video``, or a reranker with ``where.media == "videos"``.
+                unreadable query image, a ``min_score`` that is not a number, a reranker with no
+                single text to match, an unknown mode or sort, keyword or hybrid mode without words,
+                with a reranker or without ``per_video``, or a reranker with ``where.media == "videos"``.
         """
+        min_score = check_min_score(min_score)
         _check_query_types(text, image, terms, k, offset)
         words = " ".join(t for t in (text, *(term.text for term in terms if term.weight > 0)) if isinstance(t, str))
         if reranker is None:
@@ -652,15 +772,20 @@ class Library:
         hits = rerank_hits(reranker, rerank_words, hits, hashes, k, offset, min_score)
         return sort_hits(self._with_matches(hits, parse_query(words), where), records, sort)
 
+    @_while_open
     def load_reranker(self, spec: str | Path) -> Reranker:
         """Load a reranker for this library: a folder from ``xmr train-reranker`` (checked against
         the library's encoder; reads the token cache when there is one) or ``blip:NAME``.
 
         Raises:
-            RerankerError: nothing loadable there; RerankerMismatchError: trained on another encoder.
+            MissingDependencyError: torch is not installed (every reranker runs on it).
+            RerankerError: nothing loadable there (said before the model loads);
+                RerankerMismatchError: trained on another encoder.
         """
-        from retrieval.rerank.load import load_for_library
+        from retrieval.rerank.load import check_reranker_spec, load_for_library
 
+        require_torch("a reranker (--reranker)")  # the first thing to fix, before the folder
+        check_reranker_spec(str(spec))
         # Rerankers read the encoder's token features, which only the torch runtime gives.
         return load_for_library(str(spec), self.encoder_for(FOR_QUERIES, "torch"), self.layout.root, self.device)
 
@@ -671,10 +796,12 @@ class Library:
         _check_query_types(text, image, terms, k, offset)
         return query_vector(lambda: self.encoder, self.identity.embed_dim, text, image, terms, k, offset, self.known)
 
+    @_while_open
     def embed_terms(self, terms: Sequence[Term]) -> np.ndarray:
         """The renormalised weighted sum ``(dim,)`` of the terms' unit vectors."""
         return embed_terms(lambda: self.encoder, terms, self.identity.embed_dim, self.known)
 
+    @_while_open
     def search_vector(
         self,
         query: np.ndarray | None,
@@ -689,7 +816,12 @@ class Library:
         per_video: bool = True,
     ) -> list[Hit]:
         """Rank photos and videos by a unit query vector ``(dim,)`` and, in keyword or hybrid mode,
-        by the keyword ``words`` (``query`` may be None in keyword mode); see :meth:`search`."""
+        by the keyword ``words`` (``query`` may be None in keyword mode); see :meth:`search`.
+
+        Raises:
+            QueryError: a vector of the wrong size, with NaN or infinite entries or all zeros,
+                or the arguments :meth:`search` refuses.
+        """
         from retrieval.search.keyword import (
             HYBRID_POOL,
             any_said,
@@ -703,6 +835,8 @@ class Library:
 
         _check_query_types(None, None, (), k, offset)
         check_paging(k, offset)
+        min_score = check_min_score(min_score)
+        row = None if query is None else check_query_vector(query, self.identity.embed_dim)  # (1, D)
         if not isinstance(where, ImageFilter):
             raise QueryError(f"where must be an ImageFilter, not {type(where).__name__}")
         phrases = parse_query(words)
@@ -714,7 +848,7 @@ class Library:
             )
         with_docs = per_video and bool(phrases) and self.catalog.keywords.doc_count() > 0
         mode = pick_mode(mode, sort, phrases, False, with_docs)
-        if mode != "keyword" and query is None:
+        if mode != "keyword" and row is None:
             raise QueryError(f"{mode} search needs a query vector; only keyword search works from words alone")
         self.images.refresh()  # pick up what another process indexed meanwhile
         allowed = None  # vector ids (photos, moments) passing ``where``; files: catalog ids (photos, videos)
@@ -728,7 +862,8 @@ class Library:
             # keywords) holds a word of the query; a file name alone does not switch it
         keyword = keyword_ranking(self.catalog.keywords, phrases, files) if mode != "semantic" else []
         if mode == "semantic":
-            hits = self._semantic(np.asarray(query, np.float32).reshape(1, -1), k + offset, allowed, per_video)
+            assert row is not None  # checked above
+            hits = self._semantic(row, k + offset, allowed, per_video)
             hits = page_hits(hits, offset, min_score)
             records = self.catalog.images([h.file_id for h in hits]) if sort != "relevance" else {}
         elif mode == "keyword":
@@ -737,7 +872,8 @@ class Library:
             hits = keyword_hits(ranked, word_hits(self.catalog, records, None), offset, min_score)
         else:  # hybrid: the semantic ranking of files (one entry per video) fused with the keyword one
             pool = max(HYBRID_POOL, k + offset)
-            vector = np.asarray(query, np.float32).reshape(-1)  # (D,)
+            assert row is not None  # checked above
+            vector = row.reshape(-1)  # (D,)
             found = {h.file_id: h for h in self._semantic(vector.reshape(1, -1), pool, allowed, True)}
             fused = fuse(list(found), keyword[:pool])[: k + offset]
             records = self.catalog.images([i for i, _ in fused])
@@ -775,8 +911,54 @@ class Library:
         sources = self.catalog.keywords.sources([h.file_id for h in hits])
         return [replace(h, match=find_match(sources[h.file_id], wanted)) if h.file_id in sources else h for h in hits]
 
+    @_while_open
+    def similar(
+        self,
+        image_id: int,
+        *,
+        k: int = 10,
+        where: ImageFilter = ImageFilter(),
+        offset: int = 0,
+        min_score: float | None = None,
+    ) -> list[Hit]:
+        """Images like the indexed image ``image_id`` ("more like this"), by its stored vector:
+        nothing is decoded and no model loads. The image itself comes first (score 1).
+
+        Raises:
+            ItemNotFoundError: no indexed image has that id (see ``Hit.id``).
+            QueryError: the arguments :meth:`search` refuses.
+        """
+        if isinstance(image_id, bool) or not isinstance(image_id, (int, np.integer)):
+            raise QueryError(f"similar() takes an image id (Hit.id), not {type(image_id).__name__} ({image_id!r})")
+        blob = self.catalog.vectors_for([int(image_id)]).get(int(image_id))
+        if blob is None:
+            raise ItemNotFoundError(f"no indexed image has id {image_id}; ids come from search results (Hit.id).")
+        vector = np.frombuffer(blob, dtype="<f4")  # (D,)
+        return self.search_vector(vector, k, where=where, offset=offset, min_score=min_score)
+
     # ---- inspecting ---------------------------------------------------------------------
 
+    @_while_open
+    def explain_no_hits(
+        self, where: ImageFilter = ImageFilter(), *, min_score: float | None = None, offset: int = 0
+    ) -> str:
+        """Why a search with these options found no image, naming the filter that matched
+        nothing ("no indexed image is under /nonexistent."); for messages after an empty search."""
+        from retrieval.search.explain import explain_no_hits
+
+        return explain_no_hits(self.count, where, min_score, offset)
+
+    @_while_open
+    def count(self, where: ImageFilter = ImageFilter()) -> int:
+        """How many indexed images pass ``where`` (all of them by default); no model is loaded."""
+        if not isinstance(where, ImageFilter):
+            raise QueryError(f"where must be an ImageFilter, not {type(where).__name__}")
+        self.images.refresh()
+        if not where.active:
+            return len(self.images.index)
+        return len(self._selections.allowed(where, self.images.generation))
+
+    @_while_open
     def info(self) -> LibraryInfo:
         """Counts, model, index kind and size of the library."""
         counts = self.catalog.counts()
@@ -800,6 +982,7 @@ class Library:
             exclude=self.exclusions(),
         )
 
+    @_while_open
     def duplicates(self, config: DuplicateConfig | None = None) -> DuplicateReport:
         """Groups of duplicate images (exact copies, near copies, similar shots), each with a
         suggested keeper and why; see :mod:`retrieval.search.duplicates`. Reads the catalog
@@ -812,6 +995,7 @@ class Library:
 
         return find_duplicates(self.catalog, self.identity.embed_dim, config or DuplicateConfig())
 
+    @_while_open
     def failures(self, limit: int | None = None) -> list[tuple[str, str]]:
         """(path, reason) of every file that could not be indexed."""
         return [(r.path, r.error or "") for r in self.catalog.failures(limit)]
@@ -836,6 +1020,24 @@ def _check_query_types(text: object, image: object, terms: Sequence[object], k: 
     for name, value in (("k", k), ("offset", offset)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise QueryError(f"{name} must be a whole number, not {value!r}")
+
+
+def _check_open_arguments(
+    directory: object, model: object, pretrained: object, catalog_url: object, device: object, create: object
+) -> None:
+    """Wrong types from API callers fail here, naming the argument, before anything is made."""
+    check_path(directory, "Library.open(directory)", optional=True)
+    if model is not None and not isinstance(model, (str, ModelSpec)) and not hasattr(model, "encode_images"):
+        raise ArgumentTypeError(
+            f"Library.open(model=...) takes a model name or folder (str), a ModelSpec or a loaded encoder, "
+            f"not {type(model).__name__} ({model!r})"
+        )
+    check_text_option(pretrained, "Library.open(pretrained=...)")
+    check_text_option(catalog_url, "Library.open(catalog_url=...)")
+    if not isinstance(device, str):
+        raise ArgumentTypeError(f"Library.open(device=...) takes 'auto', 'cpu', 'cuda' or 'mps', not {device!r}")
+    if not isinstance(create, bool):
+        raise ArgumentTypeError(f"Library.open(create=...) takes True or False, not {create!r}")
 
 
 def _check_catalog_not_emptied(layout: LibraryLayout, catalog: Catalog) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import numbers
+import os
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from index.records import ImageRecord
+from retrieval.errors import QueryError
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -15,11 +18,34 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Term:
-    """One part of a combined query: a text or an image, with a weight (negative: "not")."""
+    """One part of a combined query: a text or an image, with a weight (negative: "not").
+
+    Raises:
+        QueryError: a text that is not a string, an image that is neither a path nor a PIL
+            image, or a weight that is not a number.
+    """
 
     text: str | None = None  # words to look for
     image: str | Path | Image.Image | None = None  # a path or a PIL image to look like
     weight: float = 1.0  # contribution to the combined query; below zero pushes away
+
+    def __post_init__(self) -> None:
+        if self.text is not None and not isinstance(self.text, str):
+            raise QueryError(f"Term(text=...) takes a string, not {type(self.text).__name__} ({self.text!r})")
+        image = self.image
+        if image is not None and not isinstance(image, (str, os.PathLike)) and not _is_pil(image):
+            raise QueryError(
+                f"Term(image=...) takes a file path or a PIL image, not {type(image).__name__} "
+                "(for bytes: PIL.Image.open(io.BytesIO(data)))"
+            )
+        if isinstance(self.weight, bool) or not isinstance(self.weight, numbers.Real):
+            raise QueryError(f"Term(weight=...) takes a number such as 2 or -0.5, not {self.weight!r}")
+        object.__setattr__(self, "weight", float(self.weight))
+
+
+def _is_pil(value: object) -> bool:
+    """Whether ``value`` is a PIL image (checked without importing PIL)."""
+    return type(value).__module__.startswith("PIL.")
 
 
 @dataclass(frozen=True)
@@ -139,9 +165,23 @@ class TextReport:
     source: str  # absolute path of the file
     added: int  # new texts embedded
     skipped: int  # already in the library from this file
+    missing_images: int = 0  # texts whose image is found neither as written, nor next to the file, nor in the library
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class SkippedKind:
+    """Files of one kind an index run found but does not read, and how to have them read."""
+
+    kind: str  # what they are, plural: "HEIC/HEIF images", "JPEG XL images", ...
+    count: int  # how many this run found
+    examples: tuple[str, ...]  # the first few of their absolute paths
+    hint: str  # the way to read them, e.g. "pip install 'xmr[heif]' (pillow-heif)"
+
+    def to_json(self) -> dict[str, object]:
+        return {"kind": self.kind, "count": self.count, "examples": list(self.examples), "hint": self.hint}
 
 
 @dataclass(frozen=True)
@@ -153,10 +193,12 @@ class IndexReport:
     moved: int  # files found at a new path, vector kept
     removed: int  # files gone from disk (or excluded now: see excluded_removed), dropped from catalog and index
     unchanged: int  # skipped: same size and modification time
-    failed: int  # files that could not be read this run
+    failed: int  # == len(failures): files that could not be read this run, and walk errors
     failures: tuple[tuple[str, str], ...]  # (path, reason) for each failure, walk errors included
     encoded: int  # images (and video frames) that went through the encoder
     seconds: float  # wall time of the run
+    not_read: tuple[SkippedKind, ...] = ()  # files of kinds xmr does not read (yet), by kind
+    missing: tuple[str, ...] = ()  # roots given that do not exist (their images in the library are kept)
     videos: int = 0  # of added/updated/unchanged: videos read (or copied, or resumed) this run
     moments: int = 0  # moments written for them
     skipped: tuple[str, ...] = ()  # videos left unread: video support is not installed (see skipped_reason)
@@ -173,6 +215,8 @@ class IndexReport:
     def to_json(self) -> dict[str, object]:
         out = asdict(self)
         out["failures"] = [{"path": p, "error": e} for p, e in self.failures]
+        out["not_read"] = [kind.to_json() for kind in self.not_read]
+        out["missing"] = list(self.missing)
         out["skipped"] = list(self.skipped)
         out["links_skipped"] = [{"path": p, "why": w} for p, w in self.links_skipped]
         out["excluded_removed"] = list(self.excluded_removed)

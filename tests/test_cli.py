@@ -63,13 +63,19 @@ def test_info_json_counts(run, photos: Path) -> None:  # noqa: ANN001
     assert len(listed) == 4 and all(json.loads(line)["error"] for line in listed)
 
 
-def test_exit_1_when_nothing_matches(run, tmp_path: Path) -> None:  # noqa: ANN001
+def test_exit_1_when_nothing_matches(run, tmp_path: Path, photos: Path) -> None:  # noqa: ANN001
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert run("index", str(empty), "--model", run.model).exit_code == 0
+    first = run("index", str(empty), "--model", run.model)  # a first run that finds nothing makes no library
+    assert first.exit_code == 1 and "no library was made" in first.stderr and not run.library.exists()
+    assert run("search", "anything").exit_code == 2
+    assert run("index", str(photos), "--model", run.model).exit_code == 0
+    for path in photos.rglob("*.*"):
+        path.unlink()
+    assert run("index", str(photos)).exit_code == 0  # every image gone: the library stays, empty
     result = run("search", "anything")
     assert result.exit_code == 1
-    assert "no results" in result.stderr
+    assert "no results: the library has no indexed images" in result.stderr
 
 
 def test_exit_2_on_bad_input(run, photos: Path, tmp_path: Path, other_model_dir: Path) -> None:  # noqa: ANN001
@@ -137,7 +143,7 @@ def test_query_algebra_filters_and_paging_from_the_command_line(run, photos: Pat
     nested = run("search", "a cup", "--under", str(photos / "nested"), "--ext", "JPG,png", "--paths").stdout.split()
     assert nested and all(p.startswith(str(photos / "nested") + "/") for p in nested)
     none = run("search", "a cup", "--after", "2999-01-01")
-    assert none.exit_code == 1 and "filters" in none.stderr
+    assert none.exit_code == 1 and "no indexed image was taken on or after 2999-01-01" in none.stderr
 
 
 def test_bad_groups_value_is_a_usage_error_not_an_internal_one(run, tiny_model_dir: Path, tmp_path: Path) -> None:  # noqa: ANN001
@@ -227,6 +233,159 @@ def test_search_shows_a_spinner_on_terminals_only(monkeypatch: pytest.MonkeyPatc
         with progress.working("searching"):
             time.sleep(0.3)  # long enough for the spinner to draw a frame
         assert ("searching" in stream.getvalue()) is expected
+
+
+def test_names_with_control_characters_are_quoted_and_print0_keeps_them_exact(run, photos: Path) -> None:  # noqa: ANN001
+    from PIL import Image
+
+    sneaky = photos / "x\x1b]0;pwned\x07\nfake line.jpg"
+    with Image.open(next(photos.rglob("astronaut.jpg"))) as image:
+        image.transpose(Image.Transpose.ROTATE_180).save(sneaky)
+    (photos / "bad\x1b[2J.jpg").write_text("no")
+    indexed = run("index", str(photos), "--model", run.model)
+    assert "\x1b" not in indexed.stderr and "$'" in indexed.stderr  # the failure's name, quoted
+    shown = run("search", "--image", str(sneaky), "-k", "1", "--paths").stdout
+    assert shown == f"$'{photos}/x\\E]0;pwned\\x07\\nfake line.jpg'\n"
+    table = run("search", "--image", str(sneaky), "-k", "1").stdout
+    assert "\x1b" not in table and "\\nfake line.jpg'" in table
+    exact = run("search", "--image", str(sneaky), "-k", "2", "--print0").stdout_bytes
+    assert exact.split(b"\0")[0] == str(sneaky).encode() and exact.endswith(b"\0")
+    listed = run("failures").stdout
+    assert "\x1b" not in listed and listed.startswith(f"$'{photos}/bad\\E[2J.jpg'\t")
+    assert run("failures", "--print0").stdout_bytes == f"{photos}/bad\x1b[2J.jpg\0".encode()
+
+
+def test_output_options_that_would_be_ignored_are_refused_or_explained(run, photos: Path) -> None:  # noqa: ANN001
+    assert run("index", str(photos), "--model", run.model).exit_code == 0
+    for args, fragment in (
+        (["--json", "--paths"], "--json and --paths are different outputs"),
+        (["--texts", "--paths"], "--paths lists image files"),
+        (["--preview", "--json"], "--preview draws thumbnails"),
+        (["--json", "--print0"], "--json and --print0"),
+    ):
+        refused = run("search", "a cat", *args)
+        assert refused.exit_code == 2 and fragment in " ".join(refused.stderr.split()), args
+    plain = run("search", "a cat", "-k", "1", "--preview")  # not a kitty/iTerm2 terminal here
+    assert plain.exit_code == 0 and "this terminal cannot show images" in plain.stderr
+    assert run("failures").stderr.strip() == "no failures: every file found was read."
+    info = run("info").stdout
+    assert "kB" in info and "bytes_on_disk" in info  # sizes as people read them
+    assert isinstance(json.loads(run("info", "--json").stdout)["bytes_on_disk"], int)
+
+
+def test_a_piped_table_keeps_each_path_on_one_line(run, photos: Path) -> None:  # noqa: ANN001
+    deep = photos / ("a folder with a rather long name " * 4).strip() / "and another level of folders"
+    deep.mkdir(parents=True)
+    (deep / "the photo with the long path.jpg").write_bytes(next(photos.rglob("coffee.*")).read_bytes())
+    assert run("index", str(photos), "--model", run.model).exit_code == 0
+    rows = run("search", "--image", str(deep / "the photo with the long path.jpg"), "-k", "3").stdout.splitlines()
+    assert rows[0].split() == ["rank", "score", "path"] and len(rows) == 4
+    assert rows[1].endswith(str(deep / "the photo with the long path.jpg")) and len(rows[1]) > 200
+
+
+def test_a_missing_folder_exits_2_and_a_first_run_makes_no_library(run, photos: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    typo = tmp_path / "photoz"
+    alone = run("index", str(typo), "--model", run.model)
+    assert alone.exit_code == 2 and "no such file or folder" in alone.stderr and not run.library.exists()
+    assert run("index", str(photos), "--model", run.model).exit_code == 0
+    both = run("index", str(photos), str(typo), "--json")
+    assert both.exit_code == 2 and json.loads(both.stdout)["missing"] == [str(typo)]
+    gone = run("index", str(typo))
+    assert gone.exit_code == 2 and json.loads(run("info", "--json").stdout)["images"] == 6  # its images stay
+
+
+def test_index_and_add_texts_name_each_stage_into_a_pipe(run, photos: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    indexed = run("index", str(photos), "--model", run.model)
+    lines = indexed.stderr.splitlines()
+    assert lines[:4] == ["scanning…", "comparing with the library…", "loading the model…", "embedding…"]
+    assert any(line.startswith("embedding: 6/6 images") for line in lines)
+    captions = tmp_path / "captions.txt"
+    captions.write_text("a cat\na cup of coffee\n")
+    added = run("add-texts", str(captions))
+    assert "loading the model…" in added.stderr and "embedding: 2/2 texts" in added.stderr
+    assert "added 2" in added.stderr
+
+
+def test_eval_says_what_binding_means(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from rich.console import Console
+
+    import xmr_cli.output as output
+
+    stream = io.StringIO()
+    monkeypatch.setattr(output, "out", Console(file=stream, width=200))
+    recall = {"R@1": 0.5, "R@5": 1.0, "R@10": 1.0}
+    output.print_metrics({"count": 4, "t2i": recall, "i2t": recall, "binding": 0.75}, as_json=False)
+    assert "binding: how often" in stream.getvalue() and "0.750" in stream.getvalue()
+    stream.truncate(0)
+    output.print_metrics({"count": 4, "t2i": recall, "i2t": recall}, as_json=False)
+    assert "binding:" not in stream.getvalue()  # no negatives, no binding, nothing to explain
+
+
+PROBE_REFUSALS = """
+import sys, cli
+from xmr_cli import errors
+codes = []
+for args in (
+    ["search", "--image", "nope.jpg", "--library", LIBRARY],
+    ["search", "a cat", "--reranker", "./nope", "--library", LIBRARY],
+    ["train", PAIRS, "--out", OUT, "--arch", "xmr-tiny"],
+    ["index", "./photoz", "--library", LIBRARY + "-new"],
+):
+    try:
+        cli.app(args)
+    except SystemExit as done:
+        codes.append(done.code)
+print("codes:", codes)
+print("heavy:", sorted(m for m in ("torch", "open_clip") if m in sys.modules))
+"""
+
+
+def test_refusals_come_before_any_model_loads(run, photos: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    import os
+    import subprocess
+    import sys
+
+    from retrieval.training import shapes_world
+
+    assert run("index", str(photos), "--model", run.model).exit_code == 0
+    pairs = shapes_world.generate(tmp_path / "pairs", count=4, seed=0, size=32, split="train")
+    probe = (
+        PROBE_REFUSALS.replace("LIBRARY", repr(str(run.library)))
+        .replace("PAIRS", repr(str(pairs)))
+        .replace("OUT", repr(str(tmp_path / "out")))
+    )
+    repo = Path(cli.__file__).resolve().parent
+    env = {**os.environ, "PYTHONPATH": str(repo), "COLUMNS": "300"}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.splitlines()[-2:] == ["codes: [2, 2, 2, 2]", "heavy: []"], done.stdout + done.stderr
+    said = " ".join(done.stderr.split())
+    for fragment in (
+        "cannot use nope.jpg as a query image: no such file",
+        "no such folder: ./nope",
+        "unknown architecture 'xmr-tiny'",
+        "photoz: no such file or folder",
+    ):
+        assert fragment in said
+
+
+def test_train_into_a_pipe_prints_what_it_does(run, tmp_path: Path) -> None:  # noqa: ANN001
+    from retrieval.training import shapes_world
+    from tests.helpers.tiny_model import TINY_CFG
+
+    pairs = shapes_world.generate(tmp_path / "pairs", count=16, seed=0, size=32, split="train")
+    arch = tmp_path / "tiny.json"
+    arch.write_text(json.dumps(TINY_CFG))
+    args = ["train", str(pairs), "--out", str(tmp_path / "m"), "--arch", str(arch), "--batch-size", "8"]
+    done = run(*args, "--steps", "3", "--warmup", "5", with_library=False)
+    assert done.exit_code == 0, done.output
+    said = done.stderr.splitlines()
+    assert said[:2] == ["loading the pairs", "building the model"]
+    assert "WARNING: warm-up (5 steps) is as long as the whole run (3 steps)" in done.stderr  # logged
+    assert any(line.startswith("training: step 3/3, loss ") for line in said)
 
 
 def test_index_with_ocr_then_search_words_contains_mode_and_sort(run, tmp_path: Path) -> None:  # noqa: ANN001

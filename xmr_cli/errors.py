@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.markup import escape
 from typer.exceptions import TyperException
 
+from xmr_cli.escape import defanged, shown
 from xmr_cli.output import err
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_NO_RESULTS", "friendly_errors"]
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_INTERNAL",
+    "EXIT_INTERRUPTED",
+    "EXIT_NO_RESULTS",
+    "check_some_exist",
+    "fail",
+    "friendly_errors",
+]
 
 # Exit codes: 0 results, 1 no results, 2 bad input or unusable library/model, 70 internal
 # error (a bug), 130 interrupted.
@@ -19,6 +30,20 @@ EXIT_NO_RESULTS = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 70  # EX_SOFTWARE
 EXIT_INTERRUPTED = 130
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
+    """Say ``message`` as an error on stderr and exit with ``code`` (2: bad input)."""
+    err.print(f"[red]error:[/] {escape(defanged(message))}", highlight=False)
+    raise typer.Exit(code)
+
+
+def check_some_exist(paths: Sequence[Path]) -> None:
+    """Exit 2 at once when not one of ``paths`` exists: nothing to index, so no model is loaded
+    and no library is made (when some exist, the run goes on and reports the missing ones)."""
+    if paths and not any(path.expanduser().exists() for path in paths):
+        names = ", ".join(shown(str(path)) for path in paths)
+        fail(f"{names}: no such file or folder; nothing was indexed (a library there keeps its images).")
 
 
 def friendly_errors(command: Callable) -> Callable:
@@ -36,7 +61,7 @@ def friendly_errors(command: Callable) -> Callable:
         try:
             command(*args, **kwargs)
         except XmrError as exc:
-            err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+            err.print(f"[red]error:[/] {escape(defanged(str(exc)))}", highlight=False)
             raise typer.Exit(EXIT_BAD_INPUT) from None
         except KeyboardInterrupt:
             err.print("interrupted: finished batches are saved; run the same command again to resume.")

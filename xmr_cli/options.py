@@ -78,6 +78,8 @@ __all__ = [
     "PairsArg",
     "PathsArg",
     "PathsOnlyOpt",
+    "Print0Opt",
+    "FailuresPrint0Opt",
     "PollOpt",
     "PoolOpt",
     "PortOpt",
@@ -388,17 +390,23 @@ MinScoreOpt = Annotated[
 UnderOpt = Annotated[
     Optional[list[Path]], typer.Option("--under", metavar="DIR", help="Only images under this folder (repeatable).")
 ]
-DATE_FORMATS = "YYYY-MM-DD or YYYY-MM-DDTHH:MM"
+DATE_FORMATS = "YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDTHH:MM"
 AfterOpt = Annotated[
     Optional[str],
     typer.Option(
         "--after",
         metavar="DATE",
-        help=f"Taken at or after this date, {DATE_FORMATS} (EXIF capture time, else the file's mtime).",
+        help=f"Taken at or after this date, {DATE_FORMATS}; a year or month means its start "
+        "(EXIF capture time, else the file's mtime).",
     ),
 ]
 BeforeOpt = Annotated[
-    Optional[str], typer.Option("--before", metavar="DATE", help=f"Taken before this date, {DATE_FORMATS}.")
+    Optional[str],
+    typer.Option(
+        "--before",
+        metavar="DATE",
+        help=f"Taken before this date, {DATE_FORMATS}; a year or month means its end (--before 2024 keeps all of 2024).",
+    ),
 ]
 ExtOpt = Annotated[
     Optional[list[str]],
@@ -409,6 +417,14 @@ PathsOnlyOpt = Annotated[bool, typer.Option("--paths", help="Bare paths, one per
 InTextsOpt = Annotated[
     bool,
     typer.Option("--texts", help="Rank the texts added with add-texts (image-to-text search) instead of the images."),
+]
+Print0Opt = Annotated[
+    bool,
+    typer.Option("--print0", help="Bare paths, each ended by NUL, byte for byte as named (for xargs -0)."),
+]
+FailuresPrint0Opt = Annotated[
+    bool,
+    typer.Option("--print0", help="Only the paths, each ended by NUL, byte for byte as named (for xargs -0)."),
 ]
 PreviewOpt = Annotated[
     bool, typer.Option("--preview", help="Show thumbnails inline (kitty, iTerm2 and WezTerm terminals).")

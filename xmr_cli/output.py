@@ -1,6 +1,7 @@
 """What the commands print: results on stdout (a table, JSON lines, bare paths), messages on stderr.
 
-Paths and texts go through ``Text`` or ``escape`` so brackets in them are never read as markup.
+Paths and texts go through ``Text`` or ``escape`` so brackets in them are never read as markup,
+and through :func:`xmr_cli.escape.shown` so a name never moves the cursor or splits a line.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from xmr_cli.escape import human_bytes, shown
+
 if TYPE_CHECKING:
     from retrieval import DuplicateReport, Hit, IndexReport, LibraryInfo, TextHit, TextReport
 
 __all__ = [
+    "check_output_options",
     "clock",
     "err",
     "image_protocol",
@@ -38,11 +42,14 @@ __all__ = [
     "print_watch_batch",
     "print_watching",
     "print_written",
+    "preview_note",
+    "safe",
+    "write_nul_terminated",
 ]
 
 RAW_EXTRA = "'xmr[raw]'"
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # messages are never broken mid-path; the terminal wraps them
 
 
 def print_version() -> None:
@@ -57,10 +64,11 @@ def print_version() -> None:
     typer.echo(f"xmr {mine} (Python {platform.python_version()})")
 
 
-def print_report(report: IndexReport, as_json: bool) -> None:
-    """An index run's counts (JSON on stdout, or a summary and the first failures on stderr)."""
+def print_report(report: IndexReport, as_json: bool, discarded: bool = False) -> None:
+    """An index run's counts (JSON on stdout, or a summary, the first failures and the kinds of
+    files not read, on stderr); ``discarded``: the run found nothing and made no library."""
     if as_json:
-        typer.echo(json.dumps(report.to_json()))
+        typer.echo(json.dumps({**report.to_json(), "library_made": not discarded}))
         return
     err.print(
         f"added {report.added}, updated {report.updated}, moved {report.moved}, removed {report.removed}, "
@@ -69,20 +77,29 @@ def print_report(report: IndexReport, as_json: bool) -> None:
     if report.videos:
         err.print(f"videos read {report.videos}, moments written {report.moments}")
     for path, why in report.failures[:20]:
-        err.print(f"  [yellow]skipped[/] {escape(path)}: {escape(why)}", highlight=False)
+        err.print(f"  [yellow]skipped[/] {safe(path)}: {safe(why)}", highlight=False)
     if len(report.failures) > 20:
         err.print(f"  ... and {len(report.failures) - 20} more (see  xmr failures)")
+    for kind in report.not_read:
+        more = f" and {kind.count - len(kind.examples)} more" if kind.count > len(kind.examples) else ""
+        examples = ", ".join(safe(path) for path in kind.examples)
+        err.print(
+            f"  [yellow]not read[/]: {kind.count} {safe(kind.kind)} ({examples}{more}); {safe(kind.hint)}",
+            highlight=False,
+        )
     if report.skipped:  # one line for all of them: the fix is the same
         count = len(report.skipped)
         err.print(
-            f"[yellow]not read[/] {count} video{'s' if count > 1 else ''}: {escape(report.skipped_reason)}",
+            f"[yellow]not read[/] {count} video{'s' if count > 1 else ''}: {safe(report.skipped_reason)}",
             highlight=False,
         )
         for path in report.skipped[:20]:
-            err.print(f"  {escape(path)}", highlight=False)
+            err.print(f"  {safe(path)}", highlight=False)
         if count > 20:
             err.print(f"  ... and {count - 20} more")
     _print_left_out(report)
+    if discarded:
+        err.print("no image files were found, so no library was made.")
 
 
 def _print_left_out(report: IndexReport) -> None:
@@ -90,7 +107,7 @@ def _print_left_out(report: IndexReport) -> None:
     if report.excluded:
         err.print(f"left out {report.excluded} files and folders by exclusion rules (defaults, --exclude, .xmrignore)")
     _print_some("removed, now excluded:", report.excluded_removed)
-    _print_some("symbolic links to folders not walked:", [f"{p}: {why}" for p, why in report.links_skipped])
+    _print_some("symbolic links to folders not walked:", [f"{shown(p)}: {why}" for p, why in report.links_skipped])
     if report.raw_skipped:
         err.print(f"{len(report.raw_skipped)} RAW files not indexed: pip install {escape(RAW_EXTRA)} to read them")
         _print_some("", report.raw_skipped)
@@ -104,19 +121,29 @@ def _print_some(title: str, lines: Sequence[str], limit: int = 10) -> None:
     if title:
         err.print(title)
     for line in lines[:limit]:
-        err.print(f"  {escape(line)}", highlight=False, soft_wrap=True)  # a path is for copying: never cut
+        err.print(f"  {safe(line)}", highlight=False, soft_wrap=True)  # a path is for copying: never cut
     if len(lines) > limit:
         err.print(f"  ... and {len(lines) - limit} more (--json lists them all)")
 
 
-def print_hits(hits: Sequence[Hit], as_json: bool = False, paths_only: bool = False, preview: bool = False) -> None:
-    """Image hits as JSON lines, bare paths, inline thumbnails (where the terminal draws them) or a table."""
+def safe(text: str) -> str:
+    """``text`` for a rich message line: control characters quoted (:func:`shown`), markup escaped."""
+    return escape(shown(text))
+
+
+def print_hits(
+    hits: Sequence[Hit], as_json: bool = False, paths_only: bool = False, preview: bool = False, print0: bool = False
+) -> None:
+    """Image hits as JSON lines, bare paths (one a line, or NUL-terminated with ``print0``),
+    inline thumbnails (where the terminal draws them) or a table."""
     protocol = image_protocol() if preview else ""
     if as_json:
         _print_json_lines(hits)
+    elif print0:
+        write_nul_terminated([hit.path for hit in hits])
     elif paths_only:
         for hit in hits:
-            typer.echo(hit.path)
+            typer.echo(shown(hit.path))
     elif protocol:
         _print_previews(hits, protocol)
     else:  # a path is for copying: wrap it, never cut it
@@ -131,6 +158,42 @@ def clock(seconds: float) -> str:
     return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
+def check_output_options(*, as_json: bool, paths_only: bool, print0: bool, preview: bool, in_texts: bool) -> None:
+    """Refuse output options that would be ignored: each search prints one way.
+
+    Raises:
+        typer.BadParameter: two outputs at once, or one that does not apply to --texts.
+    """
+    chosen = [name for name, on in (("--json", as_json), ("--paths", paths_only), ("--print0", print0)) if on]
+    if len(chosen) > 1 and chosen != ["--paths", "--print0"]:  # --print0 is --paths ended by NUL
+        raise typer.BadParameter(f"{' and '.join(chosen)} are different outputs; give one of them.")
+    if preview and chosen:
+        raise typer.BadParameter(f"--preview draws thumbnails next to the table; it does not apply with {chosen[0]}.")
+    if in_texts and (paths_only or print0 or preview):
+        option = "--paths" if paths_only else "--print0" if print0 else "--preview"
+        raise typer.BadParameter(f"{option} lists image files; --texts ranks texts (use the table or --json).")
+
+
+def write_nul_terminated(names: Sequence[str]) -> None:
+    """Each name exactly as the file system has it, followed by NUL (for ``xargs -0``)."""
+    import sys
+
+    stream = sys.stdout.buffer if hasattr(sys.stdout, "buffer") else None
+    data = b"".join(name.encode("utf-8", "surrogateescape") + b"\0" for name in names)
+    if stream is None:  # a text-only stdout (some test runners): the same characters
+        sys.stdout.write(data.decode("utf-8", "surrogateescape"))
+    else:
+        stream.write(data)
+    sys.stdout.flush()
+
+
+def preview_note() -> str:
+    """Why ``--preview`` shows the table on this terminal ("" when it draws thumbnails)."""
+    if image_protocol():
+        return ""
+    return "--preview: this terminal cannot show images (kitty, iTerm2 and WezTerm can); showing the table."
+
+
 def print_text_hits(hits: Sequence[TextHit], as_json: bool) -> None:
     """Text hits as JSON lines or a table."""
     if as_json:
@@ -139,14 +202,12 @@ def print_text_hits(hits: Sequence[TextHit], as_json: bool) -> None:
         _print_ranked(hits, "text", [hit.text for hit in hits])
 
 
-def print_no_results(in_texts: bool, filtered: bool) -> None:
-    """Why a search found nothing, and what to do about it."""
+def print_no_results(in_texts: bool, why: str = "") -> None:
+    """Why a search found nothing (``why``: the library's own explanation), and what to do about it."""
     if in_texts:
         err.print("no results: no texts matched (add some with  xmr add-texts FILE).")
-    elif filtered:
-        err.print("no results: nothing passed the filters or --min-score.")
     else:
-        err.print("no results: the library has no indexed images (run  xmr index PATH).")
+        err.print(f"no results: {safe(why or 'nothing matched.')}", highlight=False)
 
 
 def image_protocol() -> str:
@@ -185,7 +246,7 @@ def _print_previews(hits: Sequence[Hit], protocol: str) -> None:
 
     for hit in hits:
         at = "" if hit.start is None else f" @ {clock(hit.start)}"
-        typer.echo(f"{hit.rank:>4}  {hit.score:.4f}  {hit.path}{at}")
+        typer.echo(f"{hit.rank:>4}  {hit.score:.4f}  {shown(hit.path)}{at}")
         try:
             png = thumbnail_png(hit.path) if hit.start is None else frame_png(hit.path, hit.start)
             typer.echo(inline_image(png, protocol))
@@ -199,7 +260,13 @@ def _print_json_lines(hits: Sequence[Hit] | Sequence[TextHit]) -> None:
 
 
 def _print_ranked(hits: Sequence[Hit | TextHit], column: str, values: list[str]) -> None:
-    """A rank, score and ``column`` table; ``values`` fold onto more lines rather than being cut."""
+    """A rank, score and ``column`` table. On a terminal ``values`` fold onto more lines rather
+    than being cut; into a pipe or file each row is one line of any length (never wrapped)."""
+    if not out.is_terminal:
+        typer.echo(f"{'rank':>4}  {'score':>7}  {column}")
+        for hit, value in zip(hits, values):
+            typer.echo(f"{hit.rank:>4}  {hit.score:>7.4f}  {shown(value)}")
+        return
     from rich.table import Table
     from rich.text import Text
 
@@ -208,7 +275,7 @@ def _print_ranked(hits: Sequence[Hit | TextHit], column: str, values: list[str])
     table.add_column("score", justify="right")
     table.add_column(column, overflow="fold")
     for hit, value in zip(hits, values):
-        table.add_row(str(hit.rank), f"{hit.score:.4f}", Text(value))
+        table.add_row(str(hit.rank), f"{hit.score:.4f}", Text(shown(value)))
     out.print(table)
 
 
@@ -217,38 +284,56 @@ def print_text_report(report: TextReport, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(report.to_json()))
     else:
-        err.print(f"{escape(report.source)}: added {report.added}, already there {report.skipped}", highlight=False)
+        err.print(f"{safe(report.source)}: added {report.added}, already there {report.skipped}", highlight=False)
 
 
 def print_removed(source: Path, removed: int) -> None:
     """How many texts remove-texts removed from one file."""
-    err.print(f"{escape(str(source))}: removed {removed}", highlight=False)
+    err.print(f"{safe(str(source))}: removed {removed}", highlight=False)
+
+
+# Fields of LibraryInfo that count bytes: shown as kB, MB, GB (raw numbers stay in --json).
+_BYTE_FIELDS = frozenset({"bytes_on_disk", "index_memory"})
 
 
 def print_info(details: LibraryInfo, as_json: bool) -> None:
-    """The library's counts, model and index, as JSON or one aligned line per field."""
+    """The library's counts, model and index, as JSON (raw numbers) or one aligned line per field."""
     if as_json:
         typer.echo(json.dumps(details.to_json()))
         return
     for key, value in details.to_json().items():
-        out.print(f"{key:>14}  {escape(str(value))}", highlight=False)
+        if key in _BYTE_FIELDS and isinstance(value, (int, float)):
+            text = human_bytes(value)
+        elif key == "bytes_per_vec" and isinstance(value, (int, float)):
+            text = f"{value:g} B"
+        elif isinstance(value, int) and not isinstance(value, bool):
+            text = f"{value:,}"
+        else:
+            text = str(value)
+        out.print(f"{key:>14}  {safe(text)}", highlight=False)
 
 
-def print_failures(rows: Sequence[tuple[str, str]], as_json: bool) -> None:
-    """Files that could not be indexed: JSON lines or ``path<TAB>reason``."""
+def print_failures(rows: Sequence[tuple[str, str]], as_json: bool, print0: bool = False) -> None:
+    """Files that could not be indexed: JSON lines, NUL-terminated paths, or ``path<TAB>reason``
+    lines (names quoted where they hold control characters); "no failures" on stderr when none."""
+    if print0:
+        write_nul_terminated([path for path, _ in rows])
+        return
     for path, why in rows:
-        line = json.dumps({"path": path, "error": why}) if as_json else f"{path}\t{why}"
+        line = json.dumps({"path": path, "error": why}) if as_json else f"{shown(path)}\t{shown(why)}"
         typer.echo(line)
+    if not rows and not as_json:
+        err.print("no failures: every file found was read.")
 
 
 def print_serving(root: Path, host: str, port: int) -> None:
     """The address the server listens on."""
-    err.print(f"serving {escape(str(root))} at http://{escape(host)}:{port}/  (Ctrl-C stops)", highlight=False)
+    err.print(f"serving {safe(str(root))} at http://{escape(host)}:{port}/  (Ctrl-C stops)", highlight=False)
 
 
 def print_written(what: str, folder: Path, option: str) -> None:
     """Where a training run wrote ``what``, and the option that uses it."""
-    err.print(f"{what} written to {escape(str(folder))}; use it with  {option} {escape(str(folder))}", highlight=False)
+    err.print(f"{what} written to {safe(str(folder))}; use it with  {option} {safe(str(folder))}", highlight=False)
 
 
 def print_metrics(result: dict, as_json: bool) -> None:
@@ -270,6 +355,12 @@ def print_metrics(result: dict, as_json: bool) -> None:
             binding,
         )
     out.print(table)
+    if any("binding" in r for _, r in rows):
+        out.print(
+            "binding: how often a caption scores higher for its image than every one of its negatives "
+            "(the same words with colours, shapes or relations swapped); 1.0: never fooled by a swap.",
+            highlight=False,
+        )
     if "binding_by_negative" in result:
         wins = ", ".join(f"{kind} {share:.3f}" for kind, share in result["binding_by_negative"].items())
         out.print(f"caption beats its negative, by kind of negative: {wins}")
@@ -286,16 +377,14 @@ def print_duplicates(report: DuplicateReport, as_json: bool) -> None:
         if as_json:
             typer.echo(json.dumps(group.to_json()))
             continue
-        out.print(
-            f"[bold]{group.tier}[/]  {len(group.members)} files; keep {escape(group.keeper.path)}", highlight=False
-        )
-        out.print(f"  why: {escape(group.reason)}", highlight=False)
+        out.print(f"[bold]{group.tier}[/]  {len(group.members)} files; keep {safe(group.keeper.path)}", highlight=False)
+        out.print(f"  why: {safe(group.reason)}", highlight=False)
         table = Table(box=None, highlight=False, show_header=False, padding=(0, 1, 0, 2))
         for column in ("relation", "score", "bits", "size", "path"):
             table.add_column(column, overflow="fold" if column == "path" else "ellipsis")
         for m in group.members:
             bits = "-" if m.bits is None else str(m.bits)
-            table.add_row(m.relation, f"{m.score:.3f}", bits, f"{m.width}x{m.height}", Text(m.path))
+            table.add_row(m.relation, f"{m.score:.3f}", bits, f"{m.width}x{m.height}", Text(shown(m.path)))
         out.print(table)
     spare = [m for g in report.groups for m in g.members[1:]]
     tiers = ", ".join(f"{sum(g.tier == t for g in report.groups)} {t}" for t in ("exact", "near", "similar"))
@@ -312,9 +401,9 @@ def print_duplicates(report: DuplicateReport, as_json: bool) -> None:
 
 def print_watching(paths: Sequence[Path]) -> None:
     """That a watch starts, on what."""
-    shown = ", ".join(escape(str(p)) for p in paths)
+    names = ", ".join(safe(str(p)) for p in paths)
     err.print(
-        f"watching {shown}: catching up first, then indexing changes as they settle (Ctrl-C stops)", highlight=False
+        f"watching {names}: catching up first, then indexing changes as they settle (Ctrl-C stops)", highlight=False
     )
 
 
@@ -331,5 +420,5 @@ def print_watch_batch(report: IndexReport, roots: Sequence[str], as_json: bool) 
         f"removed {report.removed}, failed {report.failed}  ({report.seconds:.1f} s)"
     )
     for path, why in report.failures[:5]:
-        err.print(f"  [yellow]skipped[/] {escape(path)}: {escape(why)}", highlight=False)
+        err.print(f"  [yellow]skipped[/] {safe(path)}: {safe(why)}", highlight=False)
     _print_left_out(report)

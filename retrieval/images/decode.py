@@ -57,6 +57,8 @@ _BASE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"} | {".pnm", ".ppm", ".pgm", ".pbm"}
 )
 _HEIF_EXTENSIONS = frozenset({".heic", ".heif"})
+# JPEG 2000, read where this Pillow was built with OpenJPEG (the PyPI wheels are).
+_JPEG2000_EXTENSIONS = frozenset({".jp2", ".j2k", ".jpx", ".jpf", ".j2c"})
 # Pillow formats of those extensions (MPO opens through JPEG, DIB is headerless BMP). No other
 # Pillow plugin ever sees our bytes: EPS, for one, runs Ghostscript on whatever it is given.
 _BASE_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "DIB", "TIFF", "PPM")
@@ -109,8 +111,9 @@ def image_extensions() -> frozenset[str]:
     """Return the lower-case file extensions (with dot) that :func:`decode_file` can read.
 
     The set always holds the formats Pillow reads natively; ``.heic``/``.heif`` are added
-    when pillow-heif is installed (its opener is registered here, once), and ``.avif``
-    when this Pillow build can open AVIF, and the camera RAW extensions when rawpy is installed
+    when pillow-heif is installed (its opener is registered here, once), ``.avif`` when
+    this Pillow build can open AVIF, the JPEG 2000 ones when it has OpenJPEG, and the camera RAW
+    extensions when rawpy is installed
     (:mod:`retrieval.images.raw`).
     """
     extensions = set(_BASE_EXTENSIONS)
@@ -118,6 +121,8 @@ def image_extensions() -> frozenset[str]:
         extensions |= RAW_EXTENSIONS
     if _register_heif():
         extensions |= _HEIF_EXTENSIONS
+    if features.check("jpg_2000"):
+        extensions |= _JPEG2000_EXTENSIONS
     if features.check("avif") and ".avif" in Image.registered_extensions():
         extensions.add(".avif")
     return frozenset(extensions)
@@ -137,6 +142,8 @@ def image_formats() -> tuple[str, ...]:
         wanted.append("HEIF")
     if features.check("avif") and ".avif" in Image.registered_extensions():
         wanted.append("AVIF")
+    if features.check("jpg_2000"):  # as image_extensions() adds the JPEG 2000 ones
+        wanted.append("JPEG2000")
     return _openable(tuple(wanted))
 
 
@@ -144,7 +151,7 @@ def image_formats() -> tuple[str, ...]:
 def _plain_formats() -> tuple[str, ...]:
     """The formats of bytes that are not an ISO-BMFF container: never HEIF or AVIF, so deciding
     them needs no pillow-heif import (a search by an example JPEG stays light)."""
-    return _openable(_BASE_FORMATS)
+    return _openable(_BASE_FORMATS + (("JPEG2000",) if features.check("jpg_2000") else ()))
 
 
 def _openable(wanted: tuple[str, ...]) -> tuple[str, ...]:

@@ -22,6 +22,8 @@ from retrieval.images.decode import hash_file_checked
 from retrieval.images.raw import RAW_EXTENSIONS
 from retrieval.ingest.exclusions import ExclusionRules
 from retrieval.ingest.sidecars import sidecar_mtime, sidecar_paths
+from retrieval.ingest.skipped import SkippedFiles
+from retrieval.results import SkippedKind
 from retrieval.video.formats import is_video
 from retrieval.video.identity import video_identity_checked
 
@@ -51,6 +53,8 @@ class ScanResult:
     # (path, why) for entries with an image name that are no regular file (a FIFO, a device, a
     # link to one): reported, and a catalogued image at that path leaves the library.
     skipped: tuple[tuple[str, str], ...] = ()
+    not_read: tuple[SkippedKind, ...] = ()  # files of kinds this run does not read, by kind
+    missing: tuple[str, ...] = ()  # roots that do not exist (also among ``errors``)
 
 
 @dataclass
@@ -89,6 +93,8 @@ class _Walk:
     raw_skipped: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # not regular files with an image name
     walked: dict[tuple[int, int], str] = field(default_factory=dict)  # (device, inode) of each folder walked -> path
+    not_read: SkippedFiles = field(default_factory=SkippedFiles)  # files of kinds this run does not read
+    missing: list[str] = field(default_factory=list)  # roots that do not exist
 
 
 def scan(roots: Iterable[str | Path], extensions: frozenset[str], config: ScanConfig = ScanConfig()) -> ScanResult:
@@ -117,6 +123,7 @@ def scan(roots: Iterable[str | Path], extensions: frozenset[str], config: ScanCo
             # Not a root: an unplugged drive or a typo must not read as "everything under it
             # was deleted", so the catalog's rows under it are kept.
             walk.errors.append((path, "no such file or folder (its images in the library are kept)"))
+            walk.missing.append(path)
             continue
         absolute.append(path)
         if os.path.isfile(path):
@@ -140,6 +147,8 @@ def scan(roots: Iterable[str | Path], extensions: frozenset[str], config: ScanCo
         tuple(walk.raw_skipped),
         walk.rules,
         tuple(walk.skipped),
+        walk.not_read.report(),
+        tuple(walk.missing),
     )
 
 
@@ -264,6 +273,8 @@ def _add(walk: _Walk, path: str, explicit: bool = False) -> None:
     if not _has_extension(path, walk.extensions):
         if _has_extension(path, RAW_EXTENSIONS):
             walk.raw_skipped.append(path)  # counted and listed: never skipped without a word
+        elif walk.not_read.offer(path, walk.extensions):
+            pass  # counted by kind, with the way to read it
         elif explicit:
             walk.errors.append((path, "not a supported image extension"))
         return

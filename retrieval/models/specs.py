@@ -26,6 +26,7 @@ from urllib.parse import urlparse
 from index.atomic import atomic_write_bytes
 from index.manifest import ModelIdentity
 from retrieval.errors import ModelNotFoundError, WeightsUnavailableError
+from retrieval.models import registry
 
 DEFAULT_MODEL = "ViT-B-32"
 DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
@@ -129,7 +130,29 @@ def _folder_checkpoint(folder: Path) -> Path:
     return found[0]
 
 
+def _refuse_early(arch: str, pretrained: str) -> None:
+    """Refuse an unknown architecture, or tagged weights that are neither cached nor
+    downloadable now, from open_clip's files alone (:mod:`retrieval.models.registry`): in
+    about a second instead of after the 5-20 s of importing open_clip and torch."""
+    import sys
+
+    known = registry.architectures()
+    if known and arch not in known and "open_clip" not in sys.modules:  # loaded: its own list may hold more
+        close = difflib.get_close_matches(arch, sorted(known), n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ModelNotFoundError(f"unknown model {arch!r}.{hint} {_HOW_TO_POINT_LOCALLY}")
+    if not pretrained or pretrained.lower() in {RANDOM, "none"}:
+        return
+    weights = Path(pretrained).expanduser()
+    if weights.suffix in WEIGHT_SUFFIXES or weights.exists():
+        return  # a file: checked with open_clip's config below
+    sources = registry.pretrained_sources(arch, pretrained)
+    if sources is not None and not _cached(sources):
+        _check_downloadable(_host(sources), f"{arch} / {pretrained}")
+
+
 def _resolve_named(arch: str, pretrained: str) -> ResolvedModel:
+    _refuse_early(arch, pretrained)
     import open_clip  # deferred: pulls in torch; needed for the config registry
 
     if arch not in open_clip.list_models():
@@ -209,26 +232,32 @@ def _hub_cached(repo: str, names: tuple[str, ...]) -> str:
     return ""
 
 
-def _cached_or_download(cfg: dict, label: str) -> str:
-    """Local path of a tag's weights: from the cache, else downloaded if the network answers."""
-    from open_clip.pretrained import download_pretrained
-
+def _cached(cfg: dict) -> str:
+    """The local file of a tag's weights (``cfg`` holds its ``hf_hub`` or ``url``), or ""."""
     hub = cfg.get("hf_hub", "")
     if hub:
         repo, filename = os.path.split(hub)
         names = (filename,) if filename else ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
         alt = tuple(n[:-4] + ".safetensors" for n in names if n.endswith((".bin", ".pth")))
-        cached = _hub_cached(repo, alt + names)
-        host = "huggingface.co"
-    else:
-        url = cfg.get("url", "")
-        candidate = Path("~/.cache/clip").expanduser() / os.path.basename(url)
-        cached = str(candidate) if candidate.is_file() else ""
-        host = urlparse(url).hostname or ""
-    return cached or _download_or_fail(lambda: download_pretrained(cfg), host, label)
+        return _hub_cached(repo, alt + names)
+    candidate = Path("~/.cache/clip").expanduser() / os.path.basename(cfg.get("url", ""))
+    return str(candidate) if candidate.is_file() else ""
 
 
-def _download_or_fail(download, host: str, label: str) -> str:  # noqa: ANN001
+def _host(cfg: dict) -> str:
+    """Where a tag's weights download from."""
+    return "huggingface.co" if cfg.get("hf_hub") else urlparse(cfg.get("url", "")).hostname or ""
+
+
+def _cached_or_download(cfg: dict, label: str) -> str:
+    """Local path of a tag's weights: from the cache, else downloaded if the network answers."""
+    from open_clip.pretrained import download_pretrained
+
+    return _cached(cfg) or _download_or_fail(lambda: download_pretrained(cfg), _host(cfg), label)
+
+
+def _check_downloadable(host: str, label: str) -> None:
+    """Raise WeightsUnavailableError when ``label``'s weights cannot be downloaded now."""
     if offline():
         raise WeightsUnavailableError(
             f"weights for {label} are not in the local cache and HF_HUB_OFFLINE is set. " + _HOW_TO_POINT_LOCALLY
@@ -240,6 +269,10 @@ def _download_or_fail(download, host: str, label: str) -> str:  # noqa: ANN001
             + _HOW_TO_POINT_LOCALLY[0].lower()
             + _HOW_TO_POINT_LOCALLY[1:]
         )
+
+
+def _download_or_fail(download, host: str, label: str) -> str:  # noqa: ANN001
+    _check_downloadable(host, label)
     try:
         return str(download())
     except Exception as exc:  # open_clip/hub raise many kinds; the user needs one message

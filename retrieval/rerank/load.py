@@ -10,6 +10,27 @@ from retrieval.models.encoder import ClipEncoder, Encoder
 from retrieval.rerank.base import Reranker
 
 BLIP_PREFIX = "blip:"
+RERANKER_CONFIG = "reranker.json"  # == retrieval.rerank.model.CONFIG_NAME (not imported: that imports torch)
+
+
+def check_reranker_spec(spec: str) -> None:
+    """Refuse a ``--reranker`` that names no reranker, in milliseconds and before any model loads.
+
+    Raises:
+        RerankerError: no such folder, a file, or a folder without ``reranker.json``.
+    """
+    if spec.startswith(BLIP_PREFIX):
+        if not spec[len(BLIP_PREFIX) :].strip():
+            raise RerankerError("--reranker blip: needs a model name, e.g. blip:Salesforce/blip-itm-base-coco.")
+        return
+    folder = Path(spec).expanduser()
+    train = f"train one with `xmr train-reranker PAIRS --model M --out {spec}`"
+    if not folder.exists():
+        raise RerankerError(f"no such folder: {spec} (a reranker is a folder written by train-reranker; {train}).")
+    if not folder.is_dir():
+        raise RerankerError(f"{spec} is a file; a reranker is a folder written by train-reranker ({train}).")
+    if not (folder / RERANKER_CONFIG).is_file():
+        raise RerankerError(f"{spec} holds no reranker ({RERANKER_CONFIG} missing); {train}.")
 
 
 def load_for_library(spec: str, encoder: Encoder, library_root: Path, device: str = "auto") -> Reranker:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -95,8 +96,12 @@ def build_terms(
     return terms
 
 
-def parse_when(value: str | None, option: str) -> datetime | None:
-    """An ISO date or date-time (``2024-06-01``, ``2024-06-01T18:30``) as local naive time.
+def parse_when(value: str | None, option: str, end: bool = False) -> datetime | None:
+    """An ISO date or date-time (``2024-06-01``, ``2024-06-01T18:30``), a month (``2024-06``) or a
+    year (``2024``) as local naive time. A month or year means its first moment, or with ``end``
+    (``--before``, which excludes its bound) the first moment after it: ``--after 2024`` is
+    2024-01-01 00:00, ``--before 2024`` is 2025-01-01 00:00 (all of 2024 passes both), and
+    ``--before 2024-06`` is 2024-07-01. A full date or date-time is that moment either way.
 
     Raises:
         QueryError: not an ISO date, or outside years :data:`FIRST_YEAR` to :data:`LAST_YEAR`
@@ -105,9 +110,11 @@ def parse_when(value: str | None, option: str) -> datetime | None:
     if value is None:
         return None
     try:
-        moment = datetime.fromisoformat(value)
+        moment = datetime.fromisoformat(_whole_period(value.strip(), end))
     except ValueError as exc:
-        raise QueryError(f"{option} takes a date like 2024-06-01 or 2024-06-01T18:30 (got {value!r}).") from exc
+        raise QueryError(
+            f"{option} takes a date like 2024, 2024-06, 2024-06-01 or 2024-06-01T18:30 (got {value!r})."
+        ) from exc
     out_of_range = QueryError(f"{option} takes a date from {FIRST_YEAR}-01-01 to {LAST_YEAR}-12-31 (got {value!r}).")
     if not FIRST_YEAR <= moment.year <= LAST_YEAR:
         raise out_of_range
@@ -124,6 +131,26 @@ def parse_when(value: str | None, option: str) -> datetime | None:
             f"{option} {value!r} cannot be turned into a timestamp on this system ({exc}); give a later date."
         ) from exc
     return local
+
+
+_YEAR_OR_MONTH = re.compile(r"(\d{4})(?:-(\d{2}))?")
+
+
+def _whole_period(value: str, end: bool = False) -> str:
+    """``2024`` -> ``2024-01-01``, ``2024-06`` -> ``2024-06-01``; with ``end`` the first day after
+    the period (``2025-01-01``, ``2024-07-01``); anything else as it is."""
+    match = _YEAR_OR_MONTH.fullmatch(value)
+    if match is None:
+        return value
+    year, month = int(match[1]), match[2]
+    if month is not None and not 1 <= int(month) <= 12:
+        return value  # fromisoformat refuses it, naming the option
+    if not end:
+        return f"{year:04d}-{month or '01'}-01"
+    if month is None or int(month) == 12:
+        # The year after; 9999 has none a datetime can hold, so its last moment stands in.
+        return f"{year + 1:04d}-01-01" if year < 9999 else "9999-12-31T23:59:59.999999"
+    return f"{year:04d}-{int(month) + 1:02d}-01"
 
 
 def build_filter(
@@ -156,7 +183,7 @@ def build_filter(
     suffixes = tuple(
         sorted({"." + e.strip().lower().lstrip(".") for value in extensions for e in value.split(",") if e.strip()})
     )
-    start, end = parse_when(after, "--after"), parse_when(before, "--before")
+    start, end = parse_when(after, "--after"), parse_when(before, "--before", end=True)
     if start and end and start >= end:
         raise QueryError(f"--after ({after}) must come before --before ({before}).")
     for words in contains:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "KnownVectors",
+    "check_image_file",
     "check_paging",
     "combine_terms",
     "embed_image",
@@ -98,6 +99,10 @@ def embed_terms(encoder: EncoderFn, terms: Sequence[Term], dim: int, known: Know
             beyond ±MAX_WEIGHT or NaN, terms that cancel out, or an unusable text or image.
     """
 
+    for term in terms:  # a missing example image is said before any term loads the model
+        if isinstance(term.image, (str, os.PathLike)):
+            check_image_file(term.image)
+
     def vector_of(term: Term) -> np.ndarray:
         if term.text is not None:
             return embed_text(encoder, term.text, known)
@@ -105,6 +110,19 @@ def embed_terms(encoder: EncoderFn, terms: Sequence[Term], dim: int, known: Know
         return embed_image(encoder, term.image, known)
 
     return combine_terms(terms, dim, vector_of)
+
+
+def check_image_file(path: str | os.PathLike) -> None:
+    """Raise QueryError unless ``path`` (``~`` expanded) is a file: a typo is said at once.
+
+    Raises:
+        QueryError: no such file, or a folder.
+    """
+    expanded = os.path.expanduser(os.fspath(path))
+    if not os.path.exists(expanded):
+        raise QueryError(f"cannot use {path} as a query image: no such file.")
+    if os.path.isdir(expanded):
+        raise QueryError(f"cannot use {path} as a query image: it is a folder; give an image file.")
 
 
 def combine_terms(terms: Sequence[Term], dim: int, vector_of: Callable[[Term], np.ndarray]) -> np.ndarray:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from retrieval.errors import UnsafeBindError
@@ -53,8 +54,13 @@ def create_app(library: Library, config: ServeConfig = ServeConfig(), reranker: 
     return _create(library, config, reranker)
 
 
-def run_server(library: Library, config: ServeConfig, log_level: str = "info") -> None:
+def run_server(
+    library: Library, config: ServeConfig, log_level: str = "info", on_ready: Callable[[], None] | None = None
+) -> None:
     """Serve ``library`` until interrupted (blocks).
+
+    ``on_ready()`` is called once the server answers: the model is loaded (the app's start-up
+    warms it) and the socket listens, so an address announced then works at once.
 
     Raises:
         UnsafeBindError: a non-loopback host without a token.
@@ -65,7 +71,15 @@ def run_server(library: Library, config: ServeConfig, log_level: str = "info") -
     import uvicorn
 
     redact_access_log()
-    uvicorn.run(app, host=config.host, port=config.port, log_level=log_level, server_header=False)
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started and on_ready is not None:
+                on_ready()
+
+    settings = uvicorn.Config(app, host=config.host, port=config.port, log_level=log_level, server_header=False)
+    Server(settings).run()
 
 
 class TokenRedactor(logging.Filter):

@@ -6,6 +6,8 @@ thread-safe and pick up what other processes index meanwhile).
 """
 
 import contextlib
+import functools
+import io
 import time
 from collections.abc import AsyncIterator, Iterator
 from importlib import resources
@@ -184,34 +186,39 @@ def _hit_out(hit: "Hit") -> ImageHitOut:
     )
 
 
-def _page(hits: list, req: SearchRequest) -> Optional[int]:
-    return req.offset + req.k if len(hits) == req.k else None
+def _page(hits: list, req: SearchRequest) -> tuple[list, Optional[int]]:
+    """The page's hits and the next page's offset: only when the one-more look-ahead found a hit
+    (a page that is exactly full may be the last one)."""
+    return hits[: req.k], (req.offset + req.k if len(hits) > req.k else None)
 
 
 def _image_response(
     searcher: Searcher, req: SearchRequest, start: float, upload: Optional[str] = None
 ) -> SearchResponse:
-    hits, reranked = searcher.search_images(req)
+    found, reranked = searcher.search_images(req, extra=1)
+    hits, next_offset = _page(found, req)
+    note = None if hits else searcher.explain_no_hits(req)
     took = (time.perf_counter() - start) * 1e3
     return SearchResponse(
         hits=[_hit_out(h) for h in hits],
         k=req.k,
         offset=req.offset,
-        next_offset=_page(hits, req),
+        next_offset=next_offset,
         reranked=reranked,
         upload=upload,
         took_ms=took,
+        note=note,
     )
 
 
 def _text_response(searcher: Searcher, req: SearchRequest, start: float) -> TextSearchResponse:
-    hits, reranked = searcher.search_texts(req)
-    out = [TextHitOut.model_validate(h.to_json()) for h in hits]
+    found, reranked = searcher.search_texts(req, extra=1)
+    hits, next_offset = _page(found, req)
     return TextSearchResponse(
-        hits=out,
+        hits=[TextHitOut.model_validate(h.to_json()) for h in hits],
         k=req.k,
         offset=req.offset,
-        next_offset=_page(hits, req),
+        next_offset=next_offset,
         reranked=reranked,
         took_ms=(time.perf_counter() - start) * 1e3,
     )
@@ -404,11 +411,31 @@ def _add_page_routes(app: FastAPI) -> None:
     def page() -> HTMLResponse:
         return HTMLResponse(_static_text("index.html"))
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return Response(favicon_ico(), media_type="image/x-icon", headers={"Cache-Control": "public, max-age=86400"})
+
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str) -> Response:
         if name not in STATIC:  # a fixed set: no request names a file
             return JSONResponse({"detail": "not found"}, status_code=404)
         return Response(_static_text(name), media_type=STATIC[name])
+
+
+@functools.cache
+def favicon_ico() -> bytes:
+    """The page's icon, a magnifier on the accent blue, drawn once (16 and 32 px in one .ico)."""
+    from PIL import Image, ImageDraw
+
+    side = 64  # drawn large, scaled down by the ICO writer
+    image = Image.new("RGBA", (side, side), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    draw.rounded_rectangle((0, 0, side - 1, side - 1), radius=14, fill=(37, 99, 235, 255))
+    draw.ellipse((12, 10, 42, 40), outline=(255, 255, 255, 255), width=6)
+    draw.line((38, 36, 52, 52), fill=(255, 255, 255, 255), width=8)
+    out = io.BytesIO()
+    image.save(out, format="ICO", sizes=[(16, 16), (32, 32)])
+    return out.getvalue()
 
 
 def _static_text(name: str) -> str:

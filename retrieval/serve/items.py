@@ -43,6 +43,7 @@ MEDIA_TYPES = {
     "TIFF": "image/tiff",
     "AVIF": "image/avif",
     "HEIF": "image/heif",
+    "JPEG2000": "image/jp2",
     "PPM": "image/x-portable-anymap",
     **VIDEO_MEDIA_TYPES,
 }

@@ -29,6 +29,7 @@ from retrieval.errors import (
     UploadTooLargeError,
 )
 from retrieval.results import Hit, Term, TextHit
+from retrieval.search.keyword import sort_hits
 from retrieval.search.query import build_filter, build_terms, check_min_score
 from retrieval.search.query_vector import combine_terms
 from retrieval.serve.config import ServeConfig
@@ -136,40 +137,46 @@ class Searcher:
 
     # ---- searching ----------------------------------------------------------------------
 
-    def search_images(self, req: SearchRequest) -> tuple[list[Hit], bool]:
-        """Image hits for ``req`` and whether they were reranked."""
+    def search_images(self, req: SearchRequest, extra: int = 0) -> tuple[list[Hit], bool]:
+        """Image hits for ``req`` (``extra`` more than ``req.k``: a look-ahead that tells whether
+        a next page exists) and whether they were reranked."""
         terms = self._terms(req)
         where = build_filter(req.under, req.after, req.before, req.ext, req.contains, req.media)
         if req.rerank:
             rr = self._reranker(self.library.search)
             hits = self.library.search(
                 terms=self._library_terms(terms),
-                k=req.k,
+                k=req.k + extra,
                 where=where,
                 offset=req.offset,
                 min_score=req.min_score,
                 reranker=rr,
                 rerank_k=self.config.rerank_k,
                 mode=req.mode,
-                sort=req.sort,
             )
-            return hits, True
+            return self._sorted(hits, req), True
         words = " ".join(req.q)
         query = None if req.mode == "keyword" else self._vector(terms)  # keyword search needs no model
         hits = self.library.search_vector(
-            query,
-            req.k,
-            where=where,
-            offset=req.offset,
-            min_score=req.min_score,
-            words=words,
-            mode=req.mode,
-            sort=req.sort,
+            query, req.k + extra, where=where, offset=req.offset, min_score=req.min_score, words=words, mode=req.mode
         )
-        return hits, False
+        return self._sorted(hits, req), False
 
-    def search_texts(self, req: SearchRequest) -> tuple[list[TextHit], bool]:
-        """Text-corpus hits for ``req`` (image-to-text) and whether they were reranked.
+    def _sorted(self, hits: list[Hit], req: SearchRequest) -> list[Hit]:
+        """The page's hits (the first ``req.k``) in ``req.sort`` order, the look-ahead after them:
+        sorting all ``k + extra`` would let the look-ahead hit into the page."""
+        page = hits[: req.k]
+        records = self.library.catalog.images([h.id for h in page]) if req.sort != "relevance" else {}
+        return sort_hits(page, records, req.sort) + hits[req.k :]
+
+    def explain_no_hits(self, req: SearchRequest) -> str:
+        """Why ``req`` found no image (see :meth:`retrieval.library.Library.explain_no_hits`)."""
+        where = build_filter(req.under, req.after, req.before, req.ext, req.contains)
+        return self.library.explain_no_hits(where, min_score=req.min_score, offset=req.offset)
+
+    def search_texts(self, req: SearchRequest, extra: int = 0) -> tuple[list[TextHit], bool]:
+        """Text-corpus hits for ``req`` (``extra`` more than ``req.k``, as for images) and
+        whether they were reranked.
 
         Reranking texts takes one query image (an upload or an item) and nothing else.
         """
@@ -184,13 +191,14 @@ class Searcher:
                 )
             return self.library.search_texts(
                 image=terms[0].image,
-                k=req.k,
+                k=req.k + extra,
                 offset=req.offset,
                 min_score=req.min_score,
                 reranker=rr,
                 rerank_k=self.config.rerank_k,
             ), True
-        return self.library.search_texts(terms=terms, k=req.k, offset=req.offset, min_score=req.min_score), False
+        k = req.k + extra
+        return self.library.search_texts(terms=terms, k=k, offset=req.offset, min_score=req.min_score), False
 
     def _reranker(self, method: Callable[..., object]) -> Reranker:
         if self.reranker is None or not accepts_reranker(method):

@@ -148,6 +148,11 @@ class SearchResponse(BaseModel):
         default=None, description="Id of the image uploaded with this request, for later queries."
     )
     took_ms: float
+    note: Optional[str] = Field(
+        default=None,
+        description="When there are no hits: why, naming the filter that matched nothing "
+        "(e.g. 'no indexed image is under /photos/2031.').",
+    )
 
 
 class TextSearchResponse(BaseModel):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING
 from index.atomic import atomic_write_bytes
 from retrieval.errors import TrainingError
 from retrieval.ingest.pairs import PairSet, load_pairs
+from retrieval.models import registry
 from retrieval.training.checkpoints import RunFolder
 from retrieval.training.data import (
     Batch,
@@ -31,6 +33,7 @@ from retrieval.training.data import (
     step_order,
 )
 
+log = logging.getLogger(__name__)
 if TYPE_CHECKING:
     import torch
 
@@ -75,6 +78,33 @@ def shipped_configs() -> list[str]:
     return sorted(p.stem for p in CONFIG_DIR.glob("*.json"))
 
 
+def check_arch(arch: str) -> None:
+    """Refuse an architecture that names nothing, from the files alone (torch is not imported).
+
+    Raises:
+        TrainingError: not a shipped name, an open_clip name or an existing config .json.
+    """
+    path = Path(arch).expanduser()
+    if (CONFIG_DIR / f"{arch}.json").is_file() or (path.suffix == ".json" and path.is_file()):
+        return
+    if path.suffix == ".json":
+        raise TrainingError(f"architecture config {arch} does not exist.")
+    known = registry.architectures()
+    if known and arch not in known:
+        raise TrainingError(_unknown_arch(arch))
+
+
+def _unknown_arch(arch: str) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(arch, [*shipped_configs(), *sorted(registry.architectures())], n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    return (
+        f"unknown architecture {arch!r}.{hint} Shipped: {', '.join(shipped_configs())}, "
+        "or any open_clip name, or a config .json file."
+    )
+
+
 def model_config(arch: str) -> tuple[str, dict]:
     """``(name, open_clip model_cfg)`` for a shipped name, an open_clip name or a .json path."""
     import open_clip
@@ -87,9 +117,7 @@ def model_config(arch: str) -> tuple[str, dict]:
         return path.stem, raw.get("model_cfg", raw)
     cfg = open_clip.get_model_config(arch)
     if cfg is None:
-        raise TrainingError(
-            f"unknown architecture {arch!r}; shipped: {', '.join(shipped_configs())}, or any open_clip name, or a config .json file."
-        )
+        raise TrainingError(_unknown_arch(arch))
     return arch, cfg
 
 
@@ -170,17 +198,27 @@ def train(
     config: TrainConfig = TrainConfig(),
     on_progress: Callable[[TrainProgress], None] | None = None,
     split: str = "train",
+    on_stage: Callable[[str], None] | None = None,
 ) -> Path:
     """Train (or resume training) on ``pairs_dir`` into the model folder ``out``.
+
+    The pairs and the architecture are checked before torch is imported (an unknown name
+    fails in about a second). ``on_stage`` hears notes as the run starts: "loading the
+    pairs", "building the model", "resuming at step 19 of 50"; a warm-up as long as the run is logged as a warning.
 
     Raises:
         PairsFormatError: the pairs are malformed.
         TrainingError: ``out`` holds a run with other settings, or the architecture is unknown.
     """
+    stage = on_stage or (lambda note: None)
+    if not config.init:
+        check_arch(config.arch)
+    out = Path(out).expanduser().resolve()
+    stage("loading the pairs")
+    pairs = load_pairs(pairs_dir, split=split)
+    stage("building the model")
     import torch
 
-    out = Path(out).expanduser().resolve()
-    pairs = load_pairs(pairs_dir, split=split)
     if config.hard_negatives and not pairs.has_negatives:
         config = dataclasses.replace(config, hard_negatives=False)
     run = RunFolder(out, {"config": dataclasses.asdict(config)}, TrainingError)
@@ -194,7 +232,16 @@ def train(
     tokenizer = open_clip.get_tokenizer("local-dir:" + str(_write_config(out, name, cfg, mean, std)))
     optimizer = _optimizer(model, config)
     total = config.total_steps(len(pairs))
+    if config.warmup_steps >= total:
+        log.warning(
+            "warm-up (%d steps) is as long as the whole run (%d steps): the learning rate never reaches --lr; "
+            "give a shorter --warmup or more --steps",
+            config.warmup_steps,
+            total,
+        )
     step = run.load({"model": model, "optimizer": optimizer})
+    if 0 < step < total:
+        stage(f"resuming at step {step} of {total}")
     _loop(model, tokenizer, optimizer, pairs, config, (mean, std), run, step, total, on_progress)
     _export(run, model, total)
     return out

@@ -61,8 +61,14 @@ class PairEmbeddings:
     negatives: tuple[np.ndarray, ...]  # (k_j, d) for caption j; (0, d) when it has none
 
 
-def embed_images(paths: Sequence, encoder: Encoder, batch_size: int = 128, workers: int = 2) -> np.ndarray:
-    """Decode, preprocess and encode image files in order -> ``(m, d)``."""
+Counted = Callable[[int, int], None]  # on_progress(done, total)
+Staged = Callable[[str], None]  # on_stage(name)
+
+
+def embed_images(
+    paths: Sequence, encoder: Encoder, batch_size: int = 128, workers: int = 2, on_progress: Counted | None = None
+) -> np.ndarray:
+    """Decode, preprocess and encode image files in order -> ``(m, d)``; ``on_progress(done, total)`` per batch."""
 
     def load(path) -> object:  # noqa: ANN001
         return encoder.preprocess(decode_file(path).image)
@@ -72,21 +78,44 @@ def embed_images(paths: Sequence, encoder: Encoder, batch_size: int = 128, worke
         for start in range(0, len(paths), batch_size):
             pixels = list(pool.map(load, paths[start : start + batch_size]))
             chunks.append(encoder.encode_images(encoder.stack(pixels)))
+            if on_progress:
+                on_progress(start + len(pixels), len(paths))
     return np.concatenate(chunks) if chunks else np.zeros((0, encoder.dim), np.float32)
 
 
-def embed_texts(texts: Sequence[str], encoder: Encoder, batch_size: int = 256) -> np.ndarray:
-    """Encode texts in batches -> ``(n, d)``."""
-    chunks = [encoder.encode_texts(texts[s : s + batch_size]) for s in range(0, len(texts), batch_size)]
+def embed_texts(
+    texts: Sequence[str], encoder: Encoder, batch_size: int = 256, on_progress: Counted | None = None
+) -> np.ndarray:
+    """Encode texts in batches -> ``(n, d)``; ``on_progress(done, total)`` per batch."""
+    chunks = []
+    for start in range(0, len(texts), batch_size):
+        chunks.append(encoder.encode_texts(texts[start : start + batch_size]))
+        if on_progress:
+            on_progress(min(start + batch_size, len(texts)), len(texts))
     return np.concatenate(chunks) if chunks else np.zeros((0, encoder.dim), np.float32)
 
 
-def embed_pairs(pairs: PairSet, encoder: Encoder, batch_size: int = 128) -> PairEmbeddings:
-    """Embed every image once, every caption, and each distinct negative once."""
-    image = embed_images(pairs.images, encoder, batch_size)
-    text = embed_texts(pairs.captions, encoder)
+def embed_pairs(
+    pairs: PairSet,
+    encoder: Encoder,
+    batch_size: int = 128,
+    on_stage: Staged | None = None,
+    on_progress: Counted | None = None,
+) -> PairEmbeddings:
+    """Embed every image once, every caption, and each distinct negative once.
+
+    ``on_stage`` names each part as it starts ("embedding images", "embedding captions",
+    "embedding negatives"); ``on_progress(done, total)`` counts within it.
+    """
+    stage = on_stage or (lambda name: None)
+    stage("embedding images")
+    image = embed_images(pairs.images, encoder, batch_size, on_progress=on_progress)
+    stage("embedding captions")
+    text = embed_texts(pairs.captions, encoder, on_progress=on_progress)
     distinct = sorted({n for negs in pairs.negatives for n in negs})
-    table = dict(zip(distinct, embed_texts(distinct, encoder))) if distinct else {}
+    if distinct:
+        stage("embedding negatives")
+    table = dict(zip(distinct, embed_texts(distinct, encoder, on_progress=on_progress))) if distinct else {}
     empty = np.zeros((0, encoder.dim), np.float32)
     negatives = tuple(np.stack([table[n] for n in negs]) if negs else empty for negs in pairs.negatives)
     return PairEmbeddings(image, text, negatives)
@@ -135,9 +164,17 @@ def metrics(pairs: PairSet, scores: PairScores, captions: Sequence[int] | None =
     return result
 
 
-def evaluate(pairs: PairSet, encoder: Encoder, grouping: str | None = None) -> dict[str, object]:
-    """Embed ``pairs`` with ``encoder`` and compute metrics (plus per-group metrics)."""
-    return report(pairs, dual_scores(pairs, embed_pairs(pairs, encoder)), grouping)
+def evaluate(
+    pairs: PairSet,
+    encoder: Encoder,
+    grouping: str | None = None,
+    on_stage: Staged | None = None,
+    on_progress: Counted | None = None,
+) -> dict[str, object]:
+    """Embed ``pairs`` with ``encoder`` and compute metrics (plus per-group metrics); see
+    :func:`embed_pairs` for ``on_stage`` and ``on_progress``."""
+    embeddings = embed_pairs(pairs, encoder, on_stage=on_stage, on_progress=on_progress)
+    return report(pairs, dual_scores(pairs, embeddings), grouping)
 
 
 def report(pairs: PairSet, scores: PairScores, grouping: str | None = None) -> dict[str, object]:

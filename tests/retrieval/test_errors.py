@@ -33,7 +33,15 @@ def test_every_error_class_is_exported_and_subclasses_xmr_error_and_a_builtin() 
         assert issubclass(error, retrieval.XmrError), name
         assert any(
             issubclass(error, getattr(builtins, b))
-            for b in ("ValueError", "RuntimeError", "OSError", "LookupError", "ImportError", "ConnectionError")
+            for b in (
+                "ValueError",
+                "TypeError",
+                "RuntimeError",
+                "OSError",
+                "LookupError",
+                "ImportError",
+                "ConnectionError",
+            )
         ), name
 
 

@@ -56,18 +56,23 @@ async function search() {
     const data = await api("/api/search", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
     render(data);
   } catch (err) {
+    $("pager").hidden = true; // paging an error leads nowhere
+    $("results").replaceChildren(); // and the last page's cards would read as this query's
     setStatus(err.message, true);
   }
 }
+
+// Cards in the first screenful load their thumbnails first; the rest wait until scrolled to.
+const EAGER_CARDS = 12;
 
 function render(data) {
   const grid = $("results");
   grid.replaceChildren();
   state.next = data.next_offset;
   state.lastHits = data.hits;
-  for (const hit of data.hits) grid.appendChild(card(hit));
+  data.hits.forEach((hit, i) => grid.appendChild(card(hit, i < EAGER_CARDS)));
   const first = data.offset + 1;
-  const shown = data.hits.length ? `Results ${first}–${data.offset + data.hits.length}` : "No results";
+  const shown = data.hits.length ? `Results ${first}–${data.offset + data.hits.length}` : `No results${data.note ? ": " + data.note : ""}`;
   setStatus(`${shown}${data.reranked ? " (reranked)" : ""} · ${Math.round(data.took_ms)} ms`);
   $("pager").hidden = data.offset === 0 && data.next_offset === null;
   $("prev").disabled = data.offset === 0;
@@ -75,14 +80,22 @@ function render(data) {
   $("page-label").textContent = `page ${Math.floor(data.offset / data.k) + 1}`;
 }
 
-function card(hit) {
+function card(hit, eager) {
   const figure = document.createElement("figure");
   figure.className = "card";
   figure.dataset.id = hit.id;
+  const frame = document.createElement("div");
+  frame.className = "thumb";
+  const placeholder = document.createElement("span"); // the name, until the thumbnail arrives
+  placeholder.className = "placeholder";
+  placeholder.textContent = hit.name;
   const img = document.createElement("img");
-  img.src = hit.thumbnail;
   img.alt = hit.name;
-  img.loading = "lazy";
+  img.loading = eager ? "eager" : "lazy";
+  if (eager) img.fetchPriority = "high";
+  img.addEventListener("load", () => frame.classList.add("loaded"));
+  img.src = hit.thumbnail;
+  frame.append(placeholder, img);
   const caption = document.createElement("figcaption");
   const name = document.createElement("span");
   name.className = "name";
@@ -91,7 +104,7 @@ function card(hit) {
   score.className = "score";
   score.textContent = hit.score.toFixed(3);
   caption.append(name, score);
-  figure.append(img, caption);
+  figure.append(frame, caption);
   if (hit.media === "video") {
     const badge = document.createElement("span");
     badge.className = "badge";
@@ -149,6 +162,7 @@ async function openViewer(hit) {
   meta.textContent = `${hit.path} · score ${hit.score.toFixed(4)}`;
   $("more-like").onclick = () => moreLike(hit.id);
   $("viewer-texts").replaceChildren();
+  $("viewer-texts-title").hidden = true;
   dialog.showModal();
   try {
     const item = await api(`/api/items/${hit.id}`);
@@ -161,6 +175,7 @@ async function openViewer(hit) {
       li.textContent = `${t.text} (${t.score.toFixed(3)})`;
       $("viewer-texts").appendChild(li);
     }
+    $("viewer-texts-title").hidden = texts.hits.length === 0;
   } catch (err) {
     meta.textContent += ` · ${err.message}`;
   }

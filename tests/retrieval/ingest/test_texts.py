@@ -83,13 +83,13 @@ def _vector(lib, text_id: int) -> bytes:  # noqa: ANN001
 
 def test_bad_text_files(open_library, tmp_path: Path) -> None:  # noqa: ANN001
     lib = open_library()
-    (tmp_path / "no-text.csv").write_text("caption,image\na,b\n")
+    (tmp_path / "no-text.csv").write_text("title,image\na,b\n")
     (tmp_path / "odd.xml").write_text("<a/>")
     (tmp_path / "bad.jsonl").write_text('{"caption": "x"}\n')
     (tmp_path / "folder").mkdir()
     for name, fragment in (
         ("folder", "is a folder"),
-        ("no-text.csv", "'text' column"),
+        ("no-text.csv", "'text' or 'caption' column"),
         ("odd.xml", "unknown text file type"),
         ("bad.jsonl", "bad.jsonl:1"),
         ("missing.txt", "does not exist"),
@@ -120,3 +120,43 @@ def test_texts_from_the_command_line(tmp_path: Path, tiny_model_dir: Path, photo
     assert runner.invoke(cli.app, ["search", "x", "--texts", "--under", str(photos), *lib]).exit_code == 2
     assert runner.invoke(cli.app, ["remove-texts", str(text_files["txt"]), str(text_files["csv"]), *lib]).exit_code == 0
     assert runner.invoke(cli.app, ["search", "coffee", "--texts", *lib]).exit_code == 1
+
+
+def test_tables_take_tsv_a_caption_column_and_images_inside_the_library(
+    open_library, photos: Path, tmp_path: Path
+) -> None:  # noqa: ANN001
+    lib = open_library()
+    lib.index([photos])
+    elsewhere = tmp_path / "notes"
+    elsewhere.mkdir()
+    nested_coffee = next(photos.rglob("coffee.*"))
+    relative = nested_coffee.relative_to(photos).as_posix()  # "nested/coffee.jpg" or "coffee.jpg"
+    astronaut = next(photos.rglob("astronaut.*"))
+    table = elsewhere / "captions.tsv"
+    table.write_text(
+        "image\tcaption\n"
+        f"{relative}\tmorning coffee, black\n"  # found in the library, not next to the table
+        f"{astronaut}\tan astronaut\n"  # absolute
+        "nowhere/missing.jpg\ta lost photo\n"  # found nowhere: kept as written next to the table
+    )
+    stages: list[str] = []
+    report = lib.add_texts(table, on_stage=stages.append)
+    assert (report.added, report.missing_images) == (3, 1)
+    assert stages[-1] == "embedding"  # the tiny model is loaded already: no "loading the model"
+    hits = {h.text: h.image_path for h in lib.search_texts(text="coffee", k=3)}
+    assert hits == {
+        "morning coffee, black": str(nested_coffee),
+        "an astronaut": str(astronaut),
+        "a lost photo": str(elsewhere / "nowhere/missing.jpg"),
+    }
+    csv = tmp_path / "captions.csv"
+    csv.write_text(f"Caption,Image\na cat,{astronaut}\n")
+    assert lib.add_texts(csv).added == 1  # caption column, any case
+
+
+def test_add_texts_reports_progress_per_batch(open_library, tmp_path: Path) -> None:  # noqa: ANN001
+    lines = tmp_path / "many.txt"
+    lines.write_text("\n".join(f"caption number {i}" for i in range(150)) + "\n")
+    done = []
+    report = open_library().add_texts(lines, batch_size=64, on_progress=lambda d, t: done.append((d, t)))
+    assert report.added == 150 and done == [(64, 150), (128, 150), (150, 150)]

@@ -270,3 +270,60 @@ def test_cli_refuses_bad_weights_dates_and_texts_with_exit_2(
         result = runner.invoke(cli.app, ["search", *args, "--library", library, "-k", "2"])
         assert result.exit_code == 2, (args, result.output)
         assert message in result.stderr and "no results" not in result.stderr
+
+
+def test_a_year_or_a_month_is_its_first_day_after_and_its_end_before() -> None:
+    from retrieval import QueryError
+    from retrieval.search.query import build_filter
+
+    assert build_filter(after="2024").after == datetime(2024, 1, 1)
+    assert build_filter(after="2024-06").after == datetime(2024, 6, 1)
+    # --before excludes its bound, so a year or month given to it ends where the next one starts
+    assert build_filter(before="2024").before == datetime(2025, 1, 1)
+    assert build_filter(before="2024-06").before == datetime(2024, 7, 1)
+    assert build_filter(before="2024-12").before == datetime(2025, 1, 1)
+    assert build_filter(before="2024-06-15").before == datetime(2024, 6, 15)  # a full date is that moment
+    whole = build_filter(after="2024", before="2024")  # all of 2024, not refused as empty
+    assert (whole.after, whole.before) == (datetime(2024, 1, 1), datetime(2025, 1, 1))
+    assert build_filter(before="9999").before == datetime(9999, 12, 31, 23, 59, 59, 999999)
+    for bad in ("2024-13", "24", "2024-6", "1899", "2024-00"):
+        with pytest.raises(QueryError, match="--after takes a date"):
+            build_filter(after=bad)
+        if bad != "1899":  # --before 1899 is before 1900-01-01: a date xmr takes
+            with pytest.raises(QueryError, match="--before takes a date"):
+                build_filter(before=bad)
+
+
+def test_search_help_shows_the_date_formats() -> None:
+    from typer.testing import CliRunner
+
+    import cli
+
+    shown = " ".join(CliRunner().invoke(cli.app, ["search", "--help"], env={"COLUMNS": "200"}).output.split())
+    assert "YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDTHH:MM" in shown
+    assert "--before 2024 keeps all of 2024" in shown
+
+
+def test_an_empty_search_names_the_filter_that_matched_nothing(dated_library, photos: Path) -> None:  # noqa: ANN001
+    from retrieval.search.query import build_filter
+
+    lib = dated_library
+    cases = [
+        (build_filter(under=["/nonexistent"]), None, 0, "no indexed image is under /nonexistent."),
+        (build_filter(extensions=["tiff"]), None, 0, "no indexed image has the extension .tiff."),
+        (build_filter(after="2999"), None, 0, "no indexed image was taken on or after 2999-01-01"),
+        (build_filter(after="2021", before="2022-12"), None, 0, "from 2021-01-01 to before 2023-01-01"),
+        (  # each part matches something, together nothing: the dated JPEG is not a PNG
+            build_filter(after="2023-01", extensions=["png"]),
+            None,
+            0,
+            "passes all the filters together",
+        ),
+        (build_filter(contains=["zebracrossing"]), None, 0, "no indexed image holds the words 'zebracrossing'"),
+        (build_filter(under=[str(photos / "nested")]), None, 50, "skips them all"),
+        (ImageFilter(), 0.99, 0, "no image scores 0.99 or more"),
+    ]
+    for where, min_score, offset, fragment in cases:
+        assert lib.search("a photo", k=5, where=where, min_score=min_score, offset=offset) == []
+        assert fragment in lib.explain_no_hits(where, min_score=min_score, offset=offset)
+    assert lib.count(build_filter(under=[str(photos / "nested")])) == len(list((photos / "nested").iterdir()))

@@ -176,3 +176,32 @@ def test_the_page_and_its_assets_are_served(client) -> None:  # noqa: ANN001
     assert client.get("/static/app.js").headers["content-type"].startswith("text/javascript")
     assert client.get("/static/style.css").status_code == 200
     assert "/api/search" in client.get("/openapi.json").json()["paths"]
+
+
+def test_an_exactly_full_last_page_has_no_next_page(client, shared_library) -> None:  # noqa: ANN001
+    total = len(shared_library.images.index)
+    whole = client.get("/api/search", params={"q": "a photo", "k": total}).json()
+    assert len(whole["hits"]) == total and whole["next_offset"] is None  # a Next would lead to an empty page
+    before_last = client.post("/api/search", json={"q": ["a photo"], "k": total - 1}).json()
+    assert len(before_last["hits"]) == total - 1 and before_last["next_offset"] == total - 1
+    texts = shared_library.info().texts
+    all_texts = client.post("/api/search/texts", json={"q": ["a photo"], "k": texts}).json()
+    assert len(all_texts["hits"]) == texts and all_texts["next_offset"] is None
+
+
+def test_an_empty_answer_says_which_filter_matched_nothing(client) -> None:  # noqa: ANN001
+    body = {"q": ["a cat"], "under": ["/nonexistent"]}
+    answer = client.post("/api/search", json=body).json()
+    assert answer["hits"] == [] and answer["note"] == "no indexed image is under /nonexistent."
+    assert client.post("/api/search", json={"q": ["a cat"]}).json()["note"] is None
+
+
+def test_the_favicon_is_an_icon(client) -> None:  # noqa: ANN001
+    import io
+
+    from PIL import Image
+
+    answer = client.get("/favicon.ico")
+    assert answer.status_code == 200 and answer.headers["content-type"] == "image/x-icon"
+    with Image.open(io.BytesIO(answer.content)) as icon:
+        assert icon.format == "ICO" and (32, 32) in icon.info["sizes"]

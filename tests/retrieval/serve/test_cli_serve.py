@@ -92,6 +92,35 @@ def test_xmr_serve_runs_and_guards_a_public_bind_with_the_token(shared_library) 
     assert "t0ken" not in log
 
 
+def test_the_address_is_printed_once_the_server_answers(shared_library) -> None:  # noqa: ANN001
+    """Not while the model loads: the first request to the printed address is answered."""
+    import os
+    import socket
+    import time
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-c", "from cli import main; main()", "serve", "--library"]
+    command += [str(shared_library.layout.root), "--port", str(port), "--device", "cpu"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    server = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        said = []
+        deadline = time.monotonic() + 120
+        while not said or "serving" not in said[-1]:
+            assert time.monotonic() < deadline and server.poll() is None, "".join(said)
+            said.append(server.stderr.readline())  # type: ignore[union-attr]
+        answer = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=5)  # at once, no retry
+        assert answer.status_code == 200 and answer.json()["status"] == "ok"
+        assert said[0].startswith("loading the model") and f"http://127.0.0.1:{port}/" in said[-1]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def test_xmr_serve_watch_makes_new_photos_searchable(fresh_library, photo_source) -> None:  # noqa: ANN001
     """``xmr serve --watch``: a photo copied into the watched folder shows up in the served index."""
     import os

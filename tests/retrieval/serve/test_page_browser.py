@@ -82,13 +82,24 @@ def browser():  # noqa: ANN201
         instance.close()
 
 
-def _save(page, tmp_path: Path, name: str) -> Path:  # noqa: ANN001
+def _save(page, tmp_path: Path, name: str, full_page: bool = True) -> Path:  # noqa: ANN001
+    """A screenshot; on an emulated phone take the viewport only (``full_page=False``): a
+    full-page capture resizes the emulated screen, and touch media queries stop matching."""
     target = tmp_path / name
-    page.screenshot(path=str(target), full_page=True)
+    page.screenshot(path=str(target), full_page=full_page)
     if os.environ.get("XMR_SCREENSHOT_DIR"):
         Path(os.environ["XMR_SCREENSHOT_DIR"]).mkdir(parents=True, exist_ok=True)
         shutil.copy2(target, Path(os.environ["XMR_SCREENSHOT_DIR"]) / name)
     return target
+
+
+def _search_again(page, words: str) -> None:  # noqa: ANN001
+    """Search ``words`` while results are shown, and wait until the new cards replaced the old
+    (the old cards' loaded thumbnails would otherwise satisfy a wait at once)."""
+    page.evaluate("document.querySelectorAll('.card').forEach(c => { c.dataset.old = '1'; })")
+    page.fill("#q", words)
+    page.press("#q", "Enter")
+    page.wait_for_function("document.querySelector('.card') && !document.querySelector('.card[data-old]')")
 
 
 def _wait_for_thumbnails(page) -> list:  # noqa: ANN001
@@ -154,7 +165,120 @@ def test_usable_on_a_phone_size_screen(browser, server_url: str, tmp_path: Path)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing spills sideways
     boxes = [c.bounding_box() for c in cards[:2]]
     assert boxes[0]["width"] >= 120 and boxes[0]["y"] == boxes[1]["y"]  # two thumbnails a row
-    _save(page, tmp_path, "phone.png")
+    _save(page, tmp_path, "phone.png", full_page=False)
+
+
+def _not_found(page) -> list[str]:  # noqa: ANN001
+    """Collects the URLs the page asked for that answered 404."""
+    missing: list[str] = []
+    page.on("response", lambda response: missing.append(response.url) if response.status == 404 else None)
+    return missing
+
+
+SCREENS = {
+    "desktop": {"viewport": {"width": 1280, "height": 900}},
+    "phone": {
+        "viewport": {"width": 390, "height": 844},
+        "device_scale_factor": 2,
+        "is_mobile": True,
+        "has_touch": True,
+    },
+}
+
+
+@pytest.mark.parametrize("screen", sorted(SCREENS))
+def test_pager_stays_hidden_on_the_start_page_and_after_an_error(
+    browser, server_url: str, tmp_path: Path, screen: str
+) -> None:  # noqa: ANN001
+    page = browser.new_page(**SCREENS[screen])
+    missing = _not_found(page)
+    page.goto(server_url + "/")
+    page.wait_for_function("document.getElementById('status').textContent.includes('images')")
+    assert page.is_hidden("#pager") and page.is_hidden("#next")  # nothing to page through yet
+    icon = page.evaluate("fetch('/favicon.ico').then(r => r.headers.get('content-type'))")
+    assert icon == "image/x-icon"
+    _save(page, tmp_path, f"start-{screen}.png", full_page=False)
+    page.click("#options summary")
+    page.fill("#k", "3")
+    page.fill("#q", "a photo")
+    page.press("#q", "Enter")
+    _wait_for_thumbnails(page)
+    assert page.is_visible("#next")
+    page.route("**/api/search", lambda route: route.fulfill(status=422, body='{"detail": "the server said no"}'))
+    page.click("#next")
+    page.wait_for_function("document.getElementById('status').classList.contains('error')")
+    assert page.is_hidden("#pager") and page.query_selector(".card") is None  # an error has no next page
+    _save(page, tmp_path, f"error-{screen}.png", full_page=False)
+    assert missing == []  # the favicon too
+
+
+def test_a_filter_that_matches_nothing_is_named_on_the_page(browser, server_url: str, tmp_path: Path) -> None:  # noqa: ANN001
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(server_url + "/")
+    page.click("#options summary")
+    page.fill("#under", "/nonexistent")
+    page.fill("#q", "a cat")
+    page.press("#q", "Enter")
+    page.wait_for_function("document.getElementById('status').textContent.includes('No results')")
+    assert "no indexed image is under /nonexistent" in page.inner_text("#status")
+    assert page.is_hidden("#pager")
+    _save(page, tmp_path, "no-results.png")
+
+
+@pytest.mark.parametrize("screen", sorted(SCREENS))
+def test_thumbnails_show_their_name_until_they_load_first_screen_first(
+    browser, server_url: str, tmp_path: Path, screen: str
+) -> None:  # noqa: ANN001
+    page = browser.new_page(**SCREENS[screen])
+    page.route("**/thumbnail*", lambda route: route.abort())  # a thumbnail that has not arrived (yet)
+    page.goto(server_url + "/")
+    page.fill("#q", "a cat")
+    page.press("#q", "Enter")
+    page.wait_for_selector(".card")
+    first = page.query_selector(".card")
+    name = first.query_selector(".name").inner_text()
+    assert (
+        first.query_selector(".placeholder").is_visible() and first.query_selector(".placeholder").inner_text() == name
+    )
+    assert first.query_selector("img").get_attribute("loading") == "eager"
+    _save(page, tmp_path, f"placeholders-{screen}.png", full_page=False)
+    page.unroute("**/thumbnail*")
+    _search_again(page, "a rocket")
+    _wait_for_thumbnails(page)
+    page.wait_for_function("[...document.querySelectorAll('.thumb')].every(t => t.classList.contains('loaded'))")
+    assert not page.query_selector(".card .placeholder").is_visible()
+
+
+def test_phone_header_scrolls_away_and_offers_a_photo_not_a_drop(browser, server_url: str, tmp_path: Path) -> None:  # noqa: ANN001
+    page = browser.new_page(
+        viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True
+    )
+    page.goto(server_url + "/")
+    assert not page.is_visible("text=Drop an image here") and page.is_visible("text=Search by photo")
+    page.click("#options summary")
+    page.fill("#q", "a cat")
+    page.press("#q", "Enter")
+    _wait_for_thumbnails(page)
+    _save(page, tmp_path, "phone-filters.png", full_page=False)
+    header = page.evaluate("document.querySelector('header').getBoundingClientRect().height")
+    page.evaluate("document.getElementById('results').scrollIntoView()")
+    _save(page, tmp_path, "phone-results.png", full_page=False)
+    top = page.evaluate("document.querySelector('header').getBoundingClientRect().bottom")
+    assert top <= 0 or header < 0.25 * 844  # scrolled out of the way, or small: never a third of the screen
+    assert page.evaluate("getComputedStyle(document.querySelector('header')).position") != "sticky"
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+@pytest.mark.parametrize("screen", sorted(SCREENS))
+def test_the_viewer_heads_its_texts(browser, server_url: str, tmp_path: Path, screen: str) -> None:  # noqa: ANN001
+    page = browser.new_page(**SCREENS[screen])
+    page.goto(server_url + "/")
+    page.fill("#q", "a cat on a sofa")
+    page.press("#q", "Enter")
+    _wait_for_thumbnails(page)[0].click()
+    page.wait_for_selector("#viewer-texts li")
+    assert page.is_visible("#viewer-texts-title") and "Texts that describe it" in page.inner_text("#viewer-texts-title")
+    _save(page, tmp_path, f"viewer-texts-{screen}.png", full_page=False)
 
 
 def test_the_matched_words_box_is_drawn_on_the_preview(
@@ -187,8 +311,7 @@ def test_the_matched_words_box_is_drawn_on_the_preview(
     assert abs((box["y"] - image["y"]) / image["height"] - upper) < 0.05
     _save(page, tmp_path, "viewer-ocr-box.png")
     page.click("#viewer .close")
-    page.fill("#q", "a rocket")
-    page.press("#q", "Enter")
+    _search_again(page, "a rocket")
     _wait_for_thumbnails(page)
     page.query_selector_all(".card")[0].click()
     page.wait_for_selector("#viewer[open]")

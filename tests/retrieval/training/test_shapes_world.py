@@ -263,6 +263,19 @@ def test_eval_split_above_grammar_size_is_refused(tmp_path: Path) -> None:
     assert "at most 2256" in done.stderr
 
 
+def test_the_script_seeds_with_0_when_no_seed_is_given(tmp_path: Path) -> None:
+    script = Path(__file__).resolve().parents[3] / "benchmarks" / "shapes_world.py"
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "unseeded"), "--count", "6"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(script.parents[1])},
+    )
+    assert done.returncode == 0, done.stderr
+    sw.generate(tmp_path / "seed0", 6, seed=0)
+    assert _lines(tmp_path / "unseeded") == _lines(tmp_path / "seed0")
+
+
 def test_plans_and_scenes_outside_the_grammar_are_refused() -> None:
     with pytest.raises(sw.EvalSplitTooLargeError):
         sw.plan_scenes(2257, seed=0)

@@ -352,3 +352,38 @@ def test_fine_tuning_starts_from_the_given_model(shapes_pairs: Path, tiny_model_
     np.testing.assert_allclose(start[name], base[name], atol=1e-6)  # began from the given weights
     assert np.abs(end[name] - base[name]).max() > 1e-4  # and moved
     assert resolve(ModelSpec(str(tuned))).identity.embed_dim == 32
+
+
+def test_a_resumed_run_says_so_and_a_warm_up_as_long_as_the_run_is_warned(
+    shapes_pairs: Path, tiny_arch: str, tmp_path: Path
+) -> None:
+    import logging
+
+    class Kept(logging.Handler):  # on the module's logger itself: the CLI may stop propagation above it
+        def __init__(self) -> None:
+            super().__init__(logging.WARNING)
+            self.messages: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.messages.append(record.getMessage())
+
+    def stop_at_two(progress) -> None:  # noqa: ANN001
+        if progress.step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(shapes_pairs, tmp_path / "r", _config(tiny_arch, steps=4), on_progress=stop_at_two)
+    logger, kept = logging.getLogger("retrieval.training.dual"), Kept()
+    level = logger.level
+    logger.addHandler(kept)
+    logger.setLevel(logging.WARNING)  # whatever an earlier CLI test (-q) set above it
+    try:
+        notes: list[str] = []
+        train(shapes_pairs, tmp_path / "r", _config(tiny_arch, steps=4), on_stage=notes.append)
+        assert notes == ["loading the pairs", "building the model", "resuming at step 2 of 4"]
+        assert kept.messages == []  # 2 warm-up steps of 4: fine
+        train(shapes_pairs, tmp_path / "w", _config(tiny_arch, steps=2, warmup_steps=5))
+    finally:
+        logger.removeHandler(kept)
+        logger.setLevel(level)
+    assert any("warm-up (5 steps) is as long as the whole run (2 steps)" in m for m in kept.messages)
