@@ -237,15 +237,28 @@ class Catalog:
             except (OperationalError, ProgrammingError, IntegrityError) as exc:
                 # SQLite: "table ... already exists"; PostgreSQL: that, or a duplicate key
                 # in its catalog of types when both CREATE TABLEs run at the same moment.
-                if not any(s in str(exc) for s in ("already exists", "duplicate key")) or attempt == 4:
+                # SQLite also answers "database is locked" at once when two openers' lock upgrades cross.
+                if (
+                    not any(s in str(exc) for s in ("already exists", "duplicate key", "database is locked"))
+                    or attempt == 4
+                ):
                     raise
                 time.sleep(0.05 * (attempt + 1))
 
     def _check_schema(self) -> None:
-        try:
-            self._check_schema_once()
-        except IntegrityError:  # another process wrote the first rows just now
-            self._check_schema_once()
+        for attempt in range(8):
+            try:
+                self._check_schema_once()
+                return
+            except IntegrityError:  # another process wrote the first rows just now
+                if attempt == 7:
+                    raise
+            except OperationalError as exc:
+                # SQLite: a reader upgrading to a writer while another opener writes gets
+                # "database is locked" at once (waiting could deadlock); start over.
+                if "database is locked" not in str(exc) or attempt == 7:
+                    raise
+            time.sleep(0.05 * (attempt + 1))
 
     def _check_schema_once(self) -> None:
         with Session(self.engine) as session, session.begin():

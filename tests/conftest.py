@@ -28,6 +28,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_dirs_for_the_session(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN202
+    """The same isolation for session- and module-scoped fixtures, which are set up before any
+    function-scoped one: a library a module builds must not use or fill the user's caches."""
+    home = tmp_path_factory.getbasetemp() / "xdg"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(home / "cache"))
+        patch.setenv("XDG_DATA_HOME", str(home / "data"))
+        patch.delenv("XMR_LIBRARY", raising=False)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path_factory.getbasetemp() / "xdg"

@@ -20,6 +20,7 @@ import os
 import shutil
 import warnings
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -163,8 +164,12 @@ def ensure_export(spec: ModelSpec) -> ExportInfo:
             if not is_export_folder(folder):  # not another process finishing first
                 raise
     local = identity.pretrained in ("file", "local-dir")
-    record_alias(spec, key, resolved.checkpoint, weights, local)
-    return read_export(folder, named_as=None, verify=False)
+    named = (identity.spec, identity.spec_pretrained)
+    record_alias(spec, key, resolved.checkpoint, weights, local, named)
+    found = read_export(folder, named_as=None, verify=False)
+    # The folder may have been exported from another spec with the same weights (a copy of the
+    # model folder, a moved one): the vectors are the same, the name to reopen them is ours.
+    return replace(found, identity=replace(found.identity, spec=named[0], spec_pretrained=named[1]))
 
 
 def _folder_config(folder: str) -> dict | None:

@@ -262,14 +262,19 @@ def source_versions() -> dict[str, str]:
     return found
 
 
-def record_alias(spec: ModelSpec, key: str, checkpoint: str, weights_sha256: str, local: bool) -> None:
+def record_alias(
+    spec: ModelSpec, key: str, checkpoint: str, weights_sha256: str, local: bool, named: tuple[str, str] | None = None
+) -> None:
     """Remember that ``spec`` is exported in cache folder ``key`` (written atomically).
 
     ``checkpoint`` is the weights file ("" for random weights) and ``local`` whether it is the
-    user's own file (which must still be there) rather than a tag's download.
+    user's own file (which must still be there) rather than a tag's download. ``named`` is the
+    (spec, pretrained) the identity of ``spec``'s vectors records: one export serves every
+    spec with the same weights, and each must reopen from its own, not from the first one's.
     """
-    body = {
+    body: dict[str, object] = {
         "spec": [spec.model.strip(), spec.pretrained.strip()],
+        "named": list(named) if named is not None else None,
         "export": key,
         "weights_sha256": weights_sha256,
         "local": local,
@@ -297,9 +302,13 @@ def cached_export(spec: ModelSpec) -> ExportInfo | None:
     if not _alias_current(alias) or not is_export_folder(folder) or not (folder / META).is_file():
         return None
     try:
-        return read_export(folder, named_as=None, verify=False)  # the cache is written by xmr only
+        found = read_export(folder, named_as=None, verify=False)  # the cache is written by xmr only
     except ExportError:
         return None
+    named = alias.get("named")
+    if isinstance(named, list) and len(named) == 2 and all(isinstance(n, str) for n in named):
+        found = replace(found, identity=replace(found.identity, spec=named[0], spec_pretrained=named[1]))
+    return found
 
 
 def _alias_current(alias: dict) -> bool:

@@ -145,6 +145,29 @@ def test_the_cache_exports_once_and_is_keyed_by_the_weights_sha256(
     assert not [p for p in exports_dir().iterdir() if p.name.endswith(".tmp")]
 
 
+def test_a_second_folder_with_the_same_weights_reopens_from_itself_not_from_the_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from retrieval.library import Library
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    first = make_tiny_model(tmp_path / "first", seed=3)
+    second = tmp_path / "second"
+    shutil.copytree(first, second)  # the same weights: one export serves both
+    spec = ModelSpec(f"local-dir:{second}")
+    assert ensure_export(ModelSpec(f"local-dir:{first}")).folder == ensure_export(spec).folder
+    shutil.rmtree(first)  # the folder the export was first made from is gone
+    for found in (ensure_export(spec), cached_export(spec)):
+        assert found is not None and found.identity.spec == f"local-dir:{second}"
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.new("RGB", (48, 40), (200, 40, 40)).save(photos / "red.png")
+    with Library.open(tmp_path / "library", model=f"local-dir:{second}", device="cpu", runtime="onnx") as lib:
+        assert lib.index([photos]).added == 1
+    with Library.open(tmp_path / "library", device="cpu", runtime="onnx") as lib:  # reopened from its manifest
+        assert [hit.path for hit in lib.search("red", k=1)] == [str(photos / "red.png")]
+
+
 KILLED_EXPORT = """
 import os, sys
 from pathlib import Path
