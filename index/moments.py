@@ -141,6 +141,16 @@ def _insert_file(session: Session, path: str, values: dict[str, object]) -> int:
     return int(cast("tuple[int]", result.inserted_primary_key)[0])
 
 
+def _write_file_row(session: Session, path: str, values: dict[str, object], gen: int) -> int:
+    """Insert ``path``'s images row, or update it and forget the moments it had; its id."""
+    found = session.scalar(select(_IMAGES.c.id).where(_IMAGES.c.path == path))
+    if found is None:
+        return _insert_file(session, path, values)
+    session.execute(update(_IMAGES).where(_IMAGES.c.id == int(found)).values(**values))
+    forget_videos(session, [int(found)], gen)
+    return int(found)
+
+
 def _row_id(session: Session, path: str) -> int:
     found = session.scalar(select(_IMAGES.c.id).where(_IMAGES.c.path == path))
     if found is None:
@@ -166,13 +176,7 @@ def _start(session: Session, op: StartVideo, gen: int) -> None:
         "kind": VIDEO,
         **op.stat.stored_identity(),  # the file the identity was read from: /file serves only it
     }
-    found = session.scalar(select(_IMAGES.c.id).where(_IMAGES.c.path == op.stat.path))
-    if found is None:
-        video_id = _insert_file(session, op.stat.path, values)
-    else:
-        video_id = int(found)
-        session.execute(update(_IMAGES).where(_IMAGES.c.id == video_id).values(**values))
-        forget_videos(session, [video_id], gen)
+    video_id = _write_file_row(session, op.stat.path, values, gen)
     video = {
         "duration": meta.duration,
         "codec": meta.codec[:32],
@@ -209,13 +213,7 @@ def _fail(session: Session, op: FailVideo, gen: int) -> None:
         "dev": None,  # a failed file is never served
         "ino": None,
     }
-    found = session.scalar(select(_IMAGES.c.id).where(_IMAGES.c.path == op.stat.path))
-    if found is None:
-        empty = dict.fromkeys(("width", "height", "format", "captured_at", "orientation", "camera", "description"))
-        session.execute(insert(_IMAGES).values(path=op.stat.path, captions_mtime_ns=0, **empty, **values))
-        return
-    session.execute(update(_IMAGES).where(_IMAGES.c.id == int(found)).values(**values))
-    forget_videos(session, [int(found)], gen)
+    _write_file_row(session, op.stat.path, values, gen)
 
 
 def _copy(session: Session, op: CopyVideo, gen: int) -> None:
@@ -235,13 +233,7 @@ def _copy(session: Session, op: CopyVideo, gen: int) -> None:
         "vector": None,
         "vector_gen": gen,
     }
-    found = session.scalar(select(_IMAGES.c.id).where(_IMAGES.c.path == op.stat.path))
-    if found is None:
-        video_id = _insert_file(session, op.stat.path, values)
-    else:
-        video_id = int(found)
-        session.execute(update(_IMAGES).where(_IMAGES.c.id == video_id).values(**values))
-        forget_videos(session, [video_id], gen)
+    video_id = _write_file_row(session, op.stat.path, values, gen)
     session.execute(insert(_VIDEOS).values(**{**dict(video), "id": video_id}))
     moments = (
         session.execute(select(_MOMENTS).where(_MOMENTS.c.video_id == op.source_id).order_by(_MOMENTS.c.id))
