@@ -141,6 +141,7 @@ from xmr_cli.output import (
     print_watching,
     print_written,
 )
+from xmr_cli.process import end, leave_quickly
 from xmr_cli.progress import (
     CountProgress,
     IndexProgress,
@@ -196,6 +197,7 @@ def _open(
     create: bool = False,
     index_config: IndexConfig | None = None,
     runtime: str = "auto",
+    quick_start: bool = False,
 ) -> Library:
     from retrieval import Library
 
@@ -208,6 +210,7 @@ def _open(
         create=create,
         index_config=index_config,
         runtime=runtime,
+        quick_start=quick_start,
     )
 
 
@@ -321,6 +324,7 @@ def search(
     from retrieval.search.query import build_filter, build_terms, check_min_score
     from retrieval.search.query_vector import check_image_file
 
+    leave_quickly()  # the library is closed before the command returns; nothing else is open
     images, not_images = [str(p) for p in image or []], [str(p) for p in not_image or []]
     terms = build_terms(words or [], images, not_text or [], not_images, weight or [])
     for path in (*images, *not_images):  # a typo in an example image is said before anything loads
@@ -335,7 +339,10 @@ def search(
     if preview and preview_note():
         err.print(preview_note())
     why = ""
-    with _open(library, model, pretrained, device=device, runtime=runtime) as lib, working("searching"):
+    with (
+        _open(library, model, pretrained, device=device, runtime=runtime, quick_start=True) as lib,
+        working("searching"),
+    ):
         if where.active and lib.count(where) == 0:  # said before any model loads
             print_no_results(False, lib.explain_no_hits(where))
             raise typer.Exit(EXIT_NO_RESULTS)
@@ -696,8 +703,11 @@ def export_model(
 
 
 def main() -> None:
-    """Console entry point."""
-    app()
+    """Console entry point (a search leaves without interpreter teardown: see xmr_cli/process.py)."""
+    try:
+        app()
+    except SystemExit as done:
+        end(done.code)
 
 
 if __name__ == "__main__":

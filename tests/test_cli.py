@@ -411,3 +411,36 @@ def test_index_with_ocr_then_search_words_contains_mode_and_sort(run, tmp_path: 
     assert sorted(dated) == sorted(str(p) for p in folder.glob("*.jpg"))
     bad = run("search", "a photo", "--mode", "fuzzy")
     assert bad.exit_code == 2 and "fuzzy" in bad.output
+
+
+def test_the_console_entry_point_ends_a_search_with_every_line_written(run, photos: Path) -> None:  # noqa: ANN001
+    """``main()`` ends a search without interpreter teardown (xmr_cli/process.py): its output and
+    exit codes are what typer's runner sees; a reader that leaves early is no error (141, no words)."""
+    import os
+    import subprocess
+    import sys
+
+    assert run("index", str(photos), "--model", run.model).exit_code == 0
+    repo = Path(cli.__file__).resolve().parent
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    main = [sys.executable, "-c", "import sys; from cli import main; sys.argv[0] = 'xmr'; main()"]
+    lib = ["--library", str(run.library)]
+    for args, code in (
+        (["search", "a man riding a horse", "-k", "4"], 0),
+        (["search", "a man riding a horse", "--json"], 0),
+        (["search", "a cat", "--ext", "tiff"], 1),
+    ):
+        expected = run(*args)
+        done = subprocess.run([*main, *args, *lib], cwd=repo, env=env, capture_output=True, text=True, timeout=120)
+        assert (done.returncode, done.stdout) == (code, expected.stdout), done.stderr
+    closed = subprocess.Popen(
+        [*main, "search", "a man riding a horse", *lib],
+        cwd=repo,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert closed.stdout is not None and closed.stderr is not None
+    closed.stdout.close()  # the reader leaves before the first hit is written
+    assert closed.wait(timeout=120) == 141
+    assert closed.stderr.read() == b""

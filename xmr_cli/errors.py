@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -19,17 +22,19 @@ __all__ = [
     "EXIT_INTERNAL",
     "EXIT_INTERRUPTED",
     "EXIT_NO_RESULTS",
+    "EXIT_PIPE_CLOSED",
     "check_some_exist",
     "fail",
     "friendly_errors",
 ]
 
 # Exit codes: 0 results, 1 no results, 2 bad input or unusable library/model, 70 internal
-# error (a bug), 130 interrupted.
+# error (a bug), 130 interrupted, 141 the output's reader left.
 EXIT_NO_RESULTS = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 70  # EX_SOFTWARE
 EXIT_INTERRUPTED = 130
+EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE: what `cat` and `grep` give when the reader left (`| head`)
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
@@ -50,7 +55,7 @@ def friendly_errors(command: Callable) -> Callable:
     """Wrap a command: turn the library's typed errors into one-line messages and exit codes.
 
     ``XmrError`` (bad input, unusable library or model) exits 2 with its message; Ctrl-C
-    exits 130; typer's own exits and usage errors pass through; anything else is a bug and
+    exits 130; a reader of the output that left (``| head``) exits 141 without a word; typer's own exits and usage errors pass through; anything else is a bug and
     exits 70 with the traceback (never 1, which means "no results").
     """
 
@@ -63,6 +68,10 @@ def friendly_errors(command: Callable) -> Callable:
         except XmrError as exc:
             err.print(f"[red]error:[/] {escape(defanged(str(exc)))}", highlight=False)
             raise typer.Exit(EXIT_BAD_INPUT) from None
+        except BrokenPipeError:  # the reader of our output left (`xmr search ... | head -3`): no error
+            with contextlib.suppress(OSError, ValueError):  # (in-process callers' stdout has no descriptor)
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # flushing at exit raises no more
+            raise typer.Exit(EXIT_PIPE_CLOSED) from None
         except KeyboardInterrupt:
             err.print("interrupted: finished batches are saved; run the same command again to resume.")
             raise typer.Exit(EXIT_INTERRUPTED) from None

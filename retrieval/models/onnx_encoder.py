@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,6 +18,7 @@ import numpy as np
 from index.deps import attempt_import
 from retrieval.errors import DeviceError, ExportError
 from retrieval.models.exports import ExportInfo
+from retrieval.models.fast_load import fast_tower, forget
 from retrieval.models.preprocess import preprocess_image
 from retrieval.models.tokenizer import TextTokenizer
 
@@ -78,9 +80,12 @@ class OnnxEncoder:
 
     runtime = "onnx"
 
-    def __init__(self, export: ExportInfo, device: str = "auto", threads: int = 0) -> None:
+    def __init__(self, export: ExportInfo, device: str = "auto", threads: int = 0, prepack: bool = True) -> None:
         self.export = export
         self.threads = threads  # onnxruntime threads per session; 0: its default
+        # False: weights are used where they lie (mapped), not re-laid out for speed: a session
+        # opens ~2x sooner and runs slower (what a one-shot search wants; see Library.open).
+        self.prepack = prepack
         self.identity = export.identity
         self.dim = export.identity.embed_dim
         self.device, self._providers = pick_providers(device)
@@ -136,6 +141,12 @@ class OnnxEncoder:
 
     # ---- sessions ----
 
+    def prepare(self, tower: str) -> None:
+        """Write the fast-load copy of ``tower`` ("text" or "image") if it has none yet, without
+        opening a session (see :mod:`retrieval.models.fast_load`; never fails: a copy saves time only)."""
+        ort = attempt_import("onnxruntime", ONNXRUNTIME_HINT)
+        fast_tower(self.export.text_path if tower == "text" else self.export.image_path, ort)
+
     def _session(self, tower: str) -> Any:
         with self._lock:
             if tower not in self._sessions:
@@ -150,21 +161,15 @@ class OnnxEncoder:
         providers = self._providers
         if tower == "text" and self.device == "coreml":
             providers = [CPU]  # CoreML compiles the text tower poorly; one query is fast on the CPU
-        for level in (ort.GraphOptimizationLevel.ORT_ENABLE_ALL, ort.GraphOptimizationLevel.ORT_ENABLE_BASIC):
-            options = ort.SessionOptions()
-            options.graph_optimization_level = level
-            options.log_severity_level = 3  # warnings about unused initializers etc. are not the user's
-            options.intra_op_num_threads = self.threads
-            try:
-                session = ort.InferenceSession(str(path), options, providers=providers)
-                break
-            except Exception as exc:  # noqa: BLE001 (fp16 graphs failed at ORT_ENABLE_ALL in 1.32; BASIC works)
-                log.warning(
-                    "onnxruntime could not optimise %s fully (%s); retrying with basic optimisations", path, exc
-                )
-                error = exc
-        else:
-            raise ExportError(f"onnxruntime cannot load {path}: {error}. Export the model again.") from error
+        fast = fast_tower(path, ort)
+        try:
+            session = self._load(ort, fast, providers)
+        except ExportError:
+            if fast == path:
+                raise
+            log.warning("the fast-load copy %s does not open; removed, opening %s as it is", fast, path)
+            forget(fast)
+            session = self._load(ort, path, providers)
         inputs = session.get_inputs()
         if len(inputs) != 1:
             raise ExportError(
@@ -172,6 +177,24 @@ class OnnxEncoder:
                 "exports, whose towers take one (token ids or pixels)."
             )
         return session
+
+    def _load(self, ort: Any, path: Path, providers: list[Any]) -> Any:
+        error: Exception | None = None
+        for level in (ort.GraphOptimizationLevel.ORT_ENABLE_ALL, ort.GraphOptimizationLevel.ORT_ENABLE_BASIC):
+            options = ort.SessionOptions()
+            options.graph_optimization_level = level
+            options.log_severity_level = 3  # warnings about unused initializers etc. are not the user's
+            options.intra_op_num_threads = self.threads
+            if not self.prepack:
+                options.add_session_config_entry("session.disable_prepacking", "1")
+            try:
+                return ort.InferenceSession(str(path), options, providers=providers)
+            except Exception as exc:  # noqa: BLE001 (fp16 graphs failed at ORT_ENABLE_ALL in 1.32; BASIC works)
+                log.warning(
+                    "onnxruntime could not optimise %s fully (%s); retrying with basic optimisations", path, exc
+                )
+                error = exc
+        raise ExportError(f"onnxruntime cannot load {path}: {error}. Export the model again.") from error
 
     def _run(self, session: Any, batch: np.ndarray) -> np.ndarray:
         meta = session.get_inputs()[0]

@@ -73,10 +73,12 @@ def open_encoder(
     runtime: str = "auto",
     purpose: str = FOR_QUERIES,
     threads: int = 0,
+    prepack: bool = True,
 ) -> Encoder:
     """The encoder of ``spec`` on the runtime :func:`pick_runtime` picks (``load_encoder`` of
     :mod:`retrieval.models.encoder` is the torch one, for what only torch does: training, tokens).
-    ``threads`` bounds onnxruntime's threads per session (0: its default, one per core).
+    ``threads`` bounds onnxruntime's threads per session (0: its default, one per core);
+    ``prepack=False`` opens onnxruntime sessions sooner and runs them slower (one-shot processes).
 
     Raises:
         ModelNotFoundError, WeightsUnavailableError: the model cannot be found or fetched.
@@ -93,7 +95,7 @@ def open_encoder(
 
     if isinstance(spec, ResolvedModel):
         spec = ModelSpec(spec.identity.spec, spec.identity.spec_pretrained)
-    return OnnxEncoder(find_export(spec), device, threads)
+    return OnnxEncoder(find_export(spec), device, threads, prepack)
 
 
 def find_export(spec: ModelSpec) -> ExportInfo:
