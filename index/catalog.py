@@ -589,11 +589,18 @@ class Catalog:
                     yield np.asarray([i for i, _ in good], np.int64), np.ascontiguousarray(vectors, dtype=np.float32)
 
     def bad_vectors(self, dim: int, roots: Sequence[str] = ()) -> list[ImageRecord]:
-        """Indexed images whose stored vector is not ``dim`` floats (a damaged row), under ``roots`` if given.
+        """Indexed images whose stored vector is not ``dim`` floats (a damaged row), and videos with
+        such a moment, under ``roots`` if given.
 
         An index run reads them again (their vectors are left out of the index meanwhile).
         """
-        query = select(ImageRow).where(ImageRow.vector.is_not(None), func.length(ImageRow.vector) != 4 * dim)
+        bad_moment = select(MomentRow.video_id).where(func.length(MomentRow.vector) != 4 * dim)
+        query = select(ImageRow).where(
+            or_(
+                and_(ImageRow.vector.is_not(None), func.length(ImageRow.vector) != 4 * dim),
+                ImageRow.id.in_(bad_moment),
+            )
+        )
         with self._session() as session:
             rows = [_to_record(row) for row in session.scalars(query)]
         if not roots:

@@ -61,6 +61,7 @@ class VideoPlan:
     todo: list[FileStat] = field(default_factory=list)  # videos to read (new, changed or partial)
     previous: dict[str, ImageRecord] = field(default_factory=dict)  # their rows, when they have one
     skipped: list[str] = field(default_factory=list)  # videos not read: video support is not installed
+    damaged: set[str] = field(default_factory=set)  # videos with a damaged moment vector: read again whole
 
 
 @dataclass
@@ -85,7 +86,8 @@ def split_videos(plan: Plan, available: bool) -> VideoPlan:
     previous = {stat.path: plan.previous.pop(stat.path) for stat in videos if stat.path in plan.previous}
     if not available:
         return VideoPlan(skipped=[stat.path for stat in videos])
-    return VideoPlan(videos, previous)
+    damaged = {stat.path for stat in videos if stat.path in plan.reembed}
+    return VideoPlan(videos, previous, damaged=damaged)
 
 
 @dataclass(frozen=True)
@@ -225,7 +227,8 @@ def _produce(
 
     try:
         for stat in videos.todo:
-            _one_video(stat, videos.previous.get(stat.path), encoder, catalog, config, put)
+            row = videos.previous.get(stat.path)
+            _one_video(stat, row, stat.path in videos.damaged, encoder, catalog, config, put)
         put(None)
     except _Stopped:
         return
@@ -243,12 +246,14 @@ class _Stopped(Exception):
 def _one_video(
     stat: FileStat,
     row: ImageRecord | None,
+    damaged: bool,
     encoder: Encoder,
     catalog: Catalog,
     config: IngestConfig,
     put: Callable[[object], None],
 ) -> None:
-    """Decide what ``stat`` needs and emit its events; a bad file becomes a failure, never an exception."""
+    """Decide what ``stat`` needs and emit its events; a bad file becomes a failure, never an exception.
+    ``damaged``: a moment vector of its row is damaged, so the video is read again whole."""
     try:
         identity, status = video_identity_checked(stat.path)
     except OSError as exc:
@@ -256,11 +261,11 @@ def _one_video(
         return
     stat = FileStat.of(stat.path, status)  # the file whose blocks were read: its device and inode are recorded
     same = row is not None and row.content_hash == identity
-    if same and row.state == INDEXED:  # type: ignore[union-attr]
+    if same and row.state == INDEXED and not damaged:  # type: ignore[union-attr]
         put(TouchVideo(stat))  # only the timestamp changed
         put(_Done(stat.path, "touched"))
         return
-    if same and row.state == PARTIAL:  # type: ignore[union-attr]
+    if same and row.state == PARTIAL and not damaged:  # type: ignore[union-attr]
         video = catalog.video(row.id)  # type: ignore[union-attr]
         if row.stat != stat:  # type: ignore[union-attr]  # its time changed, or its identity was not recorded
             put(TouchVideo(stat))

@@ -302,3 +302,31 @@ def test_an_interrupted_video_that_moved_resumes_where_it_is_now(
         assert now[: len(kept)] == kept and lib.catalog.image_by_path(str(media / "later" / "a.mp4")).state == "indexed"  # type: ignore[union-attr]
         assert now[-1][2] == pytest.approx(24.0, abs=0.15) and lib.images.agrees_with_catalog()
         assert np.all(np.diff([s for _, s, _ in now]) > 0)
+
+
+def test_a_damaged_moment_vector_is_left_out_then_its_video_read_again(
+    tmp_path: Path, tiny_model_dir: Path, film_photos: dict
+) -> None:
+    from sqlalchemy import text
+
+    media = tmp_path / "media"
+    _film(media / "a.mp4", film_photos, gop=PHONE)
+    _film(media / "b.mp4", film_photos, first=3)
+    with _open(tmp_path, tiny_model_dir) as lib:
+        first = lib.index([media])
+        good = _moments(lib, media / "a.mp4")
+        bad = good[1][0]
+        with lib.catalog.engine.begin() as connection:
+            connection.execute(text("UPDATE moments SET vector = :blob WHERE id = :id"), {"blob": b"\0" * 10, "id": bad})
+    (tmp_path / "library" / "images.vec").unlink()  # the next open rebuilds the index from the catalog
+    with _open(tmp_path, tiny_model_dir) as lib:
+        assert [r.path for r in lib.catalog.bad_vectors(lib.identity.embed_dim)] == [str(media / "a.mp4")]
+        assert bad not in set(lib.catalog.vector_ids("images", lib.identity.embed_dim))  # left out
+        assert lib.images.agrees_with_catalog()
+        assert lib.search("a photo", k=50, per_video=False)
+        again = lib.index([media])
+        assert (again.updated, again.unchanged, again.failed) == (1, 1, 0)  # only the damaged video is read
+        assert again.moments == len(good)
+        assert lib.catalog.bad_vectors(lib.identity.embed_dim) == []
+        assert [(start, end) for _, start, end in _moments(lib, media / "a.mp4")] == [(s, e) for _, s, e in good]
+        assert lib.info().moments == first.moments and lib.images.agrees_with_catalog()
