@@ -317,7 +317,9 @@ def test_a_damaged_moment_vector_is_left_out_then_its_video_read_again(
         good = _moments(lib, media / "a.mp4")
         bad = good[1][0]
         with lib.catalog.engine.begin() as connection:
-            connection.execute(text("UPDATE moments SET vector = :blob WHERE id = :id"), {"blob": b"\0" * 10, "id": bad})
+            connection.execute(
+                text("UPDATE moments SET vector = :blob WHERE id = :id"), {"blob": b"\0" * 10, "id": bad}
+            )
     (tmp_path / "library" / "images.vec").unlink()  # the next open rebuilds the index from the catalog
     with _open(tmp_path, tiny_model_dir) as lib:
         assert [r.path for r in lib.catalog.bad_vectors(lib.identity.embed_dim)] == [str(media / "a.mp4")]
