@@ -63,7 +63,8 @@ def fast_tower(path: Path, ort: Any) -> Path:
     try:
         return _make(path, target, ort)
     except Exception as exc:  # noqa: BLE001 (a disk, permission or onnxruntime failure only costs speed)
-        log.warning("could not write a fast-load copy of %s (%s); opening it as it is", path, exc)
+        # info, not warning: a read-only cache would repeat it on every search, and costs only speed
+        log.info("could not write a fast-load copy of %s (%s); opening it as it is", path, exc)
         return path
 
 

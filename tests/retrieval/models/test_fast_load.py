@@ -84,7 +84,7 @@ def test_a_cache_that_cannot_be_written_costs_only_speed(
     info = read_export(tiny_export_dir)
     fast_dir().parent.mkdir(parents=True, exist_ok=True)
     fast_dir().write_text("a file where the cache folder goes")  # (read-only folders do not stop root)
-    with caplog.at_level(logging.WARNING, logger="retrieval.models.fast_load"):
+    with caplog.at_level(logging.INFO, logger="retrieval.models.fast_load"):
         assert fast_tower(info.text_path, ort) == info.text_path
     assert "opening it as it is" in caplog.text
     assert np.isfinite(OnnxEncoder(info, device="cpu").encode_texts(TEXTS)).all()
@@ -102,7 +102,7 @@ def test_a_failing_copy_costs_only_speed(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(fast_load.os, "fsync", full)
-    with caplog.at_level(logging.WARNING, logger="retrieval.models.fast_load"):
+    with caplog.at_level(logging.INFO, logger="retrieval.models.fast_load"):
         assert fast_tower(info.text_path, ort) == info.text_path
     assert "No space left" in caplog.text
     assert list(fast_dir().iterdir()) == []  # the temporary folder is gone too
