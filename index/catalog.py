@@ -45,6 +45,7 @@ from index.files import disk_full_error, free_bytes, is_disk_full
 from index.keyword_docs import OcrRecord, ocr_read, prune_ocr, write_ocr
 from index.keyword_index import KeywordIndex, phrase_ids_clause
 from index.keywords import tokens
+from index.layout import sqlite_url
 from index.migrations import create_extras, floor_key, upgrade
 from index.moments import moment_records, moment_vectors, moments_of, video_record, write_video_ops
 from index.records import (
@@ -81,10 +82,6 @@ __all__ = ["CATALOG_SCHEMA", "IMAGES", "SIDECAR", "TEXTS", "Catalog", "same_data
 
 log = logging.getLogger(__name__)
 _U64 = 1 << 64
-
-
-def sqlite_url(path: str) -> str:
-    return f"sqlite:///{path}"
 
 
 def shown_url(url: str) -> str:

@@ -21,10 +21,10 @@ from index.keyword_docs import drop_docs, refresh_docs_for_paths
 from index.moments import forget_videos
 from index.records import FAILED, INDEXED, Captions, Embedded, Failed, FileStat, Moved
 from index.schema import IMAGES, TEXTS, ImageRow, TextRow, Tombstone
+from index.schema_names import SIDECAR
 
 __all__ = ["SIDECAR", "insert_texts", "remove_rows", "write_batch"]
 
-SIDECAR = "sidecar:"  # text source prefix of captions found next to or inside an image
 _CHUNK = 500  # ids or paths per IN (...) list: well under SQLite's bound-parameter limit
 _ERROR_CHARS = 2000  # a failure's reason is cut to this many characters
 

@@ -14,15 +14,15 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import cast
 
 from sqlalchemy import Row, Table, delete, insert, select
 from sqlalchemy.orm import Session
 
-from index.keywords import index_text
-from index.records import INDEXED, PARTIAL
+from index.keywords import NAME_FOLDERS, folder_words, index_text, name_words
+from index.records import INDEXED, PARTIAL, DocSources, OcrRecord
 from index.schema import ImageRow, KeywordDocRow, OcrLineRow, OcrResultRow, TextRow
+from index.schema_names import SIDECAR
 
 __all__ = [
     "NAME_FOLDERS",
@@ -38,8 +38,6 @@ __all__ = [
     "write_ocr",
 ]
 
-NAME_FOLDERS = 3  # folders above a file whose names go into its document ("2019 Japan trip")
-SIDECAR = "sidecar:"  # == index.catalog_writes.SIDECAR (not imported: that module imports this one)
 _CHUNK = 500
 
 _IMAGES = cast(Table, ImageRow.__table__)
@@ -47,39 +45,6 @@ _DOCS = cast(Table, KeywordDocRow.__table__)
 _LINES = cast(Table, OcrLineRow.__table__)
 _RESULTS = cast(Table, OcrResultRow.__table__)
 _TEXTS = cast(Table, TextRow.__table__)
-
-
-@dataclass(frozen=True)
-class DocSources:
-    """The raw texts an image's keyword document was made from (for snippets)."""
-
-    path: str
-    content_hash: str
-    captions: tuple[str, ...]  # sidecar captions, then the embedded description
-    tags: tuple[str, ...]  # title and keywords
-    ocr: tuple[tuple[str, float, tuple[float, ...]], ...]  # (text, confidence, box) per line
-
-
-@dataclass(frozen=True)
-class OcrRecord:
-    """The text read from one image's bytes, ready to be written."""
-
-    content_hash: str  # blake2b-128 hex of the bytes that were read
-    engine: str  # what read them
-    lines: tuple[tuple[str, float, tuple[float, ...]], ...] = ()  # (text, confidence, 8-number box) per line
-    error: str | None = None  # why they could not be read
-
-
-def name_words(path: str) -> list[str]:
-    """The file's name without its extension, then the names of up to :data:`NAME_FOLDERS` folders above it."""
-    folder, _, name = path.rpartition("/")
-    return [os.path.splitext(name)[0], *_folders(folder)]
-
-
-@functools.lru_cache(maxsize=4096)  # a batch's files share a few folders
-def _folders(folder: str) -> tuple[str, ...]:
-    parts = [p for p in folder.split("/") if p]
-    return tuple(reversed(parts[-NAME_FOLDERS:]))
 
 
 def _names_text(path: str) -> str:
@@ -90,7 +55,7 @@ def _names_text(path: str) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def _folders_text(folder: str) -> str:
-    return index_text(_folders(folder))
+    return index_text(folder_words(folder))
 
 
 def _chunks(items: Sequence, size: int = _CHUNK) -> Iterable[Sequence]:

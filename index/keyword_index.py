@@ -18,12 +18,11 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import TextualSelect
 
 from index.keyword_docs import DocSources, read_sources
-from index.keywords import db_token
+from index.keywords import SOURCES, db_token
 from index.schema import KeywordDocRow
 
 __all__ = ["SOURCES", "KeywordIndex", "create_keyword_index", "phrase_ids_clause"]
 
-SOURCES = ("ocr", "captions", "tags", "names")  # keyword_docs columns, in the order a snippet prefers them
 _PG_WEIGHTS = {"tags": "A", "captions": "B", "ocr": "C", "names": "D"}
 
 _SQLITE_DDL = (

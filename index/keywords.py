@@ -13,11 +13,24 @@ split the same way, so "Q3" still finds "Q3" (as the phrase "q 3").
 from __future__ import annotations
 
 import functools
+import os
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 
-__all__ = ["MAX_TOKEN", "contains_phrase", "db_token", "index_text", "join_tokens", "parse_query", "tokens"]
+__all__ = [
+    "MAX_TOKEN",
+    "NAME_FOLDERS",
+    "SOURCES",
+    "contains_phrase",
+    "db_token",
+    "folder_words",
+    "index_text",
+    "join_tokens",
+    "name_words",
+    "parse_query",
+    "tokens",
+]
 
 MAX_TOKEN = 64  # characters kept of a token: longer runs are noise (hashes, OCR garbage)
 _IDEOGRAPH_CLASS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff"
@@ -78,3 +91,20 @@ def db_token(token: str) -> str:
 def index_text(texts: Iterable[str]) -> str:
     """The text the database indexes for ``texts``: their tokens in database form, space-separated."""
     return " ".join(db_token(t) for text in texts for t in tokens(text))
+
+
+SOURCES = ("ocr", "captions", "tags", "names")  # keyword_docs columns, in the order a snippet prefers them
+NAME_FOLDERS = 3  # folders above a file whose names go into its document ("2019 Japan trip")
+
+
+def name_words(path: str) -> list[str]:
+    """The file's name without its extension, then the names of up to :data:`NAME_FOLDERS` folders above it."""
+    folder, _, name = path.rpartition("/")
+    return [os.path.splitext(name)[0], *folder_words(folder)]
+
+
+@functools.lru_cache(maxsize=4096)  # a batch's files share a few folders
+def folder_words(folder: str) -> tuple[str, ...]:
+    """The names of up to :data:`NAME_FOLDERS` folders of ``folder``, innermost first."""
+    parts = [p for p in folder.split("/") if p]
+    return tuple(reversed(parts[-NAME_FOLDERS:]))

@@ -6,9 +6,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from index.catalog import sqlite_url
-
 ENV_LIBRARY = "XMR_LIBRARY"
+
+
+def sqlite_url(path: str) -> str:
+    """The SQLAlchemy URL of the SQLite file at ``path``."""
+    return f"sqlite:///{path}"
 
 
 def default_library_dir() -> Path:

@@ -233,3 +233,24 @@ def _ordered(first: datetime, second: datetime) -> bool | None:
     except (OverflowError, ValueError, OSError):  # out of the platform's time range
         return None
     return a < b
+
+
+@dataclass(frozen=True)
+class DocSources:
+    """The raw texts an image's keyword document was made from (for snippets)."""
+
+    path: str
+    content_hash: str
+    captions: tuple[str, ...]  # sidecar captions, then the embedded description
+    tags: tuple[str, ...]  # title and keywords
+    ocr: tuple[tuple[str, float, tuple[float, ...]], ...]  # (text, confidence, box) per line
+
+
+@dataclass(frozen=True)
+class OcrRecord:
+    """The text read from one image's bytes, ready to be written."""
+
+    content_hash: str  # blake2b-128 hex of the bytes that were read
+    engine: str  # what read them
+    lines: tuple[tuple[str, float, tuple[float, ...]], ...] = ()  # (text, confidence, 8-number box) per line
+    error: str | None = None  # why they could not be read

@@ -7,19 +7,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, DateTime, Float, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-# 1: images, texts, tombstones, meta (generation counter).
-# 2: images.phash, the perceptual hash of each image's pixels (duplicates); see index.migrations.
-# 3: text read from photos (ocr_results, ocr_lines, keyed by content hash) and the keyword
-#    index (keyword_docs + SQLite FTS5 keyword_fts / PostgreSQL tsvector + GIN); see index.migrations.
-# 4: images.dev/images.ino (which file was indexed, for /file); a tombstone floor per corpus
-#    (see index.migrations).
-# 5: videos (issue 19): images.kind tells photos from video files; tables videos and moments
-#    (moment vectors share the images id space); see index.migrations.
-CATALOG_SCHEMA = 5
-IMAGES = "images"
-TEXTS = "texts"
-IMAGE = "image"  # images.kind of a photo
-VIDEO = "video"  # images.kind of a video file (its vectors are its moments')
+from index.schema_names import CATALOG_SCHEMA, IMAGE, IMAGES, TEXTS, VIDEO  # noqa: F401 (re-exported)
 
 
 class Base(DeclarativeBase):

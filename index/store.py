@@ -12,10 +12,10 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from index.catalog import Catalog
 from index.config import AUTO, IndexConfig
 from index.errors import CorruptFileError
 from index.kinds.exact import ExactIndex
@@ -30,6 +30,9 @@ from index.vectors import (
     Neighbors,
     VectorIndex,
 )
+
+if TYPE_CHECKING:
+    from index.catalog import Catalog
 
 __all__ = ["AUTO", "IndexConfig", "VectorStore"]
 

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 import numpy as np
 
 from index.atomic import remove_stale_temps
-from index.catalog import IMAGES, TEXTS, Catalog, shown_url
 from index.config import remember_config
 from index.deps import check_faiss, require_torch
 from index.errors import CatalogMismatchError, CorruptFileError, XmrError
@@ -33,8 +32,10 @@ from index.layout import LibraryLayout, default_library_dir
 from index.lock import WriteLock
 from index.manifest import Manifest, ModelIdentity, read_manifest
 from index.query_cache import QueryVectorCache
+from index.quick_catalog import open_catalog
 from index.records import PHOTOS, VIDEOS, ImageFilter
 from index.scan_settings import load_excludes, save_excludes
+from index.schema_names import IMAGES, TEXTS
 from index.store import IndexConfig, VectorStore
 from index.tokens import TokenCache
 from index.vectors import Neighbors
@@ -72,6 +73,7 @@ from retrieval.search.selections import SelectionCache
 if TYPE_CHECKING:
     from PIL import Image
 
+    from index.catalog import Catalog
     from retrieval.ingest.distributed import RayConfig
     from retrieval.ingest.ocr import OcrConfig
     from retrieval.ingest.ocr_pass import OcrProgress
@@ -192,7 +194,9 @@ class Library:
                 queries on onnxruntime, and images there too unless a GPU is there for torch.
             quick_start: this process runs a few queries and exits (the command-line search):
                 onnxruntime opens each tower without pre-packing its weights, ~0.2-0.3 s sooner
-                for ViT-B-32, and each run is slower (batches, servers: leave it False).
+                for ViT-B-32, and each run is slower; a SQLite catalog's reads run on sqlite3
+                until something else is asked of it (:mod:`index.quick_catalog`: no SQLAlchemy
+                import, ~0.3 s). Batches and servers: leave it False.
 
         Raises:
             MissingDependencyError: faiss is not installed.
@@ -218,7 +222,9 @@ class Library:
         if new:
             layout.root.mkdir(parents=True, exist_ok=True)
         try:
-            catalog = Catalog(layout.catalog_url(catalog_url or manifest.catalog_url))
+            catalog = open_catalog(
+                layout.catalog_url(catalog_url or manifest.catalog_url), quick=quick_start and not new
+            )
             if new and catalog.generation() > 0:
                 catalog.close()
                 raise CatalogMismatchError(_catalog_in_use(layout, catalog.url))
@@ -979,7 +985,7 @@ class Library:
         self.images.refresh()
         return LibraryInfo(
             directory=str(self.layout.root),
-            catalog_url=shown_url(self.catalog.url),
+            catalog_url=_shown_url(self.catalog.url),
             model=self.identity.label(),
             model_spec=self.identity.spec,
             embed_dim=self.identity.embed_dim,
@@ -1013,6 +1019,12 @@ class Library:
     def failures(self, limit: int | None = None) -> list[tuple[str, str]]:
         """(path, reason) of every file that could not be indexed."""
         return [(r.path, r.error or "") for r in self.catalog.failures(limit)]
+
+
+def _shown_url(url: str) -> str:
+    from index.catalog import shown_url
+
+    return shown_url(url)
 
 
 def _prepare_text_tower(encoder: object) -> None:
@@ -1076,7 +1088,7 @@ def _check_catalog_not_emptied(layout: LibraryLayout, catalog: Catalog) -> None:
     if header.generation > 0:
         catalog.close()
         raise CorruptFileError(
-            f"the catalog {shown_url(catalog.url)} is empty, but {layout.image_vectors.name} holds "
+            f"the catalog {_shown_url(catalog.url)} is empty, but {layout.image_vectors.name} holds "
             f"{header.count} vectors from catalog generation {header.generation}: the catalog was "
             "truncated or replaced. Restore it from a backup; nothing was changed (to start over, "
             "index into a new library directory)."
@@ -1118,7 +1130,7 @@ def _never_written(layout: LibraryLayout) -> bool:
     manifest = read_manifest(layout.root)
     if manifest is None:
         return False
-    catalog = Catalog(layout.catalog_url(manifest.catalog_url))
+    catalog = open_catalog(layout.catalog_url(manifest.catalog_url))
     try:
         return catalog.generation() == 0
     finally:
@@ -1133,7 +1145,7 @@ def _catalog_in_use(layout: LibraryLayout, url: str) -> str:
             "new library directory. Nothing was changed."
         )
     return (
-        f"the catalog database {shown_url(url)} already holds another library's catalog; a new "
+        f"the catalog database {_shown_url(url)} already holds another library's catalog; a new "
         "library needs an empty database (e.g. createdb xmr2). Nothing in it was changed."
     )
 

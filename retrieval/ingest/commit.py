@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from index.catalog import Catalog
 from index.records import FAILED, Captions, Embedded, Failed, FileStat
 from index.tokens import TokenCache
 from retrieval.ingest.scan import Plan
@@ -27,6 +26,7 @@ from retrieval.ingest.sidecars import sidecar_captions
 from retrieval.models.encoder import Encoder
 
 if TYPE_CHECKING:
+    from index.catalog import Catalog
     from retrieval.ingest.config import IngestConfig
 
 __all__ = ["Progress", "Read", "Tally", "commit_reads", "embed_captions"]

@@ -19,16 +19,18 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from index.catalog import Catalog
-from index.keyword_docs import OcrRecord
-from index.records import INDEXED
-from index.schema import IMAGE
+from index.records import INDEXED, OcrRecord
+from index.schema_names import IMAGE
 from retrieval.images.decode import DecodeConfig, ImageDecodeError, decode_bytes
 from retrieval.ingest.ocr import OcrConfig, engine_name, thread_engine
 from retrieval.ingest.scan import Plan, ScanResult
+
+if TYPE_CHECKING:
+    from index.catalog import Catalog
 
 __all__ = ["OcrPass", "OcrProgress", "OcrTally", "start_ocr_pass"]
 

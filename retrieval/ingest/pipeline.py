@@ -17,7 +17,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from index.catalog import Catalog
 from index.records import Captions, FileStat
 from index.tokens import TokenCache
 from retrieval.errors import ImageDecodeError
@@ -29,6 +28,7 @@ from retrieval.ingest.sidecars import sidecar_captions
 from retrieval.models.encoder import Encoder
 
 if TYPE_CHECKING:
+    from index.catalog import Catalog
     from retrieval.images.headers import HeaderReaders
 
 __all__ = ["apply_plan_edits", "read_stat", "run_plan"]

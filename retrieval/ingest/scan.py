@@ -13,11 +13,11 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from index.catalog import Catalog
 from index.files import describe_mode
 from index.records import FAILED, PARTIAL, FileStat, ImageRecord, Moved, is_utf8
-from index.schema import VIDEO
+from index.schema_names import VIDEO
 from retrieval.images.decode import hash_file_checked
 from retrieval.images.raw import RAW_EXTENSIONS
 from retrieval.ingest.exclusions import ExclusionRules
@@ -26,6 +26,9 @@ from retrieval.ingest.skipped import SkippedFiles
 from retrieval.results import SkippedKind
 from retrieval.video.formats import is_video
 from retrieval.video.identity import video_identity_checked
+
+if TYPE_CHECKING:
+    from index.catalog import Catalog
 
 
 @dataclass(frozen=True)

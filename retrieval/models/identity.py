@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from index.catalog import same_database, shown_url
 from index.errors import CatalogMismatchError, CorruptFileError, LibraryNotFoundError
 from index.layout import LibraryLayout
 from index.manifest import Manifest, ModelIdentity, read_manifest, write_manifest
@@ -64,7 +63,9 @@ def open_manifest(
         return Manifest(model=_identity(model, encoder, pretrained), catalog_url=catalog_url), True
     if model is not None:
         check_same_model(manifest.model, _identity(model, encoder, pretrained), layout.root)
-    if catalog_url and not same_database(catalog_url, layout.catalog_url(manifest.catalog_url)):
+    if catalog_url and not _same_catalog(catalog_url, layout.catalog_url(manifest.catalog_url)):
+        from index.catalog import shown_url
+
         raise CatalogMismatchError(
             f"the library at {layout.root} keeps its catalog in {shown_url(layout.catalog_url(manifest.catalog_url))}, "
             f"not {shown_url(catalog_url)}. Leave out --catalog-url to use the library's own catalog, "
@@ -112,3 +113,12 @@ def check_same_model(built: ModelIdentity, asked: ModelIdentity, root: Path) -> 
             "Leave out --model to use the library's own model, or index into another library "
             f"(--library DIR) to use {asked.label()}."
         )
+
+
+def _same_catalog(given: str, kept: str) -> bool:
+    """Whether two catalog URLs name one database (SQLAlchemy parses them only when they differ as text)."""
+    if given == kept:
+        return True
+    from index.catalog import same_database
+
+    return same_database(given, kept)

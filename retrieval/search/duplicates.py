@@ -24,14 +24,18 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from index.catalog import IMAGES, Catalog
 from index.records import ImageRecord
+from index.schema_names import IMAGES
 from retrieval.errors import QueryError
 from retrieval.images.phash import HASH_BITS, hamming_to
 from retrieval.results import DuplicateGroup, DuplicateMember, DuplicateReport
+
+if TYPE_CHECKING:
+    from index.catalog import Catalog
 
 __all__ = ["TIERS", "DuplicateConfig", "find_duplicates", "range_pairs"]
 

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from index.catalog import Catalog
 from index.records import ImageRecord, TextRecord
-from index.schema import VIDEO
+from index.schema_names import VIDEO
 from index.vectors import Neighbors
 from index.video_records import MomentRecord
 from retrieval.results import Hit, MomentHit, TextHit
+
+if TYPE_CHECKING:
+    from index.catalog import Catalog
 
 __all__ = ["LISTED_MOMENTS", "image_hits", "media_hits", "page_hits", "text_hits", "word_hits"]
 

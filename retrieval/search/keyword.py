@@ -22,13 +22,17 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from index.keyword_index import SOURCES, KeywordIndex
+from index.keywords import SOURCES
 from index.records import ImageRecord
 from retrieval.errors import QueryError
 from retrieval.results import Hit
+
+if TYPE_CHECKING:
+    from index.keyword_index import KeywordIndex
 
 __all__ = [
     "HYBRID_POOL",

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from index.catalog import Catalog
 from index.query_cache import QueryVectorCache
 from index.records import INDEXED
+
+if TYPE_CHECKING:
+    from index.catalog import Catalog
 
 __all__ = ["LibraryVectors"]
 

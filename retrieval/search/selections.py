@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from index.catalog import Catalog
 from index.records import ImageFilter
+
+if TYPE_CHECKING:
+    from index.catalog import Catalog
 
 __all__ = ["SelectionCache"]
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from index.keyword_docs import DocSources, name_words
-from index.keyword_index import SOURCES
-from index.keywords import contains_phrase, tokens
+from index.keywords import SOURCES, contains_phrase, name_words, tokens
+from index.records import DocSources
 from retrieval.results import Match
 
 __all__ = ["SNIPPET_SOURCES", "find_match"]
