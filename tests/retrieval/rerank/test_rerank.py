@@ -73,7 +73,7 @@ def _colour_wins(net, pairs_dir: Path, encoder) -> float:  # noqa: ANN001
 # FAST's 150 steps those heads ended at 0.71-0.95 of the colour swaps depending on the training seed alone
 # (seeds 0-5, Shapes World seeds 5-7, with "a orange" and with "an orange"), so passing was the luck of
 # seed 0; at 400 steps every run of them reached 0.9 (all but one 0.94) while the token heads stay at 1.0
-# after 150. Measured in the orange branch's report.
+# after 150: benchmarks/README.md, "The reranker tests over seeds" (benchmarks/rerank_test_seeds.py).
 POOLED_HEAD_STEPS = 400
 
 
