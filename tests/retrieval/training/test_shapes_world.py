@@ -33,7 +33,7 @@ ANCHORS = {
 COLOUR = "(red|green|blue|yellow|purple|orange)"
 SHAPE = "(circle|square|triangle|diamond)"
 ONE = re.compile(rf"^a (small|large) {COLOUR} {SHAPE}$")
-TWO = re.compile(rf"^a {COLOUR} {SHAPE} (to the left of|to the right of|above|below) a {COLOUR} {SHAPE}$")
+TWO = re.compile(rf"^an? {COLOUR} {SHAPE} (to the left of|to the right of|above|below) an? {COLOUR} {SHAPE}$")
 REVERSED = {
     "to the left of": "to the right of",
     "to the right of": "to the left of",
@@ -42,6 +42,11 @@ REVERSED = {
 }
 SIDES = {"small": (10, 15), "large": (24, 30), "pair": (13, 22)}  # contract, at 64 px
 SLACK = 2  # px of anti-aliasing allowed on a measured bounding box
+
+
+def _a(word: str) -> str:
+    """The word after its English indefinite article: "an orange", "a red"."""
+    return f"an {word}" if word[0] in "aeiou" else f"a {word}"
 
 
 def _lines(folder: Path) -> list[dict]:
@@ -77,6 +82,15 @@ def test_grammar_has_2256_distinct_well_formed_captions() -> None:
         assert (match[1], match[2]) != (match[4], match[5])  # two different (colour, shape) pairs
 
 
+def test_articles_agree_with_the_word_after_them() -> None:
+    captions = sw.all_captions()
+    assert not [c for c in captions if re.search(r"\ba [aeiou]|\ban [^aeiou]", c)]
+    assert "an orange circle to the left of a red square" in captions
+    assert sw.GENERATOR_VERSION >= 2  # the captions changed with the articles: the files are not version 1's
+    # A colour swap that changes the article is still a colour negative.
+    assert sw.negative_kind("an orange circle above a red square", "a red circle above an orange square") == "colour"
+
+
 def test_split_counts_follow_share_within_eval_limits() -> None:
     assert sw.split_counts(150, 0.7, "eval") == (45, 105)
     assert sw.split_counts(300, 0.7, "eval") == (48, 252)  # only 48 one-object captions exist
@@ -102,8 +116,8 @@ def _expected_negatives(caption: str, negatives: list[str]) -> list[str] | None:
         other = "large" if size == "small" else "small"
         return [f"a {size} {other_colour} {shape}", f"a {size} {colour} {other_shape}", f"a {other} {colour} {shape}"]
     c1, s1, rel, c2, s2 = TWO.match(caption).groups()
-    wanted = [f"a {c2} {s1} {rel} a {c1} {s2}", f"a {c1} {s1} {REVERSED[rel]} a {c2} {s2}"]
-    wanted.append(f"a {c1} {s2} {rel} a {c2} {s1}")  # colours swapped, relation reversed, shapes swapped
+    wanted = [f"{_a(c2)} {s1} {rel} {_a(c1)} {s2}", f"{_a(c1)} {s1} {REVERSED[rel]} {_a(c2)} {s2}"]
+    wanted.append(f"{_a(c1)} {s2} {rel} {_a(c2)} {s1}")  # colours swapped, relation reversed, shapes swapped
     return [w for w in wanted if w != caption]
 
 
@@ -129,7 +143,16 @@ def test_eval_split_has_no_mirrored_captions(eval_split: Path) -> None:
     captions = {line["caption"] for line in _lines(eval_split)}
     for match in filter(None, map(TWO.match, captions)):
         c1, s1, rel, c2, s2 = match.groups()
-        assert f"a {c2} {s2} {REVERSED[rel]} a {c1} {s1}" not in captions
+        assert f"{_a(c2)} {s2} {REVERSED[rel]} {_a(c1)} {s1}" not in captions
+
+
+def test_generated_lines_say_an_orange(train_split: Path) -> None:
+    """Issue 21: the files say "an orange circle", never "a orange circle", in captions and negatives."""
+    lines = _lines(train_split)
+    texts = [text for line in lines for text in (line["caption"], *line["negatives"])]
+    assert sum("an orange" in line["caption"] and bool(TWO.match(line["caption"])) for line in lines) >= 5
+    assert not [text for text in texts if re.search(r"\ba orange\b|\ban (?!orange)", text)]
+    assert json.loads((train_split / "shapes_world.json").read_text())["generator_version"] == sw.GENERATOR_VERSION
 
 
 def test_train_split_keeps_exact_share(train_split: Path) -> None:
