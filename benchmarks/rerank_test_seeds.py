@@ -23,30 +23,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from retrieval.ingest.pairs import load_pairs
 from retrieval.models.encoder import load_encoder
 from retrieval.models.specs import ModelSpec
 from retrieval.rerank.model import load_reranker
 from retrieval.training import shapes_world
-from retrieval.training.pair_scores import net_scorer
-from retrieval.training.rerank_train import RerankTrainConfig, prepare, train_reranker
+from retrieval.training.rerank_train import RerankTrainConfig, train_reranker
+from tests.helpers.rerank_probe import FAST, colour_wins
 from tests.helpers.tiny_model import make_tiny_model
-
-# The test's FAST settings (tests/retrieval/rerank/test_rerank.py), steps aside.
-FAST = {
-    "batch_size": 12,
-    "width": 32,
-    "layers": 1,
-    "heads": 2,
-    "pool": 1,
-    "lr": 3e-3,
-    "warmup_steps": 5,
-    "mine_k": 4,
-    "hard_images": 2,
-    "hard_captions": 1,
-    "relation_steps": 30,
-    "checkpoint_seconds": 0.0,
-}
 
 
 def pairs_folder(root: Path, seed: int, spelling: str) -> Path:
@@ -71,22 +54,6 @@ def pairs_folder(root: Path, seed: int, spelling: str) -> Path:
     return out
 
 
-def colour_wins(net, folder: Path, encoder) -> float:  # noqa: ANN001
-    """The test's measure: share of (line, colour negative) pairs where the caption scores higher."""
-    pairs = load_pairs(folder)
-    data = prepare(pairs, encoder, mine_k=4)
-    score = net_scorer(net, data.texts, data.images)
-    wins = []
-    for line, negatives in enumerate(pairs.negatives):
-        image = pairs.caption_image[line]
-        for negative in negatives:
-            if shapes_world.negative_kind(pairs.captions[line], negative) == "colour":
-                rows = np.array([data.texts.index[pairs.captions[line]], data.texts.index[negative]])
-                pos, neg = score(rows, np.array([image, image]))
-                wins.append(pos > neg)
-    return float(np.mean(wins))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--heads", default="bilinear,concat")
@@ -107,7 +74,7 @@ def main() -> None:
         folder = pairs_folder(root, seed, spelling)
         results, started = [], time.monotonic()
         for train_seed in ints(args.train_seeds):
-            config = RerankTrainConfig(fusion=head, steps=steps, seed=train_seed, **FAST)
+            config = RerankTrainConfig(**{**FAST, "fusion": head, "steps": steps, "seed": train_seed})
             out = Path(tempfile.mkdtemp(dir=root)) / "reranker"
             results.append(
                 colour_wins(load_reranker(train_reranker(folder, encoder, out, config)).net, folder, encoder)

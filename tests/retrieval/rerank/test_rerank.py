@@ -16,23 +16,7 @@ from retrieval.rerank.heads import list_heads
 from retrieval.rerank.model import load_reranker
 from retrieval.training import shapes_world
 from retrieval.training.rerank_train import RerankTrainConfig, prepare, train_reranker
-from retrieval.training.shapes_world import negative_kind as shapes_world_negative_kind
-
-FAST = {
-    "steps": 150,
-    "batch_size": 12,
-    "width": 32,
-    "layers": 1,
-    "heads": 2,
-    "pool": 1,
-    "lr": 3e-3,
-    "warmup_steps": 5,
-    "mine_k": 4,
-    "hard_images": 2,
-    "hard_captions": 1,
-    "relation_steps": 30,
-    "checkpoint_seconds": 0.0,
-}
+from tests.helpers.rerank_probe import FAST, colour_wins
 
 
 @pytest.fixture(scope="session")
@@ -47,25 +31,6 @@ def trained_reranker(shapes_small: Path, tiny_encoder, tmp_path_factory: pytest.
     return train_reranker(
         shapes_small, tiny_encoder, tmp_path_factory.mktemp("rr") / "reranker", RerankTrainConfig(**FAST)
     )
-
-
-def _colour_wins(net, pairs_dir: Path, encoder) -> float:  # noqa: ANN001
-    """Share of (line, colour negative) pairs where the reranker scores the caption higher."""
-    from retrieval.training.pair_scores import net_scorer
-
-    pairs = load_pairs(pairs_dir)
-    data = prepare(pairs, encoder, mine_k=4)
-    score = net_scorer(net, data.texts, data.images)
-    wins = []
-    for line, negatives in enumerate(pairs.negatives):
-        image = pairs.caption_image[line]
-        for negative in negatives:
-            if shapes_world_negative_kind(pairs.captions[line], negative) == "colour":
-                rows = np.array([data.texts.index[pairs.captions[line]], data.texts.index[negative]])
-                pos, neg = score(rows, np.array([image, image]))
-                wins.append(pos > neg)
-    assert wins, "the generated set has colour negatives"
-    return float(np.mean(wins))
 
 
 # Steps a head that pools before it fuses (bilinear, concat: one token per side) gets to learn colour
@@ -90,8 +55,8 @@ def test_each_head_learns_to_reject_colour_swaps(fusion: str, shapes_small: Path
         config = dataclasses.replace(config, steps=POOLED_HEAD_STEPS)
     trained = load_reranker(train_reranker(shapes_small, tiny_encoder, tmp_path / "r", config)).net
     before, after = (
-        _colour_wins(untrained, shapes_small, tiny_encoder),
-        _colour_wins(trained, shapes_small, tiny_encoder),
+        colour_wins(untrained, shapes_small, tiny_encoder),
+        colour_wins(trained, shapes_small, tiny_encoder),
     )
     assert after >= 0.9, (fusion, before, after)
     assert after > before
