@@ -50,6 +50,7 @@ from index.migrations import create_extras, floor_key, upgrade
 from index.moments import moment_records, moment_vectors, moments_of, video_record, write_video_ops
 from index.records import (
     FAILED,
+    IMAGE_COLUMNS,
     INDEXED,
     PARTIAL,
     PHOTOS,
@@ -62,6 +63,7 @@ from index.records import (
     ImageRecord,
     Moved,
     TextRecord,
+    image_record,
 )
 from index.schema import (
     CATALOG_SCHEMA,
@@ -81,7 +83,6 @@ from index.video_records import MomentRecord, VideoOp, VideoRecord
 __all__ = ["CATALOG_SCHEMA", "IMAGES", "SIDECAR", "TEXTS", "Catalog", "same_database", "shown_url", "sqlite_url"]
 
 log = logging.getLogger(__name__)
-_U64 = 1 << 64
 
 
 def shown_url(url: str) -> str:
@@ -115,27 +116,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 (DBAPI o
 
 
 def _to_record(row: ImageRow) -> ImageRecord:
-    return ImageRecord(
-        id=row.id,
-        path=row.path,
-        size=row.size,
-        mtime_ns=row.mtime_ns,
-        content_hash=row.content_hash,
-        state=row.state,
-        width=row.width,
-        height=row.height,
-        format=row.format,
-        captured_at=row.captured_at,
-        orientation=row.orientation,
-        camera=row.camera,
-        error=row.error,
-        description=row.description,
-        captions_mtime_ns=row.captions_mtime_ns or 0,
-        phash=row.phash,
-        dev=None if row.dev is None else row.dev % _U64,  # stored signed (BIGINT), st_dev is unsigned
-        ino=None if row.ino is None else row.ino % _U64,
-        kind=row.kind,
-    )
+    return image_record([getattr(row, name) for name in IMAGE_COLUMNS])
 
 
 def _time_condition(bound: datetime, newer: bool):  # noqa: ANN202 (SQL expression)

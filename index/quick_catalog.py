@@ -20,13 +20,12 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
 
-from index.records import DocSources, ImageRecord
+from index.records import IMAGE_COLUMNS, DocSources, ImageRecord, image_record
 from index.schema_names import CATALOG_SCHEMA, SIDECAR
 
 if TYPE_CHECKING:
@@ -36,32 +35,8 @@ __all__ = ["QuickCatalog", "open_catalog"]
 
 log = logging.getLogger(__name__)
 
-_U64 = 1 << 64
 _CHUNK = 500
 _SQLITE = "sqlite:///"
-# The images columns an ImageRecord is made of, in ImageRecord's order (checked by the tests
-# against index.schema.ImageRow, so a new column cannot be forgotten here).
-IMAGE_COLUMNS = (
-    "id",
-    "path",
-    "size",
-    "mtime_ns",
-    "content_hash",
-    "state",
-    "width",
-    "height",
-    "format",
-    "captured_at",
-    "orientation",
-    "camera",
-    "error",
-    "description",
-    "captions_mtime_ns",
-    "phash",
-    "dev",
-    "ino",
-    "kind",
-)
 _T = TypeVar("_T")
 
 
@@ -264,14 +239,3 @@ def _sources(catalog: QuickCatalog, ids: list[int]) -> dict[int, DocSources]:
         )
         for image_id, path, content_hash, description in rows
     }
-
-
-def image_record(row: Sequence[Any]) -> ImageRecord:
-    """An :class:`ImageRecord` of a row of :data:`IMAGE_COLUMNS` as ``sqlite3`` returns it."""
-    values = dict(zip(IMAGE_COLUMNS, row))
-    captured = values["captured_at"]
-    values["captured_at"] = datetime.fromisoformat(captured) if isinstance(captured, str) else captured
-    values["captions_mtime_ns"] = values["captions_mtime_ns"] or 0
-    for name in ("dev", "ino"):  # stored signed (BIGINT), st_dev and st_ino are unsigned
-        values[name] = None if values[name] is None else values[name] % _U64
-    return ImageRecord(**values)

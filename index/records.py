@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import InitVar, dataclass
 from datetime import datetime
+from typing import Any
 
 from index.errors import FilterError
 from index.keywords import tokens
@@ -115,6 +117,28 @@ class ImageRecord:
     def stat(self) -> FileStat:
         """What the catalog knows of the file: path, size, mtime and (when recorded) device and inode."""
         return FileStat(self.path, self.size, self.mtime_ns, self.dev, self.ino)
+
+
+# The images columns an ImageRecord is made of, in its fields' order (the tests check both against
+# index.schema.ImageRow, so a new column cannot be forgotten here).
+IMAGE_COLUMNS = tuple(ImageRecord.__dataclass_fields__)
+_CAPTURED, _CAPTIONS_MTIME, _DEV, _INO = (
+    IMAGE_COLUMNS.index(n) for n in ("captured_at", "captions_mtime_ns", "dev", "ino")
+)
+_U64 = 1 << 64
+
+
+def image_record(values: Sequence[Any]) -> ImageRecord:
+    """The :class:`ImageRecord` of one images row, its :data:`IMAGE_COLUMNS` values in order, as
+    SQLAlchemy's ORM or ``sqlite3`` give them (a date as text from the latter)."""
+    row = list(values)
+    if isinstance(row[_CAPTURED], str):
+        row[_CAPTURED] = datetime.fromisoformat(row[_CAPTURED])
+    row[_CAPTIONS_MTIME] = row[_CAPTIONS_MTIME] or 0
+    for at in (_DEV, _INO):  # stored signed (BIGINT), st_dev and st_ino are unsigned
+        if row[at] is not None:
+            row[at] %= _U64
+    return ImageRecord(*row)
 
 
 @dataclass(frozen=True)

@@ -55,13 +55,14 @@ def fast_tower(path: Path, ort: Any) -> Path:
     try:
         if path.stat().st_size < MIN_BYTES:
             return path
-        target = fast_dir() / f"{file_sha256(path)[:40]}-v{FORMAT_VERSION}"
+        digest = file_sha256(path)
+        target = fast_dir() / f"{digest[:40]}-v{FORMAT_VERSION}"
     except OSError:
         return path  # the caller's open says what is wrong with the file
     if (target / MODEL).is_file() and (target / DATA).is_file():
         return target / MODEL
     try:
-        return _make(path, target, ort)
+        return _make(path, digest, target, ort)
     except Exception as exc:  # noqa: BLE001 (a disk, permission or onnxruntime failure only costs speed)
         # info, not warning: a read-only cache would repeat it on every search, and costs only speed
         log.info("could not write a fast-load copy of %s (%s); opening it as it is", path, exc)
@@ -74,8 +75,8 @@ def forget(copy: Path) -> None:
         shutil.rmtree(copy.parent, ignore_errors=True)
 
 
-def _make(path: Path, target: Path, ort: Any) -> Path:
-    """Write the copy of ``path`` into ``target`` (a temp folder renamed into place)."""
+def _make(path: Path, digest: str, target: Path, ort: Any) -> Path:
+    """Write the copy of ``path`` (sha256 ``digest``) into ``target`` (a temp folder renamed into place)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(target.parent, folders=True)  # copies of killed processes
     log.info("writing a fast-load copy of %s (once per model)", path)
@@ -93,7 +94,7 @@ def _make(path: Path, target: Path, ort: Any) -> Path:
         for name in (MODEL, DATA):
             with open(tmp / name, "rb+") as handle:
                 os.fsync(handle.fileno())
-        source = {"source": str(path), "sha256": file_sha256(path), "onnxruntime": ort.__version__}
+        source = {"source": str(path), "sha256": digest, "onnxruntime": ort.__version__}
         (tmp / SOURCE).write_text(json.dumps(source, indent=1), encoding="utf-8")
         try:
             os.rename(tmp, target)

@@ -14,8 +14,18 @@ import pytest
 from index.catalog import Catalog
 from index.keywords import SOURCES, tokens
 from index.layout import sqlite_url
-from index.quick_catalog import IMAGE_COLUMNS, QuickCatalog, open_catalog
-from index.records import Captions, Embedded, Failed, FileStat, ImageFilter, ImageMeta, ImageRecord, OcrRecord
+from index.quick_catalog import QuickCatalog, open_catalog
+from index.records import (
+    IMAGE_COLUMNS,
+    Captions,
+    Embedded,
+    Failed,
+    FileStat,
+    ImageFilter,
+    ImageMeta,
+    ImageRecord,
+    OcrRecord,
+)
 from index.schema import ImageRow
 
 WORDS = ["receipt", "42.50", "Total", "café", "Straße", "東京", "plan", "sign", "the", "ÉTÉ"]
