@@ -46,7 +46,7 @@ from index.keyword_docs import OcrRecord, ocr_read, prune_ocr, write_ocr
 from index.keyword_index import KeywordIndex, phrase_ids_clause
 from index.keywords import tokens
 from index.layout import sqlite_url
-from index.migrations import create_extras, floor_key, upgrade
+from index.migrations import create_extras, upgrade
 from index.moments import moment_records, moment_vectors, moments_of, video_record, write_video_ops
 from index.records import (
     FAILED,
@@ -78,6 +78,7 @@ from index.schema import (
     TextRow,
     Tombstone,
 )
+from index.schema_names import floor_key
 from index.video_records import MomentRecord, VideoOp, VideoRecord
 
 __all__ = ["CATALOG_SCHEMA", "IMAGES", "SIDECAR", "TEXTS", "Catalog", "same_database", "shown_url", "sqlite_url"]

@@ -10,6 +10,8 @@ import importlib
 import importlib.util
 import os
 import platform
+import re
+import sys
 from types import ModuleType
 
 from index.errors import MissingDependencyError
@@ -63,6 +65,33 @@ def require_torch(what: str) -> None:
     """Raise :class:`MissingDependencyError` naming the install command unless torch and open_clip are installed."""
     if not torch_installed():
         raise MissingDependencyError(f"{what} needs torch and open_clip, which are not installed: {TORCH_HINT}")
+
+
+def installed_version(distribution: str) -> str:
+    """The version of the installed ``distribution`` ("" when it is not installed).
+
+    Read from the name of its ``.dist-info`` (or ``.egg-info``) folder, first on ``sys.path``
+    as :func:`importlib.metadata.version` finds it, without importing importlib.metadata
+    (about 20 ms: a command-line search would pay it for one version string).
+    """
+    wanted = _normalized(distribution)
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:  # a zip, a missing folder
+            continue
+        for name in names:
+            stem, dot, suffix = name.rpartition(".")
+            if dot and suffix in ("dist-info", "egg-info"):
+                project, _, version = stem.partition("-")
+                if version and _normalized(project) == wanted:
+                    return version.split("-py", 1)[0]  # an egg-info's "-py3.11" tail is not the version
+    return ""
+
+
+def _normalized(name: str) -> str:
+    """A project name as packaging compares them (PEP 503: case and runs of -_. do not matter)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def gpu_present() -> bool:

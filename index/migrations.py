@@ -16,15 +16,11 @@ from index.keyword_docs import refresh_docs
 from index.keyword_index import create_keyword_index
 from index.records import INDEXED
 from index.schema import CATALOG_SCHEMA, IMAGES, TEXTS, ImageRow, Meta
+from index.schema_names import floor_key
 
-__all__ = ["MIGRATIONS", "create_extras", "floor_key", "upgrade"]
+__all__ = ["MIGRATIONS", "create_extras", "upgrade"]
 
 _BACKFILL_CHUNK = 2000  # images per document batch when an existing catalog gets its keyword index
-
-
-def floor_key(corpus: str) -> str:
-    """The ``meta`` key of ``corpus``'s tombstone floor (tombstones at or below it were pruned)."""
-    return f"tombstone_floor.{corpus}"
 
 
 def _to_2(session: Session) -> None:

@@ -4,8 +4,8 @@ Importing SQLAlchemy and mapping the catalog's tables costs ~0.3 s of a ~1.2 s s
 2-core machine (benchmarks/README.md, "Opening a tower, and the search command after it").
 A search of a library whose index is up to date reads little from its catalog: the schema
 version and the generation counter on open, the rows of its hits, the keyword index's
-phrase lookups and the texts behind the hits' documents (for ``match``), and for an image
-query the row of that file. :func:`open_catalog` with ``quick=True`` gives a
+phrase lookups and the texts behind the hits' documents (for ``match``), the text rows of
+``--texts`` hits, and for an image query the row of that file. :func:`open_catalog` with ``quick=True`` gives a
 :class:`QuickCatalog` for a SQLite catalog file: those reads run on the standard library's
 ``sqlite3``, with the same SQL the full catalog's queries compile to. Anything else (a
 write, a filter, a stale index, another schema version) and any of those reads that fails
@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
 
-from index.records import IMAGE_COLUMNS, DocSources, ImageRecord, image_record
-from index.schema_names import CATALOG_SCHEMA, SIDECAR
+from index.records import IMAGE_COLUMNS, DocSources, ImageRecord, TextRecord, image_record
+from index.schema_names import CATALOG_SCHEMA, IMAGES, SIDECAR, floor_key
 
 if TYPE_CHECKING:
     from index.catalog import Catalog
@@ -161,6 +161,53 @@ class QuickCatalog:
             return found
 
         return self._read(fast, lambda: self.full().vectors_for(ids))
+
+    # What a vector store reads to catch up with writes its snapshot has not seen (say a search
+    # after add-texts, which saves the texts' snapshot only, so the images' is one generation behind).
+
+    def tombstone_floor(self, corpus: str) -> int:
+        """Tombstones of ``corpus`` at or below this generation were pruned."""
+        sql = "SELECT value FROM meta WHERE key = ?"
+        return self._read(
+            lambda: int(self._connection.execute(sql, (floor_key(corpus),)).fetchone()[0]),
+            lambda: self.full().tombstone_floor(corpus),
+        )
+
+    def deleted_since(self, corpus: str, gen: int) -> np.ndarray:
+        """Vector ids deleted after ``gen``."""
+        sql = "SELECT vector_id FROM tombstones WHERE corpus = ? AND gen > ?"
+
+        def fast() -> np.ndarray:
+            ids = {row[0] for row in self._connection.execute(sql, (corpus, int(gen)))}
+            return np.asarray(sorted(ids), dtype=np.int64)
+
+        return self._read(fast, lambda: self.full().deleted_since(corpus, gen))
+
+    def vectors_since(self, corpus: str, gen: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """Ids and vectors ``(n,), (n, dim)`` of rows whose vector changed after ``gen`` (a damaged
+        vector sends the whole read to the full catalog, which leaves it out and says so)."""
+        tables = ("images", "moments") if corpus == IMAGES else ("texts",)
+
+        def fast() -> tuple[np.ndarray, np.ndarray]:
+            rows: list[tuple[int, bytes]] = []
+            for table in tables:
+                sql = f"SELECT id, vector FROM {table} WHERE vector_gen > ? AND vector IS NOT NULL ORDER BY id"
+                rows += self._connection.execute(sql, (int(gen),)).fetchall()
+            if any(len(blob) != 4 * dim for _, blob in rows):
+                raise ValueError("a stored vector of another size")
+            ids = np.asarray([i for i, _ in rows], dtype=np.int64)
+            vectors = np.frombuffer(b"".join(blob for _, blob in rows), dtype="<f4").reshape(len(rows), dim)
+            return ids, vectors.astype(np.float32)
+
+        return self._read(fast, lambda: self.full().vectors_since(corpus, gen, dim))
+
+    def texts(self, ids: Sequence[int]) -> dict[int, TextRecord]:
+        """Text rows for ``ids`` (missing ids are left out): the hits of ``xmr search --texts``."""
+        wanted = [int(i) for i in ids]
+        sql = "SELECT id, body, source, image_path FROM texts WHERE id IN ({})"
+        return self._read(
+            lambda: {row[0]: TextRecord(*row) for row in self._rows(sql, wanted)}, lambda: self.full().texts(ids)
+        )
 
     def image_by_path(self, path: str) -> ImageRecord | None:
         sql = f"SELECT {', '.join(IMAGE_COLUMNS)} FROM images WHERE path = ?"

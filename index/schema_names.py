@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-__all__ = ["CATALOG_SCHEMA", "IMAGE", "IMAGES", "SIDECAR", "TEXTS", "VIDEO"]
+__all__ = ["CATALOG_SCHEMA", "IMAGE", "IMAGES", "SIDECAR", "TEXTS", "VIDEO", "floor_key"]
 
 # 1: images, texts, tombstones, meta (generation counter).
 # 2: images.phash, the perceptual hash of each image's pixels (duplicates); see index.migrations.
@@ -19,3 +19,8 @@ TEXTS = "texts"  # the text corpus (add-texts, sidecar captions)
 IMAGE = "image"  # images.kind of a photo
 VIDEO = "video"  # images.kind of a video file (its vectors are its moments')
 SIDECAR = "sidecar:"  # texts.source prefix of captions found next to or inside an image
+
+
+def floor_key(corpus: str) -> str:
+    """The ``meta`` key of ``corpus``'s tombstone floor (tombstones at or below it were pruned)."""
+    return f"tombstone_floor.{corpus}"

@@ -25,7 +25,7 @@ import numpy as np
 
 from index.atomic import remove_stale_temps
 from index.config import remember_config
-from index.deps import check_faiss, require_torch
+from index.deps import check_faiss, installed_version, require_torch
 from index.errors import CatalogMismatchError, CorruptFileError, XmrError
 from index.keywords import parse_query, tokens
 from index.layout import LibraryLayout, default_library_dir
@@ -48,16 +48,11 @@ from retrieval.errors import (
     ModelMismatchError,
     QueryError,
 )
-from retrieval.ingest.commit import Progress
-from retrieval.ingest.config import IngestConfig
-from retrieval.ingest.pipeline import run_plan
-from retrieval.ingest.scan import ScanConfig, make_plan, scan
 from retrieval.models.identity import open_manifest, rebind_empty, save_new
 from retrieval.models.runtime import FOR_IMAGES, FOR_QUERIES, open_encoder, pick_runtime
 from retrieval.models.specs import ModelSpec
 from retrieval.rerank.base import DEFAULT_RERANK_K
 from retrieval.results import DuplicateReport, Hit, IndexReport, LibraryInfo, Term, TextHit, TextReport
-from retrieval.search.duplicates import DuplicateConfig
 from retrieval.search.gpu_search import search_hook
 from retrieval.search.hits import media_hits, page_hits, text_hits, word_hits
 from retrieval.search.known_vectors import LibraryVectors
@@ -74,11 +69,15 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from index.catalog import Catalog
+    from retrieval.ingest.commit import Progress
+    from retrieval.ingest.config import IngestConfig
     from retrieval.ingest.distributed import RayConfig
     from retrieval.ingest.ocr import OcrConfig
     from retrieval.ingest.ocr_pass import OcrProgress
+    from retrieval.ingest.scan import ScanConfig
     from retrieval.models.encoder import Encoder
     from retrieval.rerank.base import Reranker
+    from retrieval.search.duplicates import DuplicateConfig
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -346,7 +345,7 @@ class Library:
         self,
         paths: str | Path | bytes | Sequence[str | Path | bytes],
         *,
-        config: IngestConfig = IngestConfig(),
+        config: IngestConfig | None = None,
         on_progress: Callable[[Progress], None] | None = None,
         on_plan: Callable[[int, int], None] | None = None,
         on_stage: Callable[[str], None] | None = None,
@@ -362,6 +361,7 @@ class Library:
     ) -> IndexReport:
         """Index image files under ``paths`` incrementally; see :class:`IndexReport`.
 
+        ``config`` says how files are read and embedded (None: :class:`IngestConfig`'s defaults).
         Unchanged files are skipped, changed ones re-embedded, vanished ones removed, moved
         ones keep their vector. Unreadable files are recorded and reported, never fatal;
         files of kinds xmr does not read are counted by kind (``IndexReport.not_read``).
@@ -392,10 +392,14 @@ class Library:
             ModelMismatchError, DistributedIndexError: with ``ray`` only.
         """
         from retrieval.images.decode import image_extensions
+        from retrieval.ingest.config import IngestConfig
         from retrieval.ingest.ocr_pass import start_ocr_pass
+        from retrieval.ingest.pipeline import run_plan
+        from retrieval.ingest.scan import make_plan, scan
         from retrieval.ingest.videos import index_videos, split_videos
         from retrieval.video.formats import VIDEO_EXTENSIONS, VIDEO_HINT, video_available
 
+        config = config or IngestConfig()
         roots = index_roots(paths)
         stage = on_stage or (lambda name: None)
         start = time.perf_counter()
@@ -543,6 +547,7 @@ class Library:
         """The walk's settings: remembered patterns plus ``exclude`` (remembered from now on, once
         they parse). Called under the write lock."""
         from retrieval.ingest.exclusions import ExclusionRules, normalize_pattern
+        from retrieval.ingest.scan import ScanConfig
 
         remembered = self.exclusions()
         patterns = tuple(dict.fromkeys((*remembered, *(normalize_pattern(p) for p in exclude if p.strip()))))
@@ -1011,7 +1016,7 @@ class Library:
         Raises:
             QueryError: a config with unknown tiers or out-of-range thresholds.
         """
-        from retrieval.search.duplicates import find_duplicates
+        from retrieval.search.duplicates import DuplicateConfig, find_duplicates
 
         return find_duplicates(self.catalog, self.identity.embed_dim, config or DuplicateConfig())
 
@@ -1152,10 +1157,5 @@ def _catalog_in_use(layout: LibraryLayout, url: str) -> str:
 
 def _query_cache_key(model: ModelIdentity) -> str:
     """What a cached query vector depends on: the model's weights and open_clip's text pipeline."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        open_clip_version = version("open_clip_torch")
-    except PackageNotFoundError:
-        open_clip_version = "?"
+    open_clip_version = installed_version("open_clip_torch") or "?"
     return f"{model.arch}|{model.pretrained}|{model.weights_sha256}|{model.embed_dim}|open_clip {open_clip_version}"

@@ -41,6 +41,7 @@ SEARCH_NEVER_IMPORTS = (
     "fastapi", "starlette", "uvicorn", "httpx", "requests", "ray", "psycopg", "watchfiles",
     "huggingface_hub", "ftfy", "skimage", "scipy", "sklearn", "pandas", "matplotlib",
     "pathspec",
+    "pydantic", "sqlalchemy", "importlib.metadata",  # typer 0.29's coercion; the quick catalog; versions
 )  # fmt: skip
 
 

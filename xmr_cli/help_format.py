@@ -1,8 +1,9 @@
 """How ``--help`` reads: values named by their metavar (``PATH...``, ``N``), never by a Python type.
 
-typer prints each argument's annotation (``<list[Path]>``) beside its name; options print
-their metavar instead. :func:`install` makes arguments do the same, so help reads like the
-usage line. ``tests/test_cli.py`` checks every command's help for type names.
+:func:`install` writes an argument in the usage line as click does: ``PATH...`` for a
+required list, ``[WORDS]...`` for an optional one (typer 0.28 writes ``{PATH}`` and
+``[WORDS]``, hiding that several may be given). ``tests/xmr_cli/test_conventions.py``
+checks every command's help for type names and the usage lines.
 """
 
 from __future__ import annotations
@@ -12,11 +13,15 @@ import typer.core
 __all__ = ["install"]
 
 
-def _argument_type(self: typer.core.TyperArgument, ctx: object) -> str | None:
-    return None  # the argument's name already is its metavar (e.g. PATH...)
+def _argument_metavar(self: typer.core.TyperArgument, ctx: object, *, usage: bool = False) -> str:
+    name = self.metavar or (self.name or "").upper()
+    if not usage:
+        return name
+    shown = name if self.required else f"[{name}]"
+    return f"{shown}..." if self.nargs != 1 else shown
 
 
 def install() -> None:
-    """Name arguments by their metavar alone in help (idempotent)."""
-    # a patch on purpose; typer types the method with its private parameter class and vendored click
-    typer.core.TyperArgument.display_type_rich = _argument_type  # type: ignore[method-assign, assignment]
+    """Write arguments click's way in the usage line (idempotent)."""
+    # a patch on purpose; typer types the method with its vendored click's context
+    typer.core.TyperArgument.make_metavar = _argument_metavar  # type: ignore[method-assign]

@@ -29,7 +29,6 @@ import json
 import os
 import re
 from dataclasses import dataclass, replace
-from importlib import metadata
 from pathlib import Path
 
 from index.atomic import atomic_write_bytes
@@ -253,6 +252,8 @@ def _alias_path(spec: ModelSpec) -> Path:
 
 def source_versions() -> dict[str, str]:
     """Installed versions of the packages that make random weights (no import)."""
+    from importlib import metadata  # 15 ms: only when an export is made or checked, never in a search
+
     found = {}
     for name in ("torch", "open_clip_torch"):
         try:

@@ -93,6 +93,8 @@ class OnnxEncoder:
         self._lock = threading.Lock()
         self._sessions: dict[str, Any] = {}
         self._tokenizer: TextTokenizer | None = None
+        self._tokenizer_lock = threading.Lock()  # apart from _lock: the tokenizer loads while a session opens
+        self._tokenizer_loader: threading.Thread | None = None
 
     # ---- images ----
 
@@ -114,7 +116,13 @@ class OnnxEncoder:
     @property
     def tokenizer(self) -> TextTokenizer:
         """The export's tokenizer (loaded on first use)."""
-        with self._lock:
+        loader = self._tokenizer_loader
+        if loader is not None:
+            loader.join()  # its failure, if any, is raised again by the load below
+        return self._read_tokenizer()
+
+    def _read_tokenizer(self) -> TextTokenizer:
+        with self._tokenizer_lock:
             if self._tokenizer is None:
                 self._tokenizer = TextTokenizer.from_file(
                     self.export.folder / "textual" / "tokenizer.json", self.export.tokenizer
@@ -123,10 +131,12 @@ class OnnxEncoder:
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Texts -> ``(N, dim)`` float32 unit vectors."""
-        ids = self.tokenizer(list(texts))  # (N, T) int64
-        if not len(ids):
+        if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if "text" not in self._sessions:
+            self._load_tokenizer_aside()
         session = self._session("text")
+        ids = self.tokenizer(list(texts))  # (N, T) int64
         if not self.export.text_trim:
             return self._run(session, ids)
         # The end-of-text token has the largest id (open_clip pools there too); nothing after it
@@ -138,6 +148,24 @@ class OnnxEncoder:
             rows = order[start : start + TEXT_BATCH]
             out[rows] = self._run(session, ids[rows, : int(lengths[rows].max())])
         return out
+
+    def _load_tokenizer_aside(self) -> None:
+        """Start loading the tokenizer in a thread, once: tokenizers parses its file with the GIL
+        released, while onnxruntime holds it to open a session, so a first text query pays for
+        the longer of the two, not both (about 0.1 s each for CLIP's BPE and a ViT-B-32 text tower)."""
+        with self._tokenizer_lock:
+            if self._tokenizer is not None or self._tokenizer_loader is not None:
+                return
+            import tokenizers  # noqa: F401  (imported here: an import in the thread would hold the GIL)
+
+            self._tokenizer_loader = threading.Thread(target=self._load_tokenizer, name="xmr-tokenizer", daemon=True)
+            self._tokenizer_loader.start()
+
+    def _load_tokenizer(self) -> None:
+        try:
+            self._read_tokenizer()
+        except Exception as exc:  # noqa: BLE001  (said again, and raised, where the tokenizer is used)
+            log.debug("loading the tokenizer beside the session failed: %s", exc)
 
     # ---- sessions ----
 

@@ -124,13 +124,15 @@ class TextTokenizer:
         """
         from tokenizers import Tokenizer
 
-        text = Path(path).read_text(encoding="utf-8")
         try:
-            tokenizer = Tokenizer.from_str(text)
-        except Exception as exc:  # tokenizers raises a bare Exception for a malformed file
+            # from_file, not from_str: it parses with the GIL released (and sooner), so a search
+            # loads the tokenizer while its text session opens (OnnxEncoder.encode_texts).
+            tokenizer = Tokenizer.from_file(str(path))
+        except Exception as exc:  # tokenizers raises a bare Exception for a malformed or missing file
             raise ValueError(f"{path} is not a tokenizer.json the tokenizers library reads ({exc})") from exc
         if config.family == CLIP_BPE and tokenizer.token_to_id(SOT) is None:
-            tokenizer = Tokenizer.from_str(clip_bpe_from_foreign(json.loads(text), config.context_length))
+            raw = json.loads(Path(path).read_text(encoding="utf-8"))
+            tokenizer = Tokenizer.from_str(clip_bpe_from_foreign(raw, config.context_length))
         return cls(tokenizer, config)
 
     @property

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-from PIL import Image
+
+if TYPE_CHECKING:  # only annotations: a search that reranks nothing never imports PIL for this
+    from PIL import Image
 
 DEFAULT_RERANK_K = 50  # dual-encoder candidates rescored per query unless told otherwise
 

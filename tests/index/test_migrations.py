@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from index.catalog import CATALOG_SCHEMA, IMAGES, TEXTS, Catalog, sqlite_url
-from index.migrations import floor_key
 from index.records import Embedded, FileStat, ImageMeta
+from index.schema_names import floor_key
 from tests.helpers.catalog_dump import dump
 from tests.helpers.old_catalogs import downgrade_to_1, downgrade_to_4
 from tests.helpers.oracles import embedded

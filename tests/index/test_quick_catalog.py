@@ -27,6 +27,7 @@ from index.records import (
     OcrRecord,
 )
 from index.schema import ImageRow
+from index.schema_names import IMAGES, TEXTS
 
 WORDS = ["receipt", "42.50", "Total", "café", "Straße", "東京", "plan", "sign", "the", "ÉTÉ"]
 BOX = (0.1, 0.1, 0.9, 0.1, 0.9, 0.2, 0.1, 0.2)
@@ -74,6 +75,11 @@ def catalog_file(tmp_path: Path) -> Path:
         )
     catalog.apply(embedded=embedded, captions=captions, failed=[Failed(FileStat("/photos/bad.jpg", 5, 6), "truncated")])
     catalog.apply_ocr(ocr)
+    texts = [(_words(rng, 5) or "a text", None if n % 3 else f"/photos/p{n}.jpg", VEC) for n in range(12)]
+    catalog.add_texts("/captions/a.txt", texts + [("Straße 東京 \u00e9", None, VEC)])
+    catalog.add_texts("/captions/gone.txt", texts[:5])
+    catalog.remove_texts("/captions/gone.txt")  # tombstones
+    catalog.add_texts("/captions/c.txt", texts[5:])
     catalog.close()
     return path
 
@@ -100,6 +106,15 @@ def test_every_read_equals_the_full_catalogs(catalog_file: Path) -> None:
     for record in [*full.images(ids).values(), *failed]:
         assert quick.image_by_path(record.path) == full.image_by_path(record.path) == record
     assert quick.image_by_path("/photos/none.jpg") is None
+    for corpus in (IMAGES, TEXTS):  # what a store reads to catch up with the catalog
+        assert quick.tombstone_floor(corpus) == full.tombstone_floor(corpus)
+        for gen in range(-1, full.generation() + 1):
+            assert np.array_equal(quick.deleted_since(corpus, gen), full.deleted_since(corpus, gen))
+            (qi, qv), (fi, fv) = quick.vectors_since(corpus, gen, 4), full.vectors_since(corpus, gen, 4)
+            assert np.array_equal(qi, fi) and np.array_equal(qv, fv) and qv.dtype == fv.dtype and qv.flags.c_contiguous
+    assert len(full.deleted_since(TEXTS, -1)) == 5 and len(full.vectors_since(IMAGES, -1, 4)[0]) == 40
+    text_ids = [int(i) for i in full.vector_ids("texts")] + [999_999]
+    assert quick.texts(text_ids) == full.texts(text_ids) and len(full.texts(text_ids)) == len(text_ids) - 1 > 13
     assert quick.vectors_for(ids) == full.vectors_for(ids) and len(full.vectors_for(ids)) == len(ids) - 1
     assert quick.keywords.doc_count() == full.keywords.doc_count() > 0
     sources = full.keywords.sources(ids)

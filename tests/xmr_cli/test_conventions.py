@@ -72,6 +72,19 @@ def test_help_shows_defaults_and_choices() -> None:
     assert "--texts" in search and "WORDS" in search and "[WORDS]..." in search
 
 
+def test_usage_lines_say_which_arguments_take_several_values() -> None:
+    usage = {c: _help(c).splitlines()[0] for c in ("index", "search", "add-texts", "watch", "export-model")}
+    assert usage == {
+        "index": "Usage: xmr index [OPTIONS] PATH...",
+        "search": "Usage: xmr search [OPTIONS] [WORDS]...",
+        "add-texts": "Usage: xmr add-texts [OPTIONS] FILE...",
+        "watch": "Usage: xmr watch [OPTIONS] PATH...",
+        "export-model": "Usage: xmr export-model [OPTIONS] MODEL",
+    }
+    missing = CliRunner().invoke(cli.app, ["index"], env={"COLUMNS": "200"})
+    assert missing.exit_code == 2 and "Usage: xmr index [OPTIONS] PATH..." in missing.output
+
+
 def test_choices_in_help_follow_the_registries() -> None:
     from retrieval.rerank.heads import list_heads
     from retrieval.training.evaluate import list_groupings

@@ -172,3 +172,42 @@ def test_an_export_folder_does_not_run_on_torch(tiny_export_dir: Path) -> None:
 
     with pytest.raises(ExportError, match="runs on onnxruntime"):
         open_encoder(ModelSpec(str(tiny_export_dir)), device="cpu", runtime="torch")
+
+
+def test_a_first_text_query_loads_the_tokenizer_beside_its_session_and_encodes_alike(
+    tiny_export_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from retrieval.models.tokenizer import TextTokenizer
+
+    loaded_in: list[str] = []
+    original = TextTokenizer.from_file
+
+    def recording(path: Path, config):  # noqa: ANN001, ANN202
+        loaded_in.append(threading.current_thread().name)
+        return original(path, config)
+
+    monkeypatch.setattr(TextTokenizer, "from_file", staticmethod(recording))
+    texts = ["a dog", "日本 😀", "x " * 30, ""]
+    aside = OnnxEncoder(read_export(tiny_export_dir), device="cpu")
+    vectors = aside.encode_texts(texts)
+    assert loaded_in == ["xmr-tokenizer"]  # once, in the loader thread
+    aside.encode_texts(["a cat"])
+    assert loaded_in == ["xmr-tokenizer"]  # never again
+    first = OnnxEncoder(read_export(tiny_export_dir), device="cpu")
+    first.tokenizer  # noqa: B018  (loaded before any session: the plain way)
+    assert loaded_in == ["xmr-tokenizer", "MainThread"]
+    assert np.array_equal(vectors, first.encode_texts(texts))
+    assert aside.encode_texts([]).shape == (0, 32)
+
+
+def test_a_damaged_tokenizer_is_said_where_the_text_is_encoded(tiny_export_dir: Path, tmp_path: Path) -> None:
+    folder = Path(shutil.copytree(tiny_export_dir, tmp_path / "damaged"))
+    (folder / "textual" / "tokenizer.json").write_text('{"model": ')
+    encoder = OnnxEncoder(read_export(folder), device="cpu")
+    for _ in range(2):  # the loader thread's failure does not hide the error, nor stick
+        with pytest.raises(ValueError, match="is not a tokenizer.json"):
+            encoder.encode_texts(["a dog"])
+    rng = np.random.default_rng(0)
+    assert encoder.encode_images(rng.standard_normal((2, 3, 32, 32)).astype(np.float32)).shape == (2, 32)
