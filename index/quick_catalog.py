@@ -250,8 +250,8 @@ class QuickKeywords:
         catalog = self._catalog
 
         def fast() -> np.ndarray:
-            found = [row[0] for row in catalog._connection.execute(sql, (query,))]
-            return np.unique(np.array(found, dtype=np.int64))
+            found = {row[0] for row in catalog._connection.execute(sql, (query,))}
+            return np.array(sorted(found), dtype=np.int64)  # not np.unique: it imports numpy.ma (~20 ms)
 
         return catalog._read(fast, lambda: catalog.full().keywords.phrase_ids(phrase, source))
 
