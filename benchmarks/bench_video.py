@@ -59,8 +59,8 @@ def distinct_photos() -> dict[str, Image.Image]:
     import skimage.data as data
 
     out: dict[str, Image.Image] = {}
-    for name in WHOLE:
-        out[name] = _rgb(getattr(data, name)())
+    for name in WHOLE:  # binary_blobs draws new blobs on every call unless seeded
+        out[name] = _rgb(data.binary_blobs(rng=0) if name == "binary_blobs" else getattr(data, name)())
     sources = {name: getattr(data, name)() for name in QUADRANTS}
     left, right = data.stereo_motorcycle()[:2]
     sources.update({"motorcycle_left": left, "motorcycle_right": right})
