@@ -15,9 +15,16 @@ a sequence of ``--per-video`` distinct real photos from scikit-image shown 3-8 s
 and zooms; every photo is then a query, and a hit is right when its top-1 is the video
 the photo is in at a moment that starts while the photo is on screen. ``--framing whole``
 opens each shot on the whole photo (then zooms in up to 25 % and pans); ``random`` runs
-between two random framings (the harder case for random weights).
+between two random framings (the harder case for random weights). Each photo is queried
+twice: ``plain`` (``Library.search(video_framing=False)``) and ``framed`` (the default: a
+moment also scores against the photo centre-cropped to its video's shape).
+
+``ceiling``: the set's frames rendered straight from the photos, with no video (each shot's
+first frame, or one every 2 s), the photos queried plain and framed: what the encoder can
+do before decoding, sampling and moments.
 
     .venv/bin/python benchmarks/bench_video.py set --work /tmp/xmr-video --out /tmp/xmr-video/set.json
+    .venv/bin/python benchmarks/bench_video.py ceiling --framing whole --work /tmp/xmr-video
     .venv/bin/python benchmarks/bench_video.py speed --work /tmp/xmr-video --seconds 120 --hour
 """
 
@@ -127,44 +134,121 @@ def run_set(args: argparse.Namespace) -> dict[str, object]:
             start = time.perf_counter()
             report = lib.index([work / f"set-{framing}"])
             seconds = time.perf_counter() - start
-            video_ok = moment_ok = total = 0
-            for item in made:
-                for name, s0, s1 in item["shots"]:
-                    (hit, *_) = lib.search(image=photos[name], k=1)
-                    total += 1
-                    right = hit.path == item["path"]
-                    video_ok += right
-                    moment_ok += right and hit.start is not None and s0 - 1e-6 <= hit.start < s1
             info = lib.info()
-        rows.append(
-            [
-                framing,
-                len(made),
-                total,
-                info.moments,
-                f"{video_ok / total:.3f}",
-                f"{moment_ok / total:.3f}",
-                f"{seconds:.1f}",
-            ]
-        )
-        raw.append(
-            {
-                "framing": framing,
-                "videos": len(made),
-                "queries": total,
-                "moments": info.moments,
-                "top1_video": video_ok / total,
-                "top1_moment": moment_ok / total,
-                "index_seconds": seconds,
-                "report": report.to_json(),
-            }
-        )
+            for query in ("plain", "framed"):  # Library.search's video_framing off, then on (the default)
+                video_ok = moment_ok = total = 0
+                misses = []
+                start = time.perf_counter()
+                for item in made:
+                    for name, s0, s1 in item["shots"]:
+                        (hit, *_) = lib.search(image=photos[name], k=1, video_framing=query == "framed")
+                        total += 1
+                        right = hit.path == item["path"]
+                        video_ok += right
+                        moment_ok += right and hit.start is not None and s0 - 1e-6 <= hit.start < s1
+                        if not right:
+                            misses.append([name, Path(item["path"]).name, Path(hit.path).name])
+                query_s = (time.perf_counter() - start) / max(1, total)
+                rows.append(
+                    [
+                        framing,
+                        query,
+                        len(made),
+                        total,
+                        info.moments,
+                        f"{video_ok / total:.3f}",
+                        f"{moment_ok / total:.3f}",
+                        f"{seconds:.1f}",
+                        f"{query_s:.3f}",
+                    ]
+                )
+                raw.append(
+                    {
+                        "framing": framing,
+                        "query": query,
+                        "videos": len(made),
+                        "queries": total,
+                        "moments": info.moments,
+                        "top1_video": video_ok / total,
+                        "top1_moment": moment_ok / total,
+                        "index_seconds": seconds,
+                        "query_seconds": query_s,
+                        "misses": misses,
+                        "report": report.to_json(),
+                    }
+                )
     print(
         markdown_table(
-            ["framing", "videos", "queries (photos)", "moments", "top-1 video", "top-1 video + moment", "index s"], rows
+            [
+                "framing",
+                "image query",
+                "videos",
+                "queries (photos)",
+                "moments",
+                "top-1 video",
+                "top-1 video + moment",
+                "index s",
+                "s per query",
+            ],
+            rows,
         )
     )
     return {"set": raw}
+
+
+def run_ceiling(args: argparse.Namespace) -> dict[str, object]:
+    """The set's frames rendered straight from the photos (no encoding, sampling or moments): each
+    shot's first frame, or a frame every 2 s, one vector each; each photo queried plain and framed
+    (plain plus its centre cropped to the frame's 16:9, the better cosine: what Library.search does)."""
+    from retrieval import Library
+    from retrieval.search.framing import frame_crop
+
+    photos = distinct_photos()
+    names = list(np.random.default_rng(args.seed).permutation(sorted(photos)))
+    size, fps = (480, 270), 15
+    frames, owner, first, queries = [], [], [], []
+    rng = np.random.default_rng(args.seed + 1)
+    for v in range(args.videos):  # the same draws as make_set and write_slideshow
+        chosen = names[v * args.per_video : (v + 1) * args.per_video]
+        seconds = rng.uniform(3.0, 8.0, len(chosen))
+        shot_rng = np.random.default_rng(args.seed + v)
+        for name, length in zip(chosen, seconds):
+            count = max(1, round(length * fps))
+            shot = list(photo_frames(photos[name], size, count, shot_rng, 1.25, args.framing.split(",")[0] == "whole"))
+            for i in range(0, count, 2 * fps):
+                frames.append(Image.fromarray(shot[i]))
+                owner.append(v)
+                first.append(i == 0)
+            queries.append((name, v))
+    library = Path(args.work) / "library-ceiling"
+    shutil.rmtree(library, ignore_errors=True)
+    with Library.open(library, model=args.model, pretrained=args.pretrained, device="cpu") as lib:
+        enc = lib.encoder
+
+        def embed(images: list[Image.Image]) -> np.ndarray:
+            return np.concatenate(
+                [
+                    enc.encode_images(enc.stack([enc.preprocess(im) for im in images[i : i + 16]]))
+                    for i in range(0, len(images), 16)
+                ]
+            )
+
+        vectors = embed(frames)
+        plain = embed([photos[n] for n, _ in queries])
+        crops = [frame_crop(photos[n], size[0] / size[1]) for n, _ in queries]
+        framed = embed([c if c is not None else photos[n] for c, (n, _) in zip(crops, queries)])
+    owner_a, first_a = np.asarray(owner), np.asarray(first)
+    rows, raw = [], {}
+    for label, mask in (("first frame of each shot", first_a), ("a frame every 2 s", np.ones_like(first_a))):
+        for query, scores in (
+            ("plain", plain @ vectors[mask].T),
+            ("framed", np.maximum(plain @ vectors[mask].T, framed @ vectors[mask].T)),
+        ):
+            right = float(np.mean(owner_a[mask][scores.argmax(1)] == np.asarray([v for _, v in queries])))
+            rows.append([label, query, int(mask.sum()), len(queries), f"{right:.3f}"])
+            raw[f"{label} / {query}"] = right
+    print(markdown_table(["vectors", "image query", "vectors", "queries", "top-1 video"], rows))
+    return {"ceiling": raw}
 
 
 # ---- speed -------------------------------------------------------------------------------------
@@ -332,7 +416,7 @@ def run_speed(args: argparse.Namespace) -> dict[str, object]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", choices=("set", "speed"))
+    parser.add_argument("part", choices=("set", "ceiling", "speed"))
     parser.add_argument(
         "--work", default="/tmp/xmr-video", help="Folder for the videos and libraries (kept and reused)."
     )
@@ -360,7 +444,8 @@ def main(argv: list[str] | None = None) -> int:
         if not tiny.exists():
             make_tiny_model(tiny)
         args.models = args.models.replace("tiny", f"local-dir:{tiny}")
-    figures = run_set(args) if args.part == "set" else run_speed(args)
+    parts = {"set": run_set, "ceiling": run_ceiling, "speed": run_speed}
+    figures = parts[args.part](args)
     env = environment(("numpy", "torch", "open_clip", "av", "PIL"))
     print(environment_line(env))
     write_json(args.out, {"environment": env, "args": vars(args), **figures})
