@@ -68,6 +68,7 @@ from xmr_cli.options import (
     NoFollowOpt,
     NotImageOpt,
     NotOpt,
+    NoVideoFramingOpt,
     OcrOpt,
     OcrWorkersOpt,
     OffsetOpt,
@@ -297,6 +298,7 @@ def search(
     ext: ExtOpt = None,
     media: MediaOpt = "all",
     each_moment: EachMomentOpt = False,
+    no_video_framing: NoVideoFramingOpt = False,
     library: LibraryOpt = None,
     model: ModelOpt = None,
     pretrained: PretrainedOpt = None,
@@ -371,6 +373,7 @@ def search(
                 mode=mode,
                 sort=sort,
                 per_video=not each_moment,
+                video_framing=not no_video_framing,
             )
             print_hits(hits, as_json=as_json, paths_only=paths_only, preview=preview, print0=print0)
             why = "" if hits else lib.explain_no_hits(where, min_score=min_score, offset=offset)

@@ -15,9 +15,16 @@ a sequence of ``--per-video`` distinct real photos from scikit-image shown 3-8 s
 and zooms; every photo is then a query, and a hit is right when its top-1 is the video
 the photo is in at a moment that starts while the photo is on screen. ``--framing whole``
 opens each shot on the whole photo (then zooms in up to 25 % and pans); ``random`` runs
-between two random framings (the harder case for random weights).
+between two random framings (the harder case for random weights). Each photo is queried
+twice: ``plain`` (``Library.search(video_framing=False)``) and ``framed`` (the default: a
+moment also scores against the photo centre-cropped to its video's shape).
+
+``ceiling``: the set's frames rendered straight from the photos, with no video (each shot's
+first frame, or one every 2 s), the photos queried plain and framed: what the encoder can
+do before decoding, sampling and moments.
 
     .venv/bin/python benchmarks/bench_video.py set --work /tmp/xmr-video --out /tmp/xmr-video/set.json
+    .venv/bin/python benchmarks/bench_video.py ceiling --framing whole --work /tmp/xmr-video
     .venv/bin/python benchmarks/bench_video.py speed --work /tmp/xmr-video --seconds 120 --hour
 """
 
@@ -54,13 +61,29 @@ WHOLE = ("cat", "clock", "colorwheel", "brick", "grass", "gravel", "text", "chec
 WHOLE += ("shepp_logan_phantom", "binary_blobs", "microaneurysms")
 
 
-def distinct_photos() -> dict[str, Image.Image]:
-    """About 60 distinct pictures from scikit-image's bundled data: small ones whole, large ones in quarters."""
+# Drawn, not photographed: ``--photos real`` puts the photos below in their place.
+DRAWN = ("checkerboard", "logo", "horse", "shepp_logan_phantom", "binary_blobs", "colorwheel")
+# Photos inside packages on PyPI (fetched with ``pip download --no-deps``, read from the archive,
+# never installed): (package, member of its wheel or sdist). CC BY 2.0 (scikit-learn's
+# README.txt beside them), matplotlib's sample data, iscc-samples' demo image.
+PACKAGED = {
+    "china": ("scikit-learn==1.9.1", "sklearn/datasets/images/china.jpg"),
+    "flower": ("scikit-learn==1.9.1", "sklearn/datasets/images/flower.jpg"),
+    "grace_hopper": ("matplotlib==3.11.2", "matplotlib/mpl-data/sample_data/grace_hopper.jpg"),
+    "iscc_cat": ("iscc-samples==0.6.0", "iscc_samples/files/image/demo.jpg"),
+}
+
+
+def distinct_photos(photos: str = "skimage") -> dict[str, Image.Image]:
+    """About 60 distinct pictures from scikit-image's bundled data: small ones whole, large ones in
+    quarters; with ``photos="real"`` the drawn ones are replaced by :data:`PACKAGED` photos."""
     import skimage.data as data
 
     out: dict[str, Image.Image] = {}
     for name in WHOLE:
-        out[name] = _rgb(getattr(data, name)())
+        if photos == "real" and name in DRAWN:
+            continue  # binary_blobs draws new blobs on every call unless seeded
+        out[name] = _rgb(data.binary_blobs(rng=0) if name == "binary_blobs" else getattr(data, name)())
     sources = {name: getattr(data, name)() for name in QUADRANTS}
     left, right = data.stereo_motorcycle()[:2]
     sources.update({"motorcycle_left": left, "motorcycle_right": right})
@@ -68,7 +91,37 @@ def distinct_photos() -> dict[str, Image.Image]:
         h, w = np.shape(array)[:2]
         for i, (y, x) in enumerate(((0, 0), (0, w // 2), (h // 2, 0), (h // 2, w // 2))):
             out[f"{name}-{i}"] = _rgb(np.asarray(array)[y : y + h // 2, x : x + w // 2])
+    if photos == "real":
+        out.update({name: packaged_photo(*where) for name, where in PACKAGED.items()})
     return out
+
+
+def packaged_photo(requirement: str, member: str) -> Image.Image:
+    """A photo inside a package's wheel (or sdist) from PyPI, downloaded once into
+    ``~/.cache/xmr-bench`` and read from the archive (nothing is installed)."""
+    import io
+    import subprocess
+    import tarfile
+    import zipfile
+
+    folder = Path.home() / ".cache" / "xmr-bench" / requirement.replace("==", "-")
+    if not folder.is_dir() or not any(folder.iterdir()):
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(folder), requirement],
+            check=True,
+        )
+    (archive,) = [p for p in folder.iterdir() if p.suffix in (".whl", ".gz")]
+    if archive.suffix == ".whl":
+        with zipfile.ZipFile(archive) as wheel:
+            data = wheel.read(member)
+    else:
+        with tarfile.open(archive) as sdist:
+            (inside,) = [m for m in sdist.getnames() if m.endswith("/" + member)]
+            extracted = sdist.extractfile(inside)
+            assert extracted is not None
+            data = extracted.read()
+    return Image.open(io.BytesIO(data)).convert("RGB")
 
 
 def _rgb(array: np.ndarray) -> Image.Image:
@@ -84,8 +137,8 @@ def _rgb(array: np.ndarray) -> Image.Image:
 # ---- the generated set -------------------------------------------------------------------------
 
 
-def make_set(work: Path, videos: int, per_video: int, framing: str, seed: int) -> list[dict]:
-    photos = distinct_photos()
+def make_set(work: Path, videos: int, per_video: int, framing: str, seed: int, photos_from: str) -> list[dict]:
+    photos = distinct_photos(photos_from)
     names = list(np.random.default_rng(seed).permutation(sorted(photos)))
     if len(names) < videos * per_video:
         raise SystemExit(f"only {len(names)} distinct photos for {videos} x {per_video}")
@@ -117,54 +170,131 @@ def run_set(args: argparse.Namespace) -> dict[str, object]:
     from retrieval import Library
 
     work = Path(args.work)
-    photos = distinct_photos()
+    photos = distinct_photos(args.photos)
     rows, raw = [], []
     for framing in args.framing.split(","):
-        made = make_set(work, args.videos, args.per_video, framing, args.seed)
+        made = make_set(work, args.videos, args.per_video, framing, args.seed, args.photos)
         library = work / f"library-set-{framing}"
         shutil.rmtree(library, ignore_errors=True)
         with Library.open(library, model=args.model, pretrained=args.pretrained, device="cpu") as lib:
             start = time.perf_counter()
             report = lib.index([work / f"set-{framing}"])
             seconds = time.perf_counter() - start
-            video_ok = moment_ok = total = 0
-            for item in made:
-                for name, s0, s1 in item["shots"]:
-                    (hit, *_) = lib.search(image=photos[name], k=1)
-                    total += 1
-                    right = hit.path == item["path"]
-                    video_ok += right
-                    moment_ok += right and hit.start is not None and s0 - 1e-6 <= hit.start < s1
             info = lib.info()
-        rows.append(
-            [
-                framing,
-                len(made),
-                total,
-                info.moments,
-                f"{video_ok / total:.3f}",
-                f"{moment_ok / total:.3f}",
-                f"{seconds:.1f}",
-            ]
-        )
-        raw.append(
-            {
-                "framing": framing,
-                "videos": len(made),
-                "queries": total,
-                "moments": info.moments,
-                "top1_video": video_ok / total,
-                "top1_moment": moment_ok / total,
-                "index_seconds": seconds,
-                "report": report.to_json(),
-            }
-        )
+            for query in ("plain", "framed"):  # Library.search's video_framing off, then on (the default)
+                video_ok = moment_ok = total = 0
+                misses = []
+                start = time.perf_counter()
+                for item in made:
+                    for name, s0, s1 in item["shots"]:
+                        (hit, *_) = lib.search(image=photos[name], k=1, video_framing=query == "framed")
+                        total += 1
+                        right = hit.path == item["path"]
+                        video_ok += right
+                        moment_ok += right and hit.start is not None and s0 - 1e-6 <= hit.start < s1
+                        if not right:
+                            misses.append([name, Path(item["path"]).name, Path(hit.path).name])
+                query_s = (time.perf_counter() - start) / max(1, total)
+                rows.append(
+                    [
+                        framing,
+                        query,
+                        len(made),
+                        total,
+                        info.moments,
+                        f"{video_ok / total:.3f}",
+                        f"{moment_ok / total:.3f}",
+                        f"{seconds:.1f}",
+                        f"{query_s:.3f}",
+                    ]
+                )
+                raw.append(
+                    {
+                        "framing": framing,
+                        "query": query,
+                        "videos": len(made),
+                        "queries": total,
+                        "moments": info.moments,
+                        "top1_video": video_ok / total,
+                        "top1_moment": moment_ok / total,
+                        "index_seconds": seconds,
+                        "query_seconds": query_s,
+                        "misses": misses,
+                        "report": report.to_json(),
+                    }
+                )
     print(
         markdown_table(
-            ["framing", "videos", "queries (photos)", "moments", "top-1 video", "top-1 video + moment", "index s"], rows
+            [
+                "framing",
+                "image query",
+                "videos",
+                "queries (photos)",
+                "moments",
+                "top-1 video",
+                "top-1 video + moment",
+                "index s",
+                "s per query",
+            ],
+            rows,
         )
     )
     return {"set": raw}
+
+
+def run_ceiling(args: argparse.Namespace) -> dict[str, object]:
+    """The set's frames rendered straight from the photos (no encoding, sampling or moments): each
+    shot's first frame, or a frame every 2 s, one vector each; each photo queried plain and framed
+    (plain plus its centre cropped to the frame's 16:9, the better cosine: what Library.search does)."""
+    from retrieval import Library
+    from retrieval.search.framing import frame_crop
+
+    photos = distinct_photos(args.photos)
+    names = list(np.random.default_rng(args.seed).permutation(sorted(photos)))
+    size, fps = (480, 270), 15
+    frames, owner, first, queries = [], [], [], []
+    rng = np.random.default_rng(args.seed + 1)
+    for v in range(args.videos):  # the same draws as make_set and write_slideshow
+        chosen = names[v * args.per_video : (v + 1) * args.per_video]
+        seconds = rng.uniform(3.0, 8.0, len(chosen))
+        shot_rng = np.random.default_rng(args.seed + v)
+        for name, length in zip(chosen, seconds):
+            count = max(1, round(length * fps))
+            shot = list(photo_frames(photos[name], size, count, shot_rng, 1.25, args.framing.split(",")[0] == "whole"))
+            for i in range(0, count, 2 * fps):
+                frames.append(Image.fromarray(shot[i]))
+                owner.append(v)
+                first.append(i == 0)
+            queries.append((name, v))
+    library = Path(args.work) / "library-ceiling"
+    shutil.rmtree(library, ignore_errors=True)
+    with Library.open(library, model=args.model, pretrained=args.pretrained, device="cpu") as lib:
+        enc = lib.encoder
+
+        def embed(images: list[Image.Image]) -> np.ndarray:
+            return np.concatenate(
+                [
+                    enc.encode_images(enc.stack([enc.preprocess(im) for im in images[i : i + 16]]))
+                    for i in range(0, len(images), 16)
+                ]
+            )
+
+        vectors = embed(frames)
+        plain = embed([photos[n] for n, _ in queries])
+        crops = [frame_crop(photos[n], size[0] / size[1]) for n, _ in queries]
+        framed = embed([c if c is not None else photos[n] for c, (n, _) in zip(crops, queries)])
+    owner_a, first_a = np.asarray(owner), np.asarray(first)
+    rows, raw = [], {}
+    for label, mask in (("first frame of each shot", first_a), ("a frame every 2 s", np.ones_like(first_a))):
+        for query, scores in (
+            ("plain", plain @ vectors[mask].T),
+            ("framed", np.maximum(plain @ vectors[mask].T, framed @ vectors[mask].T)),
+        ):
+            right = float(np.mean(owner_a[mask][scores.argmax(1)] == np.asarray([v for _, v in queries])))
+            rows.append([label, query, int(mask.sum()), len(queries), f"{right:.3f}"])
+            raw[f"{label} / {query}"] = right
+    print(markdown_table(["vectors", "image query", "vectors", "queries", "top-1 video"], rows))
+    return {"ceiling": raw}
 
 
 # ---- speed -------------------------------------------------------------------------------------
@@ -332,7 +462,7 @@ def run_speed(args: argparse.Namespace) -> dict[str, object]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", choices=("set", "speed"))
+    parser.add_argument("part", choices=("set", "ceiling", "speed"))
     parser.add_argument(
         "--work", default="/tmp/xmr-video", help="Folder for the videos and libraries (kept and reused)."
     )
@@ -351,6 +481,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--gop", choices=(PHONE, EDITED), default=PHONE)
     parser.add_argument("--hour", action="store_true", help="speed: also index one hour made of the clip repeated.")
+    parser.add_argument(
+        "--photos",
+        choices=("skimage", "real"),
+        default="skimage",
+        help="skimage: its 62 pictures (6 drawn); real: the drawn ones replaced by 4 photos from PyPI packages.",
+    )
     args = parser.parse_args(argv)
     Path(args.work).mkdir(parents=True, exist_ok=True)
     if "tiny" in args.models.split(","):
@@ -360,7 +496,8 @@ def main(argv: list[str] | None = None) -> int:
         if not tiny.exists():
             make_tiny_model(tiny)
         args.models = args.models.replace("tiny", f"local-dir:{tiny}")
-    figures = run_set(args) if args.part == "set" else run_speed(args)
+    parts = {"set": run_set, "ceiling": run_ceiling, "speed": run_speed}
+    figures = parts[args.part](args)
     env = environment(("numpy", "torch", "open_clip", "av", "PIL"))
     print(environment_line(env))
     write_json(args.out, {"environment": env, "args": vars(args), **figures})

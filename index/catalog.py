@@ -79,7 +79,7 @@ from index.schema import (
     Tombstone,
 )
 from index.schema_names import floor_key
-from index.video_records import MomentRecord, VideoOp, VideoRecord
+from index.video_records import MomentRecord, VideoOp, VideoRecord, group_frames
 
 __all__ = ["CATALOG_SCHEMA", "IMAGES", "SIDECAR", "TEXTS", "Catalog", "same_database", "shown_url", "sqlite_url"]
 
@@ -683,6 +683,17 @@ class Catalog:
         """Every moment of the video whose images row is ``video_id``, in time order."""
         with self._session() as session:
             return moments_of(session, video_id)
+
+    def moment_frames(self) -> dict[tuple[int, int], np.ndarray]:
+        """Sorted moment vector ids by the upright frame size ``(width, height)`` of their video
+        (videos whose size is not known are left out)."""
+        query = (
+            select(MomentRow.id, ImageRow.width, ImageRow.height)
+            .join(ImageRow, ImageRow.id == MomentRow.video_id)
+            .where(ImageRow.width > 0, ImageRow.height > 0)
+        )
+        with self._session() as session:
+            return group_frames(session.execute(query).all())
 
     def video(self, video_id: int) -> VideoRecord | None:
         """The videos row (duration, codec, progress) of a video file, or None."""

@@ -27,6 +27,7 @@ import numpy as np
 
 from index.records import IMAGE_COLUMNS, DocSources, ImageRecord, TextRecord, image_record
 from index.schema_names import CATALOG_SCHEMA, IMAGES, SIDECAR, floor_key
+from index.video_records import group_frames
 
 if TYPE_CHECKING:
     from index.catalog import Catalog
@@ -207,6 +208,16 @@ class QuickCatalog:
         sql = "SELECT id, body, source, image_path FROM texts WHERE id IN ({})"
         return self._read(
             lambda: {row[0]: TextRecord(*row) for row in self._rows(sql, wanted)}, lambda: self.full().texts(ids)
+        )
+
+    def moment_frames(self) -> dict[tuple[int, int], np.ndarray]:
+        """Sorted moment vector ids by the upright frame size ``(width, height)`` of their video."""
+        sql = (
+            "SELECT moments.id, images.width, images.height FROM moments JOIN images ON images.id = moments.video_id"
+            " WHERE images.width > 0 AND images.height > 0"
+        )
+        return self._read(
+            lambda: group_frames(self._connection.execute(sql).fetchall()), lambda: self.full().moment_frames()
         )
 
     def image_by_path(self, path: str) -> ImageRecord | None:

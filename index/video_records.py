@@ -7,9 +7,12 @@ applied in order in one transaction by ``Catalog.apply_videos``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Union
+
+import numpy as np
 
 from index.records import FileStat
 
@@ -25,6 +28,7 @@ __all__ = [
     "VideoMeta",
     "VideoOp",
     "VideoRecord",
+    "group_frames",
 ]
 
 
@@ -126,3 +130,13 @@ class TouchVideo:
 
 
 VideoOp = Union[StartVideo, AddMoments, FinishVideo, FailVideo, CopyVideo, TouchVideo]
+
+
+def group_frames(rows: Iterable[Sequence[int | None]]) -> dict[tuple[int, int], np.ndarray]:
+    """``(moment id, width, height)`` rows as sorted int64 moment ids per ``(width, height)``; rows
+    without a size are left out."""
+    grouped: dict[tuple[int, int], list[int]] = {}
+    for moment_id, width, height in rows:
+        if moment_id is not None and width and height:
+            grouped.setdefault((int(width), int(height)), []).append(int(moment_id))
+    return {size: np.sort(np.asarray(ids, dtype=np.int64)) for size, ids in sorted(grouped.items())}

@@ -53,6 +53,7 @@ from retrieval.models.runtime import FOR_IMAGES, FOR_QUERIES, open_encoder, pick
 from retrieval.models.specs import ModelSpec
 from retrieval.rerank.base import DEFAULT_RERANK_K
 from retrieval.results import DuplicateReport, Hit, IndexReport, LibraryInfo, Term, TextHit, TextReport
+from retrieval.search.framing import FramedQuery, frame_shapes, merge_neighbors
 from retrieval.search.gpu_search import search_hook
 from retrieval.search.hits import media_hits, page_hits, text_hits, word_hits
 from retrieval.search.known_vectors import LibraryVectors
@@ -61,6 +62,7 @@ from retrieval.search.query_vector import (
     embed_image,
     embed_terms,
     embed_text,
+    framed_terms,
     query_vector,
 )
 from retrieval.search.selections import SelectionCache
@@ -722,6 +724,7 @@ class Library:
         mode: str = "auto",
         sort: str = "relevance",
         per_video: bool = True,
+        video_framing: bool = True,
     ) -> list[Hit]:
         """Rank the library's photos and videos by texts and example images; best first.
 
@@ -750,6 +753,11 @@ class Library:
             per_video: a video is one hit at its best moment, listing its other matching
                 moments (``Hit.moments``); False makes every moment a hit of its own (semantic
                 search only: "auto" is semantic then).
+            video_framing: with example images, a video moment also scores against the query
+                with each image cropped at its centre to the shape of the moment's video (what a
+                slideshow or a video filling its frame with the picture shows); the moment takes
+                the better cosine, photos keep the plain one (see :mod:`retrieval.search.framing`).
+                False: the plain query only.
 
         Hits carry ``match``: the OCR line (with its box), caption, keyword or name holding the
         query's words or a ``where.contains`` text, when one does.
@@ -764,9 +772,12 @@ class Library:
         _check_query_types(text, image, terms, k, offset)
         words = " ".join(t for t in (text, *(term.text for term in terms if term.weight > 0)) if isinstance(t, str))
         if reranker is None:
+            framed: list[FramedQuery] = []
             if mode == "keyword":  # no query vector: the model is not loaded
                 _check_query_types(text, image, terms, k, offset)
                 query = None
+            elif video_framing and where.media != PHOTOS:
+                query, framed = self._framed_query(text, image, terms, k, offset)
             else:
                 query = self._query(text, image, terms, k, offset)
             return self.search_vector(
@@ -779,6 +790,7 @@ class Library:
                 mode=mode,
                 sort=sort,
                 per_video=per_video,
+                framed=framed,
             )
         from retrieval.rerank.search import rerank_hits, rerank_text
         from retrieval.search.keyword import pick_mode, sort_hits
@@ -821,6 +833,23 @@ class Library:
         _check_query_types(text, image, terms, k, offset)
         return query_vector(lambda: self.encoder, self.identity.embed_dim, text, image, terms, k, offset, self.known)
 
+    def _framed_query(
+        self, text: str | None, image: str | Path | Image.Image | None, terms: Sequence[Term], k: int, offset: int
+    ) -> tuple[np.ndarray, list[FramedQuery]]:
+        """The query as :meth:`_query` embeds it and, when it has an image and the library holds
+        videos, the query framed like each shape of their frames."""
+        _check_query_types(text, image, terms, k, offset)
+        check_paging(k, offset)
+        given = [*([Term(text=text)] if text is not None else []), *([Term(image=image)] if image is not None else [])]
+        given += terms
+        shapes = []
+        if any(term.image is not None for term in given):
+            self.images.refresh()
+            shapes = frame_shapes(self._selections.frames(self.images.generation))
+        if not shapes:
+            return self._query(text, image, terms, k, offset), []
+        return framed_terms(lambda: self.encoder, given, self.identity.embed_dim, shapes, self.known)
+
     @_while_open
     def embed_terms(self, terms: Sequence[Term]) -> np.ndarray:
         """The renormalised weighted sum ``(dim,)`` of the terms' unit vectors."""
@@ -839,9 +868,12 @@ class Library:
         mode: str = "semantic",
         sort: str = "relevance",
         per_video: bool = True,
+        framed: Sequence[FramedQuery] = (),
     ) -> list[Hit]:
         """Rank photos and videos by a unit query vector ``(dim,)`` and, in keyword or hybrid mode,
         by the keyword ``words`` (``query`` may be None in keyword mode); see :meth:`search`.
+        ``framed``: more queries, each scoring only its moments, which take their best score
+        (:meth:`search`'s ``video_framing``; ignored in keyword mode).
 
         Raises:
             QueryError: a vector of the wrong size, with NaN or infinite entries or all zeros,
@@ -862,6 +894,7 @@ class Library:
         check_paging(k, offset)
         min_score = check_min_score(min_score)
         row = None if query is None else check_query_vector(query, self.identity.embed_dim)  # (1, D)
+        framed = [replace(f, vector=check_query_vector(f.vector, self.identity.embed_dim)) for f in framed]
         if not isinstance(where, ImageFilter):
             raise QueryError(f"where must be an ImageFilter, not {type(where).__name__}")
         phrases = parse_query(words)
@@ -888,7 +921,7 @@ class Library:
         keyword = keyword_ranking(self.catalog.keywords, phrases, files) if mode != "semantic" else []
         if mode == "semantic":
             assert row is not None  # checked above
-            hits = self._semantic(row, k + offset, allowed, per_video)
+            hits = self._semantic(row, k + offset, allowed, per_video, framed)
             hits = page_hits(hits, offset, min_score)
             records = self.catalog.images([h.file_id for h in hits]) if sort != "relevance" else {}
         elif mode == "keyword":
@@ -899,21 +932,38 @@ class Library:
             pool = max(HYBRID_POOL, k + offset)
             assert row is not None  # checked above
             vector = row.reshape(-1)  # (D,)
-            found = {h.file_id: h for h in self._semantic(vector.reshape(1, -1), pool, allowed, True)}
+            found = {h.file_id: h for h in self._semantic(vector.reshape(1, -1), pool, allowed, True, framed)}
             fused = fuse(list(found), keyword[:pool])[: k + offset]
             records = self.catalog.images([i for i, _ in fused])
             found.update(word_hits(self.catalog, {i: r for i, r in records.items() if i not in found}, vector))
             hits = fused_hits(fused, found, keyword[:pool], offset, min_score)
         return sort_hits(self._with_matches(hits, phrases, where), records, sort)
 
-    def _semantic(self, vector: np.ndarray, wanted: int, allowed: np.ndarray | None, per_video: bool) -> list[Hit]:
-        """Ranked hits of the vector search for ``vector`` ``(1, D)``: ``wanted`` when that many exist."""
+    def _semantic(
+        self,
+        vector: np.ndarray,
+        wanted: int,
+        allowed: np.ndarray | None,
+        per_video: bool,
+        framed: Sequence[FramedQuery] = (),
+    ) -> list[Hit]:
+        """Ranked hits of the vector search for ``vector`` ``(1, D)``: ``wanted`` when that many exist.
+        Each of ``framed`` (rows ``(1, D)``) searches its own moments among ``allowed``; a vector
+        takes its best score of all (:func:`retrieval.search.framing.merge_neighbors`)."""
+        scoped = [
+            (f.vector, f.moments if allowed is None else np.intersect1d(f.moments, allowed, assume_unique=True))
+            for f in framed
+        ]
+        scoped = [(row, ids) for row, ids in scoped if len(ids)]
         pool = wanted
         while True:  # a video's many moments take one hit: widen the pool until ``wanted`` hits
             (found,) = self.images.search(vector, pool, allowed)
+            if scoped:
+                more = [self.images.search(row, min(pool, len(ids)), ids)[0] for row, ids in scoped]
+                found = merge_neighbors(found, more, pool)
             hits = self._hits(found, per_video)
             if len(hits) >= wanted or len(found.ids) < pool or pool >= len(self.images.index):
-                return hits
+                return hits[:wanted]  # a widened pool can hold more files than asked for
             pool = min(4 * pool, len(self.images.index))
 
     def _hits(self, found: Neighbors, per_video: bool) -> list[Hit]:

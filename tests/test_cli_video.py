@@ -56,5 +56,20 @@ def test_videos_through_the_cli(tmp_path: Path, tiny_model_dir: Path) -> None:
     ]
     mixed = run("search", "film", "--mode", "hybrid", "--each-moment")
     assert mixed.exit_code == 2 and "--mode semantic" in mixed.output
+    query = tmp_path / "wide.png"  # a photo of another shape than the film: its moments score it framed too
+    photos[0][1].save(query)
+    framed = [
+        json.loads(x) for x in run("search", "--image", str(query), "--json", "--each-moment").stdout.splitlines()
+    ]
+    plain = run("search", "--image", str(query), "--json", "--each-moment", "--no-video-framing")
+    assert plain.exit_code == 0, plain.output
+    plain_scores = {(h["path"], h.get("start")): h["score"] for h in map(json.loads, plain.stdout.splitlines())}
+    framed_scores = {(h["path"], h.get("start")): h["score"] for h in framed}
+    assert framed_scores.keys() == plain_scores.keys()
+    assert all(framed_scores[key] >= plain_scores[key] - 1e-6 for key in plain_scores)
+    assert any(framed_scores[key] > plain_scores[key] + 1e-6 for key in plain_scores if key[1] is not None)
+    assert framed_scores[(str(media / "rocket.jpg"), None)] == pytest.approx(
+        plain_scores[(str(media / "rocket.jpg"), None)]
+    )
     info = json.loads(run("info", "--json").stdout)
     assert (info["images"], info["videos"], info["moments"]) == (1, 1, report["moments"])

@@ -459,6 +459,13 @@ EachMomentOpt = Annotated[
         "--each-moment", help="List every matching moment of a video, not one hit per video (--mode semantic)."
     ),
 ]
+NoVideoFramingOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-video-framing",
+        help="Score video moments against each --image as given only, not also cropped to the video's shape.",
+    ),
+]
 
 # ---- texts --------------------------------------------------------------------------------------
 TextFilesArg = Annotated[

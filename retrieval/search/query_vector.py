@@ -19,6 +19,7 @@ import numpy as np
 from index.records import is_utf8
 from retrieval.errors import QueryError
 from retrieval.results import Term
+from retrieval.search.framing import FramedQuery, FrameShape, frame_crop
 from retrieval.search.query import MAX_WEIGHT, check_text
 
 if TYPE_CHECKING:
@@ -34,7 +35,9 @@ __all__ = [
     "embed_image",
     "embed_terms",
     "embed_text",
+    "framed_terms",
     "normalised",
+    "query_image",
     "query_vector",
 ]
 
@@ -77,18 +80,88 @@ def embed_image(encoder: EncoderFn, image: str | Path | Image.Image, known: Know
         stored = known.image(image)
         if stored is not None:
             return stored
+    pil = query_image(image)
+    model = encoder()
+    return model.encode_images(model.stack([model.preprocess(pil)]))[0]
+
+
+def query_image(image: str | Path | Image.Image) -> Image.Image:
+    """The RGB picture of a query image (a path, ``~`` expanded, or a PIL image).
+
+    Raises:
+        QueryError: the file cannot be decoded as an image.
+    """
     from retrieval.errors import ImageDecodeError
     from retrieval.images.decode import decode_file, to_rgb
 
     if isinstance(image, (str, Path)):
+        image = os.path.expanduser(image)
         try:
-            pil = decode_file(image).image
+            return decode_file(image).image
         except ImageDecodeError as exc:
             raise QueryError(f"cannot use {image} as a query image: {exc}") from exc
-    else:
-        pil = to_rgb(image)
+    return to_rgb(image)
+
+
+def framed_terms(
+    encoder: EncoderFn,
+    terms: Sequence[Term],
+    dim: int,
+    shapes: Sequence[FrameShape],
+    known: KnownVectors | None = None,
+) -> tuple[np.ndarray, list[FramedQuery]]:
+    """The query of ``terms`` ``(dim,)`` as :func:`embed_terms` makes it, and the same query with
+    its images framed for each of ``shapes`` (:mod:`retrieval.search.framing`): each image and
+    its crops go through the encoder in one batch. A shape none of whose images needs a crop
+    (they have its aspect already) gives no framed query.
+
+    Raises:
+        QueryError: what :func:`embed_terms` refuses.
+    """
+    for term in terms:
+        if isinstance(term.image, (str, os.PathLike)):
+            check_image_file(term.image)
+    plain: dict[int, np.ndarray] = {}  # id(term) -> its unit vector
+    framings: dict[int, list[np.ndarray | None]] = {}  # id(image term) -> its vector per shape (None: no crop)
+
+    def vector_of(term: Term) -> np.ndarray:
+        if term.text is not None:
+            plain[id(term)] = embed_text(encoder, term.text, known)
+        else:
+            assert term.image is not None  # combine_terms checked that each term is a text or an image
+            plain[id(term)], framings[id(term)] = _framed_image(encoder, term.image, shapes, known)
+        return plain[id(term)]
+
+    query = combine_terms(terms, dim, vector_of)
+    queries = []
+    for at, shape in enumerate(shapes):
+        framed = {key: vector for key, vectors in framings.items() if (vector := vectors[at]) is not None}
+        if framed:
+            total = np.zeros(dim, np.float64)
+            for term in terms:
+                total += term.weight * framed.get(id(term), plain[id(term)])
+            queries.append(FramedQuery(normalised(total), shape.moments))
+    return query, queries
+
+
+def _framed_image(
+    encoder: EncoderFn, image: str | Path | Image.Image, shapes: Sequence[FrameShape], known: KnownVectors | None
+) -> tuple[np.ndarray, list[np.ndarray | None]]:
+    """An image term's unit vector and, per shape, that of its crop to the shape (None: not cropped)."""
+    stored = None
+    if known is not None and isinstance(image, (str, Path)):
+        name = os.path.expanduser(image)
+        stored = known.image(name) if isinstance(name, str) and is_utf8(name) else None
+    pil = query_image(image)
+    crops = [frame_crop(pil, shape.aspect) for shape in shapes]
+    batch = ([] if stored is not None else [pil]) + [c for c in crops if c is not None]
+    if not batch:
+        assert stored is not None
+        return stored, [None] * len(shapes)
     model = encoder()
-    return model.encode_images(model.stack([model.preprocess(pil)]))[0]
+    vectors = list(model.encode_images(model.stack([model.preprocess(p) for p in batch])))
+    plain = stored if stored is not None else vectors.pop(0)
+    return plain, [None if crop is None else vectors.pop(0) for crop in crops]
 
 
 def embed_terms(encoder: EncoderFn, terms: Sequence[Term], dim: int, known: KnownVectors | None = None) -> np.ndarray:

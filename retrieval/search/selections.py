@@ -1,4 +1,5 @@
-"""The ids passing an image filter, cached per filter until the catalog changes (paging reuses them)."""
+"""The ids passing an image filter, and the moments of each shape of video frames, cached until the catalog
+changes (paging reuses them)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ class SelectionCache:
         self.size = size  # filters kept; the oldest goes first
         # (filter, generation, files) -> allowed vector ids (files: catalog ids of files)
         self._cache: dict[tuple[ImageFilter, int, bool], np.ndarray] = {}
+        self._frames: tuple[int, dict[tuple[int, int], np.ndarray]] | None = None  # (generation, moment_frames)
         self._lock = threading.Lock()
 
     def allowed(self, where: ImageFilter, generation: int, files: bool = False) -> np.ndarray:
@@ -41,3 +43,14 @@ class SelectionCache:
                     self._cache.pop(next(iter(self._cache)))
                 self._cache[key] = cached
         return cached
+
+    def frames(self, generation: int) -> dict[tuple[int, int], np.ndarray]:
+        """Moment vector ids by their video's frame size (``Catalog.moment_frames``) as of
+        ``generation`` of the image store."""
+        with self._lock:
+            cached = self._frames
+        if cached is None or cached[0] != generation:
+            cached = (generation, self.catalog.moment_frames())
+            with self._lock:
+                self._frames = cached
+        return cached[1]

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from index.catalog import CATALOG_SCHEMA, IMAGES, Catalog, sqlite_url
+from index.quick_catalog import QuickCatalog
 from index.records import FAILED, INDEXED, PARTIAL, ImageFilter, Moved
 from index.store import IndexConfig, VectorStore
 from index.video_records import (
@@ -121,6 +122,41 @@ def test_filters_pick_moments_by_their_video(catalog: Catalog, rng: np.random.Ge
     assert pick(extensions=("mov", "png")) == clip | {catalog.image_by_path("/q/b.png").id}  # type: ignore[union-attr]
     assert pick(after=datetime(2023, 7, 14), before=datetime(2023, 7, 15)) == film  # the film's capture date
     assert pick(media="videos", under=("/q",)) == clip
+
+
+def test_moments_are_grouped_by_their_videos_frame_size_on_both_catalogs(
+    catalog: Catalog, rng: np.random.Generator
+) -> None:
+    """What image queries frame themselves by (retrieval.search.framing): the full catalog and, on
+    SQLite, the quick one (no SQLAlchemy) give the same groups."""
+    assert catalog.moment_frames() == {}
+    catalog.apply(embedded=[embedded("/p/a.jpg", unit_rows(rng, 1, DIM)[0])])
+    _index_video(catalog, rng, "/p/film.mp4")
+    _index_video(catalog, rng, "/p/film2.mp4", identity="v1:film2")  # the same size: one group
+    portrait = VideoMeta(64, 96, "MOV", 3.0, "hevc", 30.0, 90)  # upright size, after the rotation
+    catalog.apply_videos(
+        [
+            StartVideo(stat("/q/clip.MOV"), "v1:clip", portrait, 2.0),
+            AddMoments("/q/clip.MOV", _moments(rng, [0, 1, 3]), 3.0),
+        ]
+    )
+    want = {}
+    for path in ("/p/film.mp4", "/p/film2.mp4", "/q/clip.MOV"):
+        video = catalog.image_by_path(path)
+        assert video is not None and video.width and video.height
+        ids = want.setdefault((video.width, video.height), [])
+        ids += [m.id for m in catalog.moments_of(video.id)]
+    frames = catalog.moment_frames()
+    assert sorted(frames) == [(64, 96), (96, 64)]
+    assert {size: ids.tolist() for size, ids in frames.items()} == {size: sorted(ids) for size, ids in want.items()}
+    assert all(ids.dtype == np.int64 for ids in frames.values())
+    if catalog.url.startswith("sqlite:///"):
+        quick = QuickCatalog.attempt(catalog.url)
+        assert quick is not None
+        got = quick.moment_frames()
+        assert {s: i.tolist() for s, i in got.items()} == {s: i.tolist() for s, i in frames.items()}
+        assert quick._full is None  # noqa: SLF001  (answered without SQLAlchemy)
+        quick.close()
 
 
 def test_a_video_file_has_a_keyword_document_by_its_own_id(catalog: Catalog, rng: np.random.Generator) -> None:

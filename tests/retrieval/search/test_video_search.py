@@ -8,11 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from index.records import ImageFilter
 from retrieval.errors import QueryError
 from retrieval.library import Library
-from retrieval.results import Hit
+from retrieval.results import Hit, Term
+from retrieval.search.framing import frame_crop
 from retrieval.search.hits import word_hits
 from retrieval.video.frames import VideoReader
 from tests.helpers.videos import EDITED, PHONE, scikit_photos, write_slideshow
@@ -206,3 +208,125 @@ def film_query(library_dir: tuple) -> np.ndarray:
     near = vectors[rng.choice(len(vectors), 3, replace=False)] + rng.normal(0, 0.05, (3, vectors.shape[1]))
     queries = np.concatenate([near, rng.normal(size=(3, vectors.shape[1]))]).astype(np.float32)
     return queries / np.linalg.norm(queries, axis=1, keepdims=True)
+
+
+# ---- image queries framed like each video's frames (retrieval.search.framing) -----------------
+
+
+@pytest.fixture(scope="module")
+def shapes_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> tuple[Path, Path]:
+    """A 16:9 video, a portrait (9:16) one in a folder of its own, and two photos."""
+    root = tmp_path_factory.mktemp("video-framing")
+    media = root / "media"
+    (media / "phone").mkdir(parents=True)
+    items = list(scikit_photos(NAMES).items())
+    write_slideshow(media / "wide.mp4", items[:3], (3.0, 4.0, 3.0), size=(96, 54), gop=PHONE, seed=3)
+    write_slideshow(media / "phone" / "tall.mp4", items[3:6], (3.0, 3.0, 4.0), size=(54, 96), gop=EDITED, seed=4)
+    for name, photo in items[6:]:
+        photo.save(media / f"{name}.png")
+    with Library.open(root / "library", model=f"local-dir:{tiny_model_dir}", device="cpu") as lib:
+        report = lib.index([media])
+        assert report.failed == 0 and report.videos == 2
+    return root, media
+
+
+def _framed_oracle(lib: Library, picture: Image.Image, where: ImageFilter = ImageFilter()) -> dict[int, float]:
+    """Vector id -> score, by brute force: a photo its cosine with the plain query; a moment the
+    better of that and its cosine with the query cropped to its video's shape."""
+
+    def embed(image: Image.Image) -> np.ndarray:
+        return lib.encoder.encode_images(lib.encoder.stack([lib.encoder.preprocess(image)]))[0]
+
+    plain = embed(picture.convert("RGB"))
+    ids = lib.catalog.select_images(where).tolist()
+    vectors = {i: np.frombuffer(v, "<f4") for i, v in lib.catalog.vectors_for(ids).items()}
+    moments = lib.catalog.moments(ids)
+    videos = lib.catalog.images(sorted({m.video_id for m in moments.values()}))
+    scores = {}
+    for i, vector in vectors.items():
+        scores[i] = float(plain @ vector)
+        if i in moments:
+            video = videos[moments[i].video_id]
+            crop = frame_crop(picture.convert("RGB"), video.width / video.height)  # type: ignore[operator]
+            if crop is not None:
+                scores[i] = max(scores[i], float(embed(crop) @ vector))
+    return scores
+
+
+def test_an_image_query_scores_each_moment_framed_like_its_video_as_brute_force_does(
+    shapes_dir: tuple[Path, Path],
+) -> None:
+    root, media = shapes_dir
+    queries = {
+        "square": scikit_photos(("astronaut",))["astronaut"],
+        "3:2": scikit_photos(("coffee",))["coffee"],
+        "portrait": scikit_photos(("rocket",))["rocket"].transpose(Image.Transpose.ROTATE_90),
+        "16:9": scikit_photos(("chelsea",))["chelsea"].resize((160, 90)),
+    }
+    indexed = media / f"{NAMES[6]}.png"  # a query by the path of an indexed photo: its stored vector, and crops
+    raised = 0
+    with Library.open(root / "library", device="cpu") as lib:
+        for label, picture in [*queries.items(), ("indexed", Image.open(indexed))]:
+            query = indexed if label == "indexed" else picture
+            for where in (ImageFilter(), ImageFilter(media="videos"), ImageFilter(under=(str(media / "phone"),))):
+                want = _framed_oracle(lib, picture, where)
+                hits = lib.search(image=query, k=100, per_video=False, where=where)
+                assert [h.id for h in hits] == sorted(want, key=lambda i: (-want[i], i)), (label, where)
+                np.testing.assert_allclose([h.score for h in hits], [want[h.id] for h in hits], atol=1e-5)
+                files = lib.search(image=query, k=10, where=where)  # one hit per video, at its best moment
+                best: dict[str, tuple[float, int]] = {}
+                for h in hits:
+                    best.setdefault(h.path, (h.score, h.id))
+                assert [(h.path, h.id) for h in files] == [(p, i) for p, (_, i) in best.items()]
+                page = lib.search(image=query, k=2, offset=1, where=where)  # ranks carry on
+                assert [(h.rank, h.id, h.score) for h in page] == [(h.rank, h.id, h.score) for h in files[1:3]]
+            plain = lib.search_vector(lib.embed_image(query), k=100, per_video=False)
+            unframed = lib.search(image=query, k=100, per_video=False, video_framing=False)
+            assert [h.id for h in unframed] == [h.id for h in plain]
+            np.testing.assert_allclose([h.score for h in unframed], [h.score for h in plain], atol=1e-6)
+            photos = [(h.id, h.score) for h in plain if h.media == "photo"]  # photos keep their plain scores
+            assert [
+                (h.id, h.score) for h in lib.search(image=query, k=100, per_video=False) if h.media == "photo"
+            ] == photos
+            framed = {h.id: h.score for h in lib.search(image=query, k=100, per_video=False)}
+            raised += sum(framed[h.id] > h.score + 1e-6 for h in plain if h.media == "video")
+            if label == "16:9":  # no crop for the wide video's moments; the tall one's do change
+                assert all(
+                    framed[h.id] == pytest.approx(h.score, abs=1e-6) for h in plain if h.path.endswith("wide.mp4")
+                )
+        assert raised > 0  # framing changed some scores (else the oracle above proved little)
+        only_photos = lib.search(image=queries["square"], where=ImageFilter(media="photos"), k=10)
+        mixed = [h for h in lib.search(image=queries["square"], k=10) if h.media == "photo"]
+        assert [h.id for h in only_photos] == [h.id for h in mixed]
+        np.testing.assert_allclose([h.score for h in only_photos], [h.score for h in mixed], atol=1e-6)
+
+
+def test_texts_alone_are_not_framed_and_images_among_terms_are(shapes_dir: tuple[Path, Path]) -> None:
+    """A text query is as before; a text and an image together: each moment also scores the
+    weighted sum with the image cropped like its video."""
+    root, _ = shapes_dir
+    picture = scikit_photos(("astronaut",))["astronaut"]
+    terms = [Term(text="a person in a suit", weight=0.5), Term(image=picture, weight=1.0)]
+    with Library.open(root / "library", device="cpu") as lib:
+        text = lib.search("a person in a suit", k=100, per_video=False, mode="semantic")
+        assert text == lib.search_vector(lib.embed_terms([Term(text="a person in a suit")]), k=100, per_video=False)
+        hits = lib.search(terms=terms, k=100, per_video=False, mode="semantic")
+        text_vector = lib.embed_terms([Term(text="a person in a suit")])
+        plain = lib.embed_image(picture)
+        vectors = lib.catalog.vectors_for([h.id for h in hits])
+        moments = lib.catalog.moments([h.id for h in hits])
+        videos = lib.catalog.images(sorted({m.video_id for m in moments.values()}))
+        for hit in hits:
+            vector = np.frombuffer(vectors[hit.id], "<f4")
+
+            def score(image_vector: np.ndarray, vector: np.ndarray = vector) -> float:
+                total = 0.5 * text_vector + image_vector
+                return float(total / np.linalg.norm(total) @ vector)
+
+            want = score(plain)
+            if hit.id in moments:
+                video = videos[moments[hit.id].video_id]
+                crop = frame_crop(picture, video.width / video.height)  # type: ignore[operator]
+                assert crop is not None  # a square picture is cropped for either video
+                want = max(want, score(lib.embed_image(crop)))
+            assert hit.score == pytest.approx(want, abs=1e-5)
