@@ -5,9 +5,10 @@ Importing SQLAlchemy and mapping the catalog's tables costs ~0.3 s of a ~1.2 s s
 A search of a library whose index is up to date reads little from its catalog: the schema
 version and the generation counter on open, the rows of its hits, the keyword index's
 phrase lookups and the texts behind the hits' documents (for ``match``), the text rows of
-``--texts`` hits, and for an image query the row of that file. :func:`open_catalog` with ``quick=True`` gives a
-:class:`QuickCatalog` for a SQLite catalog file: those reads run on the standard library's
-``sqlite3``, with the same SQL the full catalog's queries compile to. Anything else (a
+``--texts`` hits, the changes a vector snapshot has not seen yet, and for an image query
+the row of that file and the frame sizes of the videos. :func:`open_catalog` with
+``quick=True`` gives a :class:`QuickCatalog` for a SQLite catalog file: those reads run on
+the standard library's ``sqlite3``, with the same SQL the full catalog's queries compile to. Anything else (a
 write, a filter, a stale index, another schema version) and any of those reads that fails
 goes to a full :class:`index.catalog.Catalog`, opened on first need, which behaves as it
 always does (its errors name the fix, it migrates, it writes). Tests compare every read
@@ -198,7 +199,7 @@ class QuickCatalog:
                 raise ValueError("a stored vector of another size")
             ids = np.asarray([i for i, _ in rows], dtype=np.int64)
             vectors = np.frombuffer(b"".join(blob for _, blob in rows), dtype="<f4").reshape(len(rows), dim)
-            return ids, vectors.astype(np.float32)
+            return ids, np.ascontiguousarray(vectors, dtype=np.float32)  # as the full catalog's: no copy
 
         return self._read(fast, lambda: self.full().vectors_since(corpus, gen, dim))
 
